@@ -1,0 +1,61 @@
+"""The encoder contract every backbone fulfils."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What a registered backbone name stands for, shown by ``edgessl backbones``."""
+
+    name: str
+    variant: str  # the exact architecture, e.g. "torchvision shufflenet_v2_x0_5"
+    in_study: bool = False  # one of the five networks the reference study measured
+
+
+class Encoder(nn.Module):
+    """Maps a normalised float batch (N, C, H, W) to pooled features (N, feature_dim).
+
+    Classifier heads are removed; weights are randomly initialised, never downloaded.
+    """
+
+    def __init__(self, body: nn.Module, feature_dim: int, spec: BackboneSpec) -> None:
+        super().__init__()
+        self.body = body
+        self.feature_dim = feature_dim
+        self.spec = spec
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.body(images), 1)
+
+
+def replace_first_conv(module: nn.Module, in_channels: int) -> None:
+    """Swap the first Conv2d for one taking ``in_channels`` inputs, keeping its geometry.
+
+    Split-Brain feeds each half of the network a subset of channels (L or ab).
+    """
+    for parent in module.modules():
+        for child_name, child in parent.named_children():
+            if isinstance(child, nn.Conv2d):
+                if child.in_channels == in_channels:
+                    return
+                setattr(
+                    parent,
+                    child_name,
+                    nn.Conv2d(
+                        in_channels,
+                        child.out_channels,
+                        kernel_size=child.kernel_size,
+                        stride=child.stride,
+                        padding=child.padding,
+                        dilation=child.dilation,
+                        groups=1,
+                        bias=child.bias is not None,
+                    ),
+                )
+                return
+    raise ValueError(f"{type(module).__name__} has no Conv2d to adapt")

@@ -1,0 +1,35 @@
+"""Backbones from timm: EfficientNet-lite0 (the study's) and any ``timm:<name>``.
+
+timm builds the network without a head (``num_classes=0``) and pools globally, so every
+timm model fits the :class:`Encoder` contract; ``pretrained=False`` keeps tests and
+users off the network.
+"""
+
+from __future__ import annotations
+
+import timm
+
+from edgessl.backbones import BACKBONES
+from edgessl.backbones.base import BackboneSpec, Encoder
+from edgessl.errors import UnknownNameError
+
+
+def build_timm_encoder(model_name: str, in_channels: int = 3, registered_as: str | None = None) -> Encoder:
+    if not timm.is_model(model_name):
+        raise UnknownNameError(
+            "timm model",
+            model_name,
+            timm.list_models(f"*{model_name[:4]}*")[:20] or timm.list_models()[:20],
+            hint="List them with: python -c \"import timm; print(timm.list_models())\"",
+        )
+    model = timm.create_model(model_name, pretrained=False, num_classes=0, in_chans=in_channels)
+    name = registered_as or f"timm:{model_name}"
+    spec = BackboneSpec(name, f"timm {model_name}", in_study=registered_as == "efficientnet_lite0")
+    # Models with a conv head (MobileNetV3/V4) pool to head_hidden_size, not num_features.
+    feature_dim = getattr(model, "head_hidden_size", None) or model.num_features
+    return Encoder(model, feature_dim, spec)
+
+
+@BACKBONES.register("efficientnet_lite0")
+def build_efficientnet_lite0(in_channels: int = 3) -> Encoder:
+    return build_timm_encoder("efficientnet_lite0", in_channels, registered_as="efficientnet_lite0")

@@ -1,0 +1,76 @@
+"""The ``edgessl`` command: parse, call the library, render with rich.
+
+Each subcommand lives in ``edgessl/cli/<name>.py`` with ``add_parser(subparsers)`` that
+registers its options and sets ``handler``. Command modules import only the standard
+library at top level and import the library inside their handler, so ``edgessl eval
+--onnx`` runs without torch and ``edgessl --help`` is instant.
+
+User errors (:class:`edgessl.errors.EdgesslError`) print one line and exit with their
+code; Ctrl-C exits with 130. Bugs keep their traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import typing
+import importlib
+import sys
+from collections.abc import Sequence
+
+from edgessl import __version__
+
+COMMANDS = ("demo", "train", "eval", "sweep", "study", "explain", "profile", "export", "backbones")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="edgessl", description="Self-supervised pretraining, benchmarking and edge deployment of lightweight vision encoders.")
+    parser.add_argument("--version", action="version", version=f"edgessl {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"edgessl.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"edgessl.cli.{name}":
+                raise
+            continue  # command not built yet
+        module.add_parser(subparsers)
+    return parser
+
+
+def print_error(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from edgessl.errors import EdgesslError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except EdgesslError as exc:
+        print_error(_escape(str(exc)))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print_error("interrupted")
+        return 130
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""The one thing every dataset hands over: uint8 images in memory, labels, statistics.
+
+Augmentation runs batched on the training device, so datasets never decode or
+transform per sample at training time; they decode once into a uint8 tensor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+RGB = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """Images ``(N, 3, H, W)`` uint8, optional int64 labels ``(N,)``, and what describes them.
+
+    ``labels is None`` means unlabelled (pretext only): there is no placeholder label
+    an evaluator could mistake for a class.
+    """
+
+    name: str
+    split: str
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    class_names: tuple[str, ...]
+    mean: RGB  # per-channel statistics of images / 255, used to normalise
+    std: RGB
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
+            raise ValueError(f"images must be uint8 (N, 3, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels is not None and self.labels.shape != (len(self.images),):
+            raise ValueError(f"labels shape {tuple(self.labels.shape)} does not match {len(self.images)} images")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[-1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def is_labelled(self) -> bool:
+        return self.labels is not None
+
+
+def channel_stats(images: torch.Tensor, max_images: int = 10_000) -> tuple[RGB, RGB]:
+    """Per-channel mean and std of uint8 images scaled to [0, 1] (on a prefix for speed)."""
+    sample = images[:max_images].to(torch.float64) / 255.0
+    mean = sample.mean(dim=(0, 2, 3))
+    std = sample.std(dim=(0, 2, 3))
+    return tuple(mean.tolist()), tuple(std.tolist())  # type: ignore[return-value]

@@ -1,0 +1,49 @@
+"""Method registry: ``build_method(name, backbone, image_size, mean, std, config)``.
+
+Adding a method is one module with a :class:`Method` subclass registered here.
+"""
+
+from __future__ import annotations
+
+from edgessl.methods.base import Method, MethodConfig, OptimizerConfig, Representation
+from edgessl.registry import Registry
+
+METHODS: Registry[type[Method]] = Registry("method")
+
+
+def _register_methods() -> None:
+    from edgessl.methods import byol, mocov2, rotnet, simclr, splitbrain  # noqa: F401
+
+
+def method_class(name: str) -> type[Method]:
+    _register_methods()
+    return METHODS.get(name)
+
+
+def method_names() -> list[str]:
+    _register_methods()
+    return METHODS.names()
+
+
+def build_method(
+    name: str,
+    backbone: str,
+    image_size: int,
+    mean: tuple[float, float, float],
+    std: tuple[float, float, float],
+    config: MethodConfig | None = None,
+) -> Method:
+    cls = method_class(name)
+    return cls(backbone, config if config is not None else cls.Config(), image_size, mean, std)
+
+
+__all__ = [
+    "METHODS",
+    "Method",
+    "MethodConfig",
+    "OptimizerConfig",
+    "Representation",
+    "build_method",
+    "method_class",
+    "method_names",
+]
