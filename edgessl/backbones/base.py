@@ -20,17 +20,23 @@ class BackboneSpec:
 class Encoder(nn.Module):
     """Maps a normalised float batch (N, C, H, W) to pooled features (N, feature_dim).
 
-    Classifier heads are removed; weights are randomly initialised, never downloaded.
+    ``features`` keeps the spatial map (N, feature_dim, h, w) for methods that predict
+    per position (Split-Brain); ``pool`` reduces it. Classifier heads are removed;
+    weights are randomly initialised, never downloaded.
     """
 
-    def __init__(self, body: nn.Module, feature_dim: int, spec: BackboneSpec) -> None:
+    def __init__(self, features: nn.Module, feature_dim: int, spec: BackboneSpec, pool: nn.Module | None = None) -> None:
         super().__init__()
-        self.body = body
+        self.features = features
+        self.pool = pool if pool is not None else nn.AdaptiveAvgPool2d(1)
         self.feature_dim = feature_dim
         self.spec = spec
 
+    def forward_spatial(self, images: torch.Tensor) -> torch.Tensor:
+        return self.features(images)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(self.body(images), 1)
+        return torch.flatten(self.pool(self.forward_spatial(images)), 1)
 
 
 def replace_first_conv(module: nn.Module, in_channels: int) -> None:

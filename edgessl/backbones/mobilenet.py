@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from torch import nn
 from torchvision.models import mobilenet_v2
 
 from edgessl.backbones import BACKBONES
@@ -13,6 +12,5 @@ from edgessl.backbones.base import BackboneSpec, Encoder, replace_first_conv
 def build_mobilenetv2(in_channels: int = 3) -> Encoder:
     model = mobilenet_v2(weights=None)
     replace_first_conv(model.features, in_channels)
-    body = nn.Sequential(model.features, nn.AdaptiveAvgPool2d(1))
     spec = BackboneSpec("mobilenetv2", "torchvision mobilenet_v2 (width 1.0)", in_study=True)
-    return Encoder(body, model.last_channel, spec)
+    return Encoder(model.features, model.last_channel, spec)

@@ -14,9 +14,10 @@ from edgessl.backbones.base import BackboneSpec, Encoder, replace_first_conv
 def _resnet_encoder(name: str, make: Callable[..., ResNet], in_channels: int, in_study: bool) -> Encoder:
     model = make(weights=None)
     replace_first_conv(model, in_channels)
-    feature_dim = model.fc.in_features
-    model.fc = nn.Identity()
-    return Encoder(model, feature_dim, BackboneSpec(name, f"torchvision {make.__name__}", in_study))
+    features = nn.Sequential(
+        model.conv1, model.bn1, model.relu, model.maxpool, model.layer1, model.layer2, model.layer3, model.layer4
+    )
+    return Encoder(features, model.fc.in_features, BackboneSpec(name, f"torchvision {make.__name__}", in_study))
 
 
 @BACKBONES.register("resnet18")

@@ -29,10 +29,9 @@ def _shufflenet_encoder(name: str, width: str, in_channels: int) -> Encoder:
     make = _WIDTHS[width]
     model = make(weights=None)
     replace_first_conv(model, in_channels)
-    feature_dim = model.fc.in_features
-    model.fc = nn.Identity()  # torchvision pools (mean over H, W) right before fc
+    features = nn.Sequential(model.conv1, model.maxpool, model.stage2, model.stage3, model.stage4, model.conv5)
     spec = BackboneSpec(name, f"torchvision {make.__name__}", in_study=name == "shufflenetv2")
-    return Encoder(model, feature_dim, spec)
+    return Encoder(features, model.fc.in_features, spec)
 
 
 def _register(name: str, width: str) -> None:

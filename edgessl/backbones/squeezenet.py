@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from torch import nn
 from torchvision.models import SqueezeNet, squeezenet1_0, squeezenet1_1
 
 from edgessl.backbones import BACKBONES
@@ -21,9 +20,8 @@ _FEATURE_DIM = 512  # channels out of the last fire module in both versions
 def _squeezenet_encoder(name: str, make: Callable[..., SqueezeNet], in_channels: int) -> Encoder:
     model = make(weights=None)
     replace_first_conv(model.features, in_channels)
-    body = nn.Sequential(model.features, nn.AdaptiveAvgPool2d(1))
     spec = BackboneSpec(name, f"torchvision {make.__name__}", in_study=name == "squeezenet")
-    return Encoder(body, _FEATURE_DIM, spec)
+    return Encoder(model.features, _FEATURE_DIM, spec)
 
 
 @BACKBONES.register("squeezenet")

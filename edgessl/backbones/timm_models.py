@@ -8,10 +8,36 @@ users off the network.
 from __future__ import annotations
 
 import timm
+import torch
+from torch import nn
 
 from edgessl.backbones import BACKBONES
 from edgessl.backbones.base import BackboneSpec, Encoder
 from edgessl.errors import UnknownNameError
+
+
+class _TimmFeatures(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(images)
+
+
+class _TimmHead(nn.Module):
+    """timm's own pooling (and conv head, for MobileNetV3/V4) without the classifier.
+
+    Holds the model through a plain attribute so its weights are registered once, by
+    ``_TimmFeatures``.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.__dict__["_model"] = model
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self._model.forward_head(features, pre_logits=True)
 
 
 def build_timm_encoder(model_name: str, in_channels: int = 3, registered_as: str | None = None) -> Encoder:
@@ -27,7 +53,7 @@ def build_timm_encoder(model_name: str, in_channels: int = 3, registered_as: str
     spec = BackboneSpec(name, f"timm {model_name}", in_study=registered_as == "efficientnet_lite0")
     # Models with a conv head (MobileNetV3/V4) pool to head_hidden_size, not num_features.
     feature_dim = getattr(model, "head_hidden_size", None) or model.num_features
-    return Encoder(model, feature_dim, spec)
+    return Encoder(_TimmFeatures(model), feature_dim, spec, pool=_TimmHead(model))
 
 
 @BACKBONES.register("efficientnet_lite0")
