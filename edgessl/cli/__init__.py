@@ -43,9 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def print_error(message: str) -> None:
-    from rich.console import Console
+    from edgessl.cli.console import make_console
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True)
+    make_console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,15 +12,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from edgessl.backbones import backbone_names, build_backbone
+    from edgessl.cli.console import make_console
     from edgessl.profiling.flops import count_macs
 
     table = Table(title="edgessl backbones (random init; MACs = multiply-accumulates, FLOPs = 2 x MACs)")
-    for column in ("name", "variant", "study", "params", "feature dim", "MACs @96", "MACs @224"):
-        table.add_column(column, justify="right" if column in {"params", "feature dim", "MACs @96", "MACs @224"} else "left")
+    table.add_column("name", no_wrap=True)
+    table.add_column("variant", overflow="fold")
+    table.add_column("study")
+    for column in ("params", "feature dim", "MACs @96", "MACs @224"):
+        table.add_column(column, justify="right", no_wrap=True)
     for name in args.names or backbone_names():
         encoder = build_backbone(name).eval()
         params = sum(p.numel() for p in encoder.parameters())
@@ -33,5 +36,5 @@ def run(args: argparse.Namespace) -> int:
             f"{count_macs(encoder, 96):.3g}",
             f"{count_macs(encoder, 224):.3g}",
         )
-    Console().print(table)
+    make_console().print(table)
     return 0
