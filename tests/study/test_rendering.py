@@ -1,0 +1,100 @@
+"""Table 1 and Figures 1-2 from known cell results; configs and presets."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from edgessl.errors import ConfigError, UnknownNameError
+from edgessl.study.config import StudyConfig, load_study_file, study_from_dict
+from edgessl.study.figures import figure_by_backbone, figure_by_method, save_figure
+from edgessl.study.presets import STUDY_BACKBONES, STUDY_METHODS, preset_names, resolve_study
+from edgessl.study.results import CellResult, read_cell, write_cell
+from edgessl.study.table import build_table
+
+
+def cell(method: str, backbone: str, curve, seconds: float, macs: float, params: int, kwh: float | None = None) -> CellResult:
+    return CellResult(
+        method=method, backbone=backbone, epochs=curve[-1][0], curves={"knn": tuple(curve), "linear": ((curve[-1][0], 0.5),)},
+        train_seconds=seconds, params=params, macs=macs, macs_224=macs * 49, image_size=32,
+        energy_kwh=kwh, co2_kg=None if kwh is None else kwh * 0.42,
+    )
+
+
+CELLS = [
+    cell("simclr", "resnet18", [(1, 0.25), (2, 0.625), (3, 0.5)], 100.0, 4.0e7, 11_000_000, 0.5),
+    cell("simclr", "squeezenet", [(1, 0.125), (2, 0.375)], 30.0, 1.0e7, 700_000, 0.25),
+    cell("rotnet", "resnet18", [(1, 0.75)], 300.0, 6.0e7, 12_000_000, None),
+    cell("byol", "squeezenet", [(1, 0.0625), (2, 0.1875)], 50.0, 3.0e7, 900_000, 0.75),
+]
+
+
+def test_table_markdown_and_csv_hold_exact_values() -> None:
+    table = build_table(CELLS, "knn", methods=["simclr", "rotnet", "byol"], backbones=["resnet18", "squeezenet"])
+    markdown = table.to_markdown().splitlines()
+    assert markdown[2] == "|  | resnet18 | squeezenet |"
+    assert "| simclr | 0.625 | 0.375 |" in markdown
+    assert "| rotnet | 0.750 | n/a |" in markdown
+    assert "| byol | n/a | 0.188 |" in markdown
+    assert "| Avg. MACs @32x32 (thop multiply-accumulates) | 5.000E+07 | 2.000E+07 |" in markdown
+    assert "| Avg. FLOPs @32x32 (= 2 x MACs) | 1.000E+08 | 4.000E+07 |" in markdown
+    assert "| Avg. MACs @224x224 (the study's 'FLOPs' row) | 2.450E+09 | 9.800E+08 |" in markdown
+    assert "| Avg. params (M) | 11.500 | 0.800 |" in markdown
+    assert "| Avg. training time (s) | 200.0 | 40.0 |" in markdown
+    assert "| Avg. energy (kWh) | 0.5000 | 0.5000 |" in markdown  # rotnet's unknown energy is not a zero
+    csv_rows = [line.split(",") for line in table.to_csv().splitlines()]
+    assert csv_rows[0] == ["row", "resnet18", "squeezenet"]
+    assert csv_rows[1:4] == [["simclr", "0.625", "0.375"], ["rotnet", "0.75", ""], ["byol", "", "0.1875"]]
+    assert ["Avg. training time (s)", "200.0", "40.0"] in csv_rows
+    linear = build_table(CELLS, "linear")
+    assert linear.rows[0].values == (0.5, 0.5) and linear.columns == ("resnet18", "squeezenet")
+
+
+def test_figures_have_a_panel_per_method_or_backbone_and_a_curve_per_cell(tmp_path: Path) -> None:
+    by_method = figure_by_method(CELLS, "knn")
+    assert [ax.get_title() for ax in by_method.axes] == ["simclr", "rotnet", "byol"]
+    assert [[line.get_label() for line in ax.lines] for ax in by_method.axes] == [["resnet18", "squeezenet"], ["resnet18"], ["squeezenet"]]
+    assert list(by_method.axes[0].lines[0].get_xdata()) == [1, 2, 3]
+    assert list(by_method.axes[0].lines[0].get_ydata()) == [0.25, 0.625, 0.5]
+    by_backbone = figure_by_backbone(CELLS, "knn", methods=STUDY_METHODS, backbones=STUDY_BACKBONES)
+    assert len(by_backbone.axes) == 5  # 2 x 3 grid, the sixth axis removed
+    assert [len(ax.lines) for ax in by_backbone.axes] == [0, 0, 2, 0, 2]
+    for figure, name, size in ((by_method, "f1.png", (1200, 300)), (by_backbone, "f2.png", (1200, 600))):
+        path = save_figure(figure, tmp_path / name)
+        width, height = struct.unpack(">II", path.read_bytes()[16:24])  # PNG IHDR
+        assert (width, height) == size
+
+
+def test_cell_result_round_trips_through_its_file(tmp_path: Path) -> None:
+    assert read_cell(tmp_path) is None
+    write_cell(CELLS[0], tmp_path)
+    assert read_cell(tmp_path) == CELLS[0]
+    (tmp_path / "study_cell.json").write_text("{not json")
+    assert read_cell(tmp_path) is None
+
+
+def test_presets_and_yaml_configs(tmp_path: Path) -> None:
+    assert {"study-stl10", "study-quick"} <= set(preset_names())
+    full = resolve_study("study-stl10")
+    assert len(full.cells()) == 25 and full.image_size == 96 and full.save_every == 5 and full.protocol == "finetune"
+    quick = resolve_study("study-quick")
+    assert quick.data == "shapes10" and quick.protocol == "knn"
+    config_file = tmp_path / "mine.yaml"
+    config_file.write_text("methods: [simclr]\nbackbones: [squeezenet, resnet18]\nepochs: 4\nbatch_sizes: {simclr-resnet18: 8}\nbatch_size: 16\n")
+    config = resolve_study(config_file)
+    assert config.name == "mine" and config.methods == ("simclr",) and config.epochs == 4
+    assert config.batch_size_for("simclr", "resnet18") == 8 and config.batch_size_for("simclr", "squeezenet") == 16
+    with pytest.raises(UnknownNameError, match="study-quick"):
+        resolve_study("study-quik")
+    config_file.write_text("methods: [simclr]\nbackbones: [squeezenet]\nepoch: 4\n")
+    with pytest.raises(ConfigError, match="epoch"):
+        load_study_file(config_file)
+    config_file.write_text("methods: [simclr\n")
+    with pytest.raises(ConfigError, match="YAML"):
+        load_study_file(config_file)
+    with pytest.raises(ConfigError, match="backbones"):
+        study_from_dict({"methods": ["simclr"]})
+    with pytest.raises(ConfigError, match="table_protocol"):
+        StudyConfig(methods=("simclr",), backbones=("resnet18",), protocols=("knn",), table_protocol="finetune")
