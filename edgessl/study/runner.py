@@ -1,0 +1,208 @@
+"""Run a study: pretrain and evaluate every (method, backbone) cell, then render Table 1 and Figures 1-2.
+
+Layout of a study folder::
+
+    STUDY/study.yaml                      the resolved config of the latest call
+    STUDY/runs/<method>-<backbone>/       an ordinary training run folder per cell
+        checkpoints/epoch_NNNN.pt ...     one every ``save_every`` epochs
+        study_cell.json                   written last: its presence marks the cell finished
+    STUDY/table1.md, table1.csv, figure1_by_method.png, figure2_by_backbone.png
+
+Resuming is per cell and per stage: a finished cell is skipped; a cell whose training
+stopped part-way resumes from its ``last.pt``; a cell whose training finished but whose
+evaluation did not only evaluates (evaluation results are themselves cached per
+checkpoint in the run folder).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgessl.errors import CheckpointError
+from edgessl.study.config import StudyConfig, cell_name, dump_study
+from edgessl.study.figures import figure_by_backbone, figure_by_method, save_figure
+from edgessl.study.results import CellResult, read_cell, write_cell
+from edgessl.study.table import StudyTable, build_table
+
+STUDY_FILE = "study.yaml"
+RUNS_DIR = "runs"
+TABLE_MD, TABLE_CSV = "table1.md", "table1.csv"
+FIGURE_1, FIGURE_2 = "figure1_by_method.png", "figure2_by_backbone.png"
+
+
+@dataclass
+class StudyOutcome:
+    """What a call of :func:`run_study` did and where its outputs are."""
+
+    config: StudyConfig
+    root: Path
+    cells: list[CellResult]  # every finished cell, in grid order
+    processed: list[str] = field(default_factory=list)  # cells trained and/or evaluated by this call
+    skipped: list[str] = field(default_factory=list)  # cells already finished before this call
+    outputs: dict[str, Path] = field(default_factory=dict)
+    table: StudyTable | None = None
+
+    @property
+    def complete(self) -> bool:
+        return len(self.cells) == len(self.config.cells())
+
+
+def run_study(
+    config: StudyConfig,
+    console: Any = None,
+    progress: bool = True,
+    max_cells: int | None = None,
+) -> StudyOutcome:
+    """Bring every cell of ``config`` to finished (at most ``max_cells`` unfinished ones in
+    this call), then write Table 1 and Figures 1-2 for the cells finished so far.
+
+    ``console`` is a rich console for progress lines (None: silent); ``progress`` is passed
+    to the trainer's progress bar.
+    """
+    validate_names(config)
+    root = Path(config.out)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / STUDY_FILE).write_text(dump_study(config))
+    say: Callable[[str], None] = console.print if console is not None else (lambda _message: None)
+    outcome = StudyOutcome(config, root, [])
+    cells = config.cells()
+    for position, (method, backbone) in enumerate(cells, start=1):
+        name = cell_name(method, backbone)
+        run_dir = root / RUNS_DIR / name
+        if is_finished(read_cell(run_dir), config):
+            outcome.skipped.append(name)
+            continue
+        if max_cells is not None and len(outcome.processed) >= max_cells:
+            say(f"stopping after {max_cells} cell(s) (--max-cells); run the same command again to continue")
+            break
+        say(f"[bold][{position}/{len(cells)}] {name}[/]")
+        write_cell(run_cell(config, method, backbone, run_dir, say, progress), run_dir)
+        outcome.processed.append(name)
+    outcome.cells = [result for result in (read_cell(root / RUNS_DIR / cell_name(m, b)) for m, b in cells) if is_finished(result, config)]
+    outcome.table, outcome.outputs = render_outputs(outcome.cells, config, root)
+    return outcome
+
+
+def is_finished(result: CellResult | None, config: StudyConfig) -> bool:
+    """Trained to the study's epochs and evaluated with every protocol it asks for."""
+    return result is not None and result.epochs >= config.epochs and all(p in result.curves for p in config.protocols)
+
+
+def validate_names(config: StudyConfig) -> None:
+    """Fail before any training when a method, backbone or protocol name is wrong."""
+    from edgessl.backbones import BACKBONES, TIMM_PREFIX, backbone_names
+    from edgessl.evaluation import PROTOCOLS
+    from edgessl.methods import METHODS, method_names
+
+    method_names(), backbone_names()  # importing the families fills the registries
+    for name in config.methods:
+        METHODS.get(name)
+    for name in config.backbones:
+        if not name.startswith(TIMM_PREFIX):
+            BACKBONES.get(name)
+    for name in config.protocols:
+        PROTOCOLS.get(name)
+
+
+def run_cell(config: StudyConfig, method: str, backbone: str, run_dir: Path, say: Callable[[str], None], progress: bool) -> CellResult:
+    """Train the cell as far as the study asks (resuming), evaluate every checkpoint, measure costs."""
+    from edgessl.training import trainer
+
+    reached = trained_epochs(run_dir)
+    if reached < config.epochs:
+        say(f"  pretraining {'from epoch ' + str(reached) if reached else 'from scratch'} to epoch {config.epochs}")
+        trainer.train(train_config(config, method, backbone, run_dir), resume=reached > 0, console=None, progress=progress)
+    curves = {}
+    for protocol in config.protocols:
+        say(f"  evaluating every checkpoint: {protocol}")
+        curves[protocol] = evaluate_run(config, run_dir, protocol)
+    return measure_cell(config, method, backbone, run_dir, curves)
+
+
+def trained_epochs(run_dir: Path) -> int:
+    """The epoch the cell's ``last.pt`` reached (0 when it has none)."""
+    from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, load_checkpoint
+
+    last = run_dir / CHECKPOINT_DIR / LAST
+    return int(load_checkpoint(last)["metadata"].get("epoch", 0)) if last.is_file() else 0
+
+
+def train_config(config: StudyConfig, method: str, backbone: str, run_dir: Path):  # -> TrainConfig
+    from edgessl.training.config import TrainConfig
+
+    values: dict[str, Any] = {
+        "method": method,
+        "backbone": backbone,
+        "data": config.data,
+        "data_root": config.data_root,
+        "split": config.pretext_split,
+        "image_size": config.image_size,
+        "epochs": config.epochs,
+        "save_every": config.save_every,
+        "out": str(run_dir),
+        "seed": config.seed,
+        "precision": config.precision,
+        "max_steps": config.max_steps,
+        "method_overrides": dict(config.method_overrides.get(method, {})),
+        "batch_size": config.batch_size_for(method, backbone),
+        "lr": config.lr,
+    }
+    return TrainConfig(**values)
+
+
+def evaluate_run(config: StudyConfig, run_dir: Path, protocol: str) -> tuple[tuple[int, float], ...]:
+    """``(epoch, accuracy)`` for every checkpoint of the run, by epoch (cached by the evaluator)."""
+    from edgessl.evaluation import evaluate_checkpoints
+
+    records = evaluate_checkpoints(
+        run_dir,
+        config.data,
+        [protocol],
+        data_root=config.data_root,
+        image_size=config.image_size,
+        device=config.device,
+        **config.eval_options.get(protocol, {}),
+    )
+    points = {int(record["epoch"]): float(record["accuracy"]) for record in records if record["protocol"] == protocol}
+    if not points:
+        raise CheckpointError(f"{run_dir} has no checkpoint to evaluate; delete the folder to retrain the cell")
+    return tuple(sorted(points.items()))
+
+
+def measure_cell(config: StudyConfig, method: str, backbone: str, run_dir: Path, curves: dict[str, tuple[tuple[int, float], ...]]) -> CellResult:
+    """Costs of the final representation plus the trainer's time and energy records."""
+    from edgessl.profiling.flops import count_macs
+    from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, load_representation
+
+    loaded = load_representation(run_dir / CHECKPOINT_DIR / LAST)
+    meta = loaded.metadata
+    image_size = int(meta.get("image_size") or config.image_size)
+    energy = meta.get("energy") or {}
+    return CellResult(
+        method=method,
+        backbone=backbone,
+        epochs=loaded.epoch,
+        curves=curves,
+        train_seconds=float(meta.get("train_seconds", 0.0)),
+        params=sum(p.numel() for p in loaded.model.parameters()),
+        macs=count_macs(loaded.model, image_size),
+        macs_224=count_macs(loaded.model, 224),
+        image_size=image_size,
+        energy_kwh=energy.get("energy_kwh"),
+        co2_kg=energy.get("co2_kg"),
+        extra={"steps": meta.get("step")},
+    )
+
+
+def render_outputs(cells: list[CellResult], config: StudyConfig, root: Path) -> tuple[StudyTable, dict[str, Path]]:
+    """Table 1 (Markdown, CSV) and Figures 1-2 (PNG) of the finished cells."""
+    table = build_table(cells, config.protocol, config.methods, config.backbones)
+    outputs = {"table_md": root / TABLE_MD, "table_csv": root / TABLE_CSV}
+    outputs["table_md"].write_text(table.to_markdown())
+    outputs["table_csv"].write_text(table.to_csv())
+    outputs["figure1"] = save_figure(figure_by_method(cells, config.protocol, config.methods, config.backbones), root / FIGURE_1)
+    outputs["figure2"] = save_figure(figure_by_backbone(cells, config.protocol, config.methods, config.backbones), root / FIGURE_2)
+    return table, outputs
