@@ -3,41 +3,54 @@
 A dataset spec is a registered name (``stl10``, ``shapes10``) or a path to an image
 folder. Splits: ``unlabeled`` (pretext), ``train`` (downstream training), ``test``
 (downstream validation); STL-10 also has ``train+unlabeled``.
+
+Two layers: :mod:`edgessl.data.arrays` reads any dataset into numpy without torch (the
+ONNX-only evaluator uses it directly), and :func:`load_dataset` wraps that into torch
+tensors. Importing this package does not import torch; ``ImageDataset`` and
+``channel_stats`` load :mod:`edgessl.data.base` (and torch) on first use.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from edgessl.data.base import ImageDataset, channel_stats
-from edgessl.registry import Registry
+from edgessl.data.arrays import DATASETS, SplitArrays, read_split_arrays, register_readers
 
-# (split, root, image_size) -> ImageDataset; image_size None keeps the native size.
-DatasetLoader = Callable[[str, "Path | None", "int | None"], ImageDataset]
+if TYPE_CHECKING:
+    from edgessl.data.base import ImageDataset, channel_stats
 
-DATASETS: Registry[DatasetLoader] = Registry("dataset")
 DEFAULT_DATASET = "shapes10"
 
 
-def _register_datasets() -> None:
-    from edgessl.data import image_folder, stl10, synthetic  # noqa: F401
-
-
 def load_dataset(spec: str, split: str, root: str | Path | None = None, image_size: int | None = None) -> ImageDataset:
-    """Load ``split`` of a registered dataset, or of the image folder at path ``spec``."""
-    _register_datasets()
-    if spec not in DATASETS and Path(spec).is_dir():
-        from edgessl.data.image_folder import load_image_folder
+    """Load ``split`` of a registered dataset, or of the image folder at path ``spec``, as tensors."""
+    from edgessl.data.base import ImageDataset
 
-        return load_image_folder(Path(spec), split, image_size)
-    loader = DATASETS.get(spec)
-    return loader(split, Path(root) if root is not None else None, image_size)
+    return ImageDataset.from_arrays(read_split_arrays(spec, split, root, image_size))
 
 
 def dataset_names() -> list[str]:
-    _register_datasets()
+    register_readers()
     return DATASETS.names()
 
 
-__all__ = ["DATASETS", "DEFAULT_DATASET", "ImageDataset", "channel_stats", "dataset_names", "load_dataset"]
+def __getattr__(name: str) -> Any:
+    # Lazy so that ``import edgessl.data.arrays`` (which runs this file) stays torch-free.
+    if name in ("ImageDataset", "channel_stats"):
+        from edgessl.data import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "DATASETS",
+    "DEFAULT_DATASET",
+    "ImageDataset",
+    "SplitArrays",
+    "channel_stats",
+    "dataset_names",
+    "load_dataset",
+    "read_split_arrays",
+]

@@ -6,11 +6,12 @@ transform per sample at training time; they decode once into a uint8 tensor.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-RGB = tuple[float, float, float]
+from edgessl.data import arrays
+from edgessl.data.arrays import RGB
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,16 @@ class ImageDataset:
     class_names: tuple[str, ...]
     mean: RGB  # per-channel statistics of images / 255, used to normalise
     std: RGB
+    skipped: tuple[str, ...] = field(default=())  # files that could not be decoded
+
+    @classmethod
+    def from_arrays(cls, split: arrays.SplitArrays) -> ImageDataset:
+        """Wrap numpy arrays without copying (the tensors share their memory)."""
+        labels = torch.from_numpy(split.labels) if split.labels is not None else None
+        return cls(
+            split.name, split.split, torch.from_numpy(split.images), labels,
+            split.class_names, split.mean, split.std, split.skipped,
+        )
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
@@ -51,9 +62,6 @@ class ImageDataset:
         return self.labels is not None
 
 
-def channel_stats(images: torch.Tensor, max_images: int = 10_000) -> tuple[RGB, RGB]:
-    """Per-channel mean and std of uint8 images scaled to [0, 1] (on a prefix for speed)."""
-    sample = images[:max_images].to(torch.float64) / 255.0
-    mean = sample.mean(dim=(0, 2, 3))
-    std = sample.std(dim=(0, 2, 3))
-    return tuple(mean.tolist()), tuple(std.tolist())  # type: ignore[return-value]
+def channel_stats(images: torch.Tensor) -> tuple[RGB, RGB]:
+    """Exact per-channel mean and std of uint8 images (N, 3, H, W) scaled to [0, 1]."""
+    return arrays.channel_stats(images.cpu().numpy())

@@ -1,0 +1,129 @@
+"""The torch-free core of the data layer: every dataset as numpy arrays.
+
+``edgessl eval --onnx`` runs with numpy and onnxruntime only (as on a phone), so the
+readers that decode STL-10, image folders and the built-in ``shapes10`` return plain
+numpy arrays here; :func:`edgessl.data.load_dataset` wraps them into torch tensors for
+training. Importing this module (or any reader it dispatches to) never imports torch.
+
+Resizing on this path is done once per image with PIL (bilinear, antialiased when
+shrinking) inside the readers; the torch path reuses these arrays unchanged, so ONNX
+and torch evaluation see bit-identical pixels.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgessl.errors import ConfigError, UnknownNameError
+from edgessl.registry import Registry
+
+RGB = tuple[float, float, float]
+
+# (split, root, image_size) -> SplitArrays; image_size None keeps the native size.
+ArrayReader = Callable[[str, "Path | None", "int | None"], "SplitArrays"]
+
+DATASETS: Registry[ArrayReader] = Registry(
+    "dataset", hint="A path to an image folder (root/<class>/*.png|jpg) works too."
+)
+
+
+@dataclass(frozen=True)
+class SplitArrays:
+    """One split as numpy: uint8 images ``(N, 3, H, W)``, int64 labels ``(N,)`` or None.
+
+    ``labels is None`` whenever unlabelled images are included, so no placeholder label
+    can be mistaken for a class. ``skipped`` lists files that could not be decoded.
+    """
+
+    name: str
+    split: str
+    images: np.ndarray
+    labels: np.ndarray | None
+    class_names: tuple[str, ...]
+    mean: RGB  # per-channel statistics of images / 255, used to normalise
+    std: RGB
+    skipped: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
+            raise ValueError(f"images must be uint8 (N, 3, H, W), got {self.images.dtype} {self.images.shape}")
+        if self.labels is not None and (self.labels.dtype != np.int64 or self.labels.shape != (len(self.images),)):
+            raise ValueError(f"labels must be int64 ({len(self.images)},), got {self.labels.dtype} {self.labels.shape}")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def channel_stats(images: np.ndarray) -> tuple[RGB, RGB]:
+    """Exact per-channel mean and (population) std of uint8 images scaled to [0, 1].
+
+    Computed from a 256-bin histogram per channel, so it covers every image in
+    constant extra memory (a float64 copy of 100,000 STL-10 images would need 22 GB).
+    """
+    values = np.arange(256, dtype=np.float64) / 255.0
+    means, stds = [], []
+    for channel in range(3):
+        counts = np.bincount(np.asarray(images[:, channel]).reshape(-1), minlength=256).astype(np.float64)
+        mean = float(counts @ values / counts.sum())
+        means.append(mean)
+        stds.append(float(np.sqrt(counts @ (values - mean) ** 2 / counts.sum())))
+    return tuple(means), tuple(stds)  # type: ignore[return-value]
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """Resize uint8 ``(N, 3, H, W)`` to ``(N, 3, size, size)`` with PIL, bilinear + antialias."""
+    from PIL import Image
+
+    if images.shape[-2:] == (size, size):
+        return images
+    out = np.empty((len(images), 3, size, size), dtype=np.uint8)
+    for index, image in enumerate(images):
+        resized = Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0))).resize(
+            (size, size), Image.Resampling.BILINEAR
+        )
+        out[index] = np.asarray(resized).transpose(2, 0, 1)
+    return out
+
+
+def check_split(dataset: str, split: str, splits: Iterable[str]) -> None:
+    """Raise the closest-match error for a split the dataset does not have."""
+    choices = list(splits)
+    if split not in choices:
+        raise UnknownNameError(f"split of dataset '{dataset}'", split, choices)
+
+
+def check_image_size(image_size: int | None) -> None:
+    if image_size is not None and image_size < 8:
+        raise ConfigError(f"image size {image_size} is too small: use 8 pixels or more (e.g. 32, 64, 96)")
+
+
+def register_readers() -> None:
+    # Importing a reader module registers its names; none of them imports torch.
+    from edgessl.data import image_folder, stl10, synthetic  # noqa: F401
+
+
+def is_folder_spec(spec: str) -> bool:
+    """A spec names an image folder when it is not registered and looks like a path."""
+    return spec not in DATASETS and (os.sep in spec or "/" in spec or spec.startswith(("~", ".")) or Path(spec).exists())
+
+
+def read_split_arrays(
+    spec: str, split: str, root: str | Path | None = None, image_size: int | None = None
+) -> SplitArrays:
+    """Read ``split`` of a registered dataset, or of the image folder at path ``spec``.
+
+    ``root`` locates a registered dataset's files (STL-10); it is ignored for a folder
+    path and for ``shapes10``. ``image_size`` None keeps each dataset's native size.
+    """
+    register_readers()
+    check_image_size(image_size)
+    if is_folder_spec(spec):
+        from edgessl.data.image_folder import read_image_folder
+
+        return read_image_folder(Path(spec).expanduser(), split, image_size)
+    return DATASETS.get(spec)(split, Path(root).expanduser() if root is not None else None, image_size)

@@ -1,0 +1,238 @@
+"""Image folders (``root/<class>/*.png|jpg|jpeg|bmp|webp``) decoded once and cached as uint8.
+
+Layouts:
+
+* ``root/train/<class>/`` and ``root/test/<class>/``: those splits as given;
+* otherwise ``root/<class>/``: a deterministic split, 20% of each class to ``test``
+  (the files whose SHA-1 of the file name sorts first, so it never changes between runs
+  or machines and adding a file moves no other);
+* ``unlabeled`` is ``root/unlabeled/`` (any images below it) when present, else every
+  labelled image, without labels.
+
+Every image is resized to ``image_size`` (default 96, STL-10's size) by centre-cropping
+to a square and resizing with PIL (bilinear, antialiased), decoded once, and cached as a
+``.npz`` under ``$EDGESSL_CACHE/folders`` (default ``~/.cache/edgessl/folders``), keyed
+by the folder's absolute path, the image size, and every file's name, size and mtime;
+the cache is read back with ``allow_pickle=False``. Files that cannot be decoded are
+skipped with one warning naming them and listed in ``SplitArrays.skipped``.
+
+Mean/std are computed from every decoded image of the folder, so all splits normalise alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgessl.data.arrays import RGB, SplitArrays, channel_stats, check_split
+from edgessl.errors import DataError
+
+DEFAULT_IMAGE_SIZE = 96
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
+TEST_FRACTION = 0.2
+SPLITS = ("unlabeled", "train", "test")
+UNLABELED_FOLDER = "unlabeled"
+LAYOUT_HINT = "expected root/<class>/*.png|jpg (or root/train/<class>/ and root/test/<class>/)"
+
+
+@dataclass(frozen=True)
+class FolderLayout:
+    """Which files (relative paths) make each split, and the class of each labelled file."""
+
+    class_names: tuple[str, ...]
+    labelled: dict[str, list[tuple[str, int]]]  # "train"/"test" -> [(file, label)]
+    unlabeled: list[str]
+
+    def files(self) -> list[str]:
+        """Every file any split uses, once, in a stable order (what gets decoded and cached)."""
+        names = {name for entries in self.labelled.values() for name, _ in entries} | set(self.unlabeled)
+        return sorted(names)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("EDGESSL_CACHE", Path.home() / ".cache" / "edgessl")).expanduser() / "folders"
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files anywhere below ``folder`` with a known extension (any case), sorted."""
+    return sorted(path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file())
+
+
+def class_folders(folder: Path) -> dict[str, list[Path]]:
+    """``{class name: files}`` for the sub-folders of ``folder`` that contain images."""
+    classes = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = image_files(sub)
+        if files and sub.name != UNLABELED_FOLDER:
+            classes[sub.name] = files
+    return classes
+
+
+def name_hash(path: Path) -> str:
+    return hashlib.sha1(path.name.encode()).hexdigest()
+
+
+def hash_split(files: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(train, test) of one class: the ``TEST_FRACTION`` of files with the smallest name hash go to test.
+
+    At least one test image for any class with two or more images.
+    """
+    ordered = sorted(files, key=lambda path: (name_hash(path), path.name))
+    n_test = max(1, round(len(files) * TEST_FRACTION)) if len(files) > 1 else 0
+    test = set(ordered[:n_test])
+    return [p for p in files if p not in test], [p for p in files if p in test]
+
+
+def discover(root: Path) -> FolderLayout:
+    """The split layout of an image folder; a DataError when it has no usable images."""
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist: {LAYOUT_HINT}")
+    presplit = (root / "train").is_dir() and (root / "test").is_dir()
+    if presplit:
+        parts = {split: class_folders(root / split) for split in ("train", "test")}
+        class_names = tuple(sorted(set(parts["train"]) | set(parts["test"])))
+    else:
+        classes = class_folders(root)
+        class_names = tuple(classes)
+        split_classes = {name: hash_split(files) for name, files in classes.items()}
+        parts = {split: {name: pair[index] for name, pair in split_classes.items()} for index, split in enumerate(("train", "test"))}
+    if not class_names:
+        raise DataError(f"no images in class folders under {root}: {LAYOUT_HINT}")
+    label_of = {name: index for index, name in enumerate(class_names)}
+    labelled = {
+        split: [(str(path.relative_to(root)), label_of[name]) for name, files in parts[split].items() for path in files]
+        for split in ("train", "test")
+    }
+    unlabeled_root = root / UNLABELED_FOLDER
+    if unlabeled_root.is_dir() and image_files(unlabeled_root):
+        unlabeled = [str(path.relative_to(root)) for path in image_files(unlabeled_root)]
+    else:
+        unlabeled = sorted(name for entries in labelled.values() for name, _ in entries)
+    return FolderLayout(class_names, labelled, unlabeled)
+
+
+def decode_image(path: Path, size: int) -> np.ndarray:
+    """One image as uint8 ``(3, size, size)``: EXIF-rotated, RGB, centre-cropped square, resized."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:
+        image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when much larger
+        rgb = ImageOps.exif_transpose(image).convert("RGB")
+        square = ImageOps.fit(rgb, (size, size), Image.Resampling.BILINEAR)
+        return np.asarray(square, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def try_decode(path: Path, size: int) -> np.ndarray | str:
+    """The decoded image, or why it could not be read."""
+    try:
+        return decode_image(path, size)
+    except Exception as exc:  # noqa: BLE001 - PIL's plugins raise many types for malformed files
+        return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass(frozen=True)
+class DecodedFolder:
+    """Every readable file of a folder at one size: ``images[i]`` is ``files[i]``."""
+
+    files: list[str]
+    images: np.ndarray
+    skipped: list[str]  # "path (reason)"
+    mean: RGB  # of all images, computed once with the decode
+    std: RGB
+
+
+def decode_folder(root: Path, files: list[str], size: int) -> DecodedFolder:
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # PIL releases the GIL while decoding
+        results = list(pool.map(lambda name: try_decode(root / name, size), files))
+    readable = [(name, result) for name, result in zip(files, results) if isinstance(result, np.ndarray)]
+    skipped = [f"{root / name} ({result})" for name, result in zip(files, results) if isinstance(result, str)]
+    if not readable:
+        raise DataError(f"none of the {len(files)} images under {root} could be decoded, e.g. {skipped[0]}")
+    images = np.stack([image for _, image in readable])
+    mean, std = channel_stats(images)
+    return DecodedFolder([name for name, _ in readable], images, skipped, mean, std)
+
+
+def cache_path(root: Path, files: list[str], size: int) -> Path:
+    """Cache file named by a hash of the folder, the size and each file's name, size and mtime."""
+    entries = []
+    for name in files:
+        stat = (root / name).stat()
+        entries.append((name, stat.st_size, stat.st_mtime_ns))
+    key = json.dumps([str(root), size, entries])
+    return cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
+
+
+def load_cached(path: Path) -> DecodedFolder | None:
+    """The cached decode, or None when absent or unreadable (then it is rebuilt)."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return DecodedFolder(
+                stored["files"].tolist(),
+                stored["images"],
+                stored["skipped"].tolist(),
+                tuple(stored["mean"].tolist()),
+                tuple(stored["std"].tolist()),
+            )
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+
+
+def save_cached(path: Path, decoded: DecodedFolder) -> None:
+    """Write atomically, so a concurrent reader never sees half a file; a read-only cache is skipped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as handle:
+            np.savez(
+                handle,
+                files=np.array(decoded.files, dtype=str),
+                images=decoded.images,
+                skipped=np.array(decoded.skipped, dtype=str),
+                mean=np.array(decoded.mean),
+                std=np.array(decoded.std),
+            )
+        os.replace(handle.name, path)
+    except OSError as exc:
+        warnings.warn(f"could not write the image cache {path}: {exc}", stacklevel=3)
+
+
+def decoded_folder(root: Path, files: list[str], size: int) -> DecodedFolder:
+    """Decode ``files`` once per (folder content, size); later calls read the cache."""
+    path = cache_path(root, files, size)
+    decoded = load_cached(path) if path.is_file() else None
+    if decoded is None:
+        decoded = decode_folder(root, files, size)
+        save_cached(path, decoded)
+    return decoded
+
+
+def read_image_folder(root: Path, split: str, image_size: int | None = None) -> SplitArrays:
+    """One split of the image folder ``root``, as uint8 arrays at ``image_size`` (default 96)."""
+    check_split(str(root), split, SPLITS)
+    root = root.resolve()
+    size = image_size or DEFAULT_IMAGE_SIZE
+    layout = discover(root)
+    decoded = decoded_folder(root, layout.files(), size)
+    if decoded.skipped:
+        shown = "; ".join(decoded.skipped[:10]) + (f"; and {len(decoded.skipped) - 10} more" if len(decoded.skipped) > 10 else "")
+        warnings.warn(f"skipped {len(decoded.skipped)} unreadable image(s): {shown}", stacklevel=2)
+    row_of = {name: row for row, name in enumerate(decoded.files)}
+    if split == "unlabeled":
+        rows, labels = [row_of[name] for name in layout.unlabeled if name in row_of], None
+    else:
+        entries = [(row_of[name], label) for name, label in layout.labelled[split] if name in row_of]
+        rows = [row for row, _ in entries]
+        labels = np.array([label for _, label in entries], dtype=np.int64)
+    if not rows:
+        raise DataError(f"the '{split}' split of image folder {root} has no readable images: {LAYOUT_HINT}")
+    images = decoded.images[rows]
+    return SplitArrays(root.name, split, images, labels, layout.class_names, decoded.mean, decoded.std, tuple(decoded.skipped))
