@@ -18,18 +18,18 @@ from typing import Any
 
 import torch
 
+from edgessl.methods.base import Method
 from edgessl.profiling.energy import EnergyMeter, EnergyReport
 from edgessl.profiling.latency import torch_threads
 
 STL10_PRETEXT_IMAGES = 100_000  # STL-10's unlabelled split, the study's pretext set
 
-# torch optimisers by the names methods use; LARS (not in torch) costs one SGD step plus
-# a per-layer norm ratio, so SGD stands in for it when timing.
+# torch optimisers by the names methods use. Others (LARS is not in torch) are timed as
+# SGD: LARS costs one SGD step plus a per-layer norm ratio, small beside forward/backward.
 _TIMING_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
     "sgd": torch.optim.SGD,
-    "lars": torch.optim.SGD,
 }
 
 
@@ -84,6 +84,31 @@ def timing_optimizer(name: str, parameters: Any, lr: float) -> torch.optim.Optim
     return _TIMING_OPTIMIZERS.get(name, torch.optim.SGD)(parameters, lr=lr)
 
 
+def timing_optimizer_label(name: str) -> str:
+    """What the report says was timed for the method's optimiser ``name``."""
+    return name if name in _TIMING_OPTIMIZERS else f"{name} (timed as sgd)"
+
+
+def time_training_steps(model: Method, images: torch.Tensor, steps: int, warmup: int, meter: EnergyMeter) -> None:
+    """Run ``warmup`` then ``steps`` trainer steps of ``model`` on ``images``; ``meter`` spans the timed ones."""
+    model.train()
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = timing_optimizer(model.config.optimizer.name, parameters, lr=1e-4)
+    total = max(warmup + steps, 1)
+
+    def step(index: int) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        model(images).backward()
+        optimizer.step()
+        model.after_optimizer_step(index / total)
+
+    for index in range(warmup):
+        step(index)
+    with meter:
+        for index in range(warmup, warmup + steps):
+            step(index)
+
+
 def measure_training_throughput(
     method: str,
     backbone: str,
@@ -110,23 +135,10 @@ def measure_training_throughput(
     device = torch.device(device)
     with torch_threads(threads):
         torch.manual_seed(seed)
-        model = build_method(method, backbone, image_size, mean, std).to(device).train()
-        opt_name = model.config.optimizer.name
-        optimizer = timing_optimizer(opt_name, [p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        model = build_method(method, backbone, image_size, mean, std).to(device)
         images = torch.randint(0, 256, (batch_size, 3, image_size, image_size), dtype=torch.uint8, device=device)
-
-        def step(progress: float) -> None:
-            optimizer.zero_grad(set_to_none=True)
-            model(images).backward()
-            optimizer.step()
-            model.after_optimizer_step(progress)
-
-        for index in range(warmup):
-            step(index / max(warmup + steps, 1))
         meter = meter if meter is not None else EnergyMeter(device)
-        with meter:
-            for index in range(steps):
-                step((warmup + index) / max(warmup + steps, 1))
+        time_training_steps(model, images, steps, warmup, meter)
         measured = meter.report()
     images_per_second = batch_size * steps / measured.seconds
     epoch_scale = STL10_PRETEXT_IMAGES / (batch_size * steps)
@@ -139,7 +151,7 @@ def measure_training_throughput(
         warmup=warmup,
         threads=threads,
         device=str(device),
-        optimizer=opt_name if opt_name in _TIMING_OPTIMIZERS and opt_name != "lars" else f"{opt_name} (timed as sgd)",
+        optimizer=timing_optimizer_label(model.config.optimizer.name),
         images_per_second=images_per_second,
         epochs=epochs,
         energy_per_epoch=measured.scaled(epoch_scale),

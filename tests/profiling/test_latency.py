@@ -1,0 +1,55 @@
+"""Latency backends: same outputs as eager, positive times ordered by batch size, ratios consistent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgessl.backbones import build_backbone
+from edgessl.errors import UnknownNameError
+from edgessl.profiling.latency import BACKENDS, measure_latency, summarise, time_calls
+
+
+@pytest.fixture(scope="module")
+def encoder() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_backbone("shufflenetv2").eval()
+
+
+@pytest.mark.parametrize("backend", ["channels_last", "onnxruntime"])
+def test_backends_compute_what_eager_computes(encoder: torch.nn.Module, backend: str, tmp_path: Path) -> None:
+    batch = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = encoder(batch).numpy()
+    output = BACKENDS.get(backend).prepare(encoder, torch.device("cpu"), 1, tmp_path)(batch)()
+    got = output[0] if isinstance(output, list) else output.numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_latency_is_positive_ordered_by_batch_and_ratios_are_consistent(encoder: torch.nn.Module) -> None:
+    result = measure_latency(encoder, 48, batch_sizes=(1, 32), threads=1, warmup=1, repeats=5)
+    assert result.skipped.keys() == {"onnxruntime-cuda"}  # CPU run: the CUDA provider is reported, not run
+    rows = {(row.backend, row.batch_size): row for row in result.rows}
+    assert rows.keys() == {(b, n) for b in ("eager", "channels_last", "onnxruntime") for n in (1, 32)}
+    for (backend, batch_size), row in rows.items():
+        assert 0 < row.median_ms <= row.p90_ms and row.threads == 1
+        assert row.speedup_vs_eager == pytest.approx(rows[("eager", batch_size)].median_ms / row.median_ms)
+        if batch_size == 32:
+            assert row.median_ms > rows[(backend, 1)].median_ms  # a batch of 32 takes longer per call than 1 image
+    assert rows[("eager", 1)].speedup_vs_eager == 1.0
+
+
+def test_timing_helpers() -> None:
+    calls = []
+    times = time_calls(lambda: calls.append(1), warmup=2, repeats=3)
+    assert len(calls) == 5 and len(times) == 3 and all(t >= 0 for t in times)
+    median, p90 = summarise([i / 1000 for i in range(1, 11)])
+    assert median == pytest.approx(5.5) and p90 == pytest.approx(9.1)
+
+
+def test_unknown_backend_names_the_valid_ones(encoder: torch.nn.Module) -> None:
+    with pytest.raises(UnknownNameError, match="onnxruntime"):
+        measure_latency(encoder, 32, backends=("onnx",))
