@@ -1,0 +1,219 @@
+"""Evaluate every checkpoint of a run, resumably, and plot accuracy against pretraining epochs.
+
+A run folder means all of its ``checkpoints/epoch_NNNN.pt`` in epoch order (see
+:func:`edgessl.training.checkpoint.list_checkpoints`). Each (checkpoint, protocol)
+result is saved as soon as it is computed, so a killed sweep resumes where it stopped;
+a saved result is reused only when the checkpoint file, dataset, image size and every
+protocol option are unchanged. ``data_root`` is not part of that key: it names where a
+dataset lives on this machine, not which data it is.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edgessl.data import load_dataset
+from edgessl.data.base import ImageDataset
+from edgessl.evaluation.features import resolve_device
+from edgessl.evaluation.protocols import PROTOCOLS, evaluate_representation, options_for
+from edgessl.evaluation.results import EVAL_DIR, fingerprint, load_record, result_path, run_folder_of, save_record
+from edgessl.training.checkpoint import CHECKPOINT_DIR, list_checkpoints, load_representation
+
+Record = dict[str, Any]
+CSV_COLUMNS = ("epoch", "protocol", "accuracy", "final", "method", "backbone", "data", "checkpoint")
+
+
+class SplitCache:
+    """The labelled train and test splits, loaded once per image size for the whole sweep."""
+
+    def __init__(self, data: str, data_root: str | Path | None) -> None:
+        self.data, self.data_root = data, data_root
+        self._splits: dict[int | None, tuple[ImageDataset, ImageDataset]] = {}
+
+    def get(self, image_size: int | None) -> tuple[ImageDataset, ImageDataset]:
+        if image_size not in self._splits:
+            self._splits[image_size] = (
+                load_dataset(self.data, "train", self.data_root, image_size),
+                load_dataset(self.data, "test", self.data_root, image_size),
+            )
+        return self._splits[image_size]
+
+
+def settings_key(checkpoint: Path, data: str, image_size: int | None, options: dict[str, Any]) -> Record:
+    """Everything a saved result depends on; a saved result is reused only if all of it matches."""
+    return {
+        "checkpoint_file": checkpoint.name,
+        "fingerprint": fingerprint(checkpoint),
+        "data": data,
+        "image_size": image_size,
+        "options": options,
+    }
+
+
+def reusable(record: Record | None, key: Record) -> bool:
+    return record is not None and all(record.get(name) == value for name, value in key.items())
+
+
+def evaluate_checkpoints(
+    run_or_checkpoint: str | Path,
+    data: str,
+    protocols: Sequence[str],
+    data_root: str | Path | None = None,
+    image_size: int | None = None,
+    device: str | torch.device | None = None,
+    *,
+    on_record: Callable[[Record, bool], None] | None = None,
+    **options: Any,
+) -> list[Record]:
+    """One record per (checkpoint, protocol), ordered by epoch then by ``protocols``.
+
+    Records are saved as ``RUN/eval/<protocol>_<checkpoint>.json``; those already saved
+    with the same settings are loaded instead of recomputed. ``image_size`` None
+    evaluates at each checkpoint's pretraining size. ``options`` go to the protocols
+    that know them (``k`` to knn, ``epochs`` to linear and finetune, ...).
+    ``on_record(record, reused)`` is called as each record becomes available.
+    """
+    protocols = list(dict.fromkeys(protocols))
+    per_protocol = options_for(protocols, options)
+    resolved = {name: dataclasses.asdict(PROTOCOLS.get(name).make_options(values)) for name, values in per_protocol.items()}
+    splits = SplitCache(data, data_root)
+    device = resolve_device(device)
+    records: list[Record] = []
+    for checkpoint in list_checkpoints(run_or_checkpoint):
+        keys = {name: settings_key(checkpoint, data, image_size, resolved[name]) for name in protocols}
+        saved = {name: load_record(result_path(checkpoint, name)) for name in protocols}
+        todo = [name for name in protocols if not reusable(saved[name], keys[name])]
+        fresh = evaluate_one(checkpoint, todo, splits, image_size, device, per_protocol, keys, on_record) if todo else {}
+        for name in protocols:
+            record = fresh.get(name) or saved[name]
+            if name not in fresh and on_record is not None:
+                on_record(record, True)
+            records.append(record)
+    return records
+
+
+def evaluate_one(
+    checkpoint: Path,
+    protocols: list[str],
+    splits: SplitCache,
+    image_size: int | None,
+    device: torch.device,
+    per_protocol: dict[str, dict[str, Any]],
+    keys: dict[str, Record],
+    on_record: Callable[[Record, bool], None] | None,
+) -> dict[str, Record]:
+    """Load one checkpoint once and run (and save) each protocol on it."""
+    loaded = load_representation(checkpoint)
+    meta = loaded.metadata
+    size = image_size or meta.get("image_size")
+    train, test = splits.get(size)
+    records = {}
+    for name in protocols:
+        started = time.perf_counter()
+        result = evaluate_representation(loaded.model, train, test, name, device, **per_protocol[name])
+        record = {
+            **keys[name],
+            "protocol": name,
+            "epoch": loaded.epoch,
+            "accuracy": result.accuracy,
+            "details": result.details,
+            "checkpoint": str(checkpoint),
+            "method": meta.get("method"),
+            "backbone": meta.get("backbone"),
+            "eval_image_size": test.image_size,
+            "device": str(device),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        save_record(record, result_path(checkpoint, name))
+        records[name] = record
+        if on_record is not None:
+            on_record(record, False)
+    return records
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """All records of a sweep and the files written for each protocol."""
+
+    records: list[Record]
+    csv_files: dict[str, Path]
+    png_files: dict[str, Path]
+
+
+def sweep(
+    run: str | Path,
+    data: str,
+    protocols: Sequence[str],
+    data_root: str | Path | None = None,
+    image_size: int | None = None,
+    device: str | torch.device | None = None,
+    *,
+    on_record: Callable[[Record, bool], None] | None = None,
+    **options: Any,
+) -> SweepResult:
+    """Evaluate every checkpoint of ``run``, then write ``RUN/eval/sweep_<protocol>.csv`` and ``.png``."""
+    records = evaluate_checkpoints(run, data, protocols, data_root, image_size, device, on_record=on_record, **options)
+    out = sweep_folder(Path(run))
+    csv_files, png_files = {}, {}
+    for protocol in dict.fromkeys(protocols):
+        rows = [record for record in records if record["protocol"] == protocol]
+        csv_files[protocol] = write_csv(rows, out / f"sweep_{protocol}.csv")
+        png_files[protocol] = plot_sweep(rows, out / f"sweep_{protocol}.png")
+    return SweepResult(records, csv_files, png_files)
+
+
+def sweep_folder(run: Path) -> Path:
+    """``RUN/eval`` for a run folder, its ``checkpoints/`` folder, or one of its checkpoints."""
+    if run.is_file():
+        return run_folder_of(run) / EVAL_DIR
+    return (run.parent if run.name == CHECKPOINT_DIR else run) / EVAL_DIR
+
+
+def csv_row(record: Record) -> dict[str, Any]:
+    return {
+        **{column: record.get(column) for column in CSV_COLUMNS},
+        "final": record["details"].get("final", record["accuracy"]),
+    }
+
+
+def write_csv(records: list[Record], path: Path) -> Path:
+    """One row per checkpoint: epoch, accuracy (max over downstream epochs where trained), final."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(csv_row(record) for record in records)
+    return path
+
+
+def plot_sweep(records: list[Record], path: Path) -> Path:
+    """Accuracy against pretraining epochs (the study's Figure 1 for one cell), as a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 4), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    epochs = [record["epoch"] for record in records]
+    axes.plot(epochs, [100 * record["accuracy"] for record in records], marker="o", label="accuracy")
+    if any("final" in record["details"] for record in records):
+        axes.plot(epochs, [100 * record["details"].get("final", record["accuracy"]) for record in records],
+                  marker=".", linestyle="--", label="final epoch")
+        axes.legend()
+    first = records[0] if records else {}
+    axes.set_title(f"{first.get('method')} / {first.get('backbone')} on {first.get('data')}: {first.get('protocol')}")
+    axes.set_xlabel("pretraining epochs")
+    axes.set_ylabel("test accuracy (%)")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    return path
