@@ -3,7 +3,7 @@
 ``PROTOCOLS`` maps a protocol name to its options dataclass and runner; importing this
 package registers ``knn``, ``linear`` and ``finetune``. Use
 :func:`evaluate_representation` on a model and two labelled splits, or
-:func:`evaluate_checkpoints` / :func:`sweep` on a run folder.
+:func:`evaluate_checkpoints` / :func:`sweep_run` on a run folder.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from edgessl.evaluation.knn import KNN_METRICS, KnnOptions, knn_predict
 from edgessl.evaluation.linear import LinearOptions, fit_linear_probe
 from edgessl.evaluation.protocols import PROTOCOLS, Protocol, evaluate_representation
 from edgessl.evaluation.results import EvalResult
-from edgessl.evaluation.sweep import SweepResult, evaluate_checkpoints, sweep
+from edgessl.evaluation.sweep import SweepResult, evaluate_checkpoints, sweep_run
 
 __all__ = [
     "KNN_METRICS",
@@ -32,5 +32,5 @@ __all__ = [
     "fit_linear_probe",
     "knn_predict",
     "resolve_device",
-    "sweep",
+    "sweep_run",
 ]

@@ -45,7 +45,7 @@ def crop_flip(images: torch.Tensor, min_scale: float, generator: torch.Generator
     """
     n = len(images)
     side = (min_scale + (1 - min_scale) * torch.rand(n, generator=generator)).sqrt()  # crop side / image side
-    shift = (1 - side) * (2 * torch.rand(n, 2, generator=generator) - 1)  # keeps the crop inside the image
+    shift = (1 - side[:, None]) * (2 * torch.rand(n, 2, generator=generator) - 1)  # keeps the crop inside the image
     mirror = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0], theta[:, 1, 1] = side * mirror, side

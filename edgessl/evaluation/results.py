@@ -49,9 +49,14 @@ def result_path(checkpoint: Path, protocol: str) -> Path:
 
 
 def fingerprint(checkpoint: Path) -> dict[str, int]:
-    """Size and modification time: changes when the trainer rewrites the file (e.g. ``last.pt``)."""
+    """Size, modification time and inode: changes whenever the trainer rewrites the file.
+
+    Checkpoints are written to a temporary file and renamed, so a rewrite (``last.pt``
+    every epoch, a run restarted in the same folder) always gets a new inode, even when
+    size and a coarse file-system timestamp stay the same.
+    """
     stat = checkpoint.stat()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino}
 
 
 def load_record(path: Path) -> dict[str, Any] | None:

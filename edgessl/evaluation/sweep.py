@@ -148,7 +148,7 @@ class SweepResult:
     png_files: dict[str, Path]
 
 
-def sweep(
+def sweep_run(
     run: str | Path,
     data: str,
     protocols: Sequence[str],
