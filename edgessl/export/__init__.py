@@ -1,0 +1,15 @@
+"""Edge export: verified ONNX encoders (fp32 and int8), ORT format, in-graph heads, ONNX-only evaluation.
+
+Modules, each usable on its own:
+
+- :mod:`~edgessl.export.metadata` -- what an exported file says about itself (torch-free)
+- :mod:`~edgessl.export.onnx_export` -- encoder -> ``.onnx`` (dynamo exporter, weights inside)
+- :mod:`~edgessl.export.verify` -- ``onnx.checker`` then ONNX Runtime against PyTorch on real images
+- :mod:`~edgessl.export.quantize` -- static int8 (QDQ, per-channel) calibrated on real images
+- :mod:`~edgessl.export.heads` -- linear and kNN heads appended to the encoder graph
+- :mod:`~edgessl.export.mobile` -- ORT format and the operator list of a reduced build
+- :mod:`~edgessl.export.ort_eval` -- kNN / linear accuracy with onnxruntime + numpy only
+- :mod:`~edgessl.export.pipeline` -- what ``edgessl export`` runs
+
+This file imports nothing so that ``edgessl.export.ort_eval`` stays torch-free.
+"""

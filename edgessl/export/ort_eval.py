@@ -1,0 +1,222 @@
+"""Accuracy of an exported encoder with ONNX Runtime and numpy only -- no torch, as on a phone.
+
+``edgessl eval --onnx exported/model.onnx --data stl10`` calls :func:`evaluate_onnx`.
+Nothing imported on this path imports torch: images come from the torch-free
+:mod:`edgessl.data.arrays`, features from an ``onnxruntime.InferenceSession``, and the
+protocols are numpy:
+
+- ``knn``: the same votes as :mod:`edgessl.evaluation.knn`, so predictions match the
+  PyTorch evaluation of the same checkpoint. ``euclidean`` ranks neighbours by
+  ``|b|^2 - 2 q.b`` (the squared distance minus the per-query constant ``|q|^2``), takes
+  the k nearest and majority-votes; a tie between classes goes to the tied class whose
+  closest member is nearest (score ``count * (k + 1) - first_rank``). ``cosine`` weights
+  the k most similar by ``exp(sim / T)``, T = 0.1.
+- ``linear``: closed-form ridge regression onto one-hot targets on standardised
+  features (a ridge classifier), solved once with ``numpy.linalg.solve``. Unlike the
+  PyTorch probe (Adam, 100 epochs) it needs no learning rate, no epochs and no seed, so
+  the number is deterministic on any device; it is a linear classifier, but not the
+  same optimiser, so expect it near -- not equal to -- ``edgessl eval --protocol linear``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgessl.errors import ConfigError, DataError
+from edgessl.registry import Registry
+
+INPUT_NAME = "images"
+MEMORY_BUDGET = 256 * 2**20  # bytes of distance matrix per query chunk
+RIDGE_ALPHA = 1.0  # ridge penalty on standardised features (per-feature variance 1)
+
+# (queries (c, D), bank (N, D), bank_labels (N,), k, num_classes) -> (c,) int64
+Vote = Callable[[np.ndarray, np.ndarray, np.ndarray, int, int], np.ndarray]
+VOTES: Registry[Vote] = Registry("kNN metric")
+COSINE_TEMPERATURE = 0.1
+
+
+def open_session(onnx_path: str | Path, threads: int | None = None):  # -> onnxruntime.InferenceSession
+    """An ONNX Runtime CPU session; a missing or unreadable file is a one-line :class:`DataError`."""
+    import onnxruntime as ort
+
+    path = Path(onnx_path)
+    if not path.is_file():
+        raise DataError(f"ONNX model not found: {path} (make one with 'edgessl export RUN')")
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/InvalidProtobuf types
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"cannot load ONNX model {path}: {reason[:200]}. The file is corrupt or truncated; export it again.") from None
+
+
+def check_images(images: np.ndarray, session: Any) -> None:
+    """Reject batches the model cannot take, in one line, before ONNX Runtime does in ten."""
+    expected = session.get_inputs()[0].shape  # e.g. ['batch', 3, 96, 96] or [8, 3, 96, 96]
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise DataError(f"images must be (N, 3, H, W) RGB, got shape {tuple(images.shape)}; convert grayscale/RGBA images to RGB")
+    if tuple(images.shape[2:]) != tuple(expected[2:]):
+        size = expected[-1]
+        raise DataError(f"images are {images.shape[2]}x{images.shape[3]} but the model takes {size}x{size}; pass image_size={size}")
+
+
+def onnx_features(session: Any, images: np.ndarray, batch_size: int = 64, output: str | None = None) -> np.ndarray:
+    """``(N, ...)`` outputs of ``session`` (its first, or ``output``) on uint8 ``(N, 3, H, W)`` images scaled to [0, 1].
+
+    A fixed-batch model (``--fixed-batch B``) is fed exactly B images per call, the last
+    chunk zero-padded and its padding dropped.
+    """
+    check_images(images, session)
+    fixed = session.get_inputs()[0].shape[0]
+    step = fixed if isinstance(fixed, int) else batch_size
+    outputs = []
+    for start in range(0, len(images), step):
+        chunk = images[start : start + step].astype(np.float32) / np.float32(255.0)
+        used = len(chunk)
+        if isinstance(fixed, int) and used < fixed:
+            chunk = np.concatenate([chunk, np.zeros((fixed - used, *chunk.shape[1:]), np.float32)])
+        outputs.append(session.run([output or session.get_outputs()[0].name], {INPUT_NAME: chunk})[0][:used])
+    return np.concatenate(outputs)
+
+
+def latency_ms(session: Any, batch_size: int, image_size: int, repeats: int = 20, warmup: int = 5) -> float:
+    """Median wall time of one ``session.run`` on a random [0, 1] batch, after ``warmup`` untimed runs."""
+    import time
+
+    batch = {INPUT_NAME: np.random.default_rng(0).random((batch_size, 3, image_size, image_size), dtype=np.float32)}
+    for _ in range(warmup):
+        session.run(None, batch)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        session.run(None, batch)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000.0)
+
+
+@VOTES.register("euclidean")
+def euclidean_majority_vote(queries: np.ndarray, bank: np.ndarray, bank_labels: np.ndarray, k: int, num_classes: int) -> np.ndarray:
+    """Majority vote of the k nearest by Euclidean distance; ties go to the class with the nearest member."""
+    partial = (bank * bank).sum(1)[None, :] - 2.0 * (queries @ bank.T)
+    neighbours = np.argsort(partial, axis=1, kind="stable")[:, :k]
+    return tie_broken_vote(bank_labels[neighbours], k, num_classes)
+
+
+def tie_broken_vote(votes_for: np.ndarray, k: int, num_classes: int) -> np.ndarray:
+    """``argmax(count * (k + 1) - first_rank)`` over classes; ``votes_for`` is (c, k), nearest first."""
+    rows = np.arange(len(votes_for))[:, None]
+    counts = np.zeros((len(votes_for), num_classes), dtype=np.int64)
+    np.add.at(counts, (rows, votes_for), 1)
+    first_rank = np.full((len(votes_for), num_classes), k, dtype=np.int64)
+    np.minimum.at(first_rank, (rows, votes_for), np.broadcast_to(np.arange(k), votes_for.shape))
+    return (counts * (k + 1) - first_rank).argmax(1)
+
+
+@VOTES.register("cosine")
+def cosine_weighted_vote(queries: np.ndarray, bank: np.ndarray, bank_labels: np.ndarray, k: int, num_classes: int) -> np.ndarray:
+    """The k most cosine-similar vote with weight ``exp(sim / T)`` (InstDisc's protocol)."""
+    unit_q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
+    unit_b = bank / np.maximum(np.linalg.norm(bank, axis=1, keepdims=True), 1e-12)
+    similarity = unit_q @ unit_b.T
+    top = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+    weights = np.exp(np.take_along_axis(similarity, top, axis=1) / COSINE_TEMPERATURE)
+    scores = np.zeros((len(queries), num_classes), dtype=np.float64)
+    np.add.at(scores, (np.arange(len(queries))[:, None], bank_labels[top]), weights)
+    return scores.argmax(1)
+
+
+def knn_predict(
+    bank: np.ndarray, bank_labels: np.ndarray, queries: np.ndarray, num_classes: int, k: int = 200, metric: str = "euclidean"
+) -> np.ndarray:
+    """Predicted class of every query, in chunks sized from a memory budget (any number of queries)."""
+    vote = VOTES.get(metric)
+    if k < 1:
+        raise ConfigError(f"k must be at least 1, got {k}")
+    if len(bank) == 0:
+        raise DataError("the kNN bank is empty: the training split has no labelled images")
+    bank = bank.astype(np.float32, copy=False)
+    k = min(k, len(bank))
+    rows = max(1, MEMORY_BUDGET // (3 * 8 * len(bank)))
+    chunks = [vote(queries[start : start + rows].astype(np.float32, copy=False), bank, bank_labels, k, num_classes) for start in range(0, len(queries), rows)]
+    return np.concatenate(chunks) if chunks else np.empty(0, dtype=np.int64)
+
+
+def fit_ridge_classifier(features: np.ndarray, labels: np.ndarray, num_classes: int, alpha: float = RIDGE_ALPHA) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-form ridge onto one-hot targets; returns ``(W (D, C), b (C,))`` acting on raw features.
+
+    Standardisation (train mean/std) is folded into ``W`` and ``b`` so the result applies
+    to features as the encoder emits them, which is also what an in-graph head needs.
+    """
+    x = features.astype(np.float64)
+    mean, std = x.mean(0), np.maximum(x.std(0), 1e-6)
+    z = (x - mean) / std
+    targets = np.eye(num_classes)[labels] - 1.0 / num_classes  # centred one-hot: no intercept needed in z
+    weight = np.linalg.solve(z.T @ z + alpha * np.eye(z.shape[1]), z.T @ targets)
+    scaled = weight / std[:, None]
+    return scaled, -(mean @ scaled)
+
+
+def _knn_protocol(train_x, train_y, test_x, num_classes, options) -> np.ndarray:
+    return knn_predict(train_x, train_y, test_x, num_classes, k=options["k"], metric=options["metric"])
+
+
+def _linear_protocol(train_x, train_y, test_x, num_classes, options) -> np.ndarray:
+    weight, bias = fit_ridge_classifier(train_x, train_y, num_classes)
+    return (test_x.astype(np.float64) @ weight + bias).argmax(1)
+
+
+PROTOCOLS: Registry[Callable[..., np.ndarray]] = Registry("ONNX evaluation protocol")
+PROTOCOLS.register("knn")(_knn_protocol)
+PROTOCOLS.register("linear")(_linear_protocol)
+
+
+def evaluate_onnx(
+    onnx_path: str | Path,
+    data: str,
+    data_root: str | Path | None = None,
+    protocols: Sequence[str] = ("knn",),
+    k: int = 200,
+    metric: str = "euclidean",
+    image_size: int | None = None,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Accuracy of the exported encoder at ``onnx_path`` on ``data`` (train split = bank / fit, test split = score).
+
+    ``image_size`` defaults to the size recorded in the model's metadata. Returns
+    ``{"onnx", "data", "image_size", "train_size", "test_size", "feature_dim",
+    "<protocol>": {"accuracy", ...options}, "predictions": {protocol: ndarray}}``.
+    """
+    from edgessl.data.arrays import read_split_arrays
+    from edgessl.export.metadata import ModelMetadata
+
+    runners = {name: PROTOCOLS.get(name) for name in protocols}
+    VOTES.get(metric)
+    session = open_session(onnx_path)
+    metadata = ModelMetadata.from_props(dict(session.get_modelmeta().custom_metadata_map), str(onnx_path))
+    if metadata.head != "none":
+        raise ConfigError(f"{onnx_path} is a classifier ({metadata.head} head); evaluate the encoder-only export (--head none) instead")
+    size = image_size or metadata.image_size
+    train = read_split_arrays(data, "train", data_root, size)
+    test = read_split_arrays(data, "test", data_root, size)
+    if train.labels is None or test.labels is None:
+        raise DataError(f"dataset '{data}' needs labelled train and test splits for evaluation")
+    train_x = onnx_features(session, train.images, batch_size)
+    test_x = onnx_features(session, test.images, batch_size)
+    num_classes = len(train.class_names)
+    options = {"k": min(k, len(train_x)), "metric": metric}
+    result: dict[str, Any] = {
+        "onnx": str(onnx_path), "data": data, "image_size": size,
+        "train_size": len(train_x), "test_size": len(test_x), "feature_dim": int(train_x.shape[1]), "predictions": {},
+    }
+    for name, runner in runners.items():
+        predictions = runner(train_x, train.labels, test_x, num_classes, options)
+        result["predictions"][name] = predictions
+        details = options if name == "knn" else {"solver": "ridge", "alpha": RIDGE_ALPHA}
+        result[name] = {"accuracy": float((predictions == test.labels).mean()), **details}
+    return result
