@@ -56,19 +56,32 @@ def fit_linear_head(
         head.weight.normal_(0.0, 0.01, generator=generator)
         head.bias.zero_()
     optimizer = torch.optim.Adam(head.parameters(), lr=lr)
-    for _ in range(epochs):
-        order = torch.randperm(len(standardised), generator=generator)
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            loss = nn.functional.cross_entropy(head(standardised[batch]), labels[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    with torch.enable_grad():  # callers may be inside no_grad (e.g. a lazily built classifier)
+        _fit(head, optimizer, standardised, labels, epochs, batch_size, generator)
     folded = nn.Linear(features.shape[1], num_classes)
     with torch.no_grad():
         folded.weight.copy_(head.weight / std)
         folded.bias.copy_(head.bias - folded.weight @ mean)
     return folded.eval()
+
+
+def _fit(
+    head: nn.Linear,
+    optimizer: torch.optim.Optimizer,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    epochs: int,
+    batch_size: int,
+    generator: torch.Generator,
+) -> None:
+    for _ in range(epochs):
+        order = torch.randperm(len(features), generator=generator)
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            loss = nn.functional.cross_entropy(head(features[batch]), labels[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
 
 
 def vanilla_saliency(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
@@ -78,11 +91,12 @@ def vanilla_saliency(model: nn.Module, images: torch.Tensor, targets: torch.Tens
     [0, 1] on the model's device. The model's weights receive no gradient.
     """
     maps = []
-    for start in range(0, len(images), batch_size):
-        batch = images[start : start + batch_size].detach().clone().requires_grad_(True)
-        scores = model(batch).gather(1, targets[start : start + batch_size].view(-1, 1).to(batch.device))
-        (gradient,) = torch.autograd.grad(scores.sum(), batch)
-        maps.append(gradient.abs().amax(dim=1).cpu())
+    with torch.enable_grad():
+        for start in range(0, len(images), batch_size):
+            batch = images[start : start + batch_size].detach().clone().requires_grad_(True)
+            scores = model(batch).gather(1, targets[start : start + batch_size].view(-1, 1).to(batch.device))
+            (gradient,) = torch.autograd.grad(scores.sum(), batch)
+            maps.append(gradient.abs().amax(dim=1).cpu())
     return torch.cat(maps)
 
 

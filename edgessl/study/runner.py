@@ -66,7 +66,7 @@ def run_study(
     root = Path(config.out)
     root.mkdir(parents=True, exist_ok=True)
     (root / STUDY_FILE).write_text(dump_study(config))
-    say: Callable[[str], None] = console.print if console is not None else (lambda _message: None)
+    say = _printer(console)
     outcome = StudyOutcome(config, root, [])
     cells = config.cells()
     for position, (method, backbone) in enumerate(cells, start=1):
@@ -79,11 +79,15 @@ def run_study(
             say(f"stopping after {max_cells} cell(s) (--max-cells); run the same command again to continue")
             break
         say(f"[bold][{position}/{len(cells)}] {name}[/]")
-        write_cell(run_cell(config, method, backbone, run_dir, say, progress), run_dir)
+        write_cell(run_cell(config, method, backbone, run_dir, console, progress), run_dir)
         outcome.processed.append(name)
     outcome.cells = [result for result in (read_cell(root / RUNS_DIR / cell_name(m, b)) for m, b in cells) if is_finished(result, config)]
     outcome.table, outcome.outputs = render_outputs(outcome.cells, config, root)
     return outcome
+
+
+def _printer(console: Any) -> Callable[[str], None]:
+    return console.print if console is not None else (lambda _message: None)
 
 
 def is_finished(result: CellResult | None, config: StudyConfig) -> bool:
@@ -97,7 +101,8 @@ def validate_names(config: StudyConfig) -> None:
     from edgessl.evaluation import PROTOCOLS
     from edgessl.methods import METHODS, method_names
 
-    method_names(), backbone_names()  # importing the families fills the registries
+    method_names()  # imports the method modules, which fills the registry
+    backbone_names()  # likewise for the backbone families
     for name in config.methods:
         METHODS.get(name)
     for name in config.backbones:
@@ -107,14 +112,15 @@ def validate_names(config: StudyConfig) -> None:
         PROTOCOLS.get(name)
 
 
-def run_cell(config: StudyConfig, method: str, backbone: str, run_dir: Path, say: Callable[[str], None], progress: bool) -> CellResult:
+def run_cell(config: StudyConfig, method: str, backbone: str, run_dir: Path, console: Any, progress: bool) -> CellResult:
     """Train the cell as far as the study asks (resuming), evaluate every checkpoint, measure costs."""
     from edgessl.training import trainer
 
+    say = _printer(console)
     reached = trained_epochs(run_dir)
     if reached < config.epochs:
         say(f"  pretraining {'from epoch ' + str(reached) if reached else 'from scratch'} to epoch {config.epochs}")
-        trainer.train(train_config(config, method, backbone, run_dir), resume=reached > 0, console=None, progress=progress)
+        trainer.train(train_config(config, method, backbone, run_dir), resume=reached > 0, console=console, progress=progress)
     curves = {}
     for protocol in config.protocols:
         say(f"  evaluating every checkpoint: {protocol}")
