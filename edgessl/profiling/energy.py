@@ -100,7 +100,7 @@ class EnergyReport:
     source: str  # "nvml" | "tdp-model"
     gpu_kwh: float = 0.0  # before PUE
     cpu_kwh: float = 0.0  # before PUE, always modelled
-    gpu_tdp_w: float | None = None
+    gpu_tdp_w: float | None = None  # None on CPU, or for an unlisted GPU that NVML measured
     cpu_tdp_w: float = 0.0
     cpu_fraction: float = 0.0
     pue: float = 1.0
@@ -115,17 +115,26 @@ class EnergyReport:
         return EnergyReport(**{**asdict(self), **scaled})
 
 
-def _nvml_energy_mj(index: int) -> int | None:
-    """The GPU's cumulative energy counter in mJ, or None when NVML cannot give it."""
+def _nvml_energy_mj(device: torch.device) -> int | None:
+    """The GPU's cumulative energy counter in mJ, or None when NVML cannot give it.
+
+    The GPU is found by UUID, since torch's index and NVML's differ under
+    CUDA_VISIBLE_DEVICES; by index when torch does not expose the UUID.
+    """
     try:
         import pynvml
     except ImportError:
         return None
     try:
         pynvml.nvmlInit()
-        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        uuid = getattr(torch.cuda.get_device_properties(device), "uuid", None)
+        handle = (
+            pynvml.nvmlDeviceGetHandleByUUID(f"GPU-{uuid}")
+            if uuid is not None
+            else pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
+        )
         return int(pynvml.nvmlDeviceGetTotalEnergyConsumption(handle))
-    except pynvml.NVMLError:
+    except (pynvml.NVMLError, RuntimeError, AssertionError):  # no driver, no GPU, counter unsupported
         return None
 
 
@@ -147,29 +156,29 @@ class EnergyMeter:
         self.grid_intensity = grid_intensity_kg_per_kwh
         self.cpu_tdp_w = cpu_tdp_w if cpu_tdp_w is not None else DEFAULT_CPU_W_PER_CORE * (os.cpu_count() or 1)
         self.cpu_fraction = cpu_share()
-        self.gpu_tdp_w = self._gpu_tdp(gpu_tdp_w)
+        self.gpu_tdp_w = self._gpu_tdp(gpu_tdp_w)  # None: unknown, fine while NVML measures
         self._start: float | None = None
         self._start_mj: int | None = None
         self._report: EnergyReport | None = None
 
-    def _gpu_tdp(self, given: float | None) -> float:
-        if self.device.type != "cuda" or given is not None:
-            return given or 0.0
-        name = torch.cuda.get_device_name(self.device)
-        spec = gpu_spec(name)
-        if spec is None:
-            raise ConfigError(f"no TDP known for GPU '{name}'; give it with --gpu-tdp WATTS")
-        return spec.tdp_w
-
-    def _gpu_index(self) -> int:
-        return self.device.index if self.device.index is not None else torch.cuda.current_device()
+    def _gpu_tdp(self, given: float | None) -> float | None:
+        """The GPU's TDP for the model: given, else from the table (None if not there); 0 W on CPU."""
+        if self.device.type != "cuda":
+            return 0.0
+        if given is not None:
+            return given
+        spec = gpu_spec(torch.cuda.get_device_name(self.device))
+        return spec.tdp_w if spec is not None else None
 
     def __enter__(self) -> EnergyMeter:
         self._report = None
         self.cpu_fraction = cpu_share()  # the thread count of the span, not of construction
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-            self._start_mj = _nvml_energy_mj(self._gpu_index())
+            self._start_mj = _nvml_energy_mj(self.device)
+            if self._start_mj is None and self.gpu_tdp_w is None:
+                name = torch.cuda.get_device_name(self.device)
+                raise ConfigError(f"NVML cannot measure '{name}' and its TDP is not in the table; give it with --gpu-tdp WATTS")
         self._start = time.perf_counter()
         return self
 
@@ -184,14 +193,14 @@ class EnergyMeter:
         """The span from ``__enter__`` until now."""
         assert self._start is not None, "EnergyMeter used without entering it"
         seconds = time.perf_counter() - self._start
-        end_mj = _nvml_energy_mj(self._gpu_index()) if self._start_mj is not None else None
+        end_mj = _nvml_energy_mj(self.device) if self._start_mj is not None else None
         measured = None if end_mj is None or self._start_mj is None else (end_mj - self._start_mj) / 3.6e9
         return self._make_report(seconds, measured)  # 1 kWh = 3.6e9 mJ
 
     def _make_report(self, seconds: float, measured_gpu_kwh: float | None) -> EnergyReport:
         cpu_kwh = modelled_kwh(seconds, 0.0, self.cpu_tdp_w, self.cpu_fraction, pue=1.0)
         if measured_gpu_kwh is None:
-            gpu_kwh, source = modelled_kwh(seconds, self.gpu_tdp_w, 0.0, 0.0, pue=1.0), "tdp-model"
+            gpu_kwh, source = modelled_kwh(seconds, self.gpu_tdp_w or 0.0, 0.0, 0.0, pue=1.0), "tdp-model"
         else:
             gpu_kwh, source = measured_gpu_kwh, "nvml"
         energy = (gpu_kwh + cpu_kwh) * self.pue

@@ -2,8 +2,9 @@
 
 Every backend runs the same model on the same input with the same thread count
 (``torch.set_num_threads`` and ORT's ``intra_op_num_threads``, inter-op 1), after
-``warmup`` untimed calls; the median and 90th percentile of ``repeats`` timed calls are
-reported with the speed-up over eager (eager median / backend median, > 1 is faster).
+``warmup`` untimed calls; the backends' calls are interleaved round by round so that load
+from other processes hits them alike. The median and 90th percentile of ``repeats``
+timed calls are reported with the speed-up over eager (eager median / backend median, > 1 is faster).
 Input conversion (to channels_last, to numpy) happens once, outside the timed calls, as
 a deployment would feed data already in its layout. The ORT CUDA provider is fed numpy
 arrays, so its times include the host-to-device copies.
@@ -18,7 +19,7 @@ from __future__ import annotations
 import copy
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -82,17 +83,25 @@ def _synchronizer(device: torch.device) -> Callable[[], None]:
     return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
 
 
-def time_calls(call: Call, warmup: int, repeats: int, synchronize: Callable[[], None] = lambda: None) -> list[float]:
-    """Seconds of each of ``repeats`` calls after ``warmup`` untimed ones."""
+def time_calls(
+    calls: Mapping[str, Call], warmup: int, repeats: int, synchronize: Callable[[], None] = lambda: None
+) -> dict[str, list[float]]:
+    """Seconds of ``repeats`` calls of each entry after ``warmup`` untimed ones.
+
+    The calls are interleaved (one of each per round) so that a burst of load from other
+    processes slows every backend alike instead of the one that happened to be running.
+    """
     for _ in range(warmup):
-        call()
+        for call in calls.values():
+            call()
     synchronize()
-    times = []
+    times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        synchronize()
-        times.append(time.perf_counter() - start)
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            synchronize()
+            times[name].append(time.perf_counter() - start)
     return times
 
 
@@ -222,9 +231,9 @@ def measure_latency(
         binders = {backend.name: backend.prepare(model, device, threads, Path(workdir)) for backend in runnable}
         for batch_size in batch_sizes:
             batch = torch.rand(batch_size, in_channels, image_size, image_size, generator=generator)
-            for name, bind in binders.items():
-                times = time_calls(bind(batch), warmup, repeats, _synchronizer(device))
-                median, p90 = summarise(times)
+            times = time_calls({name: bind(batch) for name, bind in binders.items()}, warmup, repeats, _synchronizer(device))
+            for name, seconds in times.items():
+                median, p90 = summarise(seconds)
                 rows.append(LatencyStats(name, batch_size, median, p90, repeats, warmup, threads))
     _fill_speedups(rows)
     return LatencyResult(rows, skipped)

@@ -44,7 +44,7 @@ def test_region_table_and_bad_inputs() -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the path without a GPU")
 def test_nvml_is_skipped_cleanly_without_a_gpu() -> None:
-    assert _nvml_energy_mj(0) is None
+    assert _nvml_energy_mj(torch.device("cuda", 0)) is None  # no driver: None, no exception
     with EnergyMeter("cpu") as meter:
         pass
     assert meter.report().source == "tdp-model" and meter.report().gpu_kwh == 0.0

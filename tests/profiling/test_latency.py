@@ -43,9 +43,10 @@ def test_latency_is_positive_ordered_by_batch_and_ratios_are_consistent(encoder:
 
 
 def test_timing_helpers() -> None:
-    calls = []
-    times = time_calls(lambda: calls.append(1), warmup=2, repeats=3)
-    assert len(calls) == 5 and len(times) == 3 and all(t >= 0 for t in times)
+    order: list[str] = []
+    times = time_calls({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, warmup=1, repeats=2)
+    assert order == ["a", "b"] * 3  # interleaved, warm-up included
+    assert {name: len(seconds) for name, seconds in times.items()} == {"a": 2, "b": 2}
     median, p90 = summarise([i / 1000 for i in range(1, 11)])
     assert median == pytest.approx(5.5) and p90 == pytest.approx(9.1)
 
