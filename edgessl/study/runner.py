@@ -114,18 +114,23 @@ def validate_names(config: StudyConfig) -> None:
 
 def run_cell(config: StudyConfig, method: str, backbone: str, run_dir: Path, console: Any, progress: bool) -> CellResult:
     """Train the cell as far as the study asks (resuming), evaluate every checkpoint, measure costs."""
-    from edgessl.training import trainer
-
     say = _printer(console)
     reached = trained_epochs(run_dir)
     if reached < config.epochs:
         say(f"  pretraining {'from epoch ' + str(reached) if reached else 'from scratch'} to epoch {config.epochs}")
-        trainer.train(train_config(config, method, backbone, run_dir), resume=reached > 0, console=console, progress=progress)
+        pretrain(train_config(config, method, backbone, run_dir), resume=reached > 0, console=console, progress=progress)
     curves = {}
     for protocol in config.protocols:
         say(f"  evaluating every checkpoint: {protocol}")
         curves[protocol] = evaluate_run(config, run_dir, protocol)
     return measure_cell(config, method, backbone, run_dir, curves)
+
+
+def pretrain(config: Any, resume: bool, console: Any, progress: bool) -> None:
+    """One cell's pretext training (the trainer is imported here: it pulls in accelerate)."""
+    from edgessl.training.trainer import train
+
+    train(config, resume=resume, console=console, progress=progress)
 
 
 def trained_epochs(run_dir: Path) -> int:
