@@ -2,9 +2,10 @@
 
 This is the reference study's downstream protocol (categorical cross-entropy, Adam).
 The representation is deep-copied, so the caller's model is never modified. Training
-batches get light augmentation, batched on the device: a random crop covering
-``min_crop_scale`` to all of the image area (resized back) and a horizontal flip; no
-colour changes, so what the encoder learned about colour is not perturbed.
+batches get light augmentation, batched on the device (:class:`edgessl.augment.ViewAugment`):
+a random square crop covering ``min_crop_scale`` to all of the image area (resized
+back) and a horizontal flip; no colour changes, so what the encoder learned about
+colour is not perturbed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgessl.augment import ViewAugment
 from edgessl.data.base import ImageDataset
 from edgessl.errors import ConfigError
 from edgessl.evaluation.features import extract_features, to_unit_float
@@ -37,21 +39,15 @@ class FinetuneOptions:
     seed: int = 0  # head initialisation, shuffling and augmentation
 
 
-def crop_flip(images: torch.Tensor, min_scale: float, generator: torch.Generator) -> torch.Tensor:
-    """Per-sample random square crop of ``min_scale``..1 of the area, resized back, and h-flip.
+def light_augment(min_crop_scale: float) -> ViewAugment:
+    """Random square crop of ``min_crop_scale``..1 of the area (resized back) and a horizontal flip.
 
-    One ``affine_grid``/``grid_sample`` call does the whole batch: each sample's crop is
-    an affine map (scale, shift, mirror) of the output grid into the input image.
+    Built on the pretraining augmentation with every colour operation switched off.
     """
-    n = len(images)
-    side = (min_scale + (1 - min_scale) * torch.rand(n, generator=generator)).sqrt()  # crop side / image side
-    shift = (1 - side[:, None]) * (2 * torch.rand(n, 2, generator=generator) - 1)  # keeps the crop inside the image
-    mirror = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0], theta[:, 1, 1] = side * mirror, side
-    theta[:, :, 2] = shift
-    grid = F.affine_grid(theta.to(images.device), list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return ViewAugment(
+        crop_scale=(min_crop_scale, 1.0), crop_ratio=(1.0, 1.0), hflip_p=0.5,
+        jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, solarize_p=0.0,
+    )
 
 
 class Classifier(nn.Module):
@@ -72,7 +68,9 @@ def run_finetune(model: nn.Module, train: ImageDataset, test: ImageDataset, opti
         raise ConfigError(f"fine-tuning needs epochs >= 1 and batch_size >= 2, got {options.epochs} and {options.batch_size}")
     if not 0 < options.min_crop_scale <= 1:
         raise ConfigError(f"min_crop_scale must be in (0, 1], got {options.min_crop_scale}")
-    generator = torch.Generator().manual_seed(options.seed)
+    generator = torch.Generator().manual_seed(options.seed)  # head and shuffling, on the CPU
+    augment_generator = torch.Generator(device=device).manual_seed(options.seed)  # augmentation, on the device
+    augment = light_augment(options.min_crop_scale)
     classifier = Classifier(copy.deepcopy(model), train.num_classes)
     with torch.no_grad():  # seeded head, independent of global RNG state
         bound = 1.0 / classifier.head.in_features**0.5
@@ -89,7 +87,7 @@ def run_finetune(model: nn.Module, train: ImageDataset, test: ImageDataset, opti
                 continue
             images = to_unit_float(train.images[index], device)
             if options.augment:
-                images = crop_flip(images, options.min_crop_scale, generator)
+                images = augment(images, generator=augment_generator)
             loss = F.cross_entropy(classifier(images), labels[index.to(device)])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

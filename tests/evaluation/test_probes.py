@@ -55,13 +55,14 @@ def test_finetune_improves_on_a_tiny_separable_set_and_leaves_the_model_alone(ti
     assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
 
 
-def test_crop_flip_at_full_scale_is_the_image_or_its_mirror() -> None:
-    from edgessl.evaluation.finetune import crop_flip
+def test_light_augmentation_only_crops_and_flips() -> None:
+    from edgessl.evaluation.finetune import light_augment
 
-    images = torch.rand(32, 3, 8, 8)
-    out = crop_flip(images, 1.0, torch.Generator().manual_seed(0))
-    same = (out - images).abs().flatten(1).amax(1) < 1e-5
-    mirrored = (out - images.flip(-1)).abs().flatten(1).amax(1) < 1e-5
-    assert bool((same | mirrored).all()) and 4 < int(mirrored.sum()) < 28
-    cropped = crop_flip(images, 0.5, torch.Generator().manual_seed(0))
-    assert cropped.shape == images.shape and not torch.allclose(cropped, out)
+    images = (torch.rand(32, 3, 8, 8) * 255).to(torch.uint8)
+    unit = images.float() / 255
+    out = light_augment(1.0)(images, generator=torch.Generator().manual_seed(0))
+    same = (out - unit).abs().flatten(1).amax(1) < 1e-5
+    mirrored = (out - unit.flip(-1)).abs().flatten(1).amax(1) < 1e-5
+    assert bool((same | mirrored).all()) and 4 < int(mirrored.sum()) < 28  # colours untouched
+    cropped = light_augment(0.5)(images, generator=torch.Generator().manual_seed(0))
+    assert cropped.shape == unit.shape and not torch.allclose(cropped, out)
