@@ -1,0 +1,126 @@
+"""The batched operations against torchvision's per-image definitions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision.transforms.functional as TF
+from torchvision.transforms import RandomResizedCrop
+
+from edgessl.augment import functional as AF
+
+
+@pytest.fixture
+def batch() -> torch.Tensor:
+    torch.manual_seed(0)
+    return torch.rand(6, 3, 12, 10)
+
+
+@pytest.fixture
+def posterised() -> torch.Tensor:
+    """Few grey levels, so many pixels have tied channels or no chroma (hue's edge cases)."""
+    torch.manual_seed(1)
+    return torch.randint(0, 4, (6, 3, 12, 10)) / 3.0
+
+
+def per_image(fn, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    return torch.stack([fn(image, float(p)) for image, p in zip(images, params)])
+
+
+@pytest.mark.parametrize(
+    ("ours", "reference", "low", "high"),
+    [
+        (AF.adjust_brightness, TF.adjust_brightness, 0.0, 2.0),
+        (AF.adjust_contrast, TF.adjust_contrast, 0.0, 2.0),
+        (AF.adjust_saturation, TF.adjust_saturation, 0.0, 2.0),
+        (AF.adjust_hue, TF.adjust_hue, -0.5, 0.5),
+    ],
+    ids=["brightness", "contrast", "saturation", "hue"],
+)
+@pytest.mark.parametrize("images", ["batch", "posterised"])
+def test_colour_ops_match_torchvision(ours, reference, low, high, images, request) -> None:
+    images = request.getfixturevalue(images)
+    factors = torch.linspace(low, high, images.shape[0])
+    torch.testing.assert_close(ours(images, factors), per_image(reference, images, factors), atol=2e-6, rtol=0)
+
+
+def test_grayscale_matches_torchvision(batch: torch.Tensor) -> None:
+    expected = torch.stack([TF.rgb_to_grayscale(image, num_output_channels=3) for image in batch])
+    torch.testing.assert_close(AF.grayscale(batch), expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("kernel", [3, 5, 9])
+def test_blur_per_sample_sigma_matches_torchvision(batch: torch.Tensor, kernel: int) -> None:
+    sigmas = torch.tensor([0.1, 0.3, 0.7, 1.0, 1.5, 2.0])
+    expected = torch.stack(
+        [TF.gaussian_blur(image, [kernel, kernel], [float(s), float(s)]) for image, s in zip(batch, sigmas)]
+    )
+    torch.testing.assert_close(AF.gaussian_blur(batch, sigmas, kernel), expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(("side", "kernel"), [(224, 23), (96, 9), (32, 3), (8, 3)])
+def test_blur_kernel_is_odd_tenth_of_the_side(side: int, kernel: int) -> None:
+    assert AF.blur_kernel_size(side, 0.1) == kernel
+
+
+def test_solarize_is_exact_and_only_where_flagged(batch: torch.Tensor) -> None:
+    flags = torch.tensor([True, False, True, True, False, True])
+    out = AF.solarize(batch, flags)
+    for image, result, flag in zip(batch, out, flags):
+        assert torch.equal(result, TF.solarize(image, 0.5) if flag else image)
+
+
+def test_hflip_only_where_flagged(batch: torch.Tensor) -> None:
+    flags = torch.tensor([True, False, False, True, True, False])
+    out = AF.hflip(batch, flags)
+    for image, result, flag in zip(batch, out, flags):
+        assert torch.equal(result, image.flip(-1) if flag else image)
+
+
+def test_full_box_crop_is_a_bilinear_resize() -> None:
+    images = torch.rand(3, 3, 16, 16)
+    full = torch.tensor([[0.0, 0.0, 16.0, 16.0]]).expand(3, 4)
+    assert torch.equal(AF.resized_crop(images, full, 16), images)
+    upsampled = F.interpolate(images, size=24, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(AF.resized_crop(images, full, 24), upsampled, atol=2e-6, rtol=0)
+    # Shrinking averages the covered pixels (antialiasing) instead of sampling between them.
+    torch.testing.assert_close(AF.resized_crop(images, full, 8), F.avg_pool2d(images, 2), atol=1e-6, rtol=0)
+
+
+def test_crop_takes_each_samples_own_box() -> None:
+    images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    boxes = torch.tensor([[0.0, 0.0, 4.0, 4.0], [2.0, 4.0, 6.0, 8.0]])  # x1, y1, x2, y2
+    out = AF.resized_crop(images, boxes, 4)
+    assert torch.equal(out[0], images[0, :, 0:4, 0:4])
+    assert torch.equal(out[1], images[1, :, 4:8, 2:6])
+    stretched = AF.resized_crop(images, torch.tensor([[2.0, 4.0, 8.0, 8.0]]).expand(2, 4), 8)[1]
+    expected = F.interpolate(images[1:, :, 4:8, 2:8], size=(8, 8), mode="bilinear", align_corners=False)[0]
+    # Inside the box it is a bilinear resize of the crop; on the box's edge it may blend in
+    # the neighbouring pixel outside the box (a crop of the continuous image).
+    torch.testing.assert_close(stretched[:, 1:-1, 1:-1], expected[:, 1:-1, 1:-1], atol=1e-5, rtol=0)
+
+
+def test_crop_boxes_follow_torchvision_distribution() -> None:
+    scale, ratio, n = (0.08, 1.0), (3 / 4, 4 / 3), 4000
+    torch.manual_seed(0)
+    boxes = AF.sample_crop_boxes(n, 48, 64, scale, ratio, torch.device("cpu"))
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    assert torch.equal(w, w.round()) and torch.equal(h, h.round())
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 64).all() and (boxes[:, 3] <= 48).all()
+    image = torch.empty(3, 48, 64)
+    reference = torch.tensor([RandomResizedCrop.get_params(image, list(scale), list(ratio)) for _ in range(n)])
+    ref_h, ref_w = reference[:, 2].float(), reference[:, 3].float()
+    assert abs(float((w * h).mean() - (ref_w * ref_h).mean())) / (48 * 64) < 0.02
+    assert abs(float((w / h).log().mean() - (ref_w / ref_h).log().mean())) < 0.03
+    # Integer sides are rounded, so the ratio may overshoot its range by a rounding step.
+    assert ((w / h).log().abs() <= math.log(4 / 3) + 0.1).all()
+
+
+def test_crop_falls_back_to_a_centre_crop_when_nothing_fits() -> None:
+    # A 10x40 strip cannot hold a crop of 90% of its area with a ratio near 1.
+    boxes = AF.sample_crop_boxes(5, 10, 40, (0.9, 1.0), (0.9, 1.1), torch.device("cpu"))
+    expected = torch.tensor([[(40 - 11) // 2, 0, (40 - 11) // 2 + 11, 10]], dtype=torch.float32)
+    assert torch.equal(boxes, expected.expand(5, 4))
