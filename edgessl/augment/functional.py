@@ -160,7 +160,7 @@ def adjust_hue(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
 
 def grayscale(images: torch.Tensor) -> torch.Tensor:
     """Luma repeated over three channels, so grayscale views keep the encoder's input shape."""
-    return rgb_to_grayscale(images).expand(-1, 3, -1, -1)
+    return rgb_to_grayscale(images).expand(-1, 3, -1, -1).contiguous()
 
 
 def blur_kernel_size(side: int, fraction: float) -> int:
