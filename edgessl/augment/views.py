@@ -121,9 +121,8 @@ class ViewAugment:
         size = out_size or min(height, width)
         device = x.device
         boxes = AF.sample_crop_boxes(n, height, width, self.crop_scale, self.crop_ratio, device, generator)
-        x = AF.resized_crop(x, boxes, size)
-        if self.hflip_p > 0:
-            x = AF.hflip(x, AF.coin_flips(self.hflip_p, n, device, generator))
+        flips = AF.coin_flips(self.hflip_p, n, device, generator) if self.hflip_p > 0 else None
+        x = AF.resized_crop(x, boxes, size, flips)
         x = self._jitter(x, generator)
         if self.grayscale_p > 0:
             x = apply_where(x, AF.coin_flips(self.grayscale_p, n, device, generator), lambda s, _: AF.grayscale(s))

@@ -73,34 +73,25 @@ def test_solarize_is_exact_and_only_where_flagged(batch: torch.Tensor) -> None:
         assert torch.equal(result, TF.solarize(image, 0.5) if flag else image)
 
 
-def test_hflip_only_where_flagged(batch: torch.Tensor) -> None:
-    flags = torch.tensor([True, False, False, True, True, False])
-    out = AF.hflip(batch, flags)
-    for image, result, flag in zip(batch, out, flags):
-        assert torch.equal(result, image.flip(-1) if flag else image)
+@pytest.mark.parametrize("size", [5, 10, 23])  # shrink (antialiased), keep, enlarge
+def test_crop_matches_torchvision_resized_crop_and_flip(size: int) -> None:
+    torch.manual_seed(0)
+    images = torch.rand(8, 3, 12, 16)
+    boxes = AF.sample_crop_boxes(8, 12, 16, (0.08, 1.0), (3 / 4, 4 / 3), torch.device("cpu"))
+    flips = torch.tensor([True, False] * 4)
+    out = AF.resized_crop(images, boxes, size, flips)
+    for image, box, flip, result in zip(images, boxes.int().tolist(), flips, out):
+        left, top, right, bottom = box
+        expected = TF.resized_crop(image, top, left, bottom - top, right - left, [size, size], antialias=True)
+        torch.testing.assert_close(result, expected.flip(-1) if flip else expected, atol=3e-6, rtol=0)
 
 
-def test_full_box_crop_is_a_bilinear_resize() -> None:
+def test_full_box_crop_is_a_plain_resize() -> None:
     images = torch.rand(3, 3, 16, 16)
     full = torch.tensor([[0.0, 0.0, 16.0, 16.0]]).expand(3, 4)
     assert torch.equal(AF.resized_crop(images, full, 16), images)
     upsampled = F.interpolate(images, size=24, mode="bilinear", align_corners=False)
     torch.testing.assert_close(AF.resized_crop(images, full, 24), upsampled, atol=2e-6, rtol=0)
-    # Shrinking averages the covered pixels (antialiasing) instead of sampling between them.
-    torch.testing.assert_close(AF.resized_crop(images, full, 8), F.avg_pool2d(images, 2), atol=1e-6, rtol=0)
-
-
-def test_crop_takes_each_samples_own_box() -> None:
-    images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
-    boxes = torch.tensor([[0.0, 0.0, 4.0, 4.0], [2.0, 4.0, 6.0, 8.0]])  # x1, y1, x2, y2
-    out = AF.resized_crop(images, boxes, 4)
-    assert torch.equal(out[0], images[0, :, 0:4, 0:4])
-    assert torch.equal(out[1], images[1, :, 4:8, 2:6])
-    stretched = AF.resized_crop(images, torch.tensor([[2.0, 4.0, 8.0, 8.0]]).expand(2, 4), 8)[1]
-    expected = F.interpolate(images[1:, :, 4:8, 2:8], size=(8, 8), mode="bilinear", align_corners=False)[0]
-    # Inside the box it is a bilinear resize of the crop; on the box's edge it may blend in
-    # the neighbouring pixel outside the box (a crop of the continuous image).
-    torch.testing.assert_close(stretched[:, 1:-1, 1:-1], expected[:, 1:-1, 1:-1], atol=1e-5, rtol=0)
 
 
 def test_crop_boxes_follow_torchvision_distribution() -> None:
