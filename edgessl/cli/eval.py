@@ -14,7 +14,12 @@ from typing import Any
 # CLI flag -> protocol option; each goes only to the protocols that have that option
 OPTION_FLAGS = (
     ("k", "--k", int, "kNN neighbours (default 200)"),
-    ("metric", "--metric", str, "kNN vote: euclidean (majority, the study's) or cosine (exp(sim/T)-weighted)"),
+    (
+        "metric",
+        "--metric",
+        str,
+        "kNN vote: euclidean (majority, the study's) or cosine (exp(sim/T)-weighted)",
+    ),
     ("temperature", "--temperature", float, "cosine kNN temperature T (default 0.1)"),
     ("epochs", "--epochs", int, "linear / finetune epochs (defaults 100 / 20)"),
     ("lr", "--lr", float, "linear / finetune Adam learning rate (default 1e-3)"),
@@ -25,11 +30,19 @@ ONNX_OPTIONS = ("k", "metric")  # what edgessl.export.ort_eval.evaluate_onnx tak
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``eval`` and ``sweep``: data, protocols, protocol options, device."""
-    parser.add_argument("--data", default="shapes10", help="dataset name or image-folder path (default: shapes10)")
-    parser.add_argument("--data-root", help="folder holding the dataset's files (e.g. the one with stl10_binary/)")
-    parser.add_argument("--image-size", type=int, help="evaluation image size (default: the checkpoint's pretraining size)")
     parser.add_argument(
-        "--protocol", action="append", metavar="NAME",
+        "--data", default="shapes10", help="dataset name or image-folder path (default: shapes10)"
+    )
+    parser.add_argument(
+        "--data-root", help="folder holding the dataset's files (e.g. the one with stl10_binary/)"
+    )
+    parser.add_argument(
+        "--image-size", type=int, help="evaluation image size (default: the checkpoint's pretraining size)"
+    )
+    parser.add_argument(
+        "--protocol",
+        action="append",
+        metavar="NAME",
         help="knn, linear or finetune; repeat or give a comma list (default: knn)",
     )
     for dest, flag, kind, text in OPTION_FLAGS:
@@ -45,15 +58,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Evaluate every checkpoint of a run (or one checkpoint) on a labelled dataset: train split "
         "as kNN bank / training data, test split for accuracy. Results go to RUN/eval/*.json and are reused.",
     )
-    parser.add_argument("target", nargs="?", metavar="RUN_OR_CHECKPOINT", help="a run folder or a .pt checkpoint")
-    parser.add_argument("--onnx", metavar="MODEL.onnx", help="evaluate an exported encoder with onnxruntime only (no torch)")
+    parser.add_argument(
+        "target", nargs="?", metavar="RUN_OR_CHECKPOINT", help="a run folder or a .pt checkpoint"
+    )
+    parser.add_argument(
+        "--onnx", metavar="MODEL.onnx", help="evaluate an exported encoder with onnxruntime only (no torch)"
+    )
     add_data_options(parser)
     parser.set_defaults(handler=run)
 
 
 def protocols_of(args: argparse.Namespace) -> list[str]:
     """``--protocol knn --protocol linear,finetune`` -> ['knn', 'linear', 'finetune'] (default knn)."""
-    names = [name.strip() for value in (args.protocol or ["knn"]) for name in value.split(",") if name.strip()]
+    names = [
+        name.strip() for value in (args.protocol or ["knn"]) for name in value.split(",") if name.strip()
+    ]
     return list(dict.fromkeys(names))
 
 
@@ -86,7 +105,9 @@ def run_onnx(args: argparse.Namespace) -> int:
         given = ", ".join([*unsupported, *(["device"] if args.device else [])])
         raise ConfigError(f"--onnx evaluation takes only --k and --metric (it runs on the CPU); drop {given}")
     protocols = protocols_of(args)
-    result = evaluate_onnx(args.onnx, args.data, args.data_root, protocols=protocols, image_size=args.image_size, **options)
+    result = evaluate_onnx(
+        args.onnx, args.data, args.data_root, protocols=protocols, image_size=args.image_size, **options
+    )
     summary = {key: value for key, value in result.items() if key != "predictions"}
     console = make_console()
     if args.json:
@@ -99,7 +120,11 @@ def run_onnx(args: argparse.Namespace) -> int:
     for name in protocols:
         entry = dict(summary.get(name, {}))
         accuracy = entry.pop("accuracy", None)
-        table.add_row(name, "-" if accuracy is None else f"{100 * accuracy:.2f}%", ", ".join(f"{k}={v}" for k, v in entry.items()))
+        table.add_row(
+            name,
+            "-" if accuracy is None else f"{100 * accuracy:.2f}%",
+            ", ".join(f"{k}={v}" for k, v in entry.items()),
+        )
     console.print(table)
     facts = {key: value for key, value in summary.items() if key not in protocols}
     console.print(", ".join(f"{key}: {value}" for key, value in facts.items()), highlight=False, markup=False)
@@ -118,14 +143,26 @@ def records_table(records: list[dict[str, Any]], title: str):  # -> rich.table.T
     from rich.table import Table
 
     table = Table(title=title)
-    for column, justify in (("epoch", "right"), ("checkpoint", "left"), ("protocol", "left"),
-                            ("accuracy", "right"), ("final", "right"), ("settings", "left"), ("time", "right")):
+    for column, justify in (
+        ("epoch", "right"),
+        ("checkpoint", "left"),
+        ("protocol", "left"),
+        ("accuracy", "right"),
+        ("final", "right"),
+        ("settings", "left"),
+        ("time", "right"),
+    ):
         table.add_column(column, justify=justify, no_wrap=column != "settings")
     for record in records:
         final = record.get("details", {}).get("final", record["accuracy"])
         table.add_row(
-            str(record["epoch"]), record["checkpoint_file"], record["protocol"], f"{100 * record['accuracy']:.2f}%",
-            f"{100 * final:.2f}%", settings_text(record), f"{record.get('seconds', 0):.1f}s",
+            str(record["epoch"]),
+            record["checkpoint_file"],
+            record["protocol"],
+            f"{100 * record['accuracy']:.2f}%",
+            f"{100 * final:.2f}%",
+            settings_text(record),
+            f"{record.get('seconds', 0):.1f}s",
         )
     return table
 
@@ -136,8 +173,11 @@ def progress_printer(console: Any, quiet: bool):
     def report(record: dict[str, Any], reused: bool) -> None:
         if not quiet:
             state = "saved result" if reused else f"{record.get('seconds', 0):.1f}s"
-            console.print(f"epoch {record['epoch']:>4} {record['protocol']:<8} {100 * record['accuracy']:6.2f}%  ({state})",
-                          markup=False, highlight=False)
+            console.print(
+                f"epoch {record['epoch']:>4} {record['protocol']:<8} {100 * record['accuracy']:6.2f}%  ({state})",
+                markup=False,
+                highlight=False,
+            )
 
     return report
 
@@ -149,8 +189,14 @@ def run_checkpoints(args: argparse.Namespace) -> int:
     from edgessl.evaluation import evaluate_checkpoints
 
     records = evaluate_checkpoints(
-        args.target, args.data, protocols_of(args), args.data_root, args.image_size, args.device,
-        on_record=progress_printer(make_console(stderr=True), args.json), **options_of(args),
+        args.target,
+        args.data,
+        protocols_of(args),
+        args.data_root,
+        args.image_size,
+        args.device,
+        on_record=progress_printer(make_console(stderr=True), args.json),
+        **options_of(args),
     )
     if args.json:
         print(json.dumps(records, indent=2, sort_keys=True))

@@ -30,16 +30,29 @@ def run(args: argparse.Namespace) -> int:
     from edgessl.evaluation import sweep_run
 
     result = sweep_run(
-        args.run, args.data, protocols_of(args), args.data_root, args.image_size, args.device,
-        on_record=progress_printer(make_console(stderr=True), args.json), **options_of(args),
+        args.run,
+        args.data,
+        protocols_of(args),
+        args.data_root,
+        args.image_size,
+        args.device,
+        on_record=progress_printer(make_console(stderr=True), args.json),
+        **options_of(args),
     )
-    files = {name: {"csv": str(result.csv_files[name]), "png": str(result.png_files[name])} for name in result.csv_files}
+    files = {
+        name: {"csv": str(result.csv_files[name]), "png": str(result.png_files[name])}
+        for name in result.csv_files
+    }
     if args.json:
         print(json.dumps({"records": result.records, "files": files}, indent=2, sort_keys=True))
         return 0
     console = make_console()
     first = result.records[0]
-    console.print(records_table(result.records, f"sweep of {first.get('method')} / {first.get('backbone')} on {args.data}"))
+    console.print(
+        records_table(
+            result.records, f"sweep of {first.get('method')} / {first.get('backbone')} on {args.data}"
+        )
+    )
     for name, paths in files.items():
         console.print(f"{name}: {paths['csv']}  {paths['png']}", markup=False, highlight=False)
     return 0

@@ -45,8 +45,13 @@ def light_augment(min_crop_scale: float) -> ViewAugment:
     Built on the pretraining augmentation with every colour operation switched off.
     """
     return ViewAugment(
-        crop_scale=(min_crop_scale, 1.0), crop_ratio=(1.0, 1.0), hflip_p=0.5,
-        jitter_p=0.0, grayscale_p=0.0, blur_p=0.0, solarize_p=0.0,
+        crop_scale=(min_crop_scale, 1.0),
+        crop_ratio=(1.0, 1.0),
+        hflip_p=0.5,
+        jitter_p=0.0,
+        grayscale_p=0.0,
+        blur_p=0.0,
+        solarize_p=0.0,
     )
 
 
@@ -62,19 +67,27 @@ class Classifier(nn.Module):
         return self.head(self.representation(images))
 
 
-def run_finetune(model: nn.Module, train: ImageDataset, test: ImageDataset, options: FinetuneOptions, device: torch.device) -> EvalResult:
+def run_finetune(
+    model: nn.Module, train: ImageDataset, test: ImageDataset, options: FinetuneOptions, device: torch.device
+) -> EvalResult:
     """Train a copy of ``model`` with a new head on ``train``; test accuracy after every epoch."""
     if options.epochs < 1 or options.batch_size < 2:
-        raise ConfigError(f"fine-tuning needs epochs >= 1 and batch_size >= 2, got {options.epochs} and {options.batch_size}")
+        raise ConfigError(
+            f"fine-tuning needs epochs >= 1 and batch_size >= 2, got {options.epochs} and {options.batch_size}"
+        )
     if not 0 < options.min_crop_scale <= 1:
         raise ConfigError(f"min_crop_scale must be in (0, 1], got {options.min_crop_scale}")
     generator = torch.Generator().manual_seed(options.seed)  # head and shuffling, on the CPU
-    augment_generator = torch.Generator(device=device).manual_seed(options.seed)  # augmentation, on the device
+    augment_generator = torch.Generator(device=device).manual_seed(
+        options.seed
+    )  # augmentation, on the device
     augment = light_augment(options.min_crop_scale)
     classifier = Classifier(copy.deepcopy(model), train.num_classes)
     with torch.no_grad():  # seeded head, independent of global RNG state
         bound = 1.0 / classifier.head.in_features**0.5
-        classifier.head.weight.copy_(torch.rand(classifier.head.weight.shape, generator=generator) * 2 * bound - bound)
+        classifier.head.weight.copy_(
+            torch.rand(classifier.head.weight.shape, generator=generator) * 2 * bound - bound
+        )
         classifier.head.bias.zero_()
     classifier.to(device)
     optimizer = torch.optim.Adam(classifier.parameters(), lr=options.lr, weight_decay=options.weight_decay)
@@ -97,4 +110,6 @@ def run_finetune(model: nn.Module, train: ImageDataset, test: ImageDataset, opti
     return curve.result("finetune", lr=options.lr, batch_size=options.batch_size, augment=options.augment)
 
 
-PROTOCOLS.register("finetune")(Protocol(FinetuneOptions, run_finetune, "whole network + linear head, Adam, light augmentation"))
+PROTOCOLS.register("finetune")(
+    Protocol(FinetuneOptions, run_finetune, "whole network + linear head, Adam, light augmentation")
+)

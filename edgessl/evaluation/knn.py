@@ -5,7 +5,8 @@ Two votes are registered in :data:`KNN_METRICS`:
 - ``euclidean``: majority vote of the k nearest training features by Euclidean
   distance, the reference study's choice. A tie between classes goes to the tied class
   whose closest member is nearest to the query (equivalently, the class of the nearest
-  neighbour among the tied classes), so the answer never depends on label order.
+  neighbour among the tied classes), so the answer does not depend on label order
+  (only an exact distance tie between those members falls back to the smaller label).
 - ``cosine``: the usual self-supervised protocol (Wu et al. 2018, InstDisc; k = 200,
   T = 0.1): the k most cosine-similar features vote with weight ``exp(sim / T)``.
 
@@ -60,28 +61,39 @@ def queries_per_chunk(bank_size: int, k: int, num_classes: int, memory_budget_by
 
 @KNN_METRICS.register("euclidean")
 def euclidean_majority_vote(
-    queries: torch.Tensor, bank: torch.Tensor, bank_labels: torch.Tensor, k: int, num_classes: int, temperature: float
+    queries: torch.Tensor,
+    bank: torch.Tensor,
+    bank_labels: torch.Tensor,
+    k: int,
+    num_classes: int,
+    temperature: float,
 ) -> torch.Tensor:
     """Majority vote of the k Euclidean-nearest bank features; ties go to the nearest member.
 
     Squared distance ``|q|^2 + |b|^2 - 2 q.b`` ranks neighbours like ``|b|^2 - 2 q.b``
-    (``|q|^2`` is constant per query), which is one matrix product.
+    (``|q|^2`` is constant per query), which is one matrix product. The k nearest need
+    no sorting: the tie-break uses each class's smallest distance among them.
     """
     del temperature  # unweighted vote
     partial = torch.addmm((bank * bank).sum(1), queries, bank.T, beta=1.0, alpha=-2.0)
-    neighbours = partial.topk(k, dim=1, largest=False, sorted=True).indices
-    votes_for = bank_labels[neighbours]  # (c, k), nearest first
+    distances, neighbours = partial.topk(k, dim=1, largest=False, sorted=False)
+    votes_for = bank_labels[neighbours]  # (c, k)
     counts = torch.zeros(len(queries), num_classes, dtype=torch.int64, device=queries.device)
     counts.scatter_add_(1, votes_for, torch.ones_like(votes_for))
-    ranks = torch.arange(k, device=queries.device).expand_as(votes_for)
-    first_rank = torch.full_like(counts, k).scatter_reduce_(1, votes_for, ranks, reduce="amin")
-    # counts dominate (first_rank < k + 1); among equal counts the smaller first rank wins
-    return (counts * (k + 1) - first_rank).argmax(1)
+    nearest = torch.full(counts.shape, float("inf"), dtype=distances.dtype, device=queries.device)
+    nearest.scatter_reduce_(1, votes_for, distances, reduce="amin")
+    nearest.masked_fill_(counts < counts.amax(1, keepdim=True), float("inf"))  # only the tied leaders compete
+    return nearest.argmin(1)
 
 
 @KNN_METRICS.register("cosine")
 def cosine_weighted_vote(
-    queries: torch.Tensor, bank: torch.Tensor, bank_labels: torch.Tensor, k: int, num_classes: int, temperature: float
+    queries: torch.Tensor,
+    bank: torch.Tensor,
+    bank_labels: torch.Tensor,
+    k: int,
+    num_classes: int,
+    temperature: float,
 ) -> torch.Tensor:
     """Vote of the k most cosine-similar bank features, each weighted by ``exp(sim / T)``."""
     similarity = F.normalize(queries, dim=1) @ F.normalize(bank, dim=1).T
@@ -111,10 +123,18 @@ def knn_predict(
         raise ConfigError(f"k must be at least 1, got {k}")
     if temperature <= 0:
         raise ConfigError(f"temperature must be positive, got {temperature}")
-    if train_features.ndim != 2 or test_features.ndim != 2 or train_features.shape[1] != test_features.shape[1]:
-        raise ValueError(f"features must be (N, D) with equal D, got {tuple(train_features.shape)} and {tuple(test_features.shape)}")
+    if (
+        train_features.ndim != 2
+        or test_features.ndim != 2
+        or train_features.shape[1] != test_features.shape[1]
+    ):
+        raise ValueError(
+            f"features must be (N, D) with equal D, got {tuple(train_features.shape)} and {tuple(test_features.shape)}"
+        )
     if len(train_labels) != len(train_features) or len(train_features) == 0:
-        raise ValueError(f"need one label per bank feature and a non-empty bank, got {len(train_labels)} labels for {len(train_features)}")
+        raise ValueError(
+            f"need one label per bank feature and a non-empty bank, got {len(train_labels)} labels for {len(train_features)}"
+        )
     device = train_features.device
     bank = train_features.float()
     labels = train_labels.to(device=device, dtype=torch.int64)
@@ -124,23 +144,37 @@ def knn_predict(
         vote(chunk.to(device).float(), bank, labels, k, num_classes, temperature).to(test_features.device)
         for chunk in test_features.split(rows)
     ]
-    return torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.int64, device=test_features.device)
+    return (
+        torch.cat(predictions)
+        if predictions
+        else torch.empty(0, dtype=torch.int64, device=test_features.device)
+    )
 
 
-def run_knn(model: nn.Module, train: ImageDataset, test: ImageDataset, options: KnnOptions, device: torch.device) -> EvalResult:
+def run_knn(
+    model: nn.Module, train: ImageDataset, test: ImageDataset, options: KnnOptions, device: torch.device
+) -> EvalResult:
     """Extract train (bank) and test features once, vote, and score the test split."""
     KNN_METRICS.get(options.metric)  # fail on a bad metric before the feature pass
     bank = extract_features(model, train.images, options.batch_size, device)
     queries = extract_features(model, test.images, options.batch_size, device)
     predictions = knn_predict(
-        bank, train.labels, queries, train.num_classes,
-        k=options.k, metric=options.metric, temperature=options.temperature,
+        bank,
+        train.labels,
+        queries,
+        train.num_classes,
+        k=options.k,
+        metric=options.metric,
+        temperature=options.temperature,
         memory_budget_bytes=options.memory_budget_bytes,
     ).cpu()
     accuracy = float((predictions == test.labels).float().mean())
     details = {
-        "k": min(options.k, len(bank)), "metric": options.metric, "temperature": options.temperature,
-        "bank_size": len(bank), "test_size": len(queries),
+        "k": min(options.k, len(bank)),
+        "metric": options.metric,
+        "temperature": options.temperature,
+        "bank_size": len(bank),
+        "test_size": len(queries),
     }
     return EvalResult("knn", accuracy, details, predictions)
 

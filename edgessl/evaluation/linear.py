@@ -78,10 +78,14 @@ def fit_linear_probe(
     return curve.result("linear", lr=options.lr, batch_size=step, standardize=options.standardize)
 
 
-def run_linear(model: nn.Module, train: ImageDataset, test: ImageDataset, options: LinearOptions, device: torch.device) -> EvalResult:
+def run_linear(
+    model: nn.Module, train: ImageDataset, test: ImageDataset, options: LinearOptions, device: torch.device
+) -> EvalResult:
     train_features = extract_features(model, train.images, options.feature_batch_size, device)
     test_features = extract_features(model, test.images, options.feature_batch_size, device)
-    return fit_linear_probe(train_features, train.labels, test_features, test.labels, train.num_classes, options)
+    return fit_linear_probe(
+        train_features, train.labels, test_features, test.labels, train.num_classes, options
+    )
 
 
 PROTOCOLS.register("linear")(Protocol(LinearOptions, run_linear, "linear head (Adam) on frozen features"))

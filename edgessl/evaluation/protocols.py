@@ -54,7 +54,9 @@ def options_for(protocols: Iterable[str], options: Mapping[str, Any]) -> dict[st
     unused = sorted(set(options) - set().union(*known.values())) if names else sorted(options)
     if unused:
         valid = ", ".join(sorted(set().union(*known.values()))) or "none"
-        raise ConfigError(f"option(s) {', '.join(unused)} apply to none of the protocols {', '.join(names)}; valid: {valid}")
+        raise ConfigError(
+            f"option(s) {', '.join(unused)} apply to none of the protocols {', '.join(names)}; valid: {valid}"
+        )
     return {name: {key: value for key, value in options.items() if key in known[name]} for name in names}
 
 
@@ -88,5 +90,7 @@ def evaluate_representation(
     require_labels(train, "training")
     require_labels(test, "test")
     if train.num_classes != test.num_classes:
-        raise DataError(f"train has {train.num_classes} classes but test has {test.num_classes}; use two splits of one dataset")
+        raise DataError(
+            f"train has {train.num_classes} classes but test has {test.num_classes}; use two splits of one dataset"
+        )
     return entry.run(model, train, test, entry.make_options(options), resolve_device(device))

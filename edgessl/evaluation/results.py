@@ -103,7 +103,10 @@ class Curve:
     def result(self, protocol: str, **details: Any) -> EvalResult:
         best = max(range(len(self.accuracies)), key=self.accuracies.__getitem__)
         summary = {
-            "curve": self.accuracies, "max": self.accuracies[best], "final": self.accuracies[-1],
-            "best_epoch": best + 1, "epochs": len(self.accuracies),
+            "curve": self.accuracies,
+            "max": self.accuracies[best],
+            "final": self.accuracies[-1],
+            "best_epoch": best + 1,
+            "epochs": len(self.accuracies),
         }
         return EvalResult(protocol, self.accuracies[best], {**summary, **details}, self.best_predictions)

@@ -22,9 +22,17 @@ import torch
 
 from edgessl.data import load_dataset
 from edgessl.data.base import ImageDataset
+from edgessl.errors import ConfigError
 from edgessl.evaluation.features import resolve_device
 from edgessl.evaluation.protocols import PROTOCOLS, evaluate_representation, options_for
-from edgessl.evaluation.results import EVAL_DIR, fingerprint, load_record, result_path, run_folder_of, save_record
+from edgessl.evaluation.results import (
+    EVAL_DIR,
+    fingerprint,
+    load_record,
+    result_path,
+    run_folder_of,
+    save_record,
+)
 from edgessl.training.checkpoint import CHECKPOINT_DIR, list_checkpoints, load_representation
 
 Record = dict[str, Any]
@@ -82,8 +90,13 @@ def evaluate_checkpoints(
     ``on_record(record, reused)`` is called as each record becomes available.
     """
     protocols = list(dict.fromkeys(protocols))
+    if not protocols:
+        raise ConfigError(f"name at least one protocol ({', '.join(PROTOCOLS.names())})")
     per_protocol = options_for(protocols, options)
-    resolved = {name: dataclasses.asdict(PROTOCOLS.get(name).make_options(values)) for name, values in per_protocol.items()}
+    resolved = {
+        name: dataclasses.asdict(PROTOCOLS.get(name).make_options(values))
+        for name, values in per_protocol.items()
+    }
     splits = SplitCache(data, data_root)
     device = resolve_device(device)
     records: list[Record] = []
@@ -91,7 +104,11 @@ def evaluate_checkpoints(
         keys = {name: settings_key(checkpoint, data, image_size, resolved[name]) for name in protocols}
         saved = {name: load_record(result_path(checkpoint, name)) for name in protocols}
         todo = [name for name in protocols if not reusable(saved[name], keys[name])]
-        fresh = evaluate_one(checkpoint, todo, splits, image_size, device, per_protocol, keys, on_record) if todo else {}
+        fresh = (
+            evaluate_one(checkpoint, todo, splits, image_size, device, per_protocol, keys, on_record)
+            if todo
+            else {}
+        )
         for name in protocols:
             record = fresh.get(name) or saved[name]
             if name not in fresh and on_record is not None:
@@ -160,7 +177,9 @@ def sweep_run(
     **options: Any,
 ) -> SweepResult:
     """Evaluate every checkpoint of ``run``, then write ``RUN/eval/sweep_<protocol>.csv`` and ``.png``."""
-    records = evaluate_checkpoints(run, data, protocols, data_root, image_size, device, on_record=on_record, **options)
+    records = evaluate_checkpoints(
+        run, data, protocols, data_root, image_size, device, on_record=on_record, **options
+    )
     out = sweep_folder(Path(run))
     csv_files, png_files = {}, {}
     for protocol in dict.fromkeys(protocols):
@@ -203,13 +222,28 @@ def plot_sweep(records: list[Record], path: Path) -> Path:
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     epochs = [record["epoch"] for record in records]
-    axes.plot(epochs, [100 * record["accuracy"] for record in records], marker="o", label="accuracy")
-    if any("final" in record["details"] for record in records):
-        axes.plot(epochs, [100 * record["details"].get("final", record["accuracy"]) for record in records],
-                  marker=".", linestyle="--", label="final epoch")
+    trained = any(
+        "final" in record["details"] for record in records
+    )  # linear / finetune report max and final
+    axes.plot(
+        epochs,
+        [100 * record["accuracy"] for record in records],
+        marker="o",
+        label="max over downstream epochs" if trained else "accuracy",
+    )
+    if trained:
+        axes.plot(
+            epochs,
+            [100 * record["details"]["final"] for record in records],
+            marker=".",
+            linestyle="--",
+            label="last downstream epoch",
+        )
         axes.legend()
     first = records[0] if records else {}
-    axes.set_title(f"{first.get('method')} / {first.get('backbone')} on {first.get('data')}: {first.get('protocol')}")
+    axes.set_title(
+        f"{first.get('method')} / {first.get('backbone')} on {first.get('data')}: {first.get('protocol')}"
+    )
     axes.set_xlabel("pretraining epochs")
     axes.set_ylabel("test accuracy (%)")
     axes.grid(alpha=0.3)

@@ -23,7 +23,9 @@ def colour_split(split: str, per_class: int, size: int, seed: int) -> ImageDatas
     base = COLOURS[labels].view(-1, 3, 1, 1).expand(-1, 3, size, size)
     noise = 60 * torch.randn(len(labels), 3, size, size, generator=generator)
     images = (base + noise).clamp(0, 255).to(torch.uint8)
-    return ImageDataset("colours", split, images, labels, ("red", "green", "blue", "yellow"), (0.5,) * 3, (0.25,) * 3)
+    return ImageDataset(
+        "colours", split, images, labels, ("red", "green", "blue", "yellow"), (0.5,) * 3, (0.25,) * 3
+    )
 
 
 def tiny_representation(seed: int = 0, dim: int = 16) -> Representation:
@@ -48,9 +50,19 @@ def write_run_folder(run: Path, epochs: tuple[int, ...] = EPOCHS) -> None:
     for epoch in (*epochs, None):
         model = tiny_representation(seed=epoch or 20)
         metadata = {
-            "method": "tiny", "backbone": "tinyconv", "method_config": {}, "train_config": {}, "dataset": "shapes10",
-            "image_size": IMAGE_SIZE, "mean": [0.5] * 3, "std": [0.25] * 3, "epoch": epoch or 20, "step": 0,
-            "train_seconds": 1.0, "energy": {}, "edgessl_version": "test",
+            "method": "tiny",
+            "backbone": "tinyconv",
+            "method_config": {},
+            "train_config": {},
+            "dataset": "shapes10",
+            "image_size": IMAGE_SIZE,
+            "mean": [0.5] * 3,
+            "std": [0.25] * 3,
+            "epoch": epoch or 20,
+            "step": 0,
+            "train_seconds": 1.0,
+            "energy": {},
+            "edgessl_version": "test",
         }
         name = f"epoch_{epoch:04d}.pt" if epoch else "last.pt"
         save_checkpoint({"metadata": metadata, "model": model.state_dict()}, run / "checkpoints" / name)

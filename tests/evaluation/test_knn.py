@@ -14,7 +14,9 @@ from edgessl.evaluation import evaluate_representation, knn_predict
 from edgessl.evaluation.knn import bytes_per_query, queries_per_chunk
 
 
-def brute_force_majority(bank: np.ndarray, labels: np.ndarray, queries: np.ndarray, k: int, num_classes: int) -> list[int]:
+def brute_force_majority(
+    bank: np.ndarray, labels: np.ndarray, queries: np.ndarray, k: int, num_classes: int
+) -> list[int]:
     """Python loops in float64: majority of the k nearest; a tie goes to the class met first by distance."""
     predictions = []
     for query in queries.astype(np.float64):
@@ -51,8 +53,10 @@ def test_chunk_size_does_not_change_predictions_and_budget_below_one_row_still_w
     bank, labels, queries = random_problem(300, 64, 8, 5, seed=3)
     whole = knn_predict(bank, labels, queries, 5, k=20)
     assert torch.equal(knn_predict(bank, labels, queries, 5, k=20, memory_budget_bytes=1), whole)
-    assert torch.equal(knn_predict(bank, labels, queries, 5, k=20, metric="cosine", memory_budget_bytes=1),
-                       knn_predict(bank, labels, queries, 5, k=20, metric="cosine"))
+    assert torch.equal(
+        knn_predict(bank, labels, queries, 5, k=20, metric="cosine", memory_budget_bytes=1),
+        knn_predict(bank, labels, queries, 5, k=20, metric="cosine"),
+    )
 
 
 def test_agrees_with_sklearn_where_the_vote_is_not_tied() -> None:
@@ -92,7 +96,9 @@ def test_cosine_weighted_vote_matches_hand_computation() -> None:
 
 def test_k_larger_than_the_bank_uses_the_whole_bank() -> None:
     bank, labels, queries = random_problem(10, 5, 3, 2, seed=0)
-    assert torch.equal(knn_predict(bank, labels, queries, 2, k=200), knn_predict(bank, labels, queries, 2, k=10))
+    assert torch.equal(
+        knn_predict(bank, labels, queries, 2, k=200), knn_predict(bank, labels, queries, 2, k=10)
+    )
 
 
 def test_bad_metric_and_k_are_user_errors() -> None:
@@ -105,7 +111,9 @@ def test_bad_metric_and_k_are_user_errors() -> None:
 
 def test_unlabelled_split_never_enters_the_bank(tiny_splits) -> None:
     train, test, model = tiny_splits
-    unlabelled = type(train)(train.name, "unlabeled", train.images, None, train.class_names, train.mean, train.std)
+    unlabelled = type(train)(
+        train.name, "unlabeled", train.images, None, train.class_names, train.mean, train.std
+    )
     with pytest.raises(DataError, match="unlabelled"):
         evaluate_representation(model, unlabelled, test, "knn")
 

@@ -20,7 +20,9 @@ def clustered_features(n: int, num_classes: int, dim: int, seed: int) -> tuple[t
 def test_linear_probe_learns_linearly_separable_features() -> None:
     x_train, y_train = clustered_features(300, 5, 16, seed=1)
     x_test, y_test = clustered_features(100, 5, 16, seed=2)
-    result = fit_linear_probe(x_train, y_train, x_test, y_test, 5, LinearOptions(epochs=15, batch_size=64, lr=1e-2))
+    result = fit_linear_probe(
+        x_train, y_train, x_test, y_test, 5, LinearOptions(epochs=15, batch_size=64, lr=1e-2)
+    )
     assert result.accuracy >= 0.98
     details = result.details
     assert len(details["curve"]) == 15 and details["max"] == max(details["curve"]) == result.accuracy
@@ -32,7 +34,9 @@ def test_linear_probe_fails_on_random_labels() -> None:
     x_train, _ = clustered_features(300, 5, 16, seed=1)
     x_test, y_test = clustered_features(100, 5, 16, seed=2)
     random_labels = torch.randint(0, 5, (300,), generator=torch.Generator().manual_seed(3))
-    result = fit_linear_probe(x_train, random_labels, x_test, y_test, 5, LinearOptions(epochs=15, batch_size=0))
+    result = fit_linear_probe(
+        x_train, random_labels, x_test, y_test, 5, LinearOptions(epochs=15, batch_size=0)
+    )
     assert result.details["final"] < 0.45  # chance is 0.2; separable features do not help wrong labels
 
 
@@ -48,7 +52,9 @@ def test_linear_protocol_is_deterministic_and_validates_options(tiny_splits) -> 
 def test_finetune_improves_on_a_tiny_separable_set_and_leaves_the_model_alone(tiny_splits) -> None:
     train, test, model = tiny_splits
     before = {name: value.clone() for name, value in model.state_dict().items()}
-    result = evaluate_representation(model, train, test, "finetune", device="cpu", epochs=6, batch_size=16, lr=1e-2)
+    result = evaluate_representation(
+        model, train, test, "finetune", device="cpu", epochs=6, batch_size=16, lr=1e-2
+    )
     curve = result.details["curve"]
     assert len(curve) == 6 and result.accuracy == max(curve)
     assert result.accuracy >= 0.9 and result.accuracy > curve[0] - 1e-9  # chance is 0.25

@@ -14,13 +14,18 @@ from edgessl.evaluation import evaluate_checkpoints, sweep_run
 from edgessl.training.checkpoint import load_checkpoint, save_checkpoint
 
 
-def test_sweep_is_ordered_by_epoch_resumes_and_writes_csv_and_png(tmp_path: Path, counters, write_run) -> None:
+def test_sweep_is_ordered_by_epoch_resumes_and_writes_csv_and_png(
+    tmp_path: Path, counters, write_run
+) -> None:
     write_run(tmp_path)
     counters.interrupt_at = 3
     with pytest.raises(KeyboardInterrupt):
         evaluate_checkpoints(tmp_path, "shapes10", ["knn"], device="cpu", k=10)
     assert counters.runs == [("knn", "epoch_0005.pt"), ("knn", "epoch_0010.pt")]
-    assert sorted(p.name for p in (tmp_path / "eval").glob("*.json")) == ["knn_epoch_0005.json", "knn_epoch_0010.json"]
+    assert sorted(p.name for p in (tmp_path / "eval").glob("*.json")) == [
+        "knn_epoch_0005.json",
+        "knn_epoch_0010.json",
+    ]
 
     counters.interrupt_at, counters.runs, counters.loads = None, [], []
     result = sweep_run(tmp_path, "shapes10", ["knn"], device="cpu", k=10)
@@ -50,7 +55,9 @@ def test_rewritten_checkpoint_is_evaluated_again(tmp_path: Path, counters, write
     only = tmp_path / "checkpoints" / "epoch_0005.pt"
     evaluate_checkpoints(only, "shapes10", ["knn"], device="cpu", k=5)
     state = load_checkpoint(only)
-    state["model"] = {name: value + 0.5 if value.is_floating_point() else value for name, value in state["model"].items()}
+    state["model"] = {
+        name: value + 0.5 if value.is_floating_point() else value for name, value in state["model"].items()
+    }
     save_checkpoint(state, only)  # e.g. a run restarted from scratch in the same folder
     evaluate_checkpoints(only, "shapes10", ["knn"], device="cpu", k=5)
     assert counters.runs == [("knn", "epoch_0005.pt")] * 2
