@@ -39,7 +39,7 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
             "convert grayscale images to RGB when loading the dataset"
         )
     if images.dtype == torch.uint8:
-        return images.float().div_(255)
+        return images / 255.0  # one kernel: converts and scales
     if not images.is_floating_point():
         raise DataError(f"augmentation expects uint8 or float images, got {images.dtype}")
     return images.float()
@@ -116,7 +116,12 @@ class ViewAugment:
         ``out_size`` defaults to the shorter input side. The result is on ``images``'
         device; ``generator``, if given, must be on that device too.
         """
-        x = to_float(images)
+        # Mixed precision would run the resampling matmuls in half precision; views stay float32.
+        with torch.autocast(images.device.type, enabled=False):
+            return self._views(to_float(images), out_size, generator)
+
+    def _views(self, x: torch.Tensor, out_size: int | None, generator: torch.Generator | None) -> torch.Tensor:
+        """The pipeline on a float batch; every step after the crop works on tensors it owns."""
         n, _, height, width = x.shape
         size = out_size or min(height, width)
         device = x.device

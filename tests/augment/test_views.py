@@ -43,6 +43,16 @@ def test_uint8_and_float_inputs_give_the_same_views(images: torch.Tensor) -> Non
     assert torch.equal(floats, images.float() / 255)  # a float input is not modified in place
 
 
+def test_views_stay_float32_under_mixed_precision(images: torch.Tensor) -> None:
+    torch.manual_seed(5)
+    expected = simclr_view()(images)
+    torch.manual_seed(5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        views = simclr_view()(images)
+    assert views.dtype == torch.float32
+    assert torch.equal(views, expected)
+
+
 def test_full_crop_is_a_plain_resize(images: torch.Tensor) -> None:
     floats = images.float() / 255
     assert torch.equal(PLAIN(images), floats)
