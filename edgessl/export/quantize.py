@@ -37,7 +37,7 @@ class ImageCalibration(CalibrationDataReader):
 
 
 def calibration_subset(images: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
-    """``count`` images drawn without replacement (seeded), so calibration sees every class."""
+    """``count`` images drawn without replacement (seeded) from the whole split, not its first rows (which may be one class)."""
     if count >= len(images):
         return images
     return images[np.sort(np.random.default_rng(seed).choice(len(images), count, replace=False))]
@@ -49,11 +49,10 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration_images: np.ndarra
     with tempfile.TemporaryDirectory(prefix="edgessl-int8-") as workdir, contextlib.redirect_stdout(io.StringIO()):
         prepared = Path(workdir) / "prepared.onnx"
         try:
-            quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=False)
+            quant_pre_process(str(fp32_path), str(prepared))
             quantize_static(
                 str(prepared), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                 activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                extra_options={"CalibTensorRangeSymmetric": False},
             )
         except Exception as exc:
             raise ExportError(f"int8 quantisation failed: {(str(exc).splitlines() or [type(exc).__name__])[0][:300]}") from exc
