@@ -1,0 +1,155 @@
+"""The trainer: exact resumes (stop, Ctrl-C), NaN handling, checkpoint contents, output checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgessl.errors import ConfigError, EdgesslError, TrainingDiverged
+from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, list_checkpoints, load_checkpoint, load_representation, save_checkpoint
+from edgessl.training.config import TrainConfig
+from edgessl.training.run_log import METRICS_FILE, read_metrics
+from edgessl.training.trainer import TrainingInterrupted, resolved_train_config, resolve_method_config, train
+
+
+def tiny_config(out: Path, **changes) -> TrainConfig:
+    values = dict(
+        method="tiny", backbone="tiny", data="shapes10", split="test", image_size=16, epochs=3, batch_size=64,
+        save_every=2, out=str(out), seed=3, deterministic=True,
+    )
+    return TrainConfig(**{**values, **changes})
+
+
+def final_state(run: Path) -> tuple[dict[str, torch.Tensor], list[float]]:
+    state = load_checkpoint(run / CHECKPOINT_DIR / LAST)
+    return state["model"], [record["loss"] for record in read_metrics(run / METRICS_FILE)]
+
+
+def assert_same_run(straight: Path, resumed: Path) -> None:
+    weights_a, losses_a = final_state(straight)
+    weights_b, losses_b = final_state(resumed)
+    assert len(losses_a) == len(losses_b) == 45  # 3 epochs x 15 steps, no step repeated or skipped
+    assert losses_b == pytest.approx(losses_a, rel=1e-5, abs=1e-6)
+    assert weights_a.keys() == weights_b.keys()
+    for name in weights_a:
+        torch.testing.assert_close(weights_b[name], weights_a[name], rtol=1e-5, atol=1e-6, msg=name)
+    assert not torch.equal(weights_a["queue"], torch.zeros_like(weights_a["queue"]))  # the queue was saved, not just the weights
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("straight")
+    result = train(tiny_config(run), progress=False)
+    assert (result.epochs_done, result.steps) == (3, 45)
+    return run
+
+
+def test_stopped_mid_epoch_and_resumed_matches_straight_run(tmp_path: Path, straight_run: Path) -> None:
+    first = train(tiny_config(tmp_path, max_steps=22), progress=False)  # stops inside epoch 2
+    assert (first.epochs_done, first.steps) == (1, 22)
+    assert load_checkpoint(first.last_checkpoint)["position"]["step"] == 22
+    second = train(tiny_config(tmp_path), resume=True, progress=False)
+    assert (second.epochs_done, second.steps) == (3, 45)
+    assert second.train_seconds > first.train_seconds
+    assert_same_run(straight_run, tmp_path)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["epoch_0002.pt", "epoch_0003.pt"]
+
+
+def test_ctrl_c_saves_the_step_and_resume_matches_straight_run(tmp_path: Path, straight_run: Path) -> None:
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(tiny_config(tmp_path, method_overrides={"ctrl_c_at_call": 9}), progress=False)
+    assert stopped.value.step == 9  # the step in flight finished, then it stopped
+    assert load_checkpoint(tmp_path / CHECKPOINT_DIR / LAST)["metadata"]["step"] == 9
+    train(tiny_config(tmp_path), resume=True, progress=False)
+    assert_same_run(straight_run, tmp_path)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path, save_every=1, method_overrides={"nan_at_call": 20})
+    with pytest.raises(TrainingDiverged, match=r"step 20.*--lr"):
+        train(config, progress=False)
+    state = load_checkpoint(tmp_path / CHECKPOINT_DIR / LAST)
+    assert state["metadata"]["step"] == 15 and state["metadata"]["epoch"] == 1  # the epoch-1 checkpoint, not NaN weights
+    assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+    assert load_representation(tmp_path / CHECKPOINT_DIR / LAST).model(torch.rand(2, 3, 16, 16)).isfinite().all()
+    assert max(record["step"] for record in read_metrics(tmp_path / METRICS_FILE)) < 20
+
+
+def test_checkpoint_loads_weights_only_with_every_key(straight_run: Path) -> None:
+    path = straight_run / CHECKPOINT_DIR / "epoch_0002.pt"
+    state = torch.load(path, weights_only=True)
+    assert {"format", "format_version", "metadata", "model", "optimizer", "scheduler", "position", "rng"} <= state.keys()
+    meta = state["metadata"]
+    expected = {"method", "backbone", "method_config", "train_config", "dataset", "image_size", "mean", "std", "epoch", "step",
+                "train_seconds", "energy", "edgessl_version"}
+    assert expected <= meta.keys()
+    assert (meta["epoch"], meta["step"], meta["image_size"]) == (2, 30, 16)
+    assert meta["train_config"]["batch_size"] == 64 and meta["method_config"]["optimizer"]["name"] == "sgd"
+    assert meta["energy"]["seconds"] > 0 and meta["energy"]["energy_kwh"] > 0
+    assert {"torch", "numpy", "python"} <= state["rng"][0].keys()
+    assert {"queue", "target.0.weight", "encoder.1.running_mean"} <= state["model"].keys()
+    assert state["scheduler"]["last_epoch"] == 30
+    last = torch.load(straight_run / CHECKPOINT_DIR / LAST, weights_only=True)["metadata"]
+    assert last["train_seconds"] > meta["train_seconds"] and last["energy"]["seconds"] > meta["energy"]["seconds"]
+
+
+def test_metrics_and_config_written(straight_run: Path) -> None:
+    records = read_metrics(straight_run / METRICS_FILE)
+    assert [r["step"] for r in records] == list(range(1, 46))
+    assert {r["epoch"] for r in records} == {1, 2, 3}
+    assert records[0]["lr"] == pytest.approx(0.05 * 64 / 32 / 15)  # first warm-up step, linear scaling
+    assert all(r["images_per_s"] > 0 for r in records)
+    import yaml
+
+    written = yaml.safe_load((straight_run / "config.yaml").read_text())
+    assert written["batch_size"] == 64 and written["image_size"] == 16 and written["method_overrides"]["noise"] == 0.1
+    assert TrainConfig(**written).run_dir == str(straight_run)  # loadable as a --config file
+
+
+def test_atomic_write_keeps_old_file_when_write_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "last.pt"
+    save_checkpoint({"metadata": {"step": 1}}, path)
+
+    def broken_save(obj, handle, *args, **kwargs):
+        handle.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        save_checkpoint({"metadata": {"step": 2}}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["metadata"]["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
+
+
+def test_existing_run_needs_resume_and_unwritable_output_fails_early(tmp_path: Path, straight_run: Path) -> None:
+    with pytest.raises(ConfigError, match="--resume"):
+        train(tiny_config(straight_run), progress=False)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(EdgesslError, match="cannot write"):
+        train(tiny_config(blocker / "run"), progress=False)
+
+
+def test_too_little_disk_is_reported_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(EdgesslError, match="GB free"):
+        train(tiny_config(tmp_path), progress=False)
+    assert not (tmp_path / METRICS_FILE).exists()
+
+
+def test_config_precedence_and_validation() -> None:
+    config = TrainConfig(method="tiny", batch_size=16, lr=0.5, method_overrides={"noise": 0.3, "optimizer.schedule": "constant", "batch_size": 8})
+    method_config = resolve_method_config(config)
+    assert (method_config.batch_size, method_config.optimizer.lr, method_config.noise) == (16, 0.5, 0.3)
+    assert method_config.optimizer.schedule == "constant" and method_config.optimizer.name == "sgd"
+    resolved = resolved_train_config(config, method_config)
+    assert resolve_method_config(resolved) == method_config  # the written config reproduces itself
+    with pytest.raises(ConfigError, match="unknown TinyConfig option"):
+        resolve_method_config(TrainConfig(method="tiny", method_overrides={"temprature": 0.1}))
+    with pytest.raises(ConfigError, match="precision"):
+        TrainConfig(precision="fp8")
