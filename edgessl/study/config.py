@@ -33,7 +33,7 @@ class StudyConfig:
     batch_sizes: dict[str, int] = field(default_factory=dict)  # per "method" or "method-backbone"
     lr: float | None = None  # None: each method's paper default, scaled with batch size
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # per method: Config fields
-    max_steps: int | None = None  # cap on optimiser steps per cell (smoke runs)
+    max_steps: int | None = None  # stop each cell after this many optimiser steps (smoke runs); the cell counts as trained
     protocols: tuple[str, ...] = ("finetune",)
     table_protocol: str | None = None  # protocol of Table 1 / Figures 1-2; None: protocols[0]
     eval_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per protocol, e.g. {"finetune": {"epochs": 30}}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ class CellResult:
     method: str
     backbone: str
     epochs: int  # pretraining epochs the cell reached
+    steps: int  # optimiser steps the cell's pretraining took
     curves: dict[str, tuple[tuple[int, float], ...]]
     train_seconds: float
     params: int
@@ -38,7 +39,6 @@ class CellResult:
     image_size: int
     energy_kwh: float | None = None
     co2_kg: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # e.g. images/s, final loss
 
     def max_accuracy(self, protocol: str) -> float | None:
         """Table 1's number: the best validation accuracy over all checkpoints."""

@@ -91,8 +91,17 @@ def _printer(console: Any) -> Callable[[str], None]:
 
 
 def is_finished(result: CellResult | None, config: StudyConfig) -> bool:
-    """Trained to the study's epochs and evaluated with every protocol it asks for."""
-    return result is not None and result.epochs >= config.epochs and all(p in result.curves for p in config.protocols)
+    """Trained as far as the study asks and evaluated with every protocol it names."""
+    return (
+        result is not None
+        and training_done(result.epochs, result.steps, config)
+        and all(protocol in result.curves for protocol in config.protocols)
+    )
+
+
+def training_done(epoch: int, step: int, config: StudyConfig) -> bool:
+    """The trainer stops at ``epochs`` or, for smoke runs, at ``max_steps``: either is done."""
+    return epoch >= config.epochs or (config.max_steps is not None and step >= config.max_steps)
 
 
 def validate_names(config: StudyConfig) -> None:
@@ -115,10 +124,11 @@ def validate_names(config: StudyConfig) -> None:
 def run_cell(config: StudyConfig, method: str, backbone: str, run_dir: Path, console: Any, progress: bool) -> CellResult:
     """Train the cell as far as the study asks (resuming), evaluate every checkpoint, measure costs."""
     say = _printer(console)
-    reached = trained_epochs(run_dir)
-    if reached < config.epochs:
-        say(f"  pretraining {'from epoch ' + str(reached) if reached else 'from scratch'} to epoch {config.epochs}")
-        pretrain(train_config(config, method, backbone, run_dir), resume=reached > 0, console=console, progress=progress)
+    state = training_state(run_dir)
+    if state is None or not training_done(*state, config):
+        where = f"from epoch {state[0]} (step {state[1]})" if state else "from scratch"
+        say(f"  pretraining {where} to epoch {config.epochs}")
+        pretrain(train_config(config, method, backbone, run_dir), resume=state is not None, console=console, progress=progress)
     curves = {}
     for protocol in config.protocols:
         say(f"  evaluating every checkpoint: {protocol}")
@@ -133,12 +143,15 @@ def pretrain(config: Any, resume: bool, console: Any, progress: bool) -> None:
     train(config, resume=resume, console=console, progress=progress)
 
 
-def trained_epochs(run_dir: Path) -> int:
-    """The epoch the cell's ``last.pt`` reached (0 when it has none)."""
+def training_state(run_dir: Path) -> tuple[int, int] | None:
+    """``(epoch, step)`` the cell's ``last.pt`` reached, or None before its first save."""
     from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, load_checkpoint
 
     last = run_dir / CHECKPOINT_DIR / LAST
-    return int(load_checkpoint(last)["metadata"].get("epoch", 0)) if last.is_file() else 0
+    if not last.is_file():
+        return None
+    meta = load_checkpoint(last)["metadata"]
+    return int(meta.get("epoch", 0)), int(meta.get("step", 0))
 
 
 def train_config(config: StudyConfig, method: str, backbone: str, run_dir: Path):  # -> TrainConfig
@@ -196,6 +209,7 @@ def measure_cell(config: StudyConfig, method: str, backbone: str, run_dir: Path,
         method=method,
         backbone=backbone,
         epochs=loaded.epoch,
+        steps=int(meta.get("step", 0)),
         curves=curves,
         train_seconds=float(meta.get("train_seconds", 0.0)),
         params=sum(p.numel() for p in loaded.model.parameters()),
@@ -204,7 +218,6 @@ def measure_cell(config: StudyConfig, method: str, backbone: str, run_dir: Path,
         image_size=image_size,
         energy_kwh=energy.get("energy_kwh"),
         co2_kg=energy.get("co2_kg"),
-        extra={"steps": meta.get("step")},
     )
 
 

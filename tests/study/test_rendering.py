@@ -17,7 +17,7 @@ from edgessl.study.table import build_table
 
 def cell(method: str, backbone: str, curve, seconds: float, macs: float, params: int, kwh: float | None = None) -> CellResult:
     return CellResult(
-        method=method, backbone=backbone, epochs=curve[-1][0], curves={"knn": tuple(curve), "linear": ((curve[-1][0], 0.5),)},
+        method=method, backbone=backbone, epochs=curve[-1][0], steps=10 * curve[-1][0], curves={"knn": tuple(curve), "linear": ((curve[-1][0], 0.5),)},
         train_seconds=seconds, params=params, macs=macs, macs_224=macs * 49, image_size=32,
         energy_kwh=kwh, co2_kg=None if kwh is None else kwh * 0.42,
     )

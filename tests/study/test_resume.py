@@ -30,18 +30,19 @@ class FakeStudy:
         self.stop_at_epoch: int | None = None  # training "dies" after this epoch
         monkeypatch.setattr(runner, "validate_names", lambda config: None)
         monkeypatch.setattr(runner, "pretrain", self.train)
-        monkeypatch.setattr(runner, "train_config", lambda config, method, backbone, run_dir: (run_dir, config.epochs))
+        monkeypatch.setattr(runner, "train_config", lambda config, method, backbone, run_dir: (run_dir, config.epochs, config.max_steps))
         monkeypatch.setattr(runner, "evaluate_run", self.evaluate)
         monkeypatch.setattr(runner, "measure_cell", self.measure)
 
     def train(self, config, resume: bool, console, progress: bool) -> None:
-        run_dir, epochs = config
+        run_dir, epochs, max_steps = config
         self.train_calls.append((run_dir.name, resume, epochs))
         if run_dir.name == self.fail_on:
             raise Interrupted(run_dir.name)
-        reached = min(epochs, self.stop_at_epoch or epochs)
-        save_checkpoint({"metadata": {"epoch": reached}}, run_dir / CHECKPOINT_DIR / LAST)
-        if reached < epochs:
+        step = min(10 * min(epochs, self.stop_at_epoch or epochs), max_steps or 10 * epochs)  # 10 steps per epoch
+        reached = step // 10
+        save_checkpoint({"metadata": {"epoch": reached, "step": step}}, run_dir / CHECKPOINT_DIR / LAST)
+        if reached < epochs and step != max_steps:
             raise Interrupted(f"{run_dir.name} killed at epoch {reached}")
 
     def evaluate(self, config: StudyConfig, run_dir: Path, protocol: str):
@@ -49,11 +50,14 @@ class FakeStudy:
         return tuple((epoch, epoch / 10) for epoch in range(1, config.epochs + 1))
 
     def measure(self, config, method, backbone, run_dir, curves) -> CellResult:
-        return CellResult(method, backbone, runner.trained_epochs(run_dir), curves, 1.0, 10, 100.0, 4900.0, 32)
+        epoch, step = runner.training_state(run_dir)
+        return CellResult(method, backbone, epoch, step, curves, 1.0, 10, 100.0, 4900.0, 32)
 
 
-def config(tmp_path: Path, epochs: int = 2) -> StudyConfig:
-    return StudyConfig(methods=("simclr", "rotnet"), backbones=("squeezenet",), epochs=epochs, protocols=("knn",), out=str(tmp_path / "study"))
+def config(tmp_path: Path, epochs: int = 2, max_steps: int | None = None) -> StudyConfig:
+    return StudyConfig(
+        methods=("simclr", "rotnet"), backbones=("squeezenet",), epochs=epochs, max_steps=max_steps, protocols=("knn",), out=str(tmp_path / "study")
+    )
 
 
 def test_interrupted_study_skips_finished_cells(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,10 +90,18 @@ def test_half_trained_cell_resumes_and_trained_cell_is_only_evaluated(tmp_path: 
     assert fake.train_calls == [("simclr-squeezenet", False, 3), ("simclr-squeezenet", True, 3)]
     assert outcome.processed == ["simclr-squeezenet"] and not outcome.complete
     # rotnet trained fully but its evaluation "crashed": the rerun evaluates without training.
-    save_checkpoint({"metadata": {"epoch": 3}}, tmp_path / "study" / "runs" / "rotnet-squeezenet" / CHECKPOINT_DIR / LAST)
+    save_checkpoint({"metadata": {"epoch": 3, "step": 30}}, tmp_path / "study" / "runs" / "rotnet-squeezenet" / CHECKPOINT_DIR / LAST)
     outcome = runner.run_study(config(tmp_path, epochs=3))
     assert len(fake.train_calls) == 2 and fake.eval_calls[-1] == ("rotnet-squeezenet", "knn")
     assert outcome.complete
     # Asking for more epochs later resumes every cell from where it ended.
     runner.run_study(config(tmp_path, epochs=4))
     assert fake.train_calls[2:] == [("simclr-squeezenet", True, 4), ("rotnet-squeezenet", True, 4)]
+
+
+def test_cells_stopped_by_max_steps_count_as_trained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeStudy(monkeypatch)
+    first = runner.run_study(config(tmp_path, epochs=5, max_steps=5))
+    assert [cell.epochs for cell in first.cells] == [0, 0] and first.complete
+    runner.run_study(config(tmp_path, epochs=5, max_steps=5))
+    assert [resume for _, resume, _ in fake.train_calls] == [False, False]  # the rerun trains nothing
