@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 DEFAULT_DATASET = "shapes10"
 
 
-def load_dataset(spec: str, split: str, root: str | Path | None = None, image_size: int | None = None) -> ImageDataset:
+def load_dataset(
+    spec: str, split: str, root: str | Path | None = None, image_size: int | None = None
+) -> ImageDataset:
     """Load ``split`` of a registered dataset, or of the image folder at path ``spec``, as tensors."""
     from edgessl.data.base import ImageDataset
 

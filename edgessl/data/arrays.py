@@ -51,9 +51,15 @@ class SplitArrays:
 
     def __post_init__(self) -> None:
         if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
-            raise ValueError(f"images must be uint8 (N, 3, H, W), got {self.images.dtype} {self.images.shape}")
-        if self.labels is not None and (self.labels.dtype != np.int64 or self.labels.shape != (len(self.images),)):
-            raise ValueError(f"labels must be int64 ({len(self.images)},), got {self.labels.dtype} {self.labels.shape}")
+            raise ValueError(
+                f"images must be uint8 (N, 3, H, W), got {self.images.dtype} {self.images.shape}"
+            )
+        if self.labels is not None and (
+            self.labels.dtype != np.int64 or self.labels.shape != (len(self.images),)
+        ):
+            raise ValueError(
+                f"labels must be int64 ({len(self.images)},), got {self.labels.dtype} {self.labels.shape}"
+            )
 
     def __len__(self) -> int:
         return len(self.images)
@@ -109,7 +115,9 @@ def register_readers() -> None:
 
 def is_folder_spec(spec: str) -> bool:
     """A spec names an image folder when it is not registered and looks like a path."""
-    return spec not in DATASETS and (os.sep in spec or "/" in spec or spec.startswith(("~", ".")) or Path(spec).exists())
+    return spec not in DATASETS and (
+        os.sep in spec or "/" in spec or spec.startswith(("~", ".")) or Path(spec).exists()
+    )
 
 
 def read_split_arrays(

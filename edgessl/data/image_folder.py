@@ -64,7 +64,9 @@ def cache_dir() -> Path:
 
 def image_files(folder: Path) -> list[Path]:
     """Image files anywhere below ``folder`` with a known extension (any case), sorted."""
-    return sorted(path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file())
+    return sorted(
+        path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+    )
 
 
 def class_folders(folder: Path) -> dict[str, list[Path]]:
@@ -93,31 +95,53 @@ def hash_split(files: list[Path]) -> tuple[list[Path], list[Path]]:
 
 
 def discover(root: Path) -> FolderLayout:
-    """The split layout of an image folder; a DataError when it has no usable images."""
+    """The split layout of an image folder; a DataError when it has no images at all.
+
+    A folder without class folders (only ``unlabeled/`` or loose images) still serves
+    the ``unlabeled`` split; its labelled splits are empty.
+    """
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist: {LAYOUT_HINT}")
-    presplit = (root / "train").is_dir() and (root / "test").is_dir()
-    if presplit:
+    if (root / "train").is_dir() and (root / "test").is_dir():
         parts = {split: class_folders(root / split) for split in ("train", "test")}
         class_names = tuple(sorted(set(parts["train"]) | set(parts["test"])))
     else:
         classes = class_folders(root)
         class_names = tuple(classes)
         split_classes = {name: hash_split(files) for name, files in classes.items()}
-        parts = {split: {name: pair[index] for name, pair in split_classes.items()} for index, split in enumerate(("train", "test"))}
-    if not class_names:
-        raise DataError(f"no images in class folders under {root}: {LAYOUT_HINT}")
+        parts = {
+            split: {name: pair[index] for name, pair in split_classes.items()}
+            for index, split in enumerate(("train", "test"))
+        }
     label_of = {name: index for index, name in enumerate(class_names)}
     labelled = {
-        split: [(str(path.relative_to(root)), label_of[name]) for name, files in parts[split].items() for path in files]
+        split: [
+            (str(path.relative_to(root)), label_of[name])
+            for name, files in parts[split].items()
+            for path in files
+        ]
         for split in ("train", "test")
     }
-    unlabeled_root = root / UNLABELED_FOLDER
-    if unlabeled_root.is_dir() and image_files(unlabeled_root):
-        unlabeled = [str(path.relative_to(root)) for path in image_files(unlabeled_root)]
-    else:
-        unlabeled = sorted(name for entries in labelled.values() for name, _ in entries)
-    return FolderLayout(class_names, labelled, unlabeled)
+    layout = FolderLayout(class_names, labelled, unlabeled_files(root, labelled))
+    if not layout.unlabeled:
+        raise DataError(f"no images found under {root}: {LAYOUT_HINT}")
+    return layout
+
+
+def unlabeled_files(root: Path, labelled: dict[str, list[tuple[str, int]]]) -> list[str]:
+    """``root/unlabeled/`` when it has images, else every labelled image, else loose images in ``root``."""
+    folder = root / UNLABELED_FOLDER
+    files = image_files(folder) if folder.is_dir() else []
+    if files:
+        return [str(path.relative_to(root)) for path in files]
+    every_labelled = sorted(name for entries in labelled.values() for name, _ in entries)
+    if every_labelled:
+        return every_labelled
+    return [
+        path.name
+        for path in sorted(root.iterdir())
+        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+    ]
 
 
 def decode_image(path: Path, size: int) -> np.ndarray:
@@ -188,10 +212,12 @@ def load_cached(path: Path) -> DecodedFolder | None:
 
 
 def save_cached(path: Path, decoded: DecodedFolder) -> None:
-    """Write atomically, so a concurrent reader never sees half a file; a read-only cache is skipped."""
+    """Write atomically, so a concurrent reader never sees half a file; an unwritable cache only warns."""
+    temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as handle:
+            temporary = Path(handle.name)
             np.savez(
                 handle,
                 files=np.array(decoded.files, dtype=str),
@@ -200,8 +226,10 @@ def save_cached(path: Path, decoded: DecodedFolder) -> None:
                 mean=np.array(decoded.mean),
                 std=np.array(decoded.std),
             )
-        os.replace(handle.name, path)
+        os.replace(temporary, path)
     except OSError as exc:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
         warnings.warn(f"could not write the image cache {path}: {exc}", stacklevel=3)
 
 
@@ -223,7 +251,9 @@ def read_image_folder(root: Path, split: str, image_size: int | None = None) -> 
     layout = discover(root)
     decoded = decoded_folder(root, layout.files(), size)
     if decoded.skipped:
-        shown = "; ".join(decoded.skipped[:10]) + (f"; and {len(decoded.skipped) - 10} more" if len(decoded.skipped) > 10 else "")
+        shown = "; ".join(decoded.skipped[:10]) + (
+            f"; and {len(decoded.skipped) - 10} more" if len(decoded.skipped) > 10 else ""
+        )
         warnings.warn(f"skipped {len(decoded.skipped)} unreadable image(s): {shown}", stacklevel=2)
     row_of = {name: row for row, name in enumerate(decoded.files)}
     if split == "unlabeled":
@@ -235,4 +265,13 @@ def read_image_folder(root: Path, split: str, image_size: int | None = None) -> 
     if not rows:
         raise DataError(f"the '{split}' split of image folder {root} has no readable images: {LAYOUT_HINT}")
     images = decoded.images[rows]
-    return SplitArrays(root.name, split, images, labels, layout.class_names, decoded.mean, decoded.std, tuple(decoded.skipped))
+    return SplitArrays(
+        root.name,
+        split,
+        images,
+        labels,
+        layout.class_names,
+        decoded.mean,
+        decoded.std,
+        tuple(decoded.skipped),
+    )

@@ -36,11 +36,12 @@ ARCHIVE_URL = "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz"
 # The official class_names.txt, used when a subset ships without it.
 CLASS_NAMES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck")
 
-# Widely used STL-10 statistics of images / 255 (e.g. the dataset-statistics tables of
-# the OpenMMLab projects; lightning-bolts rounds them to (0.43, 0.42, 0.39) / (0.27, 0.26,
-# 0.27)). Fixed rather than computed so every subset normalises like the full dataset; the
-# real 356-image subset in ../shared/data/stl10-mini gives mean (0.439, 0.434, 0.393),
-# std (0.262, 0.257, 0.265): within 0.014 and 0.007 (tests/data/test_stl10.py checks it).
+# The widely used per-channel statistics of the STL-10 training images / 255 (the values
+# public STL-10 training scripts normalise with; lightning-bolts' stl10_normalization
+# rounds them to (0.43, 0.42, 0.39) / (0.27, 0.26, 0.27)). Fixed rather than computed so
+# every subset normalises like the full dataset; the real 356-image subset in
+# ../shared/data/stl10-mini gives mean (0.439, 0.434, 0.393), std (0.262, 0.257, 0.265):
+# within 0.014 and 0.007 (tests/data/test_stl10.py checks it).
 MEAN = (0.4467, 0.4398, 0.4066)
 STD = (0.2603, 0.2566, 0.2713)
 
@@ -65,7 +66,7 @@ def default_root() -> Path:
 def binary_folder(root: Path | None) -> Path:
     """The ``stl10_binary`` folder, given it or its parent (``None``: ``$EDGESSL_DATA``)."""
     root = default_root() if root is None else root
-    if root.name == FOLDER or (root / PARTS["train"][0]).is_file() or (root / PARTS["unlabeled"][0]).is_file():
+    if root.name == FOLDER or any((root / images_file).is_file() for images_file, _, _ in PARTS.values()):
         return root
     return root / FOLDER
 
@@ -82,7 +83,10 @@ def download_stl10(root: Path | None = None) -> Path:
     try:
         STL10(str(folder.parent), split="train+unlabeled", download=True)
     except (OSError, RuntimeError) as exc:  # no network, disk full, bad archive
-        raise DataError(f"could not download STL-10 into {folder.parent}: {exc}; download {ARCHIVE_URL} by hand and extract it there") from exc
+        raise DataError(
+            f"could not download STL-10 into {folder.parent}: {exc}; "
+            f"download {ARCHIVE_URL} by hand and extract it there"
+        ) from exc
     return folder
 
 
@@ -139,7 +143,10 @@ def read_class_names(folder: Path) -> tuple[str, ...]:
         return CLASS_NAMES
     names = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
     if len(names) != len(CLASS_NAMES):
-        raise DataError(f"{path} lists {len(names)} class names, STL-10 has {len(CLASS_NAMES)}; copy it again from {ARCHIVE_URL}")
+        raise DataError(
+            f"{path} lists {len(names)} class names, STL-10 has {len(CLASS_NAMES)}; "
+            f"copy it again from {ARCHIVE_URL}"
+        )
     return names
 
 

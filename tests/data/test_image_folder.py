@@ -42,7 +42,7 @@ def test_cifar_folder_exact_split_counts(cifar10_small) -> None:
     assert train.images.shape == (800, 3, 32, 32) and train.skipped == ()
     # 32x32 JPEGs at their own size: pixels are exactly what PIL decodes.
     first = sorted((cifar10_small / "airplane").iterdir())
-    in_train = [p for p in first if p.name not in set(_hash_test_names(first))][0]
+    in_train = next(p for p in first if p.name not in set(_hash_test_names(first)))
     expected = np.asarray(Image.open(in_train).convert("RGB")).transpose(2, 0, 1)
     assert np.array_equal(train.images[0], expected)
     assert train.mean == test.mean  # one normalisation for every split
@@ -70,7 +70,9 @@ def test_corrupt_files_are_skipped_and_reported(cifar10_small, tmp_path) -> None
     # 11 files in cat and dog: 2 to test each (round(2.2)); the unreadable one is dropped from its split.
     per_class = {name: (sorted((root / name).glob("*.[jJ][pP][gG]"))) for name in ("cat", "dog")}
     lost_from_test = sum(
-        1 for name, bad in (("cat", "broken.jpg"), ("dog", "cut.JPG")) if bad in _hash_test_names(per_class[name])
+        1
+        for name, bad in (("cat", "broken.jpg"), ("dog", "cut.JPG"))
+        if bad in _hash_test_names(per_class[name])
     )
     assert len(train) + len(test) == 100
     assert len(test) == 20 - lost_from_test
@@ -127,9 +129,18 @@ def test_default_size_is_96(tmp_path) -> None:
     assert split.images.shape == (2, 3, 96, 96)
 
 
+def test_folder_without_classes_serves_only_unlabeled(tmp_path) -> None:
+    for index in range(3):
+        Image.new("RGB", (12, 12), (0, index * 100, 0)).save(tmp_path / f"{index}.webp", lossless=True)
+    unlabeled = read_split_arrays(str(tmp_path), "unlabeled", image_size=12)
+    assert unlabeled.labels is None and unlabeled.images[:, 1, 0, 0].tolist() == [0, 100, 200]
+    with pytest.raises(DataError, match="'train' split of image folder .* has no readable images"):
+        read_split_arrays(str(tmp_path), "train", image_size=12)
+
+
 def test_empty_and_missing_folders(tmp_path) -> None:
     (tmp_path / "empty" / "some_class").mkdir(parents=True)
-    with pytest.raises(DataError, match="no images in class folders") as caught:
+    with pytest.raises(DataError, match="no images found under") as caught:
         read_split_arrays(str(tmp_path / "empty"), "train")
     assert "\n" not in str(caught.value)
     with pytest.raises(DataError, match="does not exist"):

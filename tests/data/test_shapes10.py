@@ -13,7 +13,9 @@ from edgessl.data.synthetic import CLASS_NAMES
 
 @pytest.fixture(scope="module")
 def splits() -> dict:
-    return {name: read_split_arrays("shapes10", name, image_size=32) for name in ("unlabeled", "train", "test")}
+    return {
+        name: read_split_arrays("shapes10", name, image_size=32) for name in ("unlabeled", "train", "test")
+    }
 
 
 def test_documented_sizes_and_balanced_labels(splits) -> None:
@@ -31,13 +33,20 @@ def test_documented_sizes_and_balanced_labels(splits) -> None:
 
 def test_native_size_is_64_and_generation_is_deterministic(splits) -> None:
     again = read_split_arrays("shapes10", "test", image_size=32)
-    assert np.array_equal(again.images, splits["test"].images) and np.array_equal(again.labels, splits["test"].labels)
+    assert np.array_equal(again.images, splits["test"].images) and np.array_equal(
+        again.labels, splits["test"].labels
+    )
     assert read_split_arrays("shapes10", "test").images.shape == (1_000, 3, 64, 64)
 
 
 def test_splits_share_no_image(splits) -> None:
-    digests = {name: {hashlib.sha1(image.tobytes()).digest() for image in split.images} for name, split in splits.items()}
-    assert all(len(d) == len(splits[name]) for name, d in digests.items())  # no duplicates inside a split either
+    digests = {
+        name: {hashlib.sha1(image.tobytes()).digest() for image in split.images}
+        for name, split in splits.items()
+    }
+    assert all(
+        len(d) == len(splits[name]) for name, d in digests.items()
+    )  # no duplicates inside a split either
     assert not digests["train"] & digests["test"]
     assert not digests["unlabeled"] & (digests["train"] | digests["test"])
 
@@ -48,11 +57,16 @@ def _knn(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray, k: int =
     return np.array([np.bincount(row, minlength=10).argmax() for row in train_labels[nearest]])
 
 
+def _mean_colour(images: np.ndarray) -> np.ndarray:
+    return images.reshape(len(images), 3, -1).mean(-1) / 255
+
+
 def test_mean_colour_does_not_give_the_class_away(splits) -> None:
     """Per-sample colours are random: kNN on each image's mean colour is near chance (0.1)."""
     train, test = splits["train"], splits["test"]
-    colour = lambda images: images.reshape(len(images), 3, -1).mean(-1) / 255  # noqa: E731
-    accuracy = (_knn(colour(train.images), train.labels, colour(test.images)) == test.labels).mean()
+    accuracy = (
+        _knn(_mean_colour(train.images), train.labels, _mean_colour(test.images)) == test.labels
+    ).mean()
     assert accuracy < 0.2, accuracy
 
 

@@ -79,6 +79,14 @@ def test_root_may_be_the_binary_folder_or_come_from_the_environment(written, mon
     assert np.array_equal(read_split_arrays("stl10", "test").images, arrays["test"])
 
 
+def test_a_folder_holding_only_some_files_is_found(tmp_path) -> None:
+    arrays = write_stl10(tmp_path, {"test": 2})
+    flat = tmp_path / "flat"
+    (tmp_path / "stl10_binary").rename(flat)  # any folder name, files directly inside
+    split = read_split_arrays("stl10", "test", flat)
+    assert np.array_equal(split.images, arrays["test"]) and split.labels.tolist() == [0, 1]
+
+
 def test_resize_and_torch_wrapping(written) -> None:
     root, arrays = written
     dataset = load_dataset("stl10", "train", root=root, image_size=32)
@@ -137,7 +145,9 @@ def test_real_subset_counts_labels_and_statistics(stl10_mini_root) -> None:
     assert splits["train"].class_names == CLASS_NAMES  # read from the real class_names.txt
     from edgessl.data.arrays import channel_stats
 
-    mean, std = channel_stats(np.concatenate([splits[name].images for name in ("train", "test", "unlabeled")]))
+    mean, std = channel_stats(
+        np.concatenate([splits[name].images for name in ("train", "test", "unlabeled")])
+    )
     assert np.allclose(mean, MEAN, atol=0.02) and np.allclose(std, STD, atol=0.01)
 
 
