@@ -45,3 +45,29 @@ def extract_features(
     if not chunks:
         return torch.empty(0, int(getattr(model, "feature_dim", 0)), device=device)
     return torch.cat(chunks).flatten(1)
+
+
+class FeatureCache:
+    """A model on a device and its frozen features per dataset, each computed once.
+
+    kNN and the linear probe of one checkpoint read the same features: a sweep with
+    both protocols makes one forward pass over each split instead of two.
+    """
+
+    def __init__(
+        self, model: nn.Module, device: str | torch.device | None = None, batch_size: int = 256
+    ) -> None:
+        self.model = model
+        self.device = resolve_device(device)
+        self.batch_size = batch_size
+        self._features: dict[int, tuple[object, torch.Tensor]] = {}
+
+    def __call__(self, dataset) -> torch.Tensor:  # dataset: edgessl.data.ImageDataset
+        """``(N, D)`` features of ``dataset.images`` on ``self.device``."""
+        key = id(dataset)  # the dataset is kept alongside, so its id cannot be reused
+        if key not in self._features:
+            self._features[key] = (
+                dataset,
+                extract_features(self.model, dataset.images, self.batch_size, self.device),
+            )
+        return self._features[key][1]

@@ -20,7 +20,7 @@ from torch import nn
 from edgessl.augment import ViewAugment
 from edgessl.data.base import ImageDataset
 from edgessl.errors import ConfigError
-from edgessl.evaluation.features import extract_features, to_unit_float
+from edgessl.evaluation.features import FeatureCache, extract_features, to_unit_float
 from edgessl.evaluation.protocols import PROTOCOLS, Protocol
 from edgessl.evaluation.results import Curve, EvalResult
 
@@ -68,7 +68,7 @@ class Classifier(nn.Module):
 
 
 def run_finetune(
-    model: nn.Module, train: ImageDataset, test: ImageDataset, options: FinetuneOptions, device: torch.device
+    features: FeatureCache, train: ImageDataset, test: ImageDataset, options: FinetuneOptions
 ) -> EvalResult:
     """Train a copy of ``model`` with a new head on ``train``; test accuracy after every epoch."""
     if options.epochs < 1 or options.batch_size < 2:
@@ -77,6 +77,7 @@ def run_finetune(
         )
     if not 0 < options.min_crop_scale <= 1:
         raise ConfigError(f"min_crop_scale must be in (0, 1], got {options.min_crop_scale}")
+    model, device = features.model, features.device  # trains a copy of the model, not frozen features
     generator = torch.Generator().manual_seed(options.seed)  # head and shuffling, on the CPU
     augment_generator = torch.Generator(device=device).manual_seed(
         options.seed

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from edgessl.data.base import ImageDataset
 from edgessl.errors import ConfigError
-from edgessl.evaluation.features import extract_features
+from edgessl.evaluation.features import FeatureCache
 from edgessl.evaluation.protocols import PROTOCOLS, Protocol
 from edgessl.evaluation.results import EvalResult
 from edgessl.registry import Registry
@@ -45,7 +44,6 @@ class KnnOptions:
     k: int = 200  # neighbours; clipped to the bank size
     metric: str = "euclidean"  # one of KNN_METRICS: euclidean (majority vote) or cosine (weighted)
     temperature: float = 0.1  # cosine only: weight exp(similarity / temperature)
-    batch_size: int = 256  # images per forward pass when extracting features
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET
 
 
@@ -152,12 +150,11 @@ def knn_predict(
 
 
 def run_knn(
-    model: nn.Module, train: ImageDataset, test: ImageDataset, options: KnnOptions, device: torch.device
+    features: FeatureCache, train: ImageDataset, test: ImageDataset, options: KnnOptions
 ) -> EvalResult:
     """Extract train (bank) and test features once, vote, and score the test split."""
     KNN_METRICS.get(options.metric)  # fail on a bad metric before the feature pass
-    bank = extract_features(model, train.images, options.batch_size, device)
-    queries = extract_features(model, test.images, options.batch_size, device)
+    bank, queries = features(train), features(test)
     predictions = knn_predict(
         bank,
         train.labels,

@@ -15,7 +15,7 @@ from torch import nn
 
 from edgessl.data.base import ImageDataset
 from edgessl.errors import ConfigError
-from edgessl.evaluation.features import extract_features
+from edgessl.evaluation.features import FeatureCache
 from edgessl.evaluation.protocols import PROTOCOLS, Protocol
 from edgessl.evaluation.results import Curve, EvalResult
 
@@ -29,7 +29,6 @@ class LinearOptions:
     weight_decay: float = 0.0
     batch_size: int = 256  # features per Adam step; 0 = full batch
     standardize: bool = True  # features scaled by train mean/std before the head
-    feature_batch_size: int = 256  # images per forward pass when extracting features
     seed: int = 0  # head initialisation and shuffling
 
 
@@ -79,12 +78,10 @@ def fit_linear_probe(
 
 
 def run_linear(
-    model: nn.Module, train: ImageDataset, test: ImageDataset, options: LinearOptions, device: torch.device
+    features: FeatureCache, train: ImageDataset, test: ImageDataset, options: LinearOptions
 ) -> EvalResult:
-    train_features = extract_features(model, train.images, options.feature_batch_size, device)
-    test_features = extract_features(model, test.images, options.feature_batch_size, device)
     return fit_linear_probe(
-        train_features, train.labels, test_features, test.labels, train.num_classes, options
+        features(train), train.labels, features(test), test.labels, train.num_classes, options
     )
 
 

@@ -17,12 +17,13 @@ from torch import nn
 
 from edgessl.data.base import ImageDataset
 from edgessl.errors import ConfigError, DataError
+from edgessl.evaluation.features import FeatureCache
 from edgessl.evaluation.results import EvalResult
 from edgessl.registry import Registry
 from edgessl.training.config import config_from_dict
 
-# (model, train, test, options, device) -> EvalResult
-ProtocolFn = Callable[[nn.Module, ImageDataset, ImageDataset, Any, torch.device], EvalResult]
+# (features of the model under test, train, test, options) -> EvalResult
+ProtocolFn = Callable[[FeatureCache, ImageDataset, ImageDataset, Any], EvalResult]
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ def evaluate_representation(
     test: ImageDataset,
     protocol: str,
     device: str | torch.device | None = None,
+    *,
+    features: FeatureCache | None = None,
     **options: Any,
 ) -> EvalResult:
     """Evaluate a feature extractor ([0, 1] RGB -> features) with one registered protocol.
@@ -83,9 +86,12 @@ def evaluate_representation(
     ``train`` is the labelled downstream training split (kNN bank, probe or fine-tuning
     data) and ``test`` the labelled split accuracy is measured on. ``options`` are the
     fields of the protocol's options dataclass (e.g. ``k``, ``metric``, ``epochs``).
+    Pass one ``features`` cache (of this model) to several calls to extract features once.
     """
-    from edgessl.evaluation.features import resolve_device
-
+    if features is None:
+        features = FeatureCache(model, device)
+    elif features.model is not model:
+        raise ValueError("the feature cache belongs to another model")
     entry = PROTOCOLS.get(protocol)
     require_labels(train, "training")
     require_labels(test, "test")
@@ -93,4 +99,4 @@ def evaluate_representation(
         raise DataError(
             f"train has {train.num_classes} classes but test has {test.num_classes}; use two splits of one dataset"
         )
-    return entry.run(model, train, test, entry.make_options(options), resolve_device(device))
+    return entry.run(features, train, test, entry.make_options(options))

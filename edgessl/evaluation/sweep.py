@@ -23,7 +23,7 @@ import torch
 from edgessl.data import load_dataset
 from edgessl.data.base import ImageDataset
 from edgessl.errors import ConfigError
-from edgessl.evaluation.features import resolve_device
+from edgessl.evaluation.features import FeatureCache, resolve_device
 from edgessl.evaluation.protocols import PROTOCOLS, evaluate_representation, options_for
 from edgessl.evaluation.results import (
     EVAL_DIR,
@@ -132,10 +132,13 @@ def evaluate_one(
     meta = loaded.metadata
     size = image_size or meta.get("image_size")
     train, test = splits.get(size)
+    features = FeatureCache(loaded.model, device)  # shared by the protocols of this checkpoint
     records = {}
     for name in protocols:
         started = time.perf_counter()
-        result = evaluate_representation(loaded.model, train, test, name, device, **per_protocol[name])
+        result = evaluate_representation(
+            loaded.model, train, test, name, device, features=features, **per_protocol[name]
+        )
         record = {
             **keys[name],
             "protocol": name,

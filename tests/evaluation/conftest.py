@@ -69,9 +69,14 @@ def write_run_folder(run: Path, epochs: tuple[int, ...] = EPOCHS) -> None:
 
 
 class Counters:
-    """Counts checkpoint loads and protocol runs; can interrupt the sweep at the n-th run."""
+    """Counts checkpoint loads, data loads and protocol runs; can interrupt the sweep at the n-th run.
+
+    ``tiny_data()`` swaps the dataset for small colour splits (shapes10 is real but slower).
+    """
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+        self.data_loads: list[tuple[str, str]] = []
         self.loads: list[str] = []
         self.runs: list[tuple[str, str]] = []
         self.interrupt_at: int | None = None
@@ -92,6 +97,13 @@ class Counters:
 
         monkeypatch.setattr(sweep_module, "load_representation", load)
         monkeypatch.setattr(sweep_module, "evaluate_representation", evaluate)
+
+    def tiny_data(self) -> None:
+        def load_dataset(spec: str, split: str, root=None, image_size=None) -> ImageDataset:
+            self.data_loads.append((spec, split))
+            return colour_split(split, 12, image_size or 12, seed=0 if split == "train" else 1)
+
+        self.monkeypatch.setattr(sweep_module, "load_dataset", load_dataset)
 
 
 @pytest.fixture

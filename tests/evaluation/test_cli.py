@@ -47,6 +47,7 @@ def test_eval_json_lists_every_checkpoint_by_epoch_and_saves_results(
 
 def test_sweep_command_writes_csv_and_png_per_protocol(tmp_path: Path, counters, write_run, capsys) -> None:
     write_run(tmp_path, epochs=(5, 10))
+    counters.tiny_data()
     assert (
         main(
             [

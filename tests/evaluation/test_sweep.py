@@ -18,6 +18,7 @@ def test_sweep_is_ordered_by_epoch_resumes_and_writes_csv_and_png(
     tmp_path: Path, counters, write_run
 ) -> None:
     write_run(tmp_path)
+    counters.tiny_data()
     counters.interrupt_at = 3
     with pytest.raises(KeyboardInterrupt):
         evaluate_checkpoints(tmp_path, "shapes10", ["knn"], device="cpu", k=10)
@@ -27,12 +28,15 @@ def test_sweep_is_ordered_by_epoch_resumes_and_writes_csv_and_png(
         "knn_epoch_0010.json",
     ]
 
-    counters.interrupt_at, counters.runs, counters.loads = None, [], []
+    counters.interrupt_at, counters.runs, counters.loads, counters.data_loads = None, [], [], []
     result = sweep_run(tmp_path, "shapes10", ["knn"], device="cpu", k=10)
+    assert counters.data_loads == [("shapes10", "train"), ("shapes10", "test")]  # once per sweep
     assert counters.runs == [("knn", "epoch_0015.pt"), ("knn", "epoch_0020.pt")]  # the first two were reused
     assert counters.loads == ["epoch_0015.pt", "epoch_0020.pt"]
     assert [r["epoch"] for r in result.records] == [5, 10, 15, 20]
-    assert len({r["accuracy"] for r in result.records}) > 1  # different weights, different results
+    assert [Path(r["checkpoint"]).name for r in result.records] == [
+        f"epoch_{e:04d}.pt" for e in (5, 10, 15, 20)
+    ]
 
     with result.csv_files["knn"].open() as handle:
         rows = list(csv.DictReader(handle))
@@ -52,6 +56,7 @@ def test_sweep_is_ordered_by_epoch_resumes_and_writes_csv_and_png(
 
 def test_rewritten_checkpoint_is_evaluated_again(tmp_path: Path, counters, write_run) -> None:
     write_run(tmp_path)
+    counters.tiny_data()
     only = tmp_path / "checkpoints" / "epoch_0005.pt"
     evaluate_checkpoints(only, "shapes10", ["knn"], device="cpu", k=5)
     state = load_checkpoint(only)
