@@ -69,7 +69,9 @@ def torchvision_simclr(size: int) -> v2.Compose:
         [
             v2.RandomResizedCrop(size, scale=view.crop_scale, ratio=view.crop_ratio, antialias=True),
             v2.RandomHorizontalFlip(view.hflip_p),
-            v2.RandomApply([v2.ColorJitter(view.brightness, view.contrast, view.saturation, view.hue)], view.jitter_p),
+            v2.RandomApply(
+                [v2.ColorJitter(view.brightness, view.contrast, view.saturation, view.hue)], view.jitter_p
+            ),
             v2.RandomGrayscale(view.grayscale_p),
             v2.RandomApply([v2.GaussianBlur(kernel, view.blur_sigma)], view.blur_p),
             v2.ToImage(),
@@ -173,8 +175,11 @@ def report_lines(rows: list[dict], info: dict[str, object], repeats: int) -> lis
             "interleaved repeats after a warm-up. `edgessl / X` > 1 means edgessl is faster."
         ),
         "",
-        "| size | threads | " + " | ".join(f"{name} (img/s)" for name in names) + " | "
-        + " | ".join(f"edgessl / {name}" for name in names if name != BASELINE) + " |",
+        "| size | threads | "
+        + " | ".join(f"{name} (img/s)" for name in names)
+        + " | "
+        + " | ".join(f"edgessl / {name}" for name in names if name != BASELINE)
+        + " |",
         "|---" * (2 * len(names) + 1) + "|",
     ]
     for row in rows:
@@ -198,9 +203,13 @@ def report_lines(rows: list[dict], info: dict[str, object], repeats: int) -> lis
         (
             f"Machine: {info['cpu']}, {info['cores']} cores, device "
             f"{info['device']}; torch {info['torch']}, torchvision {info['torchvision']}, kornia {info['kornia']}; "
-            f"{info['date']}. 1-minute load average at start {info['load_average_1min_at_start']:.1f}: "
-            "the cores were shared with other jobs, so absolute numbers are noisy; the ratios, measured "
-            "interleaved, are the result."
+            f"{info['date']}. 1-minute load average at start {info['load_average_1min_at_start']:.1f}"
+            + (
+                ": the cores were shared with other jobs, so absolute numbers are noisy; the ratios, "
+                "measured interleaved, are the result."
+                if info["load_average_1min_at_start"] > 0.5 * info["cores"]
+                else "."
+            )
         ),
     ]
     return lines
@@ -229,7 +238,9 @@ def main() -> None:
                 )
             )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{NAME}.json").write_text(json.dumps({"machine": info, "repeats": args.repeats, "rows": rows}, indent=2))
+    (RESULTS / f"{NAME}.json").write_text(
+        json.dumps({"machine": info, "repeats": args.repeats, "rows": rows}, indent=2)
+    )
     (RESULTS / f"{NAME}.md").write_text("\n".join(report_lines(rows, info, args.repeats)) + "\n")
 
 

@@ -54,7 +54,11 @@ def sample_crop_boxes(
     with the batch in Python.
     """
     shape = (n, CROP_ATTEMPTS)
-    area = height * width * (torch.rand(shape, device=device, generator=generator) * (scale[1] - scale[0]) + scale[0])
+    area = (
+        height
+        * width
+        * (torch.rand(shape, device=device, generator=generator) * (scale[1] - scale[0]) + scale[0])
+    )
     log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
     aspect = torch.exp(torch.rand(shape, device=device, generator=generator) * (log_hi - log_lo) + log_lo)
     w = torch.round(torch.sqrt(area * aspect))
@@ -79,9 +83,9 @@ def _centre_crop_size(height: int, width: int, ratio: tuple[float, float]) -> tu
     """torchvision's fallback crop: the whole image with its aspect ratio clamped into ``ratio``."""
     in_ratio = width / height
     if in_ratio < min(ratio):
-        return width, int(round(width / min(ratio)))
+        return width, round(width / min(ratio))
     if in_ratio > max(ratio):
-        return int(round(height * max(ratio))), height
+        return round(height * max(ratio)), height
     return width, height
 
 

@@ -106,7 +106,9 @@ class ViewAugment:
         if not 0.0 <= self.hue <= 0.5:
             raise ConfigError(f"augmentation hue must be in [0, 0.5] (a fraction of a turn), got {self.hue}")
         if self.blur_kernel_fraction <= 0:
-            raise ConfigError(f"augmentation blur_kernel_fraction must be > 0, got {self.blur_kernel_fraction}")
+            raise ConfigError(
+                f"augmentation blur_kernel_fraction must be > 0, got {self.blur_kernel_fraction}"
+            )
 
     def __call__(
         self, images: torch.Tensor, out_size: int | None = None, generator: torch.Generator | None = None
@@ -120,7 +122,9 @@ class ViewAugment:
         with torch.autocast(images.device.type, enabled=False):
             return self._views(to_float(images), out_size, generator)
 
-    def _views(self, x: torch.Tensor, out_size: int | None, generator: torch.Generator | None) -> torch.Tensor:
+    def _views(
+        self, x: torch.Tensor, out_size: int | None, generator: torch.Generator | None
+    ) -> torch.Tensor:
         """The pipeline on a float batch; every step after the crop works on tensors it owns."""
         n, _, height, width = x.shape
         size = out_size or min(height, width)
@@ -130,7 +134,9 @@ class ViewAugment:
         x = AF.resized_crop(x, boxes, size, flips)
         x = self._jitter(x, generator)
         if self.grayscale_p > 0:
-            x = apply_where(x, AF.coin_flips(self.grayscale_p, n, device, generator), lambda s, _: AF.grayscale(s))
+            x = apply_where(
+                x, AF.coin_flips(self.grayscale_p, n, device, generator), lambda s, _: AF.grayscale(s)
+            )
         if self.blur_p > 0:
             x = self._blur(x, size, generator)
         if self.solarize_p > 0:

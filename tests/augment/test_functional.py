@@ -44,7 +44,9 @@ def per_image(fn, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
 def test_colour_ops_match_torchvision(ours, reference, low, high, images, request) -> None:
     images = request.getfixturevalue(images)
     factors = torch.linspace(low, high, images.shape[0])
-    torch.testing.assert_close(ours(images, factors), per_image(reference, images, factors), atol=2e-6, rtol=0)
+    torch.testing.assert_close(
+        ours(images, factors), per_image(reference, images, factors), atol=2e-6, rtol=0
+    )
 
 
 def test_grayscale_matches_torchvision(batch: torch.Tensor) -> None:
@@ -102,7 +104,9 @@ def test_crop_boxes_follow_torchvision_distribution() -> None:
     assert torch.equal(w, w.round()) and torch.equal(h, h.round())
     assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 64).all() and (boxes[:, 3] <= 48).all()
     image = torch.empty(3, 48, 64)
-    reference = torch.tensor([RandomResizedCrop.get_params(image, list(scale), list(ratio)) for _ in range(n)])
+    reference = torch.tensor(
+        [RandomResizedCrop.get_params(image, list(scale), list(ratio)) for _ in range(n)]
+    )
     ref_h, ref_w = reference[:, 2].float(), reference[:, 3].float()
     assert abs(float((w * h).mean() - (ref_w * ref_h).mean())) / (48 * 64) < 0.02
     assert abs(float((w / h).log().mean() - (ref_w / ref_h).log().mean())) < 0.03

@@ -14,7 +14,12 @@ from edgessl.errors import ConfigError, DataError
 PLAIN = ViewAugment(
     crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), hflip_p=0.0, jitter_p=0.0, grayscale_p=0.0, blur_p=0.0
 )
-PRESETS = {"simclr": simclr_view(), "mocov2": mocov2_view(), "byol1": byol_views()[0], "byol2": byol_views()[1]}
+PRESETS = {
+    "simclr": simclr_view(),
+    "mocov2": mocov2_view(),
+    "byol1": byol_views()[0],
+    "byol2": byol_views()[1],
+}
 
 
 @pytest.fixture
@@ -72,7 +77,9 @@ def test_grayscale_with_p1_matches_torchvision(images: torch.Tensor) -> None:
 
 
 def test_blur_with_fixed_sigma_matches_torchvision(images: torch.Tensor) -> None:
-    aug = ViewAugment(**{**PLAIN.__dict__, "blur_p": 1.0, "blur_sigma": (1.3, 1.3), "blur_kernel_fraction": 0.25})
+    aug = ViewAugment(
+        **{**PLAIN.__dict__, "blur_p": 1.0, "blur_sigma": (1.3, 1.3), "blur_kernel_fraction": 0.25}
+    )
     expected = TF.gaussian_blur(images.float() / 255, [5, 5], [1.3, 1.3])  # 2 * (20 * 0.25 // 2) + 1
     torch.testing.assert_close(aug(images), expected, atol=1e-6, rtol=0)
 
@@ -126,7 +133,14 @@ def test_presets_carry_their_papers_numbers() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [{"hflip_p": 1.5}, {"crop_scale": (0.5, 0.2)}, {"hue": 0.7}, {"brightness": -1.0}, {"blur_sigma": (0, 1)}]
+    "bad",
+    [
+        {"hflip_p": 1.5},
+        {"crop_scale": (0.5, 0.2)},
+        {"hue": 0.7},
+        {"brightness": -1.0},
+        {"blur_sigma": (0, 1)},
+    ],
 )
 def test_invalid_settings_are_config_errors(bad: dict) -> None:
     with pytest.raises(ConfigError):
