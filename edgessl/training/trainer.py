@@ -332,12 +332,14 @@ class Trainer:
         seed_everything(config.seed)  # identical initial weights on every process
         self.method: Method = build_method(config.method, config.backbone, dataset.image_size, dataset.mean, dataset.std, self.method_config)
         self.state = RunState()
+        self.state_saved_step = 0  # the step last.pt holds; a NaN message names it
         self.plan = plan_batches(
             len(dataset), self.method_config.batch_size, self.accelerator.num_processes, self.accelerator.process_index, config.grad_accum
         )
         self.total_steps = self.plan.steps_per_epoch * config.epochs
         if previous is not None:
             self.state = self._restore_model(previous)
+            self.state_saved_step = self.state.step
         if self.accelerator.is_main_process:
             check_output(self.run_dir, checkpoint_bytes(self.method) * checkpoints_to_write(self.config, self.state.epoch))
         self.accelerator.wait_for_everyone()
@@ -457,7 +459,7 @@ class Trainer:
 
     # ----------------------------------------------------------------------- the loop
 
-    def _step(self, order: torch.Tensor, batch_in_epoch: int) -> torch.Tensor:
+    def step(self, order: torch.Tensor, batch_in_epoch: int) -> torch.Tensor:
         """One optimiser step over ``grad_accum`` micro-batches; returns the mean loss (on the device)."""
         device = self.accelerator.device
         chunks = micro_batches(order, self.plan, batch_in_epoch)
@@ -487,9 +489,10 @@ class Trainer:
         speed = len(pending) * self.plan.global_batch / max(time.perf_counter() - window_start, 1e-9)
         for (step, _, _, _), value in zip(pending, values, strict=True):
             if not np.isfinite(value):
+                kept = f"{self.last_path} (step {self.state_saved_step}) was kept" if self.last_path.is_file() else "no checkpoint was written"
                 raise TrainingDiverged(
-                    f"the loss became {value} at step {step}; training stopped and {self.last_path} (step "
-                    f"{self.state_saved_step}) was kept. Try a lower --lr, --precision no, or a smaller --batch-size"
+                    f"the loss became {value} at step {step}; training stopped and {kept}. "
+                    "Try a lower --lr, --precision no (fp32), or a longer warm-up (--set optimizer.warmup_epochs=N)"
                 )
         if log is not None:
             log.write([
@@ -507,7 +510,6 @@ class Trainer:
             (self.run_dir / CONFIG_FILE).write_text(config_yaml(config))
             log.truncate_after(state.step)
             self._announce()
-        self.state_saved_step = state.step
         target = min(self.total_steps, config.max_steps or self.total_steps)
         view = ProgressView(self.console, self.show_progress and main, target, state.step)
         stop = StopRequest()
@@ -523,10 +525,12 @@ class Trainer:
                     start = state.batch_in_epoch(plan.steps_per_epoch)
                     for batch_in_epoch in range(start, plan.steps_per_epoch):
                         lr = self.scheduler.get_last_lr()[0]
-                        loss = self._step(order, batch_in_epoch)
+                        loss = self.step(order, batch_in_epoch)
                         pending.append((state.step, state.epoch + 1, loss, lr))
                         steps_here += 1
                         out_of_time = config.time_budget_s is not None and state.prior_seconds + time.perf_counter() - segment_start >= config.time_budget_s
+                        stop.requested = self._agree(stop.requested)
+                        out_of_time = self._agree(out_of_time)
                         halt = stop.requested or out_of_time or state.step >= target
                         if len(pending) >= FLUSH_EVERY or halt or batch_in_epoch == plan.steps_per_epoch - 1:
                             loss_value, speed = self._flush(pending, log, window_start)
@@ -560,15 +564,28 @@ class Trainer:
             final_loss=loss_value,
         )
 
-    def _energy_meter(self) -> Any:
-        """The profiling EnergyMeter for the device; none (and no energy record) when it cannot measure it."""
+    @contextmanager
+    def _energy_meter(self) -> Iterator[Any]:
+        """The profiling EnergyMeter over the loop; ``None`` (no energy record) when it cannot measure this device."""
         from edgessl.profiling.energy import EnergyMeter
 
+        meter = EnergyMeter(self.accelerator.device)
         try:
-            return EnergyMeter(self.accelerator.device)
-        except EdgesslError as exc:
-            self.console.print(f"[yellow]energy not recorded:[/] {exc}")
-            return nullcontext(None)
+            meter.__enter__()
+        except EdgesslError as exc:  # an unlisted GPU without NVML: train anyway
+            self.console.print(f"energy not recorded: {exc}", markup=False)
+            yield None
+            return
+        try:
+            yield meter
+        finally:
+            meter.__exit__(None, None, None)
+
+    def _agree(self, flag: bool) -> bool:
+        """True on every process when it is true on any (a stop must happen at the same step everywhere)."""
+        if self.accelerator.num_processes == 1:
+            return flag
+        return bool(self.accelerator.reduce(torch.tensor(float(flag), device=self.accelerator.device), reduction="sum").item() > 0)
 
     def _announce(self) -> None:
         config, plan = self.config, self.plan
