@@ -90,8 +90,8 @@ def test_solarize_with_p1_is_exact(images: torch.Tensor) -> None:
 
 
 def test_coin_flips_hit_their_probability() -> None:
-    batch = torch.randint(0, 256, (2000, 3, 2, 2), dtype=torch.uint8)
     torch.manual_seed(0)
+    batch = torch.randint(0, 256, (2000, 3, 2, 2), dtype=torch.uint8)
     gray = ViewAugment(**{**PLAIN.__dict__, "grayscale_p": 0.2})(batch)
     fraction = float((gray[:, 0] == gray[:, 1]).all(-1).all(-1).float().mean())
     assert 0.17 < fraction < 0.23
@@ -150,6 +150,16 @@ def test_invalid_settings_are_config_errors(bad: dict) -> None:
 def test_wrong_layout_is_a_data_error() -> None:
     with pytest.raises(DataError, match=r"\(N, 3, H, W\)"):
         simclr_view()(torch.zeros(2, 1, 8, 8, dtype=torch.uint8))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_views_are_made_on_the_gpu_reproducibly(images: torch.Tensor) -> None:
+    on_gpu = images.cuda()
+    torch.cuda.manual_seed(0)
+    views = byol_views()[0](on_gpu)
+    torch.cuda.manual_seed(0)
+    assert views.device == on_gpu.device and torch.equal(byol_views()[0](on_gpu), views)
+    assert torch.equal(rotate_all_four(on_gpu)[0].cpu(), rotate_all_four(images)[0])
 
 
 def test_rotate_all_four_is_exact_with_labels(images: torch.Tensor) -> None:
