@@ -1,0 +1,85 @@
+"""BYOL (Grill et al. 2020, "Bootstrap Your Own Latent: A New Approach to Self-Supervised Learning").
+
+An online network (encoder, projector, predictor) predicts the projection a target network
+(encoder, projector) makes of the other view. The target starts as an exact copy of the
+online encoder and projector, gets no gradients, and follows them by an EMA whose tau goes
+from 0.996 to 1 on a cosine schedule. The loss is symmetric, its two terms summed.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from edgessl.augment import byol_views
+from edgessl.methods import METHODS
+from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, Representation, cosine_momentum
+from edgessl.methods.heads import mlp_head
+from edgessl.methods.losses import normalized_regression_loss
+
+
+def _byol_optimizer() -> OptimizerConfig:
+    # BYOL section 3.3 / appendix C: LARS, lr 0.2 x BatchSize/256, weight decay 1.5e-6
+    # (biases and BN excluded), 10 warm-up epochs, then cosine decay.
+    return OptimizerConfig(
+        name="lars", lr=0.2, reference_batch_size=256, weight_decay=1.5e-6, momentum=0.9, warmup_epochs=10, schedule="cosine"
+    )
+
+
+@dataclass
+class BYOLConfig(MethodConfig):
+    # BYOL trains at 4096 (section 3.3) and shows it holds up at 256 (section 5, figure 3a);
+    # 256 fits one edge-class GPU at 96x96.
+    batch_size: int = 256
+    optimizer: OptimizerConfig = field(default_factory=_byol_optimizer)
+    base_momentum: float = 0.996  # BYOL section 3.3: tau_base = 0.996, raised to 1 by a cosine
+    hidden_dim: int = 4096  # BYOL section 3.3: projector and predictor hidden layer 4096
+    out_dim: int = 256  # BYOL section 3.3: projection and prediction size 256
+
+
+@METHODS.register("byol")
+class BYOL(Method):
+    """Online encoder + projector + predictor; EMA target encoder + projector; symmetric summed loss."""
+
+    name = "byol"
+    Config = BYOLConfig
+
+    def __init__(self, backbone: str, config: BYOLConfig, image_size: int, mean: RGB, std: RGB) -> None:
+        super().__init__(backbone, config, image_size, mean, std)
+        self.encoder = self.build_encoder(backbone)
+        # BYOL section 3.3: Linear(4096) -> BN -> ReLU -> Linear(256), for both MLPs.
+        self.projector = mlp_head(self.encoder.feature_dim, config.hidden_dim, config.out_dim, batch_norm=True)
+        self.predictor = mlp_head(config.out_dim, config.hidden_dim, config.out_dim, batch_norm=True)
+        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        self.augment_first, self.augment_second = byol_views()
+
+    def make_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.augment_first(images, self.image_size), self.augment_second(images, self.image_size)
+
+    def _online(self, view: torch.Tensor) -> torch.Tensor:
+        return self.predictor(self.projector(self.encoder(self.normalize(view))))
+
+    @torch.no_grad()
+    def _target(self, view: torch.Tensor) -> torch.Tensor:
+        return self.target_projector(self.target_encoder(self.normalize(view)))
+
+    def loss(self, views: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        first, second = views
+        # Each view through each network separately (per-view BN statistics), as the paper.
+        # BYOL eq. 2-3: L + L~, summed — averaging them would halve the effective learning rate.
+        return normalized_regression_loss(self._online(first), self._target(second)) + normalized_regression_loss(
+            self._online(second), self._target(first)
+        )
+
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.encoder, self.target_encoder), (self.projector, self.target_projector)]
+
+    def momentum(self, progress: float) -> float:
+        return cosine_momentum(self.config.base_momentum, progress)  # BYOL section 3.3
+
+    def representation(self) -> Representation:
+        return Representation(self.normalize, self.encoder, self.encoder.feature_dim)

@@ -1,0 +1,140 @@
+"""MoCo v2 (Chen, Fan, Girshick & He 2020, "Improved Baselines with Momentum Contrastive Learning"),
+on MoCo (He, Fan, Wu, Xie & Girshick 2020, "Momentum Contrast for Unsupervised Visual Representation Learning").
+
+A query encoder and MLP head learn by gradient; a key encoder and head follow them by
+momentum (they start as exact copies and get no gradients); a FIFO queue of past keys
+supplies the negatives of an InfoNCE loss.
+
+Shuffled BN (He et al. 2020, section 3.3): with batch statistics shared between a query and
+its own key, the network can find the positive by the statistics instead of the content.
+- One process: the key batch is randomly permuted and split into ``shuffle_bn_splits``
+  sub-batches, each normalised by its own BN statistics (the official code's 8 GPUs x 32
+  samples, emulated on one device); queries are normalised over the whole batch, so no
+  query shares its statistics with its key's sub-batch alone.
+- ``torch.distributed`` with world size > 1: the official scheme — key images of all
+  processes are gathered, permuted with one permutation broadcast from rank 0, each process
+  encodes its slice (its own BN statistics), and the keys are gathered and un-permuted.
+  The queue is filled with the keys of all processes, as the official code.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+from torch import distributed as dist
+from torch import nn
+
+from edgessl.augment import mocov2_view
+from edgessl.methods import METHODS
+from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, Representation
+from edgessl.methods.heads import mlp_head
+from edgessl.methods.losses import InfoNCELoss
+
+
+def _mocov2_optimizer() -> OptimizerConfig:
+    # MoCo v2, section 2 / table 1 and the official main_moco.py: SGD lr 0.03 for batch 256,
+    # momentum 0.9, weight decay 1e-4, cosine schedule (MoCo v2, "cosine learning rate schedule").
+    return OptimizerConfig(
+        name="sgd", lr=0.03, reference_batch_size=256, weight_decay=1e-4, momentum=0.9, warmup_epochs=0, schedule="cosine"
+    )
+
+
+@dataclass
+class MoCoV2Config(MethodConfig):
+    batch_size: int = 256  # MoCo v2, section 3: batch 256 on 8 GPUs
+    optimizer: OptimizerConfig = field(default_factory=_mocov2_optimizer)
+    queue_size: int = 65536  # He et al. 2020, section 4: K = 65,536 negatives
+    momentum: float = 0.999  # He et al. 2020, section 3.2 / 4: m = 0.999
+    temperature: float = 0.2  # MoCo v2, table 1: tau = 0.2 with the MLP head
+    hidden_dim: int = 2048  # MoCo v2, section 2: "2-layer MLP head (hidden layer 2048-d, with ReLU)"
+    out_dim: int = 128  # He et al. 2020, section 3.3: 128-D normalised embedding
+    shuffle_bn_splits: int = 8  # one process only: the official 8 GPUs of 32 keys each (He et al. 2020, section 3.3)
+
+
+def enqueue(queue: torch.Tensor, pointer: torch.Tensor, keys: torch.Tensor) -> None:
+    """Write ``keys`` into ``queue`` (K, D) at ``pointer``, wrapping around; advance ``pointer`` in place.
+
+    Works for any K and batch size: the oldest entries are replaced first, and a batch
+    larger than the queue keeps only its last K keys.
+    """
+    size = len(queue)
+    keys = keys[-size:]
+    slots = (pointer + torch.arange(len(keys), device=queue.device)) % size
+    queue[slots] = keys.to(queue.dtype)
+    pointer.copy_((pointer + len(keys)) % size)
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _gather(tensor: torch.Tensor) -> torch.Tensor:
+    """All processes' batches concatenated in rank order (equal batch sizes, no gradient)."""
+    gathered = torch.empty((dist.get_world_size() * len(tensor), *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
+    dist.all_gather_into_tensor(gathered, tensor.contiguous())
+    return gathered
+
+
+@METHODS.register("mocov2")
+class MoCoV2(Method):
+    """Query encoder + MLP head by gradient, key encoder + head by momentum, negatives from a queue."""
+
+    name = "mocov2"
+    Config = MoCoV2Config
+
+    def __init__(self, backbone: str, config: MoCoV2Config, image_size: int, mean: RGB, std: RGB) -> None:
+        super().__init__(backbone, config, image_size, mean, std)
+        self.encoder = self.build_encoder(backbone)
+        self.head = mlp_head(self.encoder.feature_dim, config.hidden_dim, config.out_dim, batch_norm=False)
+        self.key_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.key_head = copy.deepcopy(self.head).requires_grad_(False)
+        self.criterion = InfoNCELoss(config.temperature)
+        self.augment = mocov2_view()
+        # He et al. 2020: the queue starts as random unit vectors; buffers so a resume restores it.
+        self.register_buffer("queue", nn.functional.normalize(torch.randn(config.queue_size, config.out_dim), dim=1))
+        self.register_buffer("queue_pointer", torch.zeros((), dtype=torch.long))
+
+    def make_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.augment(images, self.image_size), self.augment(images, self.image_size)
+
+    def loss(self, views: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        query_view, key_view = views
+        queries = self.head(self.encoder(self.normalize(query_view)))
+        with torch.no_grad():
+            keys = nn.functional.normalize(self._keys(self.normalize(key_view)), dim=1)
+        loss = self.criterion(queries, keys, self.queue)  # normalised into a new tensor: enqueue may then write
+        with torch.no_grad():
+            enqueue(self.queue, self.queue_pointer, _gather(keys) if _distributed() else keys)
+        return loss
+
+    def _key_projection(self, images: torch.Tensor) -> torch.Tensor:
+        return self.key_head(self.key_encoder(images))
+
+    def _keys(self, images: torch.Tensor) -> torch.Tensor:
+        """Key projections with shuffled BN (see the module docstring for which scheme runs where)."""
+        if _distributed():
+            return self._keys_across_processes(images)
+        splits = max(1, min(self.config.shuffle_bn_splits, len(images) // 2))  # BN needs >= 2 samples
+        order = torch.randperm(len(images), device=images.device)
+        shuffled = torch.cat([self._key_projection(chunk) for chunk in images[order].chunk(splits)])
+        return torch.empty_like(shuffled).index_copy_(0, order, shuffled)
+
+    def _keys_across_processes(self, images: torch.Tensor) -> torch.Tensor:
+        everything = _gather(images)
+        order = torch.randperm(len(everything), device=images.device)
+        dist.broadcast(order, src=0)
+        rank, n = dist.get_rank(), len(images)
+        mine = order[rank * n : (rank + 1) * n]
+        keys = _gather(self._key_projection(everything[mine]))
+        return torch.empty_like(keys).index_copy_(0, order, keys)[rank * n : (rank + 1) * n]
+
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.encoder, self.key_encoder), (self.head, self.key_head)]
+
+    def momentum(self, progress: float) -> float:
+        return self.config.momentum  # constant (He et al. 2020, section 3.2)
+
+    def representation(self) -> Representation:
+        return Representation(self.normalize, self.encoder, self.encoder.feature_dim)

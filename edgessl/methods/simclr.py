@@ -1,0 +1,68 @@
+"""SimCLR (Chen, Kornblith, Norouzi & Hinton 2020, "A Simple Framework for Contrastive Learning
+of Visual Representations").
+
+Two views of every image (SimCLR's crop, flip, strong colour distortion and blur), an
+encoder, a 2-layer MLP projection head, and the NT-Xent loss over the 2N projections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from edgessl.augment import simclr_view
+from edgessl.methods import METHODS
+from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, Representation
+from edgessl.methods.heads import mlp_head
+from edgessl.methods.losses import InfoNCELoss
+
+
+def _simclr_optimizer() -> OptimizerConfig:
+    # SimCLR section 4 ("Default setting"): LARS, lr 0.3 x BatchSize/256, weight decay 1e-6,
+    # 10 warm-up epochs, then cosine decay without restarts.
+    return OptimizerConfig(
+        name="lars", lr=0.3, reference_batch_size=256, weight_decay=1e-6, momentum=0.9, warmup_epochs=10, schedule="cosine"
+    )
+
+
+@dataclass
+class SimCLRConfig(MethodConfig):
+    # SimCLR trains at 4096 (section 4) but reports batches down to 256 (figure 9); 256 fits
+    # one edge-class GPU at 96x96, as the study's other methods.
+    batch_size: int = 256
+    optimizer: OptimizerConfig = field(default_factory=_simclr_optimizer)
+    # 0.5: the best temperature of their CIFAR-10 study (appendix B.9), the small-image,
+    # small-batch setting closest to 96px STL-10 at batch 256; 0.1 is their ImageNet choice at 4096.
+    temperature: float = 0.5
+    hidden_dim: int = 2048  # SimCLR section 2.1 / B.4: hidden layer as wide as ResNet-50's h (2048)
+    out_dim: int = 128  # SimCLR section 4 / B.4: 128-d projection
+    colour_strength: float = 1.0  # SimCLR appendix A: colour-distortion strength s = 1
+
+
+@METHODS.register("simclr")
+class SimCLR(Method):
+    """Encoder + MLP projection head trained by NT-Xent on two views; the encoder is the representation."""
+
+    name = "simclr"
+    Config = SimCLRConfig
+
+    def __init__(self, backbone: str, config: SimCLRConfig, image_size: int, mean: RGB, std: RGB) -> None:
+        super().__init__(backbone, config, image_size, mean, std)
+        self.encoder = self.build_encoder(backbone)
+        # BN in the hidden layer, as the official implementation (google-research/simclr).
+        self.projector = mlp_head(self.encoder.feature_dim, config.hidden_dim, config.out_dim, batch_norm=True)
+        self.criterion = InfoNCELoss(config.temperature)
+        self.augment = simclr_view(config.colour_strength)
+
+    def make_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.augment(images, self.image_size), self.augment(images, self.image_size)
+
+    def loss(self, views: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        n = len(views[0])
+        # One pass over both views: BN statistics over all 2N images, as the paper's global BN.
+        z = self.projector(self.encoder(self.normalize(torch.cat(views))))
+        return self.criterion(z[:n], z[n:])
+
+    def representation(self) -> Representation:
+        return Representation(self.normalize, self.encoder, self.encoder.feature_dim)
