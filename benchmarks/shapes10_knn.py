@@ -76,12 +76,14 @@ def machine() -> dict[str, object]:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "load_average_1min": os.getloadavg()[0],  # other jobs on the machine slow the timings
         "torch": torch.__version__,
         "date": datetime.date.today().isoformat(),
     }
 
 
 def main() -> None:
+    info = machine()  # before the run, so the load average is other jobs' load
     torch.set_num_threads(os.cpu_count() or 1)
     rows = []
     for size in SIZES:
@@ -115,7 +117,6 @@ def main() -> None:
             f"(seeds {', '.join(f'{r:.3f}' for r in randoms)}), chance 0.100, "
             f"generation {row['generate_all_splits_s']:.2f} s"
         )
-    info = machine()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "shapes10_knn.json").write_text(
         json.dumps({"machine": info, "k": K, "backbone": BACKBONE, "rows": rows}, indent=2)
@@ -138,7 +139,8 @@ def main() -> None:
         ),
         "",
         (
-            f"Machine: {info['cpu']}, {info['cores']} cores (shared with other jobs: timings are noisy), "
+            f"Machine: {info['cpu']}, {info['cores']} cores, load average {info['load_average_1min']:.1f} "
+            "before the run (shared with other jobs: timings are noisy), "
             f"torch {info['torch']}, {info['date']}."
         ),
     ]

@@ -36,15 +36,25 @@ class ImageDataset:
         """Wrap numpy arrays without copying (the tensors share their memory)."""
         labels = torch.from_numpy(split.labels) if split.labels is not None else None
         return cls(
-            split.name, split.split, torch.from_numpy(split.images), labels,
-            split.class_names, split.mean, split.std, split.skipped,
+            split.name,
+            split.split,
+            torch.from_numpy(split.images),
+            labels,
+            split.class_names,
+            split.mean,
+            split.std,
+            split.skipped,
         )
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
-            raise ValueError(f"images must be uint8 (N, 3, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+            raise ValueError(
+                f"images must be uint8 (N, 3, H, W), got {self.images.dtype} {tuple(self.images.shape)}"
+            )
         if self.labels is not None and self.labels.shape != (len(self.images),):
-            raise ValueError(f"labels shape {tuple(self.labels.shape)} does not match {len(self.images)} images")
+            raise ValueError(
+                f"labels shape {tuple(self.labels.shape)} does not match {len(self.images)} images"
+            )
 
     def __len__(self) -> int:
         return len(self.images)

@@ -101,7 +101,7 @@ def discover(root: Path) -> FolderLayout:
     the ``unlabeled`` split; its labelled splits are empty.
     """
     if not root.is_dir():
-        raise DataError(f"image folder {root} does not exist: {LAYOUT_HINT}")
+        raise DataError(f"image folder {root} does not exist or is not a folder: {LAYOUT_HINT}")
     if (root / "train").is_dir() and (root / "test").is_dir():
         parts = {split: class_folders(root / split) for split in ("train", "test")}
         class_names = tuple(sorted(set(parts["train"]) | set(parts["test"])))

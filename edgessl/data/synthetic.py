@@ -22,11 +22,12 @@ from benchmarks/shapes10_knn.py (random-init: mean of 3 seeds, eval mode):
 size     mean colour  raw pixels  random-init shufflenetv2
 =======  ===========  ==========  ==========================
 32x32    0.180        0.226       0.151
-64x64    --           0.187       0.138
+64x64    0.182        0.187       0.138
 =======  ===========  ==========  ==========================
 
-Generation of all three splits took 0.4-1.9 s at 32x32 and 1.6-7.9 s at 64x64 on a
-shared 2-core VM (timings swing with other load; about 1 s on an idle desktop core pair).
+Generating all three splits (13,000 images) took 0.4 s at 32x32 and 1.6 s at 64x64 on
+a 2-core VM when it was quiet, and 1.4-1.9 s and 3.8-5.9 s while other jobs loaded it
+(load average 6-11; see benchmarks/results/shapes10_knn.md).
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ SEED = 20_111  # the dataset's identity: change it and every image changes
 BLOCK = 1_000  # images per seeded block, class-balanced
 # Colours come from a palette rather than all of RGB: continuous random colours make each
 # image's colour pair an instance fingerprint that contrastive methods learn instead of
-# shape (a 10-epoch SimCLR run moved kNN from 0.139 to 0.146 with uniform RGB colours,
-# from 0.158 to 0.261 with this palette; 4,000 images at 32x32, CPU).
+# shape. A minimal SimCLR (shufflenetv2, kornia crops + strong colour jitter, 10 epochs on
+# 4,000 unlabeled images at 32x32, CPU) moved kNN from 0.139 to 0.146 with uniform RGB
+# colours, and from 0.133 to 0.259 with this palette.
 PALETTE = np.array(
     [
         (0.90, 0.10, 0.10),  # red
