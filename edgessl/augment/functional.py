@@ -133,7 +133,7 @@ def resized_crop(
 def rgb_to_grayscale(images: torch.Tensor) -> torch.Tensor:
     """Luma ``(N, 1, H, W)`` with the ITU-R 601-2 weights."""
     r, g, b = images.unbind(1)
-    return (LUMA[0] * r + LUMA[1] * g + LUMA[2] * b).unsqueeze(1)
+    return torch.mul(r, LUMA[0]).add_(g, alpha=LUMA[1]).add_(b, alpha=LUMA[2]).unsqueeze(1)
 
 
 def _blend(images: torch.Tensor, other: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
@@ -151,7 +151,9 @@ def adjust_brightness(images: torch.Tensor, factors: torch.Tensor) -> torch.Tens
 
 def adjust_contrast(images: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     """Blend each image with its mean luma (0 gives flat grey, 1 the original)."""
-    mean = rgb_to_grayscale(images).mean(dim=(1, 2, 3), keepdim=True)
+    # Mean luma = luma of the channel means: one reduction, no grayscale image.
+    luma = torch.tensor(LUMA, device=images.device, dtype=images.dtype)
+    mean = (images.mean(dim=(2, 3)) @ luma).view(-1, 1, 1, 1)
     return _blend(images, mean, factors)
 
 
