@@ -12,8 +12,9 @@ Native size 64x64; any ``image_size`` is generated at that size directly (geomet
 relative to the image, edges are antialiased over one pixel). Split sizes: unlabeled
 10,000 (labels None), train 2,000, test 1,000, class-balanced in every block of 1,000.
 Deterministic: each block of 1,000 images has its own seed derived from the split, so
-splits never share images and a split is identical on every machine. Mean/std are
-computed from the first 1,000 unlabeled images at the requested size.
+splits never share images and a split is the same on every run (across CPUs, float32
+sin/cos may differ in the last bit and move a rare edge pixel by one level). Mean/std
+are computed from the first 1,000 unlabeled images at the requested size.
 
 kNN (k=20, Euclidean) train -> test accuracy before any pretraining (chance 0.10),
 from benchmarks/shapes10_knn.py (random-init: mean of 3 seeds, eval mode):
