@@ -100,7 +100,7 @@ def check_split(dataset: str, split: str, splits: Iterable[str]) -> None:
     """Raise the closest-match error for a split the dataset does not have."""
     choices = list(splits)
     if split not in choices:
-        raise UnknownNameError(f"split of dataset '{dataset}'", split, choices)
+        raise UnknownNameError(f"{dataset} split", split, choices)
 
 
 def check_image_size(image_size: int | None) -> None:

@@ -245,7 +245,7 @@ def decoded_folder(root: Path, files: list[str], size: int) -> DecodedFolder:
 
 def read_image_folder(root: Path, split: str, image_size: int | None = None) -> SplitArrays:
     """One split of the image folder ``root``, as uint8 arrays at ``image_size`` (default 96)."""
-    check_split(str(root), split, SPLITS)
+    check_split("image-folder", split, SPLITS)
     root = root.resolve()
     size = image_size or DEFAULT_IMAGE_SIZE
     layout = discover(root)
