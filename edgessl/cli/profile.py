@@ -213,18 +213,26 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
 
+def _energy_basis(energy: dict[str, Any]) -> str:
+    """One line saying where the energy figures come from."""
+    gpu = ""
+    if energy["source"] == "nvml":
+        gpu = "GPU energy measured by NVML + "
+    elif energy["gpu_tdp_w"]:
+        gpu = f"GPU TDP {energy['gpu_tdp_w']:.0f} W + "
+    return (
+        f"Energy: {gpu}CPU TDP {energy['cpu_tdp_w']:.0f} W x {energy['cpu_fraction']:.0%} of its cores used, "
+        f"x PUE {energy['pue']}, x grid {energy['grid_intensity_kg_per_kwh']} kgCO2eq/kWh (edgessl.profiling.energy)."
+    )
+
+
 def _render(report: dict[str, Any], console: Any) -> None:
     console.print(_cost_table(report))
     console.print(_latency_table(report))
     if any(entry["training"] for entry in report["backbones"]):
         console.print(_training_table(report))
         energy = next(entry["training"]["projected_energy"] for entry in report["backbones"] if entry["training"])
-        console.print(
-            f"Energy: {energy['source']}; power = GPU TDP {energy['gpu_tdp_w'] or 0:.0f} W (or NVML) + CPU TDP "
-            f"{energy['cpu_tdp_w']:.0f} W x {energy['cpu_fraction']:.0%} of cores used; PUE {energy['pue']}; "
-            f"grid {energy['grid_intensity_kg_per_kwh']} kgCO2eq/kWh.",
-            soft_wrap=True,
-        )
+        console.print(_energy_basis(energy), soft_wrap=True)
     peak = report["machine"]["peak"]
     peak_text = f"{peak['peak_macs_per_second']:.3e} MAC/s" if peak["peak_macs_per_second"] else "unknown"
     console.print(f"Peak: {peak_text} ({peak['basis']}).", soft_wrap=True)
