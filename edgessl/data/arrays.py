@@ -5,9 +5,10 @@ readers that decode STL-10, image folders and the built-in ``shapes10`` return p
 numpy arrays here; :func:`edgessl.data.load_dataset` wraps them into torch tensors for
 training. Importing this module (or any reader it dispatches to) never imports torch.
 
-Resizing on this path is done once per image with PIL (bilinear, antialiased when
-shrinking) inside the readers; the torch path reuses these arrays unchanged, so ONNX
-and torch evaluation see bit-identical pixels.
+Resizing happens here, once, inside the readers, always with PIL's antialiased bilinear
+filter: :func:`resize_images` for STL-10's 96x96 arrays, at decode time for image files
+of any size (shapes10 is drawn at the requested size). The torch path reuses these
+arrays unchanged, so ONNX and torch evaluation see bit-identical pixels.
 """
 
 from __future__ import annotations
@@ -82,7 +83,12 @@ def channel_stats(images: np.ndarray) -> tuple[RGB, RGB]:
 
 
 def resize_images(images: np.ndarray, size: int) -> np.ndarray:
-    """Resize uint8 ``(N, 3, H, W)`` to ``(N, 3, size, size)`` with PIL, bilinear + antialias."""
+    """Resize uint8 ``(N, 3, H, W)`` to ``(N, 3, size, size)`` with PIL, bilinear + antialias.
+
+    One PIL call per image (about 1 ms at 96 -> 64 on a loaded 2-core VM). A vectorised
+    numpy version as two dense matrix products was measured slower: each output pixel
+    would multiply all 96 inputs instead of PIL's few filter taps.
+    """
     from PIL import Image
 
     if images.shape[-2:] == (size, size):
