@@ -25,7 +25,13 @@ def _byol_optimizer() -> OptimizerConfig:
     # BYOL section 3.3 / appendix C: LARS, lr 0.2 x BatchSize/256, weight decay 1.5e-6
     # (biases and BN excluded), 10 warm-up epochs, then cosine decay.
     return OptimizerConfig(
-        name="lars", lr=0.2, reference_batch_size=256, weight_decay=1.5e-6, momentum=0.9, warmup_epochs=10, schedule="cosine"
+        name="lars",
+        lr=0.2,
+        reference_batch_size=256,
+        weight_decay=1.5e-6,
+        momentum=0.9,
+        warmup_epochs=10,
+        schedule="cosine",
     )
 
 
@@ -51,7 +57,9 @@ class BYOL(Method):
         super().__init__(backbone, config, image_size, mean, std)
         self.encoder = self.build_encoder(backbone)
         # BYOL section 3.3: Linear(4096) -> BN -> ReLU -> Linear(256), for both MLPs.
-        self.projector = mlp_head(self.encoder.feature_dim, config.hidden_dim, config.out_dim, batch_norm=True)
+        self.projector = mlp_head(
+            self.encoder.feature_dim, config.hidden_dim, config.out_dim, batch_norm=True
+        )
         self.predictor = mlp_head(config.out_dim, config.hidden_dim, config.out_dim, batch_norm=True)
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
@@ -71,9 +79,9 @@ class BYOL(Method):
         first, second = views
         # Each view through each network separately (per-view BN statistics), as the paper.
         # BYOL eq. 2-3: L + L~, summed — averaging them would halve the effective learning rate.
-        return normalized_regression_loss(self._online(first), self._target(second)) + normalized_regression_loss(
-            self._online(second), self._target(first)
-        )
+        return normalized_regression_loss(
+            self._online(first), self._target(second)
+        ) + normalized_regression_loss(self._online(second), self._target(first))
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [(self.encoder, self.target_encoder), (self.projector, self.target_projector)]

@@ -30,10 +30,14 @@ class InfoNCELoss(nn.Module):
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.temperature = temperature
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor, negatives: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, a: torch.Tensor, b: torch.Tensor, negatives: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``a``, ``b``: ``(N, D)`` embeddings of the two views (normalised here); returns a scalar."""
         if a.shape != b.shape or a.ndim != 2:
-            raise ValueError(f"expected two (N, D) batches of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+            raise ValueError(
+                f"expected two (N, D) batches of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+            )
         a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
         if negatives is not None:
             return self._with_queue(a, b, F.normalize(negatives, dim=1))

@@ -37,7 +37,13 @@ def _mocov2_optimizer() -> OptimizerConfig:
     # MoCo v2, section 2 / table 1 and the official main_moco.py: SGD lr 0.03 for batch 256,
     # momentum 0.9, weight decay 1e-4, cosine schedule (MoCo v2, "cosine learning rate schedule").
     return OptimizerConfig(
-        name="sgd", lr=0.03, reference_batch_size=256, weight_decay=1e-4, momentum=0.9, warmup_epochs=0, schedule="cosine"
+        name="sgd",
+        lr=0.03,
+        reference_batch_size=256,
+        weight_decay=1e-4,
+        momentum=0.9,
+        warmup_epochs=0,
+        schedule="cosine",
     )
 
 
@@ -50,19 +56,21 @@ class MoCoV2Config(MethodConfig):
     temperature: float = 0.2  # MoCo v2, table 1: tau = 0.2 with the MLP head
     hidden_dim: int = 2048  # MoCo v2, section 2: "2-layer MLP head (hidden layer 2048-d, with ReLU)"
     out_dim: int = 128  # He et al. 2020, section 3.3: 128-D normalised embedding
-    shuffle_bn_splits: int = 8  # one process only: the official 8 GPUs of 32 keys each (He et al. 2020, section 3.3)
+    shuffle_bn_splits: int = (
+        8  # one process only: the official 8 GPUs of 32 keys each (He et al. 2020, section 3.3)
+    )
 
 
 def enqueue(queue: torch.Tensor, pointer: torch.Tensor, keys: torch.Tensor) -> None:
     """Write ``keys`` into ``queue`` (K, D) at ``pointer``, wrapping around; advance ``pointer`` in place.
 
-    Works for any K and batch size: the oldest entries are replaced first, and a batch
-    larger than the queue keeps only its last K keys.
+    Exactly as if the keys were enqueued one at a time, for any K and batch size: the
+    oldest entries are replaced first, and of a batch larger than the queue only its
+    last K keys remain.
     """
     size = len(queue)
-    keys = keys[-size:]
     slots = (pointer + torch.arange(len(keys), device=queue.device)) % size
-    queue[slots] = keys.to(queue.dtype)
+    queue[slots[-size:]] = keys[-size:].to(queue.dtype)
     pointer.copy_((pointer + len(keys)) % size)
 
 
@@ -72,7 +80,9 @@ def _distributed() -> bool:
 
 def _gather(tensor: torch.Tensor) -> torch.Tensor:
     """All processes' batches concatenated in rank order (equal batch sizes, no gradient)."""
-    gathered = torch.empty((dist.get_world_size() * len(tensor), *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device)
+    gathered = torch.empty(
+        (dist.get_world_size() * len(tensor), *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device
+    )
     dist.all_gather_into_tensor(gathered, tensor.contiguous())
     return gathered
 
@@ -93,7 +103,9 @@ class MoCoV2(Method):
         self.criterion = InfoNCELoss(config.temperature)
         self.augment = mocov2_view()
         # He et al. 2020: the queue starts as random unit vectors; buffers so a resume restores it.
-        self.register_buffer("queue", nn.functional.normalize(torch.randn(config.queue_size, config.out_dim), dim=1))
+        self.register_buffer(
+            "queue", nn.functional.normalize(torch.randn(config.queue_size, config.out_dim), dim=1)
+        )
         self.register_buffer("queue_pointer", torch.zeros((), dtype=torch.long))
 
     def make_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,7 +116,9 @@ class MoCoV2(Method):
         queries = self.head(self.encoder(self.normalize(query_view)))
         with torch.no_grad():
             keys = nn.functional.normalize(self._keys(self.normalize(key_view)), dim=1)
-        loss = self.criterion(queries, keys, self.queue)  # normalised into a new tensor: enqueue may then write
+        loss = self.criterion(
+            queries, keys, self.queue
+        )  # normalised into a new tensor: enqueue may then write
         with torch.no_grad():
             enqueue(self.queue, self.queue_pointer, _gather(keys) if _distributed() else keys)
         return loss

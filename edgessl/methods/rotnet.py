@@ -25,7 +25,13 @@ def _rotnet_optimizer() -> OptimizerConfig:
     # weight decay 5e-4, lr 0.1. They decay the rate in steps; the trainer's schedules are
     # cosine or constant, and cosine is used here.
     return OptimizerConfig(
-        name="sgd", lr=0.1, reference_batch_size=128, weight_decay=5e-4, momentum=0.9, warmup_epochs=0, schedule="cosine"
+        name="sgd",
+        lr=0.1,
+        reference_batch_size=128,
+        weight_decay=5e-4,
+        momentum=0.9,
+        warmup_epochs=0,
+        schedule="cosine",
     )
 
 

@@ -22,7 +22,13 @@ def _simclr_optimizer() -> OptimizerConfig:
     # SimCLR section 4 ("Default setting"): LARS, lr 0.3 x BatchSize/256, weight decay 1e-6,
     # 10 warm-up epochs, then cosine decay without restarts.
     return OptimizerConfig(
-        name="lars", lr=0.3, reference_batch_size=256, weight_decay=1e-6, momentum=0.9, warmup_epochs=10, schedule="cosine"
+        name="lars",
+        lr=0.3,
+        reference_batch_size=256,
+        weight_decay=1e-6,
+        momentum=0.9,
+        warmup_epochs=10,
+        schedule="cosine",
     )
 
 
@@ -51,7 +57,9 @@ class SimCLR(Method):
         super().__init__(backbone, config, image_size, mean, std)
         self.encoder = self.build_encoder(backbone)
         # BN in the hidden layer, as the official implementation (google-research/simclr).
-        self.projector = mlp_head(self.encoder.feature_dim, config.hidden_dim, config.out_dim, batch_norm=True)
+        self.projector = mlp_head(
+            self.encoder.feature_dim, config.hidden_dim, config.out_dim, batch_norm=True
+        )
         self.criterion = InfoNCELoss(config.temperature)
         self.augment = simclr_view(config.colour_strength)
 

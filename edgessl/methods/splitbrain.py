@@ -98,7 +98,9 @@ class SplitBrainEncoder(nn.Module):
 def _splitbrain_optimizer() -> OptimizerConfig:
     # Zhang et al. 2017 train as their colorization paper (Zhang et al. 2016, section 3):
     # Adam, beta (0.9, 0.99), weight decay 1e-3, lr 3e-5, batch 40. The trainer's Adam keeps torch's betas.
-    return OptimizerConfig(name="adam", lr=3e-5, reference_batch_size=40, weight_decay=1e-3, warmup_epochs=0, schedule="cosine")
+    return OptimizerConfig(
+        name="adam", lr=3e-5, reference_batch_size=40, weight_decay=1e-3, warmup_epochs=0, schedule="cosine"
+    )
 
 
 @dataclass
@@ -106,7 +108,9 @@ class SplitBrainConfig(MethodConfig):
     batch_size: int = 40  # Zhang et al. 2016, section 3 (followed by Zhang et al. 2017)
     optimizer: OptimizerConfig = field(default_factory=_splitbrain_optimizer)
     target_stride: int = 4  # predictions and targets at 1/4 of the input side (Zhang et al. 2016, section 2)
-    crop_scale: float = (176 / 256) ** 2  # Zhang et al. 2016: 176px crops of 256px images, as a fraction of the area
+    crop_scale: float = (
+        176 / 256
+    ) ** 2  # Zhang et al. 2016: 176px crops of 256px images, as a fraction of the area
 
 
 @METHODS.register("splitbrain")
@@ -126,7 +130,11 @@ class SplitBrain(Method):
         self.l_classifier = nn.Conv2d(self.ab_net.feature_dim, L_BINS, kernel_size=1)
         # Colour augmentations would corrupt the targets: only a fixed-area crop and flips.
         self.augment = ViewAugment(
-            crop_scale=(config.crop_scale, config.crop_scale), crop_ratio=(1.0, 1.0), jitter_p=0.0, grayscale_p=0.0, blur_p=0.0
+            crop_scale=(config.crop_scale, config.crop_scale),
+            crop_ratio=(1.0, 1.0),
+            jitter_p=0.0,
+            grayscale_p=0.0,
+            blur_p=0.0,
         )
 
     def make_views(self, images: torch.Tensor) -> torch.Tensor:
@@ -149,4 +157,6 @@ class SplitBrain(Method):
         return F.cross_entropy(ab_logits, ab_target) + F.cross_entropy(l_logits, l_target)
 
     def representation(self) -> Representation:
-        return Representation(self.to_lab, SplitBrainEncoder(self.l_net, self.ab_net), 2 * self.l_net.feature_dim)
+        return Representation(
+            self.to_lab, SplitBrainEncoder(self.l_net, self.ab_net), 2 * self.l_net.feature_dim
+        )
