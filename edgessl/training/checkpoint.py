@@ -4,9 +4,11 @@ A checkpoint is a plain dict of tensors and primitives, so it loads with
 ``torch.load(weights_only=True)`` and nothing in it is ever executed:
 
 ``format``/``format_version``; ``metadata`` (method, backbone, method_config,
-train_config, dataset, image_size, mean, std, epoch, step, train_seconds,
-edgessl_version, ...); ``model`` (the method's state dict: encoder, heads, momentum
-targets, queues); and, for resuming, ``optimizer``, ``scheduler``, ``rng``.
+train_config, dataset, split, num_images, image_size, mean, std, epoch, step,
+train_seconds, energy, edgessl_version); ``model`` (the method's state dict: encoder,
+heads, momentum targets, queues); and, for resuming, ``optimizer``, ``scheduler``,
+``position`` (epoch, step, steps_per_epoch, seed: the sampler position), ``rng`` (one
+dict of torch/CUDA/numpy/python states per process) and, under fp16, ``scaler``.
 
 A run folder keeps ``checkpoints/epoch_NNNN.pt`` every few epochs and ``last.pt``.
 """
