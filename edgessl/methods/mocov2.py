@@ -83,7 +83,7 @@ def _gather(tensor: torch.Tensor) -> torch.Tensor:
     gathered = torch.empty(
         (dist.get_world_size() * len(tensor), *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device
     )
-    dist.all_gather_into_tensor(gathered, tensor.contiguous())
+    dist.all_gather_single(gathered, tensor.contiguous())
     return gathered
 
 
