@@ -9,20 +9,18 @@ Input conversion (to channels_last, to numpy) happens once, outside the timed ca
 a deployment would feed data already in its layout. The ORT CUDA provider is fed numpy
 arrays, so its times include the host-to-device copies.
 
-For ONNX Runtime the encoder is exported with ``torch.onnx.export`` (TorchScript
-exporter, dynamic batch axis, one export serves all batch sizes) into a temporary folder;
-``edgessl.export`` owns the full deployment export, this is only a probe.
+For ONNX Runtime the encoder goes through ``edgessl.export.onnx_export.export_proto``,
+the same dynamo export (symbolic batch axis) that ``edgessl export`` ships, so the ORT
+figures describe the deployed graph; the session is built from the in-memory proto.
 """
 
 from __future__ import annotations
 
 import copy
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,7 +39,7 @@ class Backend:
     name: str
     description: str
     unavailable: Callable[[torch.device], str | None]
-    prepare: Callable[[nn.Module, torch.device, int, Path], Bind]
+    prepare: Callable[[nn.Module, torch.device, int], Bind]  # (model, device, threads)
 
 
 BACKENDS: Registry[Backend] = Registry("latency backend")
@@ -111,8 +109,8 @@ def summarise(times: Sequence[float]) -> tuple[float, float]:
     return float(np.median(values)), float(np.percentile(values, 90))
 
 
-def _eager_prepare(memory_format: torch.memory_format) -> Callable[[nn.Module, torch.device, int, Path], Bind]:
-    def prepare(model: nn.Module, device: torch.device, threads: int, workdir: Path) -> Bind:
+def _eager_prepare(memory_format: torch.memory_format) -> Callable[[nn.Module, torch.device, int], Bind]:
+    def prepare(model: nn.Module, device: torch.device, threads: int) -> Bind:
         runnable = copy.deepcopy(model).to(device).eval().to(memory_format=memory_format)
 
         def bind(batch: torch.Tensor) -> Call:
@@ -129,37 +127,23 @@ def _eager_prepare(memory_format: torch.memory_format) -> Callable[[nn.Module, t
     return prepare
 
 
-def export_onnx_probe(model: nn.Module, image_size: int, in_channels: int, path: Path) -> Path:
-    """``model`` as ONNX at ``path`` with a dynamic batch axis (input ``images``, output ``features``)."""
-    probe = copy.deepcopy(model).cpu().eval()
-    example = torch.zeros(1, in_channels, image_size, image_size)
-    torch.onnx.export(
-        probe,
-        (example,),
-        str(path),
-        input_names=["images"],
-        output_names=["features"],
-        dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
-        dynamo=False,  # the TorchScript exporter: ~0.5 s against ~7 s for dynamo on these encoders
-    )
-    return path
-
-
-def _ort_prepare(provider: str) -> Callable[[nn.Module, torch.device, int, Path], Bind]:
-    def prepare(model: nn.Module, device: torch.device, threads: int, workdir: Path) -> Bind:
+def _ort_prepare(provider: str) -> Callable[[nn.Module, torch.device, int], Bind]:
+    def prepare(model: nn.Module, device: torch.device, threads: int) -> Bind:
         import onnxruntime as ort
 
-        sessions: dict[tuple[int, ...], ort.InferenceSession] = {}
+        from edgessl.export.onnx_export import INPUT_NAME, export_proto
+
+        sessions: dict[int, ort.InferenceSession] = {}  # by image size; the batch axis is symbolic
 
         def bind(batch: torch.Tensor) -> Call:
-            shape = tuple(batch.shape[1:])
-            if shape not in sessions:
-                path = export_onnx_probe(model, shape[1], shape[0], workdir / f"encoder_{'x'.join(map(str, shape))}.onnx")
+            image_size = batch.shape[-1]
+            if image_size not in sessions:
+                proto = export_proto(copy.deepcopy(model), image_size)
                 options = ort.SessionOptions()
                 options.intra_op_num_threads = threads
                 options.inter_op_num_threads = 1
-                sessions[shape] = ort.InferenceSession(str(path), options, providers=[provider])
-            session, feed = sessions[shape], {"images": batch.cpu().numpy()}
+                sessions[image_size] = ort.InferenceSession(proto.SerializeToString(), options, providers=[provider])
+            session, feed = sessions[image_size], {INPUT_NAME: batch.cpu().numpy()}
             return lambda: session.run(None, feed)
 
         return bind
@@ -217,7 +201,6 @@ def measure_latency(
     threads: int = 1,
     warmup: int = 5,
     repeats: int = 30,
-    in_channels: int = 3,
     seed: int = 0,
 ) -> LatencyResult:
     """Median/p90 latency of ``model`` for every available backend and batch size."""
@@ -227,10 +210,10 @@ def measure_latency(
     runnable = [backend for backend in chosen if backend.name not in skipped]
     generator = torch.Generator().manual_seed(seed)
     rows: list[LatencyStats] = []
-    with torch_threads(threads), tempfile.TemporaryDirectory(prefix="edgessl-profile-") as workdir:
-        binders = {backend.name: backend.prepare(model, device, threads, Path(workdir)) for backend in runnable}
+    with torch_threads(threads):
+        binders = {backend.name: backend.prepare(model, device, threads) for backend in runnable}
         for batch_size in batch_sizes:
-            batch = torch.rand(batch_size, in_channels, image_size, image_size, generator=generator)
+            batch = torch.rand(batch_size, 3, image_size, image_size, generator=generator)
             times = time_calls({name: bind(batch) for name, bind in binders.items()}, warmup, repeats, _synchronizer(device))
             for name, seconds in times.items():
                 median, p90 = summarise(seconds)
