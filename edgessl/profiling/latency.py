@@ -17,6 +17,7 @@ figures describe the deployed graph; the session is built from the in-memory pro
 from __future__ import annotations
 
 import copy
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -214,12 +215,26 @@ def measure_latency(
         binders = {backend.name: backend.prepare(model, device, threads) for backend in runnable}
         for batch_size in batch_sizes:
             batch = torch.rand(batch_size, 3, image_size, image_size, generator=generator)
-            times = time_calls({name: bind(batch) for name, bind in binders.items()}, warmup, repeats, _synchronizer(device))
+            times = time_calls(_bind_all(binders, batch, skipped), warmup, repeats, _synchronizer(device))
             for name, seconds in times.items():
                 median, p90 = summarise(seconds)
                 rows.append(LatencyStats(name, batch_size, median, p90, repeats, warmup, threads))
     _fill_speedups(rows)
     return LatencyResult(rows, skipped)
+
+
+def _bind_all(binders: dict[str, Bind], batch: torch.Tensor, skipped: dict[str, str]) -> dict[str, Call]:
+    """Each backend's call on ``batch``; a backend whose ONNX export fails moves to ``skipped``."""
+    from edgessl.export.metadata import ExportError
+
+    calls = {}
+    for name, bind in list(binders.items()):
+        try:
+            calls[name] = bind(batch)
+        except ExportError as exc:
+            skipped[name] = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # the exporter colours its messages
+            del binders[name]
+    return calls
 
 
 def _fill_speedups(rows: list[LatencyStats]) -> None:

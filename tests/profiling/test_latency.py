@@ -44,6 +44,17 @@ def test_latency_rows_are_positive_ordered_by_batch_and_ratios_are_consistent(en
     assert rows[("eager", 1)].speedup_vs_eager == 1.0
 
 
+class _Unexportable(torch.nn.Module):
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images.mean((2, 3)) if images.sum() > 0 else images.amax((2, 3))  # data-dependent branch
+
+
+def test_a_model_onnx_cannot_export_is_skipped_with_the_reason() -> None:
+    result = measure_latency(_Unexportable(), 8, batch_sizes=(1,), backends=("eager", "onnxruntime"), warmup=0, repeats=1)
+    assert [row.backend for row in result.rows] == ["eager"]
+    assert "export failed" in result.skipped["onnxruntime"] and "\x1b" not in result.skipped["onnxruntime"]
+
+
 def test_timing_helpers() -> None:
     order: list[str] = []
     times = time_calls({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, warmup=1, repeats=2)
