@@ -190,7 +190,7 @@ def _export_int8(fp32: Path, path: Path, splits: Splits, metadata: ModelMetadata
     fp32_session = open_session(fp32)
     reference = onnx_features(fp32_session, splits.verify)
     with atomic_output(path) as tmp:
-        quantize_int8(fp32, tmp, calibration_subset(splits.train.images, options.calibration_images), metadata.replace(precision="int8 (QDQ, per-channel)"))
+        quantize_int8(fp32, tmp, calibration_subset(splits.train.images, options.calibration_images), metadata.replace(precision="int8 (QDQ U8S8, per-channel)"))
         result.parity["int8"] = verify_against(tmp, reference, splits.verify, "int8 export", min_mean_cosine=INT8_MIN_MEAN_COSINE)
     result.files["int8"] = path
     int8_session = open_session(path)

@@ -3,9 +3,11 @@
 Steps (ONNX Runtime's recommended recipe): ``quant_pre_process`` (symbolic shape
 inference + graph optimisation, so Conv/BatchNorm/activation patterns are fused
 before scales are chosen), then ``quantize_static`` with MinMax calibration over
-images drawn from the training split. Activations and weights are signed int8 (S8S8,
-ORT's default and fastest on x86 with VNNI; ARM runs it too). The input and the
-normalisation stay float: the int8 model takes the same [0, 1] RGB batch.
+images drawn from the training split. Weights are signed int8 per output channel,
+activations unsigned int8 (U8S8): x86 VNNI (``vpdpbusd``) multiplies u8 by s8 natively,
+and on this machine U8S8 measured 1.6-12x faster than S8S8, which ORT left on slow
+paths (SqueezeNet S8S8 was 8x slower than fp32 at batch 1); ARM runs U8S8 too. The
+input and the normalisation stay float: the int8 model takes the same [0, 1] RGB batch.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration_images: np.ndarra
             quant_pre_process(str(fp32_path), str(prepared))
             quantize_static(
                 str(prepared), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             )
         except Exception as exc:
             raise ExportError(f"int8 quantisation failed: {(str(exc).splitlines() or [type(exc).__name__])[0][:300]}") from exc

@@ -19,7 +19,7 @@ from edgessl.export.pipeline import ExportOptions, export_checkpoint
 from edgessl.training.checkpoint import epoch_checkpoint_name, save_checkpoint
 
 SIZE = 32
-INT8_KNN_BOUND_TRAINED = 0.05  # |kNN(fp32) - kNN(int8)| after a few SimCLR steps, 200 test images
+INT8_KNN_BOUND_TRAINED = 0.05  # |kNN(fp32) - kNN(int8)| after 2 SimCLR steps (barely trained), 200 test images
 
 
 def simclr_or_skip(train, backbone: str):
@@ -42,14 +42,14 @@ def run_folder(cifar10_small: Path, tmp_path_factory) -> tuple[Path, str]:
     run = tmp_path_factory.mktemp("run")
     for epoch in (1, 2):
         method.train()
-        for batch in images[torch.randperm(len(images))[:256]].split(64):
+        for batch in images[torch.randperm(len(images))[:16]].split(16):  # one SimCLR step per epoch (steps are slow on CPU)
             loss = method(batch)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         metadata = {
             "method": "simclr", "backbone": "squeezenet", "method_config": {}, "train_config": {}, "dataset": spec,
-            "image_size": SIZE, "mean": list(train.mean), "std": list(train.std), "epoch": epoch, "step": epoch * 4,
+            "image_size": SIZE, "mean": list(train.mean), "std": list(train.std), "epoch": epoch, "step": epoch,
             "edgessl_version": __version__,
         }
         save_checkpoint({"metadata": metadata, "model": method.state_dict()}, run / "checkpoints" / epoch_checkpoint_name(epoch))
