@@ -1,0 +1,214 @@
+"""Pretraining throughput: the trainer end to end vs the model alone vs the usual torchvision pipeline.
+
+Side by side in one run, per (method, backbone) at 96x96, same model, batch and optimiser:
+
+(a) end to end: the trainer's own step (``Trainer.step``): index the uint8 dataset, move
+    the batch to the device, make the views there (batched, per-sample parameters), loss,
+    backward, optimiser and EMA step;
+(b) model-only ceiling: views made once beforehand; loss + backward + optimiser step;
+(c) the usual pipeline: torchvision transforms per sample on PIL images in DataLoader
+    workers (2), the two views collated and fed to the same loss + backward + step.
+
+The three run interleaved, one timed step each per round, medians over rounds, so load
+from other jobs hits them alike. Targets: (a)/(b) >= 0.8 on the CPU (>= 0.9 on a GPU);
+(a)/(c) >= 3 on a GPU. Writes benchmarks/results/train_throughput.md and .json.
+
+Run: python benchmarks/train_throughput.py [--methods simclr byol] [--batch 32] [--rounds 6] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from edgessl.augment.views import ViewAugment
+from edgessl.training.config import TrainConfig
+from edgessl.training.trainer import Trainer, epoch_permutation
+
+RESULTS = Path(__file__).parent / "results"
+NAME = "train_throughput"
+DATA = "shapes10"
+SPLIT = "train"  # 2,000 images: enough for a few rounds of any batch size here
+
+
+def torchvision_view(view: ViewAugment, size: int) -> v2.Compose:
+    """The same recipe as an edgessl ViewAugment, the way SSL repositories write it (PIL in, tensor out)."""
+    jitter = v2.ColorJitter(view.brightness, view.contrast, view.saturation, view.hue)
+    steps: list[Any] = [
+        v2.RandomResizedCrop(size, scale=view.crop_scale, ratio=view.crop_ratio, antialias=True),
+        v2.RandomHorizontalFlip(view.hflip_p),
+        v2.RandomApply([jitter], p=view.jitter_p),
+        v2.RandomGrayscale(view.grayscale_p),
+    ]
+    if view.blur_p > 0:
+        kernel = max(3, int(size * view.blur_kernel_fraction) // 2 * 2 + 1)
+        steps.append(v2.RandomApply([v2.GaussianBlur(kernel, view.blur_sigma)], p=view.blur_p))
+    if view.solarize_p > 0:
+        steps.append(v2.RandomSolarize(128, p=view.solarize_p))
+    steps += [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+    return v2.Compose(steps)
+
+
+class TwoViewDataset(Dataset):
+    """Per-sample PIL augmentation, as in the usual SSL DataLoader pipelines."""
+
+    def __init__(self, images: torch.Tensor, views: tuple[ViewAugment, ViewAugment], size: int) -> None:
+        self.images = images
+        self.transforms = [torchvision_view(view, size) for view in views]
+        self.to_pil = v2.ToPILImage()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.to_pil(self.images[index])
+        return self.transforms[0](image), self.transforms[1](image)
+
+
+def method_views(method: Any) -> tuple[ViewAugment, ViewAugment]:
+    """The method's two view recipes, found among its attributes (SimCLR: one twice; BYOL: its pair)."""
+    recipes = [value for value in vars(method).values() if isinstance(value, ViewAugment)]
+    if not recipes:
+        raise SystemExit(f"{method.name} keeps no ViewAugment attribute; this benchmark covers two-view methods")
+    return (recipes[0], recipes[-1])
+
+
+def loader_batches(loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    while True:
+        yield from loader
+
+
+def pipelines(method: str, backbone: str, batch: int, workdir: Path) -> dict[str, Callable[[], None]]:
+    """One timed step of each pipeline, sharing the model, optimiser and batch size."""
+    config = TrainConfig(method=method, backbone=backbone, data=DATA, split=SPLIT, image_size=96, epochs=1, batch_size=batch, out=str(workdir / f"{method}-{backbone}"))
+    trainer = Trainer(config, resume=False, console=Console(quiet=True), progress=False)
+    trainer.model.train()
+    model, optimizer, accelerator = trainer.method, trainer.optimizer, trainer.accelerator
+    order = epoch_permutation(len(trainer.images), config.seed, 0)
+    position = {"batch": 0}
+
+    def end_to_end() -> None:
+        trainer.step(order, position["batch"] % trainer.plan.steps_per_epoch)
+        position["batch"] += 1
+
+    with torch.no_grad():
+        ready_views = model.make_views(trainer.images[order[:batch]].to(accelerator.device))
+
+    def train_on(views: Any) -> None:
+        loss = model.loss(views)
+        accelerator.backward(loss)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    dataset = TwoViewDataset(trainer.images.cpu(), method_views(model), 96)
+    loader = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True, num_workers=2, persistent_workers=True,
+                        worker_init_fn=lambda _: torch.set_num_threads(1))
+    stream = loader_batches(loader)
+
+    def usual() -> None:
+        first, second = next(stream)  # float [0, 1], as the method's own views
+        train_on(as_method_views(ready_views, first.to(accelerator.device), second.to(accelerator.device)))
+
+    return {"end_to_end": end_to_end, "model_only": lambda: train_on(ready_views), "torchvision": usual}
+
+
+def as_method_views(template: Any, first: torch.Tensor, second: torch.Tensor) -> Any:
+    """Two batches of views in the container the method's own ``make_views`` returns."""
+    return type(template)((first, second)) if isinstance(template, (tuple, list)) else torch.stack((first, second))
+
+
+def measure(steps: dict[str, Callable[[], None]], rounds: int, batch: int) -> dict[str, float]:
+    """Images/s per pipeline: one warm-up step each, then ``rounds`` interleaved timed steps."""
+    for run in steps.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, run in steps.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: batch / statistics.median(values) for name, values in times.items()}
+
+
+def machine() -> dict[str, object]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "torch": torch.__version__,
+        "load_average_1min": os.getloadavg()[0],
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
+    }
+
+
+def markdown(rows: list[dict[str, Any]], info: dict[str, object], args: argparse.Namespace) -> str:
+    lines = [
+        "# Pretraining throughput: trainer end to end vs model-only ceiling vs torchvision DataLoader",
+        "",
+        f"96x96 {DATA} images, batch {args.batch}, {args.threads} torch thread(s) in the training process, median of "
+        f"{args.rounds} interleaved steps after a warm-up. (a) end to end = the trainer's step with on-device batched "
+        "augmentation; (b) model-only = views made beforehand; (c) torchvision = per-sample PIL transforms in 2 DataLoader workers.",
+        "",
+        "| method | backbone | (a) end to end img/s | (b) model-only img/s | (c) torchvision img/s | (a)/(b) | (a)/(c) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['method']} | {row['backbone']} | {row['end_to_end']:.1f} | {row['model_only']:.1f} | {row['torchvision']:.1f} | "
+            f"{row['a_over_b']:.2f} | {row['a_over_c']:.2f} |"
+        )
+    lines += [
+        "",
+        "Targets: (a)/(b) >= 0.8 on the CPU, >= 0.9 on a GPU; (a)/(c) >= 3 on a GPU.",
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores, device {info['device']}; torch {info['torch']}; {info['date']}. "
+        f"1-minute load average at start {info['load_average_1min']:.1f}: the cores were shared with other jobs, so absolute "
+        "numbers are noisy; the ratios, measured interleaved, are the result.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", nargs="+", default=["simclr"])
+    parser.add_argument("--backbones", nargs="+", default=["shufflenetv2", "resnet18"])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the 2 shared cores thrash with 2)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    info = machine()
+    rows = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for method in args.methods:
+            for backbone in args.backbones:
+                speeds = measure(pipelines(method, backbone, args.batch, Path(workdir)), args.rounds, args.batch)
+                row = {"method": method, "backbone": backbone, **speeds}
+                row["a_over_b"] = speeds["end_to_end"] / speeds["model_only"]
+                row["a_over_c"] = speeds["end_to_end"] / speeds["torchvision"]
+                rows.append(row)
+                print(f"{method:8s} {backbone:14s} (a) {speeds['end_to_end']:7.1f}  (b) {speeds['model_only']:7.1f}  "
+                      f"(c) {speeds['torchvision']:7.1f} img/s   (a)/(b) {row['a_over_b']:.2f}   (a)/(c) {row['a_over_c']:.2f}", flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{NAME}.md").write_text(markdown(rows, info, args))
+    (RESULTS / f"{NAME}.json").write_text(json.dumps({"machine": info, "options": vars(args), "rows": rows}, indent=2))
+    print(f"wrote {RESULTS / NAME}.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Learning signal on real images: a short CPU SimCLR pretraining beats the same encoder at random init.
+
+ShuffleNetV2 at 32x32 on 4,000 real CIFAR-10 images (the ``cifar10_medium`` fixture's
+train split, labels unused), 3 epochs at batch 64 (186 steps, ~100 s on 2 shared
+cores), then Euclidean kNN (k=20) on the representation's features: train split as
+the bank, the held-out test split (1,000 images) as queries. Same seed, same initial
+weights for the baseline.
+
+Settings for that budget: SimCLR's loss, views and projection head, with colour
+strength 0.5 (SimCLR's CIFAR-10 setting, appendix B.9), temperature 0.2, a smaller
+head, and SGD with momentum at 0.05 instead of LARS (measured here: LARS at batch 64
+and Adam both stayed at the chance-level loss for these 186 steps; this setting brings
+the loss from 4.98 to ~4.3 and kNN from 0.177 to 0.268).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgessl.data import load_dataset
+from edgessl.evaluation.features import extract_features
+from edgessl.evaluation.knn import knn_predict
+from edgessl.methods import build_method
+from edgessl.training.checkpoint import load_representation
+from edgessl.training.config import TrainConfig
+from edgessl.training.trainer import resolve_method_config, seed_everything, train
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("edgessl.methods.simclr") is None, reason="SimCLR not written yet")
+
+SIZE = 32
+OVERRIDES = {
+    "temperature": 0.2,
+    "colour_strength": 0.5,
+    "hidden_dim": 256,
+    "out_dim": 64,
+    "optimizer": {"name": "sgd", "lr": 0.2, "reference_batch_size": 256, "momentum": 0.9, "warmup_epochs": 0, "weight_decay": 0.0},
+}
+
+
+def knn_accuracy(model: torch.nn.Module, bank, queries) -> float:
+    bank_features = extract_features(model, bank.images, device="cpu")
+    query_features = extract_features(model, queries.images, device="cpu")
+    predicted = knn_predict(bank_features, bank.labels, query_features, num_classes=bank.num_classes, k=20)
+    return (predicted == queries.labels).float().mean().item()
+
+
+def test_short_simclr_pretraining_beats_random_init(tmp_path: Path, cifar10_medium: Path) -> None:
+    bank = load_dataset(str(cifar10_medium), "train", image_size=SIZE)
+    queries = load_dataset(str(cifar10_medium), "test", image_size=SIZE)
+    config = TrainConfig(
+        method="simclr", backbone="shufflenetv2", data=str(cifar10_medium), split="train", image_size=SIZE,
+        epochs=3, batch_size=64, save_every=3, out=str(tmp_path), seed=0, method_overrides=OVERRIDES,
+    )
+    seed_everything(config.seed)  # the trainer's initial weights, before any step
+    initial = build_method("simclr", "shufflenetv2", SIZE, bank.mean, bank.std, resolve_method_config(config)).representation()
+    baseline = knn_accuracy(initial, bank, queries)
+
+    result = train(config, progress=False)
+    trained = knn_accuracy(load_representation(result.last_checkpoint).model, bank, queries)
+    assert trained > baseline + 0.05, f"kNN accuracy {trained:.3f} after pretraining vs {baseline:.3f} at random init"
