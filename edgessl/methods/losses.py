@@ -2,8 +2,10 @@
 
 :class:`InfoNCELoss` is NT-Xent (SimCLR) when called on two batches of projections, and
 MoCo's InfoNCE when also given a queue of negative keys. :func:`normalized_regression_loss`
-is BYOL's ``2 - 2 cos``. Both work on L2-normalised embeddings and compute the
-log-softmax through ``cross_entropy`` (numerically stable at low temperatures).
+is BYOL's ``2 - 2 cos``. Both work on L2-normalised embeddings, in float32 even under
+mixed precision (bf16 keeps ~3 digits of a cosine: too coarse near a loss of 0 or at
+temperature 0.1), and compute the log-softmax through ``cross_entropy`` (numerically
+stable at low temperatures).
 """
 
 from __future__ import annotations
@@ -38,10 +40,11 @@ class InfoNCELoss(nn.Module):
             raise ValueError(
                 f"expected two (N, D) batches of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
             )
-        a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
-        if negatives is not None:
-            return self._with_queue(a, b, F.normalize(negatives, dim=1))
-        return self._in_batch(a, b)
+        with torch.autocast(a.device.type, enabled=False):
+            a, b = F.normalize(a.float(), dim=1), F.normalize(b.float(), dim=1)
+            if negatives is not None:
+                return self._with_queue(a, b, F.normalize(negatives.float(), dim=1))
+            return self._in_batch(a, b)
 
     def _with_queue(self, queries: torch.Tensor, keys: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
         positive = (queries * keys).sum(dim=1, keepdim=True)
@@ -63,5 +66,6 @@ def normalized_regression_loss(prediction: torch.Tensor, target: torch.Tensor) -
 
     ``target`` is detached: gradients flow only into the online network.
     """
-    cosine = F.cosine_similarity(prediction, target.detach(), dim=1)
-    return (2 - 2 * cosine).mean()
+    with torch.autocast(prediction.device.type, enabled=False):
+        cosine = F.cosine_similarity(prediction.float(), target.detach().float(), dim=1)
+        return (2 - 2 * cosine).mean()

@@ -130,3 +130,13 @@ def test_splitbrain_cross_entropy_matches_manual_quantisation() -> None:
     log_ab, log_l = ab_logits.log_softmax(1), l_logits.log_softmax(1)
     manual = -log_ab.gather(1, by_hand[:, None]).mean() - log_l.gather(1, l_target[:, None]).mean()
     assert method.loss(lab).item() == pytest.approx(manual.item(), rel=1e-5)
+
+
+def test_losses_run_in_float32_under_bf16_autocast() -> None:
+    torch.manual_seed(4)
+    a, b = torch.randn(6, 8).bfloat16(), torch.randn(6, 8).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        nt_xent, byol = InfoNCELoss(0.1)(a, b), normalized_regression_loss(a, b)
+    assert nt_xent.dtype == byol.dtype == torch.float32
+    assert nt_xent.item() == pytest.approx(nt_xent_by_loops(a.float(), b.float(), 0.1), rel=1e-5)
+    assert byol.item() == pytest.approx(normalized_regression_loss(a.float(), b.float()).item(), rel=1e-6)
