@@ -113,6 +113,12 @@ def counters(monkeypatch: pytest.MonkeyPatch) -> Counters:
 
 
 @pytest.fixture
+def colour_data():
+    """``colour_data(split, per_class, size, seed)``: noisy single-colour images in 4 classes."""
+    return colour_split
+
+
+@pytest.fixture
 def write_run():
     """``write_run(folder, epochs=(10, 5, 20, 15))``: epoch checkpoints (written out of order) plus last.pt."""
     return write_run_folder

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from edgessl.errors import ConfigError
@@ -72,3 +73,37 @@ def test_options_must_belong_to_a_requested_protocol(tmp_path: Path, write_run) 
     write_run(tmp_path)
     with pytest.raises(ConfigError, match="epochs"):
         evaluate_checkpoints(tmp_path, "shapes10", ["knn"], epochs=3)
+
+
+def test_checkpoints_of_a_real_method_load_and_evaluate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, colour_data
+) -> None:
+    """The real path: save_checkpoint of a Method, load_representation, kNN on its features."""
+    from edgessl.evaluation import sweep as sweep_module
+    from edgessl.methods import build_method
+
+    size, mean, std = 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    for epoch in (2, 1):
+        torch.manual_seed(epoch)
+        method = build_method("rotnet", "shufflenetv2_x0_5", size, mean, std)
+        metadata = {
+            "method": "rotnet", "backbone": "shufflenetv2_x0_5", "method_config": {}, "train_config": {},
+            "dataset": "colours", "image_size": size, "mean": list(mean), "std": list(std), "epoch": epoch,
+            "step": epoch, "train_seconds": 0.0, "energy": {}, "edgessl_version": "test",
+        }  # fmt: skip
+        save_checkpoint(
+            {"metadata": metadata, "model": method.state_dict()},
+            tmp_path / f"checkpoints/epoch_{epoch:04d}.pt",
+        )
+    sizes = []
+
+    def tiny(spec, split, root=None, image_size=None):
+        sizes.append(image_size)
+        return colour_data(split, 6, image_size, seed=0 if split == "train" else 1)
+
+    monkeypatch.setattr(sweep_module, "load_dataset", tiny)
+    records = evaluate_checkpoints(tmp_path, "colours", ["knn"], device="cpu", k=5)
+    assert [(r["epoch"], r["method"], r["backbone"]) for r in records] == [
+        (1, "rotnet", "shufflenetv2_x0_5"), (2, "rotnet", "shufflenetv2_x0_5")
+    ]  # fmt: skip
+    assert sizes == [32, 32] and all(0.0 <= r["accuracy"] <= 1.0 for r in records)
