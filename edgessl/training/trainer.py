@@ -115,8 +115,8 @@ def checkpoint_bytes(model: torch.nn.Module) -> int:
     return 3 * params + buffers
 
 
-def check_output(run_dir: Path, bytes_needed: int) -> None:
-    """Fail before training on an unwritable folder or too little free disk for the checkpoints."""
+def check_writable(run_dir: Path) -> None:
+    """Fail at once (before the dataset is read) when the run folder cannot be written."""
     folder = run_dir / CHECKPOINT_DIR
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -124,6 +124,11 @@ def check_output(run_dir: Path, bytes_needed: int) -> None:
             pass
     except OSError as exc:
         raise EdgesslError(f"cannot write to {folder}: {exc.strerror or exc}; choose another --out or fix its permissions") from None
+
+
+def check_free_space(run_dir: Path, bytes_needed: int) -> None:
+    """Fail before training when the disk cannot hold the run's checkpoints."""
+    folder = run_dir / CHECKPOINT_DIR
     free = shutil.disk_usage(folder).free
     if free < bytes_needed:
         raise EdgesslError(
@@ -323,6 +328,8 @@ class Trainer:
         self.run_dir = Path(config.run_dir)
         self.last_path = self.run_dir / CHECKPOINT_DIR / LAST
         previous = self._previous_checkpoint(config, resume)
+        if self.accelerator.is_main_process:
+            check_writable(self.run_dir)
 
         from edgessl.data import load_dataset
 
@@ -341,7 +348,7 @@ class Trainer:
             self.state = self._restore_model(previous)
             self.state_saved_step = self.state.step
         if self.accelerator.is_main_process:
-            check_output(self.run_dir, checkpoint_bytes(self.method) * checkpoints_to_write(self.config, self.state.epoch))
+            check_free_space(self.run_dir, checkpoint_bytes(self.method) * checkpoints_to_write(self.config, self.state.epoch))
         self.accelerator.wait_for_everyone()
 
         device = self.accelerator.device
