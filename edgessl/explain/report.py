@@ -27,7 +27,7 @@ class ExplainOptions:
     per_class: int = 2  # saliency: best true positives and worst false negatives per class
     queries_per_class: int = 1  # retrieval: query rows per class
     neighbours: int = 8  # retrieval: neighbours per query
-    head_epochs: int = 100  # linear head on frozen features (saliency, confusion)
+    head_epochs: int = 200  # full-batch Adam steps of the linear head (saliency, confusion)
     head_lr: float = 1e-2
     batch_size: int = 256
     device: str | None = None  # None: CUDA when available
@@ -148,8 +148,9 @@ def pick_checkpoint(run_or_checkpoint: str | Path, epoch: int | None = None) -> 
         return checkpoints[-1]
     matching = [path for path in checkpoints if checkpoint_epoch(path) == epoch]
     if not matching:
-        epochs = [checkpoint_epoch(path) for path in checkpoints]
-        raise CheckpointError(f"{run_or_checkpoint} has no checkpoint of epoch {epoch}; it has epochs {epochs}")
+        epochs = [e for e in map(checkpoint_epoch, checkpoints) if e is not None]
+        kept = f"epochs {', '.join(map(str, epochs))}" if epochs else f"only {checkpoints[0].name}"
+        raise CheckpointError(f"{run_or_checkpoint} has no checkpoint of epoch {epoch} (it keeps {kept}); pick one of those or leave out --epoch")
     return matching[0]
 
 

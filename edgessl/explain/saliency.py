@@ -35,12 +35,15 @@ def fit_linear_head(
     features: torch.Tensor,
     labels: torch.Tensor,
     num_classes: int,
-    epochs: int = 100,
+    epochs: int = 200,
     lr: float = 1e-2,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     seed: int = 0,
 ) -> nn.Linear:
     """A linear classifier on frozen features (Adam, cross-entropy).
+
+    ``batch_size`` None trains full-batch: the problem is convex and small (thousands of
+    feature vectors), and a few hundred full-batch steps cost less than many tiny ones.
 
     Features are standardised while training (raw SSL features differ in scale by orders
     of magnitude between backbones) and the standardisation is folded into the returned
@@ -57,7 +60,7 @@ def fit_linear_head(
         head.bias.zero_()
     optimizer = torch.optim.Adam(head.parameters(), lr=lr)
     with torch.enable_grad():  # callers may be inside no_grad (e.g. a lazily built classifier)
-        _fit(head, optimizer, standardised, labels, epochs, batch_size, generator)
+        _fit(head, optimizer, standardised, labels, epochs, batch_size or len(features), generator)
     folded = nn.Linear(features.shape[1], num_classes)
     with torch.no_grad():
         folded.weight.copy_(head.weight / std)

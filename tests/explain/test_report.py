@@ -33,7 +33,7 @@ def context() -> ExplainContext:
     encoder = build_backbone("squeezenet")
     model = Representation(Normalize(train.mean, train.std), encoder, encoder.feature_dim)
     loaded = LoadedRepresentation(model.eval(), {"method": "none", "backbone": "squeezenet", "epoch": 0, "image_size": 32})
-    return ExplainContext(loaded, train, test, ExplainOptions(per_class=1, neighbours=4, head_epochs=20, device="cpu"))
+    return ExplainContext(loaded, train, test, ExplainOptions(per_class=1, neighbours=4, head_epochs=100, device="cpu"))
 
 
 def test_every_kind_writes_its_picture(context: ExplainContext, tmp_path: Path) -> None:

@@ -1,0 +1,64 @@
+"""The real trainer, kNN and renderer on a tiny image folder: interrupt a study, rerun it from the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from edgessl.cli import main
+from edgessl.data import load_dataset
+from edgessl.study import runner
+from edgessl.study.config import StudyConfig, dump_study
+from edgessl.study.results import read_cell
+
+
+def write_tiny_folder(root: Path, counts: dict[str, int]) -> Path:
+    """``root/{train,test}/<class>/*.png`` and ``root/unlabeled/*.png`` cut from shapes10."""
+    source = load_dataset("shapes10", "test", image_size=32)
+    offset = 0
+    for split, count in counts.items():
+        for index in range(offset, offset + count):
+            label = source.class_names[int(source.labels[index])]
+            folder = root / split if split == "unlabeled" else root / split / label
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(source.images[index].permute(1, 2, 0).numpy()).save(folder / f"{index}.png")
+        offset += count
+    return root
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_quick_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGESSL_CACHE", str(tmp_path / "cache"))
+    data = write_tiny_folder(tmp_path / "tiny", {"unlabeled": 32, "train": 30, "test": 20})
+    config = StudyConfig(
+        name="tiny", methods=("rotnet", "simclr"), backbones=("squeezenet",), data=str(data), image_size=32,
+        epochs=2, save_every=1, batch_size=8, protocols=("knn",), eval_options={"knn": {"k": 5}}, out=str(tmp_path / "study"),
+    )
+    real_pretrain, calls = runner.pretrain, []
+
+    def spy(train_config, resume, console, progress):
+        calls.append((train_config.method, resume))
+        if len(calls) == 2:  # the study is "killed" as the second cell starts
+            raise Interrupted
+        return real_pretrain(train_config, resume, console, progress)
+
+    monkeypatch.setattr(runner, "pretrain", spy)
+    with pytest.raises(Interrupted):
+        runner.run_study(config, progress=False)
+    first = read_cell(tmp_path / "study" / "runs" / "rotnet-squeezenet")
+    assert first is not None and first.epochs == 2 and [epoch for epoch, _ in first.curves["knn"]] == [1, 2]
+    assert first.train_seconds > 0 and first.macs > 0 and first.params > 0
+
+    config_file = tmp_path / "tiny.yaml"
+    config_file.write_text(dump_study(config))
+    assert main(["study", str(config_file), "--no-progress"]) == 0
+    assert calls == [("rotnet", False), ("simclr", False), ("simclr", False)]  # rotnet was not retrained
+    table = (tmp_path / "study" / runner.TABLE_CSV).read_text().splitlines()
+    assert table[0] == "row,squeezenet" and table[1].startswith("rotnet,0.") and table[2].startswith("simclr,0.")
+    assert main(["study", str(config_file), "--no-progress"]) == 0
+    assert len(calls) == 3
