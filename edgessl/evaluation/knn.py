@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from edgessl.data.base import ImageDataset
-from edgessl.errors import ConfigError
+from edgessl.errors import ConfigError, DataError
 from edgessl.evaluation.features import FeatureCache
 from edgessl.evaluation.protocols import PROTOCOLS, Protocol
 from edgessl.evaluation.results import EvalResult
@@ -128,6 +128,13 @@ def knn_predict(
     ):
         raise ValueError(
             f"features must be (N, D) with equal D, got {tuple(train_features.shape)} and {tuple(test_features.shape)}"
+        )
+    if train_labels is None or (
+        len(train_labels) and not 0 <= int(train_labels.min()) <= int(train_labels.max()) < num_classes
+    ):
+        raise DataError(
+            f"kNN bank labels must be class indices in [0, {num_classes}); unlabelled samples (no label, or a "
+            "placeholder such as -1) never enter the bank: evaluate with a labelled split such as 'train'"
         )
     if len(train_labels) != len(train_features) or len(train_features) == 0:
         raise ValueError(

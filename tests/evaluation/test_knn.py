@@ -109,6 +109,14 @@ def test_bad_metric_and_k_are_user_errors() -> None:
         knn_predict(bank, labels, queries, 2, k=0)
 
 
+def test_placeholder_labels_never_enter_the_bank() -> None:
+    bank, labels, queries = random_problem(10, 2, 3, 2, seed=0)
+    with pytest.raises(DataError, match="unlabelled"):
+        knn_predict(bank, torch.where(labels == 0, -1, labels), queries, 2)  # STL-10's -1 placeholder
+    with pytest.raises(DataError, match="unlabelled"):
+        knn_predict(bank, None, queries, 2)
+
+
 def test_unlabelled_split_never_enters_the_bank(tiny_splits) -> None:
     train, test, model = tiny_splits
     unlabelled = type(train)(
