@@ -210,6 +210,8 @@ def report_lines(rows: list[dict], info: dict[str, object], repeats: int) -> lis
                 if info["load_average_1min_at_start"] > 0.5 * info["cores"]
                 else "."
             )
+            + " With more threads than idle cores, OpenMP workers wait on descheduled peers and every"
+            " small kernel pays for it: compare contenders within a row, not rows of different thread counts."
         ),
     ]
     return lines
