@@ -113,7 +113,13 @@ def build_config(args: argparse.Namespace):  # -> TrainConfig
 
 def run(args: argparse.Namespace) -> int:
     from edgessl.cli.console import make_console
-    from edgessl.training.trainer import TrainingInterrupted, config_yaml, resolve_method_config, resolved_train_config, train
+    from edgessl.training.trainer import (
+        TrainingInterrupted,
+        config_yaml,
+        resolve_method_config,
+        resolved_train_config,
+        train,
+    )
 
     console = make_console()
     config = build_config(args)

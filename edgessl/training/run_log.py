@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 METRICS_FILE = "metrics.jsonl"
@@ -51,9 +50,3 @@ class MetricsLog:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
-
-    def __enter__(self) -> MetricsLog:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()

@@ -45,8 +45,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from edgessl import __version__
 from edgessl.errors import CheckpointError, ConfigError, DataError, EdgesslError, TrainingDiverged
 from edgessl.methods import Method, MethodConfig, build_method, method_class
-from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, epoch_checkpoint_name, load_checkpoint, save_checkpoint
-from edgessl.training.config import TrainConfig, config_from_dict, config_to_dict, merge_config
+from edgessl.training.checkpoint import (
+    CHECKPOINT_DIR,
+    LAST,
+    epoch_checkpoint_name,
+    load_checkpoint,
+    save_checkpoint,
+)
+from edgessl.training.config import TrainConfig, config_to_dict, merge_config
 from edgessl.training.optim import build_optimizer, build_scheduler, scaled_lr, warmup_schedule
 from edgessl.training.run_log import METRICS_FILE, MetricsLog
 

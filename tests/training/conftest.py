@@ -70,7 +70,7 @@ class TinyMethod(Method):
 @pytest.fixture(scope="session", autouse=True)
 def tiny_method() -> Iterator[None]:
     """Register the tiny method (tolerating method modules that are not written yet)."""
-    import edgessl.methods as methods
+    from edgessl import methods
 
     with pytest.MonkeyPatch.context() as patch:
         try:

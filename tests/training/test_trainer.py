@@ -8,17 +8,24 @@ import pytest
 import torch
 
 from edgessl.errors import ConfigError, EdgesslError, TrainingDiverged
-from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, list_checkpoints, load_checkpoint, load_representation, save_checkpoint
+from edgessl.training.checkpoint import (
+    CHECKPOINT_DIR,
+    LAST,
+    list_checkpoints,
+    load_checkpoint,
+    load_representation,
+    save_checkpoint,
+)
 from edgessl.training.config import TrainConfig
 from edgessl.training.run_log import METRICS_FILE, read_metrics
-from edgessl.training.trainer import TrainingInterrupted, resolved_train_config, resolve_method_config, train
+from edgessl.training.trainer import TrainingInterrupted, resolve_method_config, resolved_train_config, train
 
 
 def tiny_config(out: Path, **changes) -> TrainConfig:
-    values = dict(
-        method="tiny", backbone="tiny", data="shapes10", split="test", image_size=16, epochs=3, batch_size=64,
-        save_every=2, out=str(out), seed=3, deterministic=True,
-    )
+    values = {
+        "method": "tiny", "backbone": "tiny", "data": "shapes10", "split": "test", "image_size": 16, "epochs": 3,
+        "batch_size": 64, "save_every": 2, "out": str(out), "seed": 3, "deterministic": True,
+    }
     return TrainConfig(**{**values, **changes})
 
 
