@@ -105,7 +105,7 @@ def training_done(epoch: int, step: int, config: StudyConfig) -> bool:
 
 
 def validate_names(config: StudyConfig) -> None:
-    """Fail before any training when a method, backbone or protocol name is wrong."""
+    """Fail before any training when a method, backbone, protocol or protocol option is wrong."""
     from edgessl.backbones import BACKBONES, TIMM_PREFIX, backbone_names
     from edgessl.evaluation import PROTOCOLS
     from edgessl.methods import METHODS, method_names
@@ -118,7 +118,7 @@ def validate_names(config: StudyConfig) -> None:
         if not name.startswith(TIMM_PREFIX):
             BACKBONES.get(name)
     for name in config.protocols:
-        PROTOCOLS.get(name)
+        PROTOCOLS.get(name).make_options(config.eval_options.get(name, {}))
 
 
 def run_cell(config: StudyConfig, method: str, backbone: str, run_dir: Path, console: Any, progress: bool) -> CellResult:

@@ -62,3 +62,16 @@ def test_quick_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert table[0] == "row,squeezenet" and table[1].startswith("rotnet,0.") and table[2].startswith("simclr,0.")
     assert main(["study", str(config_file), "--no-progress"]) == 0
     assert len(calls) == 3
+
+
+def test_wrong_names_and_options_fail_before_any_training(tmp_path: Path) -> None:
+    from edgessl.errors import ConfigError, UnknownNameError
+
+    base = dict(methods=("simclr",), backbones=("squeezenet",), protocols=("knn",), out=str(tmp_path / "study"))
+    with pytest.raises(UnknownNameError, match="simclr"):
+        runner.run_study(StudyConfig(**{**base, "methods": ("simclrr",)}))
+    with pytest.raises(UnknownNameError, match="squeezenet"):
+        runner.run_study(StudyConfig(**{**base, "backbones": ("squeezenet1",)}))
+    with pytest.raises(ConfigError, match="kk"):
+        runner.run_study(StudyConfig(**base, eval_options={"knn": {"kk": 3}}))
+    assert not (tmp_path / "study").exists()
