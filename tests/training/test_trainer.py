@@ -160,3 +160,20 @@ def test_config_precedence_and_validation() -> None:
         resolve_method_config(TrainConfig(method="tiny", method_overrides={"temprature": 0.1}))
     with pytest.raises(ConfigError, match="precision"):
         TrainConfig(precision="fp8")
+
+
+def test_global_batch_is_split_across_processes_and_accumulation_exactly_once() -> None:
+    from edgessl.errors import DataError
+    from edgessl.training.trainer import epoch_permutation, micro_batches, plan_batches
+
+    order = epoch_permutation(100, seed=0, epoch=4)
+    assert torch.equal(order, epoch_permutation(100, seed=0, epoch=4)) and not torch.equal(order, epoch_permutation(100, seed=0, epoch=5))
+    plans = [plan_batches(100, 24, num_processes=2, process_index=rank, grad_accum=3) for rank in (0, 1)]
+    assert plans[0].steps_per_epoch == 4  # 100 // 24, the last partial batch dropped
+    chunks = [chunk for plan in plans for chunk in micro_batches(order, plan, batch_in_epoch=1)]
+    assert [len(chunk) for chunk in chunks] == [4] * 6
+    assert torch.equal(torch.cat(chunks), order[24:48])  # every image of global batch 1 once, none of another
+    with pytest.raises(ConfigError, match="multiple of 6"):
+        plan_batches(100, 25, num_processes=2, process_index=0, grad_accum=3)
+    with pytest.raises(DataError, match="lower --batch-size"):
+        plan_batches(10, 24, num_processes=1, process_index=0, grad_accum=1)
