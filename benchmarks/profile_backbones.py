@@ -139,7 +139,7 @@ def main() -> None:
         "",
         *_training_lines(reports, args.method),
         "",
-        f"Machine: {machine['cpu_model']}, {machine['logical_cores']} cores (shared with other jobs: timings are noisy), "
+        f"Machine: {machine['cpu_model']}, {machine['logical_cores']} cores (shared with other jobs: timings are noisy; {load}), "
         f"torch {machine['torch_version']}, onnxruntime {machine['onnxruntime_version']}, {reports[0]['created'][:10]}.",
     ]
     RESULTS.mkdir(exist_ok=True)
