@@ -61,7 +61,7 @@ def study_quick() -> StudyConfig:
         data="shapes10",
         image_size=32,
         pretext_split="train",
-        epochs=2,
+        epochs=5,
         save_every=1,
         batch_size=64,
         protocols=("knn",),

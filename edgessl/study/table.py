@@ -78,8 +78,8 @@ def cost_rows(image_size: int) -> list[CostRow]:
         ("Avg. MACs @224x224 (the study's 'FLOPs' row)", ".3E", lambda cell: cell.macs_224),
         ("Avg. params (M)", ".3f", lambda cell: cell.params / 1e6),
         ("Avg. training time (s)", ".1f", lambda cell: cell.train_seconds),
-        ("Avg. energy (kWh)", ".4f", lambda cell: cell.energy_kwh),
-        ("Avg. CO2 (kg CO2eq)", ".4f", lambda cell: cell.co2_kg),
+        ("Avg. energy (kWh)", ".3g", lambda cell: cell.energy_kwh),
+        ("Avg. CO2 (kg CO2eq)", ".3g", lambda cell: cell.co2_kg),
     ]
 
 
