@@ -91,7 +91,6 @@ def metadata_of(loaded_metadata: dict, feature_dim: int) -> ModelMetadata:
     """:class:`ModelMetadata` from a checkpoint's metadata (``LoadedRepresentation.metadata``)."""
     from edgessl import __version__
 
-    dataset = loaded_metadata.get("dataset", "")
     return ModelMetadata(
         image_size=int(loaded_metadata["image_size"]),
         mean=tuple(float(v) for v in loaded_metadata["mean"]),
@@ -101,7 +100,7 @@ def metadata_of(loaded_metadata: dict, feature_dim: int) -> ModelMetadata:
         epoch=int(loaded_metadata.get("epoch", 0)),
         feature_dim=int(feature_dim),
         edgessl_version=__version__,
-        dataset=dataset if isinstance(dataset, str) else str(dataset.get("name", dataset)),
+        dataset=str(loaded_metadata.get("dataset", "")),
         checkpoint=str(loaded_metadata.get("checkpoint", "")),
     )
 

@@ -133,11 +133,8 @@ def read_splits(spec: str | None, root: str | None, image_size: int, verify_imag
 
 
 def dataset_spec(metadata: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(name or folder, root) of the dataset recorded in a checkpoint (a string or a dict)."""
-    dataset = metadata.get("dataset")
-    if isinstance(dataset, dict):
-        return dataset.get("name") or dataset.get("spec"), dataset.get("root")
-    return dataset, None
+    """(dataset name or folder, data root) a checkpoint was trained on, as the trainer records them."""
+    return metadata.get("dataset"), (metadata.get("train_config") or {}).get("data_root")
 
 
 def export_checkpoint(target: str | Path, options: ExportOptions | None = None) -> ExportResult:
