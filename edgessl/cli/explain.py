@@ -14,15 +14,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "negatives per class, nearest neighbours by Euclidean distance, and a confusion matrix.",
     )
     parser.add_argument("target", metavar="RUN_OR_CHECKPOINT", help="a run folder or a checkpoint file")
-    parser.add_argument("--data", required=True, help="dataset name or image folder with labelled train/test splits")
+    parser.add_argument(
+        "--data", required=True, help="dataset name or image folder with labelled train/test splits"
+    )
     parser.add_argument("--data-root", help="where the dataset's files are")
-    parser.add_argument("--image-size", type=int, help="resize images (default: the checkpoint's training size)")
-    parser.add_argument("--kind", nargs="+", default=["all"], help="saliency, retrieval, confusion or all (default)")
+    parser.add_argument(
+        "--image-size", type=int, help="resize images (default: the checkpoint's training size)"
+    )
+    parser.add_argument(
+        "--kind", nargs="+", default=["all"], help="saliency, retrieval, confusion or all (default)"
+    )
     parser.add_argument("--epoch", type=int, help="explain the checkpoint of this epoch (default: the last)")
     parser.add_argument("--out", help="output folder (default: RUN/explain/<checkpoint>)")
-    parser.add_argument("--per-class", type=int, default=2, help="saliency examples of each kind per class (default 2)")
-    parser.add_argument("--queries-per-class", type=int, default=1, help="retrieval queries per class (default 1)")
-    parser.add_argument("--neighbours", type=int, default=8, help="neighbours per retrieval query (default 8)")
+    parser.add_argument(
+        "--per-class", type=int, default=2, help="saliency examples of each kind per class (default 2)"
+    )
+    parser.add_argument(
+        "--queries-per-class", type=int, default=1, help="retrieval queries per class (default 1)"
+    )
+    parser.add_argument(
+        "--neighbours", type=int, default=8, help="neighbours per retrieval query (default 8)"
+    )
     parser.add_argument("--device", help="e.g. cpu or cuda:0 (default: CUDA when available)")
     parser.set_defaults(handler=run)
 
@@ -38,11 +50,16 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, option) < 1:
             raise ConfigError(f"--{option.replace('_', '-')} must be >= 1, got {getattr(args, option)}")
     options = ExplainOptions(
-        per_class=args.per_class, queries_per_class=args.queries_per_class, neighbours=args.neighbours, device=args.device
+        per_class=args.per_class,
+        queries_per_class=args.queries_per_class,
+        neighbours=args.neighbours,
+        device=args.device,
     )
     console = make_console()
     with console.status("explaining..."):
-        paths = explain(args.target, args.data, args.kind, args.out, args.data_root, args.image_size, args.epoch, options)
+        paths = explain(
+            args.target, args.data, args.kind, args.out, args.data_root, args.image_size, args.epoch, options
+        )
     for path in paths:
         console.print(f"wrote {escape(str(path))}")
     return 0

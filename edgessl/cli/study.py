@@ -17,9 +17,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="study folder (default: the config's 'out')")
     parser.add_argument("--data-root", help="where the dataset's files are (overrides the config)")
     parser.add_argument("--device", help="evaluation device, e.g. cpu or cuda:0 (overrides the config)")
-    parser.add_argument("--max-cells", type=int, help="train/evaluate at most N unfinished cells in this call")
+    parser.add_argument(
+        "--max-cells", type=int, help="train/evaluate at most N unfinished cells in this call"
+    )
     parser.add_argument("--list-presets", action="store_true", help="list the built-in studies and exit")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the resolved config as YAML and exit"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. in logs)")
     parser.set_defaults(handler=run)
 
@@ -44,20 +48,34 @@ def run(args: argparse.Namespace) -> int:
         for name in preset_names():
             preset = PRESETS.get(name)()
             grid = f"{', '.join(preset.methods)} x {', '.join(preset.backbones)}"
-            table.add_row(name, grid, f"{preset.data} @{preset.image_size}", str(preset.epochs), ", ".join(preset.protocols))
+            table.add_row(
+                name,
+                grid,
+                f"{preset.data} @{preset.image_size}",
+                str(preset.epochs),
+                ", ".join(preset.protocols),
+            )
         console.print(table)
         return 0
     if args.config is None:
-        raise ConfigError("name a study preset or a YAML config, e.g. 'edgessl study study-quick' (list them with --list-presets)")
+        raise ConfigError(
+            "name a study preset or a YAML config, e.g. 'edgessl study study-quick' (list them with --list-presets)"
+        )
     if args.max_cells is not None and args.max_cells < 1:
         raise ConfigError(f"--max-cells must be >= 1, got {args.max_cells}")
     config = resolve_study(args.config).with_out(args.out)
-    overrides = {key: value for key, value in (("data_root", args.data_root), ("device", args.device)) if value is not None}
+    overrides = {
+        key: value
+        for key, value in (("data_root", args.data_root), ("device", args.device))
+        if value is not None
+    }
     config = replace(config, **overrides)
     if args.print_config:
         console.print(escape(dump_study(config)), end="")
         return 0
-    console.print(f"study [bold]{escape(config.name)}[/]: {len(config.cells())} cells -> {escape(config.out)}")
+    console.print(
+        f"study [bold]{escape(config.name)}[/]: {len(config.cells())} cells -> {escape(config.out)}"
+    )
     outcome = run_study(config, console=console, progress=not args.no_progress, max_cells=args.max_cells)
     if outcome.skipped:
         console.print(f"already finished (skipped): {', '.join(outcome.skipped)}")
@@ -71,5 +89,7 @@ def run(args: argparse.Namespace) -> int:
     for path in outcome.outputs.values():
         console.print(f"wrote {escape(str(path))}")
     if not outcome.complete:
-        console.print(f"{len(outcome.cells)}/{len(config.cells())} cells finished; run the same command again to continue")
+        console.print(
+            f"{len(outcome.cells)}/{len(config.cells())} cells finished; run the same command again to continue"
+        )
     return 0

@@ -19,7 +19,9 @@ def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes:
     return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
 
 
-def top_confusions(matrix: torch.Tensor, class_names: Sequence[str], n: int = 5) -> list[tuple[str, str, int]]:
+def top_confusions(
+    matrix: torch.Tensor, class_names: Sequence[str], n: int = 5
+) -> list[tuple[str, str, int]]:
     """The ``n`` largest off-diagonal counts as ``(true, predicted, count)``, largest first."""
     off_diagonal = matrix.clone()
     off_diagonal.fill_diagonal_(0)
@@ -42,8 +44,15 @@ def confusion_figure(matrix: torch.Tensor, class_names: Sequence[str], title: st
     image = ax.imshow(rates.numpy(), cmap="Blues", vmin=0.0, vmax=1.0)
     for row in range(size):
         for column in range(size):
-            ax.text(column, row, str(int(matrix[row, column])), ha="center", va="center", fontsize=7,
-                    color="white" if rates[row, column] > 0.5 else "black")
+            ax.text(
+                column,
+                row,
+                str(int(matrix[row, column])),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if rates[row, column] > 0.5 else "black",
+            )
     ax.set_xticks(range(size), class_names, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(size), class_names, fontsize=8)
     ax.set_xlabel("predicted")

@@ -37,7 +37,9 @@ class ExplainOptions:
 class ExplainContext:
     """The representation, its data and everything derived from them, computed once on demand."""
 
-    def __init__(self, loaded: LoadedRepresentation, train: ImageDataset, test: ImageDataset, options: ExplainOptions) -> None:
+    def __init__(
+        self, loaded: LoadedRepresentation, train: ImageDataset, test: ImageDataset, options: ExplainOptions
+    ) -> None:
         self.loaded = loaded
         self.train, self.test, self.options = train, test, options
         self.device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -66,8 +68,12 @@ class ExplainContext:
         from edgessl.explain.saliency import Classifier, fit_linear_head
 
         head = fit_linear_head(
-            self.train_features, self.train.labels, self.train.num_classes,
-            epochs=self.options.head_epochs, lr=self.options.head_lr, seed=self.options.seed,
+            self.train_features,
+            self.train.labels,
+            self.train.num_classes,
+            epochs=self.options.head_epochs,
+            lr=self.options.head_lr,
+            seed=self.options.seed,
         )
         return Classifier(self.model, head.to(self.device)).eval()
 
@@ -95,7 +101,10 @@ def explain_saliency(context: ExplainContext, out: Path) -> list[Path]:
     targets = torch.tensor([example.label for example in examples], dtype=torch.long)
     maps = vanilla_saliency(context.classifier, inputs, targets)
     figure = saliency_figure(images, maps, examples, context.test.class_names, per_class)
-    figure.suptitle(f"Saliency (vanilla gradient), {context.label}: best true positives | worst false negatives", fontsize=9)
+    figure.suptitle(
+        f"Saliency (vanilla gradient), {context.label}: best true positives | worst false negatives",
+        fontsize=9,
+    )
     return [_save(figure, out / "saliency.png")]
 
 
@@ -104,10 +113,17 @@ def explain_retrieval(context: ExplainContext, out: Path) -> list[Path]:
     from edgessl.explain.retrieval import nearest_neighbours, pick_queries, retrieval_figure
 
     queries = pick_queries(context.test.labels, context.options.queries_per_class)
-    distances, indices = nearest_neighbours(context.test_features[queries], context.train_features, context.options.neighbours)
+    distances, indices = nearest_neighbours(
+        context.test_features[queries], context.train_features, context.options.neighbours
+    )
     figure = retrieval_figure(
-        context.test.images[queries], context.test.labels[queries], context.train.images, context.train.labels,
-        distances, indices, context.test.class_names,
+        context.test.images[queries],
+        context.test.labels[queries],
+        context.train.images,
+        context.train.labels,
+        distances,
+        indices,
+        context.test.class_names,
     )
     figure.suptitle(f"kNN retrieval (Euclidean, distance grows left to right), {context.label}", fontsize=9)
     return [_save(figure, out / "retrieval.png")]
@@ -150,7 +166,9 @@ def pick_checkpoint(run_or_checkpoint: str | Path, epoch: int | None = None) -> 
     if not matching:
         epochs = [e for e in map(checkpoint_epoch, checkpoints) if e is not None]
         kept = f"epochs {', '.join(map(str, epochs))}" if epochs else f"only {checkpoints[0].name}"
-        raise CheckpointError(f"{run_or_checkpoint} has no checkpoint of epoch {epoch} (it keeps {kept}); pick one of those or leave out --epoch")
+        raise CheckpointError(
+            f"{run_or_checkpoint} has no checkpoint of epoch {epoch} (it keeps {kept}); pick one of those or leave out --epoch"
+        )
     return matching[0]
 
 
@@ -187,7 +205,9 @@ def explain(
     test = load_dataset(data, "test", data_root, size)
     for split in (train, test):
         if split.labels is None:
-            raise DataError(f"{data} split '{split.split}' has no labels; explain needs labelled train and test splits")
+            raise DataError(
+                f"{data} split '{split.split}' has no labels; explain needs labelled train and test splits"
+            )
     context = ExplainContext(loaded, train, test, options)
     target = Path(out) if out is not None else default_out(checkpoint)
     return [path for name in names for path in EXPLAINERS.get(name)(context, target)]

@@ -18,7 +18,9 @@ from edgessl.explain.pictures import to_hwc
 MATCH, MISMATCH, QUERY = "tab:green", "tab:red", "black"
 
 
-def nearest_neighbours(queries: torch.Tensor, bank: torch.Tensor, k: int, chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_neighbours(
+    queries: torch.Tensor, bank: torch.Tensor, k: int, chunk: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(distances, indices)``, each ``(Q, k)``: the ``k`` bank rows closest to each query.
 
     Sorted by increasing Euclidean distance; queries are processed ``chunk`` at a time so
@@ -61,8 +63,16 @@ def retrieval_figure(
             index = int(indices[row, column])
             label = int(bank_labels[index])
             colour = MATCH if label == query_label else MISMATCH
-            _show(axes[row, column + 1], bank_images[index], f"{class_names[label]} d={float(distances[row, column]):.2f}", colour)
-    figure.suptitle("Nearest neighbours by Euclidean distance in feature space (green: same class, red: other)", fontsize=9)
+            _show(
+                axes[row, column + 1],
+                bank_images[index],
+                f"{class_names[label]} d={float(distances[row, column]):.2f}",
+                colour,
+            )
+    figure.suptitle(
+        "Nearest neighbours by Euclidean distance in feature space (green: same class, red: other)",
+        fontsize=9,
+    )
     return figure
 
 

@@ -87,7 +87,9 @@ def _fit(
             optimizer.step()
 
 
-def vanilla_saliency(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+def vanilla_saliency(
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, batch_size: int = 64
+) -> torch.Tensor:
     """``|d score_target / d input|`` maximised over colour channels: ``(N, H, W)``.
 
     Scores are the pre-softmax logits, as in Simonyan et al.; ``images`` are float RGB in
@@ -114,7 +116,9 @@ class Example:
     kind: str  # "TP" (best true positive) or "FN" (worst false negative)
 
 
-def select_examples(probabilities: torch.Tensor, labels: torch.Tensor, per_class: int) -> dict[int, tuple[list[Example], list[Example]]]:
+def select_examples(
+    probabilities: torch.Tensor, labels: torch.Tensor, per_class: int
+) -> dict[int, tuple[list[Example], list[Example]]]:
     """Per class: the ``per_class`` best true positives and worst false negatives.
 
     Best true positive: correctly classified, highest probability of the true class.
@@ -127,11 +131,19 @@ def select_examples(probabilities: torch.Tensor, labels: torch.Tensor, per_class
     for label in range(probabilities.shape[1]):
         members = labels == label
         groups = []
-        for kind, mask, descending in (("TP", members & (predicted == label), True), ("FN", members & (predicted != label), False)):
+        for kind, mask, descending in (
+            ("TP", members & (predicted == label), True),
+            ("FN", members & (predicted != label), False),
+        ):
             indices = mask.nonzero().squeeze(1)
-            order = torch.sort(true_probability[indices], descending=descending, stable=True).indices[:per_class]
+            order = torch.sort(true_probability[indices], descending=descending, stable=True).indices[
+                :per_class
+            ]
             groups.append(
-                [Example(int(i), label, int(predicted[i]), float(true_probability[i]), kind) for i in indices[order]]
+                [
+                    Example(int(i), label, int(predicted[i]), float(true_probability[i]), kind)
+                    for i in indices[order]
+                ]
             )
         picked[label] = (groups[0], groups[1])
     return picked
@@ -153,7 +165,9 @@ def saliency_figure(
     """
     classes = sorted({example.label for example in examples}) or [0]
     columns = 4 * per_class
-    figure = Figure(figsize=(cell_inches * columns, cell_inches * len(classes) + 0.4), dpi=100, layout="constrained")
+    figure = Figure(
+        figsize=(cell_inches * columns, cell_inches * len(classes) + 0.4), dpi=100, layout="constrained"
+    )
     axes = figure.subplots(len(classes), columns, squeeze=False)
     for ax in axes.ravel():
         ax.set_axis_off()
@@ -168,7 +182,9 @@ def saliency_figure(
         axes[row, column].set_title(_caption(example, class_names), fontsize=7)
         axes[row, column + 1].imshow(picture)
         axes[row, column + 1].imshow(maps[position].numpy(), cmap="jet", alpha=0.5)
-    figure.suptitle("Saliency |d score / d pixel|: best true positives (left), worst false negatives (right)", fontsize=9)
+    figure.suptitle(
+        "Saliency |d score / d pixel|: best true positives (left), worst false negatives (right)", fontsize=9
+    )
     return figure
 
 
@@ -177,4 +193,3 @@ def _caption(example: Example, class_names: Sequence[str]) -> str:
     if example.kind == "TP":
         return f"TP {true} p={example.confidence:.2f}"
     return f"FN {true}->{class_names[example.predicted]} p={example.confidence:.2f}"
-

@@ -33,10 +33,14 @@ class StudyConfig:
     batch_sizes: dict[str, int] = field(default_factory=dict)  # per "method" or "method-backbone"
     lr: float | None = None  # None: each method's paper default, scaled with batch size
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # per method: Config fields
-    max_steps: int | None = None  # stop each cell after this many optimiser steps (smoke runs); the cell counts as trained
+    max_steps: int | None = (
+        None  # stop each cell after this many optimiser steps (smoke runs); the cell counts as trained
+    )
     protocols: tuple[str, ...] = ("finetune",)
     table_protocol: str | None = None  # protocol of Table 1 / Figures 1-2; None: protocols[0]
-    eval_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per protocol, e.g. {"finetune": {"epochs": 30}}
+    eval_options: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # per protocol, e.g. {"finetune": {"epochs": 30}}
     out: str = "studies/study"
     seed: int = 0
     precision: str = "no"  # accelerate mixed precision: "no", "fp16", "bf16"
@@ -58,7 +62,9 @@ class StudyConfig:
 
     def batch_size_for(self, method: str, backbone: str) -> int | None:
         """The most specific batch size: ``method-backbone``, then ``method``, then the study's."""
-        return self.batch_sizes.get(cell_name(method, backbone), self.batch_sizes.get(method, self.batch_size))
+        return self.batch_sizes.get(
+            cell_name(method, backbone), self.batch_sizes.get(method, self.batch_size)
+        )
 
     def with_out(self, out: str | Path | None) -> StudyConfig:
         return self if out is None else replace(self, out=str(out))
@@ -82,10 +88,14 @@ def _problems(config: StudyConfig) -> list[str]:
     if config.save_every < 1:
         problems.append(f"save_every must be >= 1, got {config.save_every}")
     if config.table_protocol is not None and config.table_protocol not in config.protocols:
-        problems.append(f"table_protocol '{config.table_protocol}' is not one of protocols {list(config.protocols)}")
+        problems.append(
+            f"table_protocol '{config.table_protocol}' is not one of protocols {list(config.protocols)}"
+        )
     unknown_options = sorted(set(config.eval_options) - set(config.protocols))
     if unknown_options:
-        problems.append(f"eval_options for {unknown_options} which are not in protocols {list(config.protocols)}")
+        problems.append(
+            f"eval_options for {unknown_options} which are not in protocols {list(config.protocols)}"
+        )
     return problems
 
 
@@ -95,7 +105,9 @@ def study_from_dict(values: dict[str, Any]) -> StudyConfig:
         raise ConfigError(f"a study config is a mapping of StudyConfig fields, got {type(values).__name__}")
     missing = [key for key in _REQUIRED if key not in values]
     if missing:
-        raise ConfigError(f"study config lacks {', '.join(missing)}; e.g. 'methods: [simclr, rotnet]' and 'backbones: [shufflenetv2]'")
+        raise ConfigError(
+            f"study config lacks {', '.join(missing)}; e.g. 'methods: [simclr, rotnet]' and 'backbones: [shufflenetv2]'"
+        )
     return config_from_dict(StudyConfig, values)
 
 
@@ -104,7 +116,10 @@ _REQUIRED = ("methods", "backbones")
 
 def study_to_dict(config: StudyConfig) -> dict[str, Any]:
     """Plain lists and dicts, ready for YAML (tuples become lists)."""
-    return {key: list(value) if isinstance(value, tuple) else value for key, value in config_to_dict(config).items()}
+    return {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in config_to_dict(config).items()
+    }
 
 
 def load_study_file(path: str | Path) -> StudyConfig:
@@ -115,7 +130,9 @@ def load_study_file(path: str | Path) -> StudyConfig:
     try:
         values = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"cannot parse study config {path}: {str(exc).splitlines()[0]}; fix the YAML syntax") from None
+        raise ConfigError(
+            f"cannot parse study config {path}: {str(exc).splitlines()[0]}; fix the YAML syntax"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read study config {path}: {exc.strerror}") from None
     values = values or {}

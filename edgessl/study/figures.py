@@ -38,7 +38,9 @@ def curve_grid(
     curves = list(dict.fromkeys(curves or [getattr(cell, curve_by) for cell in cells]))
     columns = min(MAX_COLUMNS, max(1, len(panels)))
     rows = max(1, math.ceil(len(panels) / columns))
-    figure = Figure(figsize=(PANEL_INCHES[0] * columns, PANEL_INCHES[1] * rows), dpi=DPI, layout="constrained")
+    figure = Figure(
+        figsize=(PANEL_INCHES[0] * columns, PANEL_INCHES[1] * rows), dpi=DPI, layout="constrained"
+    )
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for unused in axes[len(panels) :]:
         figure.delaxes(unused)
@@ -60,14 +62,24 @@ def curve_grid(
     return figure
 
 
-def figure_by_method(cells: Sequence[CellResult], protocol: str, methods: Sequence[str] | None = None, backbones: Sequence[str] | None = None) -> Figure:
+def figure_by_method(
+    cells: Sequence[CellResult],
+    protocol: str,
+    methods: Sequence[str] | None = None,
+    backbones: Sequence[str] | None = None,
+) -> Figure:
     """Figure 1: a panel per method, a curve per backbone."""
     figure = curve_grid(cells, protocol, "method", "backbone", methods, backbones)
     figure.suptitle("Accuracy vs pretraining, per method (curves: backbones)")
     return figure
 
 
-def figure_by_backbone(cells: Sequence[CellResult], protocol: str, methods: Sequence[str] | None = None, backbones: Sequence[str] | None = None) -> Figure:
+def figure_by_backbone(
+    cells: Sequence[CellResult],
+    protocol: str,
+    methods: Sequence[str] | None = None,
+    backbones: Sequence[str] | None = None,
+) -> Figure:
     """Figure 2: a panel per backbone, a curve per method."""
     figure = curve_grid(cells, protocol, "backbone", "method", backbones, methods)
     figure.suptitle("Accuracy vs pretraining, per backbone (curves: methods)")

@@ -12,7 +12,9 @@ from pathlib import Path
 from edgessl.registry import Registry
 from edgessl.study.config import StudyConfig, load_study_file
 
-PRESETS: Registry[Callable[[], StudyConfig]] = Registry("study preset", hint="Or pass the path of a YAML study config.")
+PRESETS: Registry[Callable[[], StudyConfig]] = Registry(
+    "study preset", hint="Or pass the path of a YAML study config."
+)
 
 # The reference study's grid (Table 1): its five pretext methods and five backbones.
 STUDY_METHODS = ("rotnet", "mocov2", "splitbrain", "simclr", "byol")

@@ -47,12 +47,17 @@ class CellResult:
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
-        values["curves"] = {protocol: [list(point) for point in curve] for protocol, curve in self.curves.items()}
+        values["curves"] = {
+            protocol: [list(point) for point in curve] for protocol, curve in self.curves.items()
+        }
         return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> CellResult:
-        curves = {protocol: tuple((int(e), float(a)) for e, a in curve) for protocol, curve in values["curves"].items()}
+        curves = {
+            protocol: tuple((int(e), float(a)) for e, a in curve)
+            for protocol, curve in values["curves"].items()
+        }
         return cls(**{**values, "curves": curves})
 
 

@@ -81,7 +81,11 @@ def run_study(
         say(f"[bold][{position}/{len(cells)}] {name}[/]")
         write_cell(run_cell(config, method, backbone, run_dir, console, progress), run_dir)
         outcome.processed.append(name)
-    outcome.cells = [result for result in (read_cell(root / RUNS_DIR / cell_name(m, b)) for m, b in cells) if is_finished(result, config)]
+    outcome.cells = [
+        result
+        for result in (read_cell(root / RUNS_DIR / cell_name(m, b)) for m, b in cells)
+        if is_finished(result, config)
+    ]
     outcome.table, outcome.outputs = render_outputs(outcome.cells, config, root)
     return outcome
 
@@ -121,14 +125,21 @@ def validate_names(config: StudyConfig) -> None:
         PROTOCOLS.get(name).make_options(config.eval_options.get(name, {}))
 
 
-def run_cell(config: StudyConfig, method: str, backbone: str, run_dir: Path, console: Any, progress: bool) -> CellResult:
+def run_cell(
+    config: StudyConfig, method: str, backbone: str, run_dir: Path, console: Any, progress: bool
+) -> CellResult:
     """Train the cell as far as the study asks (resuming), evaluate every checkpoint, measure costs."""
     say = _printer(console)
     state = training_state(run_dir)
     if state is None or not training_done(*state, config):
         where = f"from epoch {state[0]} (step {state[1]})" if state else "from scratch"
         say(f"  pretraining {where} to epoch {config.epochs}")
-        pretrain(train_config(config, method, backbone, run_dir), resume=state is not None, console=console, progress=progress)
+        pretrain(
+            train_config(config, method, backbone, run_dir),
+            resume=state is not None,
+            console=console,
+            progress=progress,
+        )
     curves = {}
     for protocol in config.protocols:
         say(f"  evaluating every checkpoint: {protocol}")
@@ -190,13 +201,25 @@ def evaluate_run(config: StudyConfig, run_dir: Path, protocol: str) -> tuple[tup
         device=config.device,
         **config.eval_options.get(protocol, {}),
     )
-    points = {int(record["epoch"]): float(record["accuracy"]) for record in records if record["protocol"] == protocol}
+    points = {
+        int(record["epoch"]): float(record["accuracy"])
+        for record in records
+        if record["protocol"] == protocol
+    }
     if not points:
-        raise CheckpointError(f"{run_dir} has no checkpoint to evaluate; delete the folder to retrain the cell")
+        raise CheckpointError(
+            f"{run_dir} has no checkpoint to evaluate; delete the folder to retrain the cell"
+        )
     return tuple(sorted(points.items()))
 
 
-def measure_cell(config: StudyConfig, method: str, backbone: str, run_dir: Path, curves: dict[str, tuple[tuple[int, float], ...]]) -> CellResult:
+def measure_cell(
+    config: StudyConfig,
+    method: str,
+    backbone: str,
+    run_dir: Path,
+    curves: dict[str, tuple[tuple[int, float], ...]],
+) -> CellResult:
     """Costs of the final representation plus the trainer's time and energy records."""
     from edgessl.profiling.flops import count_macs
     from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, load_representation
@@ -221,12 +244,18 @@ def measure_cell(config: StudyConfig, method: str, backbone: str, run_dir: Path,
     )
 
 
-def render_outputs(cells: list[CellResult], config: StudyConfig, root: Path) -> tuple[StudyTable, dict[str, Path]]:
+def render_outputs(
+    cells: list[CellResult], config: StudyConfig, root: Path
+) -> tuple[StudyTable, dict[str, Path]]:
     """Table 1 (Markdown, CSV) and Figures 1-2 (PNG) of the finished cells."""
     table = build_table(cells, config.protocol, config.methods, config.backbones)
     outputs = {"table_md": root / TABLE_MD, "table_csv": root / TABLE_CSV}
     outputs["table_md"].write_text(table.to_markdown())
     outputs["table_csv"].write_text(table.to_csv())
-    outputs["figure1"] = save_figure(figure_by_method(cells, config.protocol, config.methods, config.backbones), root / FIGURE_1)
-    outputs["figure2"] = save_figure(figure_by_backbone(cells, config.protocol, config.methods, config.backbones), root / FIGURE_2)
+    outputs["figure1"] = save_figure(
+        figure_by_method(cells, config.protocol, config.methods, config.backbones), root / FIGURE_1
+    )
+    outputs["figure2"] = save_figure(
+        figure_by_backbone(cells, config.protocol, config.methods, config.backbones), root / FIGURE_2
+    )
     return table, outputs

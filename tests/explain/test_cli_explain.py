@@ -17,8 +17,15 @@ def run_folder(tmp_path_factory: pytest.TempPathFactory, stl10_mini_root: Path) 
 
     run = tmp_path_factory.mktemp("explain") / "run"
     config = TrainConfig(
-        method="rotnet", backbone="squeezenet", data="stl10", data_root=str(stl10_mini_root), image_size=32,
-        epochs=1, batch_size=16, max_steps=2, out=str(run),
+        method="rotnet",
+        backbone="squeezenet",
+        data="stl10",
+        data_root=str(stl10_mini_root),
+        image_size=32,
+        epochs=1,
+        batch_size=16,
+        max_steps=2,
+        out=str(run),
     )
     train(config, progress=False)
     return run
@@ -36,7 +43,9 @@ def test_explain_writes_every_picture(run_folder: Path, stl10_mini_root: Path, t
     assert sizes == {"saliency.png": (640, 1640), "retrieval.png": (520, 1340), "confusion.png": (700, 700)}
 
 
-def test_explain_reports_user_errors(run_folder: Path, stl10_mini_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_explain_reports_user_errors(
+    run_folder: Path, stl10_mini_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert stl10(run_folder, stl10_mini_root, "--kind", "salience") == 2
     assert "Did you mean 'saliency'" in capsys.readouterr().err
     assert stl10(run_folder, stl10_mini_root, "--epoch", "7") == 1

@@ -7,7 +7,13 @@ from torch import nn
 
 from edgessl.explain.confusion import confusion_figure, confusion_matrix, top_confusions
 from edgessl.explain.retrieval import nearest_neighbours, pick_queries, retrieval_figure
-from edgessl.explain.saliency import Classifier, fit_linear_head, saliency_figure, select_examples, vanilla_saliency
+from edgessl.explain.saliency import (
+    Classifier,
+    fit_linear_head,
+    saliency_figure,
+    select_examples,
+    vanilla_saliency,
+)
 
 
 def test_select_examples_picks_best_true_positives_and_worst_false_negatives() -> None:
@@ -63,7 +69,12 @@ def test_saliency_figure_has_image_and_overlay_per_example() -> None:
     shown = [ax for ax in figure.axes if ax.images]
     assert len(shown) == 2 * len(examples)
     assert sum(len(ax.images) == 2 for ax in shown) == len(examples)  # overlays: image + map
-    assert {ax.get_title() for ax in shown if ax.get_title()} == {"TP cat p=0.90", "FN cat->dog p=0.20", "TP dog p=0.70", "FN dog->cat p=0.40"}
+    assert {ax.get_title() for ax in shown if ax.get_title()} == {
+        "TP cat p=0.90",
+        "FN cat->dog p=0.20",
+        "TP dog p=0.70",
+        "FN dog->cat p=0.40",
+    }
 
 
 def test_nearest_neighbours_sorted_by_euclidean_distance() -> None:
@@ -84,7 +95,9 @@ def test_retrieval_figure_marks_correct_and_wrong_neighbours() -> None:
     images = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
     indices = torch.tensor([[0, 1, 2], [3, 2, 1]])
     distances = torch.tensor([[0.1, 0.2, 0.3], [0.1, 0.5, 0.9]])
-    figure = retrieval_figure(images[:2], torch.tensor([0, 1]), images, bank_labels, distances, indices, ["cat", "dog"])
+    figure = retrieval_figure(
+        images[:2], torch.tensor([0, 1]), images, bank_labels, distances, indices, ["cat", "dog"]
+    )
     assert len(figure.axes) == 2 * 4
     titles = [ax.get_title() for ax in figure.axes]
     assert titles[:4] == ["query: cat", "cat d=0.10", "dog d=0.20", "cat d=0.30"]

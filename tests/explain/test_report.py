@@ -32,8 +32,12 @@ def context() -> ExplainContext:
     test = subset(load_dataset("shapes10", "test", image_size=32), 100)
     encoder = build_backbone("squeezenet")
     model = Representation(Normalize(train.mean, train.std), encoder, encoder.feature_dim)
-    loaded = LoadedRepresentation(model.eval(), {"method": "none", "backbone": "squeezenet", "epoch": 0, "image_size": 32})
-    return ExplainContext(loaded, train, test, ExplainOptions(per_class=1, neighbours=4, head_epochs=100, device="cpu"))
+    loaded = LoadedRepresentation(
+        model.eval(), {"method": "none", "backbone": "squeezenet", "epoch": 0, "image_size": 32}
+    )
+    return ExplainContext(
+        loaded, train, test, ExplainOptions(per_class=1, neighbours=4, head_epochs=100, device="cpu")
+    )
 
 
 def test_every_kind_writes_its_picture(context: ExplainContext, tmp_path: Path) -> None:
@@ -52,7 +56,9 @@ def test_context_classifier_is_the_representation_plus_head(context: ExplainCont
     with torch.no_grad():
         logits = context.classifier(context.test.images[:5].float() / 255.0)
     torch.testing.assert_close(logits.softmax(1), probabilities[:5], atol=1e-4, rtol=1e-4)
-    train_accuracy = (context.classifier.head(context.train_features).argmax(1) == context.train.labels).float().mean()
+    train_accuracy = (
+        (context.classifier.head(context.train_features).argmax(1) == context.train.labels).float().mean()
+    )
     assert train_accuracy > 0.3  # the head learned something from random features (chance: 0.1)
 
 

@@ -36,8 +36,17 @@ def test_quick_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("EDGESSL_CACHE", str(tmp_path / "cache"))
     data = write_tiny_folder(tmp_path / "tiny", {"unlabeled": 32, "train": 30, "test": 20})
     config = StudyConfig(
-        name="tiny", methods=("rotnet", "simclr"), backbones=("squeezenet",), data=str(data), image_size=32,
-        epochs=2, save_every=1, batch_size=8, protocols=("knn",), eval_options={"knn": {"k": 5}}, out=str(tmp_path / "study"),
+        name="tiny",
+        methods=("rotnet", "simclr"),
+        backbones=("squeezenet",),
+        data=str(data),
+        image_size=32,
+        epochs=2,
+        save_every=1,
+        batch_size=8,
+        protocols=("knn",),
+        eval_options={"knn": {"k": 5}},
+        out=str(tmp_path / "study"),
     )
     real_pretrain, calls = runner.pretrain, []
 
@@ -59,7 +68,9 @@ def test_quick_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert main(["study", str(config_file), "--no-progress"]) == 0
     assert calls == [("rotnet", False), ("simclr", False), ("simclr", False)]  # rotnet was not retrained
     table = (tmp_path / "study" / runner.TABLE_CSV).read_text().splitlines()
-    assert table[0] == "row,squeezenet" and table[1].startswith("rotnet,0.") and table[2].startswith("simclr,0.")
+    assert (
+        table[0] == "row,squeezenet" and table[1].startswith("rotnet,0.") and table[2].startswith("simclr,0.")
+    )
     assert main(["study", str(config_file), "--no-progress"]) == 0
     assert len(calls) == 3
 
@@ -67,7 +78,12 @@ def test_quick_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_wrong_names_and_options_fail_before_any_training(tmp_path: Path) -> None:
     from edgessl.errors import ConfigError, UnknownNameError
 
-    base = dict(methods=("simclr",), backbones=("squeezenet",), protocols=("knn",), out=str(tmp_path / "study"))
+    base = {
+        "methods": ("simclr",),
+        "backbones": ("squeezenet",),
+        "protocols": ("knn",),
+        "out": str(tmp_path / "study"),
+    }
     with pytest.raises(UnknownNameError, match="simclr"):
         runner.run_study(StudyConfig(**{**base, "methods": ("simclrr",)}))
     with pytest.raises(UnknownNameError, match="squeezenet"):

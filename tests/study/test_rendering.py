@@ -15,11 +15,22 @@ from edgessl.study.results import CellResult, read_cell, write_cell
 from edgessl.study.table import build_table
 
 
-def cell(method: str, backbone: str, curve, seconds: float, macs: float, params: int, kwh: float | None = None) -> CellResult:
+def cell(
+    method: str, backbone: str, curve, seconds: float, macs: float, params: int, kwh: float | None = None
+) -> CellResult:
     return CellResult(
-        method=method, backbone=backbone, epochs=curve[-1][0], steps=10 * curve[-1][0], curves={"knn": tuple(curve), "linear": ((curve[-1][0], 0.5),)},
-        train_seconds=seconds, params=params, macs=macs, macs_224=macs * 49, image_size=32,
-        energy_kwh=kwh, co2_kg=None if kwh is None else kwh * 0.42,
+        method=method,
+        backbone=backbone,
+        epochs=curve[-1][0],
+        steps=10 * curve[-1][0],
+        curves={"knn": tuple(curve), "linear": ((curve[-1][0], 0.5),)},
+        train_seconds=seconds,
+        params=params,
+        macs=macs,
+        macs_224=macs * 49,
+        image_size=32,
+        energy_kwh=kwh,
+        co2_kg=None if kwh is None else kwh * 0.42,
     )
 
 
@@ -32,7 +43,9 @@ CELLS = [
 
 
 def test_table_markdown_and_csv_hold_exact_values() -> None:
-    table = build_table(CELLS, "knn", methods=["simclr", "rotnet", "byol"], backbones=["resnet18", "squeezenet"])
+    table = build_table(
+        CELLS, "knn", methods=["simclr", "rotnet", "byol"], backbones=["resnet18", "squeezenet"]
+    )
     markdown = table.to_markdown().splitlines()
     assert markdown[2] == "|  | resnet18 | squeezenet |"
     assert "| simclr | 0.625 | 0.375 |" in markdown
@@ -55,7 +68,11 @@ def test_table_markdown_and_csv_hold_exact_values() -> None:
 def test_figures_have_a_panel_per_method_or_backbone_and_a_curve_per_cell(tmp_path: Path) -> None:
     by_method = figure_by_method(CELLS, "knn")
     assert [ax.get_title() for ax in by_method.axes] == ["simclr", "rotnet", "byol"]
-    assert [[line.get_label() for line in ax.lines] for ax in by_method.axes] == [["resnet18", "squeezenet"], ["resnet18"], ["squeezenet"]]
+    assert [[line.get_label() for line in ax.lines] for ax in by_method.axes] == [
+        ["resnet18", "squeezenet"],
+        ["resnet18"],
+        ["squeezenet"],
+    ]
     assert list(by_method.axes[0].lines[0].get_xdata()) == [1, 2, 3]
     assert list(by_method.axes[0].lines[0].get_ydata()) == [0.25, 0.625, 0.5]
     by_backbone = figure_by_backbone(CELLS, "knn", methods=STUDY_METHODS, backbones=STUDY_BACKBONES)
@@ -78,14 +95,24 @@ def test_cell_result_round_trips_through_its_file(tmp_path: Path) -> None:
 def test_presets_and_yaml_configs(tmp_path: Path) -> None:
     assert {"study-stl10", "study-quick"} <= set(preset_names())
     full = resolve_study("study-stl10")
-    assert len(full.cells()) == 25 and full.image_size == 96 and full.save_every == 5 and full.protocol == "finetune"
+    assert (
+        len(full.cells()) == 25
+        and full.image_size == 96
+        and full.save_every == 5
+        and full.protocol == "finetune"
+    )
     quick = resolve_study("study-quick")
     assert quick.data == "shapes10" and quick.protocol == "knn"
     config_file = tmp_path / "mine.yaml"
-    config_file.write_text("methods: [simclr]\nbackbones: [squeezenet, resnet18]\nepochs: 4\nbatch_sizes: {simclr-resnet18: 8}\nbatch_size: 16\n")
+    config_file.write_text(
+        "methods: [simclr]\nbackbones: [squeezenet, resnet18]\nepochs: 4\nbatch_sizes: {simclr-resnet18: 8}\nbatch_size: 16\n"
+    )
     config = resolve_study(config_file)
     assert config.name == "mine" and config.methods == ("simclr",) and config.epochs == 4
-    assert config.batch_size_for("simclr", "resnet18") == 8 and config.batch_size_for("simclr", "squeezenet") == 16
+    assert (
+        config.batch_size_for("simclr", "resnet18") == 8
+        and config.batch_size_for("simclr", "squeezenet") == 16
+    )
     with pytest.raises(UnknownNameError, match="study-quick"):
         resolve_study("study-quik")
     config_file.write_text("methods: [simclr]\nbackbones: [squeezenet]\nepoch: 4\n")
@@ -97,4 +124,6 @@ def test_presets_and_yaml_configs(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="backbones"):
         study_from_dict({"methods": ["simclr"]})
     with pytest.raises(ConfigError, match="table_protocol"):
-        StudyConfig(methods=("simclr",), backbones=("resnet18",), protocols=("knn",), table_protocol="finetune")
+        StudyConfig(
+            methods=("simclr",), backbones=("resnet18",), protocols=("knn",), table_protocol="finetune"
+        )

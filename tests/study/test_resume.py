@@ -30,7 +30,11 @@ class FakeStudy:
         self.stop_at_epoch: int | None = None  # training "dies" after this epoch
         monkeypatch.setattr(runner, "validate_names", lambda config: None)
         monkeypatch.setattr(runner, "pretrain", self.train)
-        monkeypatch.setattr(runner, "train_config", lambda config, method, backbone, run_dir: (run_dir, config.epochs, config.max_steps))
+        monkeypatch.setattr(
+            runner,
+            "train_config",
+            lambda config, method, backbone, run_dir: (run_dir, config.epochs, config.max_steps),
+        )
         monkeypatch.setattr(runner, "evaluate_run", self.evaluate)
         monkeypatch.setattr(runner, "measure_cell", self.measure)
 
@@ -39,7 +43,9 @@ class FakeStudy:
         self.train_calls.append((run_dir.name, resume, epochs))
         if run_dir.name == self.fail_on:
             raise Interrupted(run_dir.name)
-        step = min(10 * min(epochs, self.stop_at_epoch or epochs), max_steps or 10 * epochs)  # 10 steps per epoch
+        step = min(
+            10 * min(epochs, self.stop_at_epoch or epochs), max_steps or 10 * epochs
+        )  # 10 steps per epoch
         reached = step // 10
         save_checkpoint({"metadata": {"epoch": reached, "step": step}}, run_dir / CHECKPOINT_DIR / LAST)
         if reached < epochs and step != max_steps:
@@ -56,7 +62,12 @@ class FakeStudy:
 
 def config(tmp_path: Path, epochs: int = 2, max_steps: int | None = None) -> StudyConfig:
     return StudyConfig(
-        methods=("simclr", "rotnet"), backbones=("squeezenet",), epochs=epochs, max_steps=max_steps, protocols=("knn",), out=str(tmp_path / "study")
+        methods=("simclr", "rotnet"),
+        backbones=("squeezenet",),
+        epochs=epochs,
+        max_steps=max_steps,
+        protocols=("knn",),
+        out=str(tmp_path / "study"),
     )
 
 
@@ -80,7 +91,9 @@ def test_interrupted_study_skips_finished_cells(tmp_path: Path, monkeypatch: pyt
         assert (tmp_path / "study" / name).is_file()
 
 
-def test_half_trained_cell_resumes_and_trained_cell_is_only_evaluated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_half_trained_cell_resumes_and_trained_cell_is_only_evaluated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake = FakeStudy(monkeypatch)
     fake.stop_at_epoch = 1
     with pytest.raises(Interrupted):
@@ -90,7 +103,10 @@ def test_half_trained_cell_resumes_and_trained_cell_is_only_evaluated(tmp_path: 
     assert fake.train_calls == [("simclr-squeezenet", False, 3), ("simclr-squeezenet", True, 3)]
     assert outcome.processed == ["simclr-squeezenet"] and not outcome.complete
     # rotnet trained fully but its evaluation "crashed": the rerun evaluates without training.
-    save_checkpoint({"metadata": {"epoch": 3, "step": 30}}, tmp_path / "study" / "runs" / "rotnet-squeezenet" / CHECKPOINT_DIR / LAST)
+    save_checkpoint(
+        {"metadata": {"epoch": 3, "step": 30}},
+        tmp_path / "study" / "runs" / "rotnet-squeezenet" / CHECKPOINT_DIR / LAST,
+    )
     outcome = runner.run_study(config(tmp_path, epochs=3))
     assert len(fake.train_calls) == 2 and fake.eval_calls[-1] == ("rotnet-squeezenet", "knn")
     assert outcome.complete
