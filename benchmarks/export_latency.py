@@ -8,7 +8,8 @@ calls, one intra-op thread everywhere (``torch.set_num_threads(1)``; ORT
 kNN accuracy (k = 20, Euclidean majority vote, shapes10 train -> test at 96x96) is
 measured on the features each backend produces.
 
-Encoders are RANDOMLY INITIALISED (seed 0): the trainer did not exist when this ran.
+Encoders are RANDOMLY INITIALISED (seed 0): the trainer did not exist when this ran, and
+SimCLR at 96x96 trains at 5-45 images/s on this CPU, too slow for a few-minute benchmark.
 Random-init features are what kNN sees before pretraining; int8's effect on trained
 features can differ.
 
@@ -124,7 +125,8 @@ def render(rows: list[dict], info: dict) -> str:
         f"Input {SIZE}x{SIZE}, median ms per batch over warmed-up calls (batch 1: {REPEATS[1]} timed after {WARMUP[1]}; "
         f"batch 32: {REPEATS[32]} after {WARMUP[32]}). Speed-ups are eager / backend (>1 = faster). "
         f"kNN: k={K}, Euclidean majority vote, {DATA} train ({info['train']}) -> test ({info['test']}) at {SIZE}x{SIZE}, "
-        "on the features each backend computes. **Encoders are random-init (seed 0)**: the trainer was not available; "
+        "on the features each backend computes. **Encoders are random-init (seed 0)**: the trainer landed after this ran, and SimCLR "
+        "at 96x96 trains at 5-45 images/s on this CPU (benchmarks/results/profile_backbones.md), too slow for a few-minute benchmark; "
         "int8's accuracy cost on trained features may differ.",
         "",
         "int8 = static QDQ, per-channel, activations u8 / weights s8 (U8S8), calibrated on 256 train images. "
