@@ -1,0 +1,34 @@
+"""The demo end to end on a smaller budget: every step runs and every promised file exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from edgessl.demo import STEPS, DemoOptions, DemoStepFailed, run_demo, summary_rows
+
+
+def test_demo_runs_every_step_and_writes_what_it_reports(tmp_path: Path) -> None:
+    options = DemoOptions(minutes=0.1, epochs=1, batch_size=64, out=tmp_path / "runs", export_dir=tmp_path / "exported")
+    console = Console(file=open(tmp_path / "log.txt", "w"), width=140)  # noqa: SIM115 - closed with the test's tmp dir
+    state = run_demo(options, console)
+
+    rows = dict(summary_rows(state))
+    for what in ("pretraining", "knn accuracy", "linear accuracy", "profile", "ONNX parity (fp32)", "int8 vs fp32", "kNN on ONNX Runtime alone"):
+        assert what in rows, f"summary lacks '{what}'"
+    assert "pretrained" in rows["knn accuracy"] and "random init" in rows["knn accuracy"]
+    for what, path in state.paths.items():
+        assert Path(path).exists(), f"{what}: {path} missing"
+    assert state.checkpoint is not None and state.checkpoint.is_file()
+    assert {p.suffix for p in (tmp_path / "exported").iterdir()} >= {".onnx"}
+    assert any(what.startswith("picture") for what in state.paths)
+    log = (tmp_path / "log.txt").read_text()
+    assert all(f"step {i}/{len(STEPS)}" in log for i in range(1, len(STEPS) + 1))
+
+
+def test_a_failing_step_is_named_with_what_to_do(tmp_path: Path) -> None:
+    options = DemoOptions(backbone="not_a_backbone", out=tmp_path / "runs", export_dir=tmp_path / "exported")
+    with pytest.raises(DemoStepFailed, match=r"demo step 'pretrain' failed: unknown backbone 'not_a_backbone'.* — try"):
+        run_demo(options, Console(file=open(tmp_path / "log.txt", "w")))  # noqa: SIM115
