@@ -18,6 +18,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-root", help="where the dataset's files are (overrides the config)")
     parser.add_argument("--device", help="evaluation device, e.g. cpu or cuda:0 (overrides the config)")
     parser.add_argument(
+        "--table-protocol", help="the protocol Table 1 and Figures 1-2 report (one the config evaluates)"
+    )
+    parser.add_argument(
         "--max-cells", type=int, help="train/evaluate at most N unfinished cells in this call"
     )
     parser.add_argument("--list-presets", action="store_true", help="list the built-in studies and exit")
@@ -66,7 +69,11 @@ def run(args: argparse.Namespace) -> int:
     config = resolve_study(args.config).with_out(args.out)
     overrides = {
         key: value
-        for key, value in (("data_root", args.data_root), ("device", args.device))
+        for key, value in (
+            ("data_root", args.data_root),
+            ("device", args.device),
+            ("table_protocol", args.table_protocol),
+        )
         if value is not None
     }
     config = replace(config, **overrides)

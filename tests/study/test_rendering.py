@@ -127,3 +127,18 @@ def test_presets_and_yaml_configs(tmp_path: Path) -> None:
         StudyConfig(
             methods=("simclr",), backbones=("resnet18",), protocols=("knn",), table_protocol="finetune"
         )
+
+
+def test_cli_lists_and_prints_presets(capsys: pytest.CaptureFixture[str]) -> None:
+    from edgessl.cli import main
+
+    assert main(["study", "--list-presets"]) == 0
+    listing = capsys.readouterr().out
+    assert "study-stl10" in listing and "study-quick" in listing
+    assert (
+        main(["study", "study-stl10", "--out", "elsewhere", "--table-protocol", "knn", "--print-config"]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "out: elsewhere" in printed and "table_protocol: knn" in printed
+    assert main(["study", "study-quick", "--table-protocol", "linear"]) == 2
+    assert "not one of protocols" in capsys.readouterr().err
