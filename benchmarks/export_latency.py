@@ -118,20 +118,20 @@ def render(rows: list[dict], info: dict) -> str:
     lines = [
         "# Export latency: PyTorch eager vs ONNX Runtime fp32 vs ONNX Runtime int8",
         "",
-        f"Machine: {info['cpu']}, {info['cores']} logical cores (shared with other jobs: timings are noisy), "
-        f"AVX512-VNNI {'yes' if info['avx512_vnni'] else 'no'}, AVX-VNNI {'yes' if info['avx_vnni'] else 'no'}; "
-        f"torch {info['torch']}, onnxruntime {info['onnxruntime']}; {info['threads']} thread; {info['date']}.",
+        (f"Machine: {info['cpu']}, {info['cores']} logical cores (shared with other jobs: timings are noisy), "
+            f"AVX512-VNNI {'yes' if info['avx512_vnni'] else 'no'}, AVX-VNNI {'yes' if info['avx_vnni'] else 'no'}; "
+            f"torch {info['torch']}, onnxruntime {info['onnxruntime']}; {info['threads']} thread; {info['date']}."),
         "",
-        f"Input {SIZE}x{SIZE}, median ms per batch over warmed-up calls (batch 1: {REPEATS[1]} timed after {WARMUP[1]}; "
-        f"batch 32: {REPEATS[32]} after {WARMUP[32]}). Speed-ups are eager / backend (>1 = faster). "
-        f"kNN: k={K}, Euclidean majority vote, {DATA} train ({info['train']}) -> test ({info['test']}) at {SIZE}x{SIZE}, "
-        "on the features each backend computes. **Encoders are random-init (seed 0)**: the trainer landed after this ran, and SimCLR "
-        "at 96x96 trains at 5-45 images/s on this CPU (benchmarks/results/profile_backbones.md), too slow for a few-minute benchmark; "
-        "int8's accuracy cost on trained features may differ.",
+        (f"Input {SIZE}x{SIZE}, median ms per batch over warmed-up calls (batch 1: {REPEATS[1]} timed after {WARMUP[1]}; "
+            f"batch 32: {REPEATS[32]} after {WARMUP[32]}). Speed-ups are eager / backend (>1 = faster). "
+            f"kNN: k={K}, Euclidean majority vote, {DATA} train ({info['train']}) -> test ({info['test']}) at {SIZE}x{SIZE}, "
+            "on the features each backend computes. **Encoders are random-init (seed 0)**: the trainer landed after this ran, and SimCLR "
+            "at 96x96 trains at 5-45 images/s on this CPU (benchmarks/results/profile_backbones.md), too slow for a few-minute benchmark; "
+            "int8's accuracy cost on trained features may differ."),
         "",
-        "int8 = static QDQ, per-channel, activations u8 / weights s8 (U8S8), calibrated on 256 train images. "
-        "An earlier run of this script with ORT's default S8S8 measured int8 no faster than fp32 on this CPU "
-        "(resnet18 1.00x, squeezenet 0.14x at batch 1): ORT runs S8S8 QDQ on slow paths on x86, U8S8 on VNNI kernels.",
+        ("int8 = static QDQ, per-channel, activations u8 / weights s8 (U8S8), calibrated on 256 train images. "
+            "An earlier run of this script with ORT's default S8S8 measured int8 no faster than fp32 on this CPU "
+            "(resnet18 1.00x, squeezenet 0.14x at batch 1): ORT runs S8S8 QDQ on slow paths on x86, U8S8 on VNNI kernels."),
         "",
         "| backbone | eager@1 | ORT fp32@1 | ORT int8@1 | eager@32 | ORT fp32@32 | ORT int8@32 | fp32/eager @1 | int8/fp32 @1 | int8/fp32 @32 | kNN eager | kNN fp32 | kNN int8 | MB fp32 / int8 | int8 cosine (mean) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
