@@ -4,6 +4,9 @@ Features are standardised with the training split's mean and std before the head
 role of MAE's affine-free BatchNorm in front of its probe): raw features of different
 encoders differ in scale by orders of magnitude, and one Adam learning rate should fit
 them all. Accuracy is measured on the test split after every epoch.
+
+:func:`train_linear_classifier` is the one training loop: the probe, the exported ONNX
+linear head and the saliency classifier all use it and get the trained layer back.
 """
 
 from __future__ import annotations
@@ -37,25 +40,49 @@ def standardizer(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return features.mean(0), features.std(0, unbiased=False).clamp_min(1e-6)
 
 
-def fit_linear_probe(
-    train_features: torch.Tensor,
-    train_labels: torch.Tensor,
-    test_features: torch.Tensor,
-    test_labels: torch.Tensor,
+@dataclass
+class LinearClassifier:
+    """A trained head and, when evaluation data was given, its per-epoch accuracy curve.
+
+    ``head`` maps raw features to logits: the standardisation used while training is
+    folded into its weight and bias, so exporters get a plain ``x W^T + b`` and saliency
+    gradients flow straight to the input. ``batch_size`` is the step actually used
+    (``0`` in the options resolves to the training-set size).
+    """
+
+    head: nn.Linear
+    curve: Curve | None
+    batch_size: int
+
+
+def train_linear_classifier(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
     num_classes: int,
     options: LinearOptions | None = None,
-) -> EvalResult:
-    """Train ``nn.Linear`` with Adam and cross-entropy on fixed features; score every epoch."""
+    eval_x: torch.Tensor | None = None,
+    eval_y: torch.Tensor | None = None,
+) -> LinearClassifier:
+    """Train ``nn.Linear`` with Adam and cross-entropy on fixed features; the one loop for
+    the probe, the exported linear head and the saliency classifier.
+
+    Runs on ``train_x``'s device with its own seeded generator (initialisation and
+    shuffling do not depend on the global RNG). With ``eval_x``/``eval_y`` the head is
+    scored after every epoch. Gradients are enabled inside, as callers may sit in
+    ``no_grad`` (e.g. a lazily built classifier).
+    """
     options = options or LinearOptions()
     if options.epochs < 1:
         raise ConfigError(f"epochs must be at least 1, got {options.epochs}")
-    device = train_features.device
+    device = train_x.device
     generator = torch.Generator().manual_seed(options.seed)
-    x_train, x_test = train_features.float(), test_features.to(device).float()
-    if options.standardize:
-        mean, std = standardizer(x_train)
-        x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
-    y_train = train_labels.to(device)
+    x_train = train_x.float()
+    x_eval = eval_x.to(device).float() if eval_x is not None else None
+    mean, std = standardizer(x_train) if options.standardize else (None, None)
+    if mean is not None:
+        x_train = (x_train - mean) / std
+        x_eval = (x_eval - mean) / std if x_eval is not None else None
+    y_train = train_y.to(device).long()
     head = nn.Linear(x_train.shape[1], num_classes)
     with torch.no_grad():  # seeded initialisation, independent of global RNG state
         bound = 1.0 / x_train.shape[1] ** 0.5
@@ -64,17 +91,50 @@ def fit_linear_probe(
     head.to(device)
     optimizer = torch.optim.Adam(head.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     step = options.batch_size if options.batch_size > 0 else len(x_train)
-    curve = Curve(test_labels)
-    for _ in range(options.epochs):
-        head.train()
-        for index in torch.randperm(len(x_train), generator=generator).to(device).split(step):
-            loss = nn.functional.cross_entropy(head(x_train[index]), y_train[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        with torch.no_grad():
-            curve.record(head.eval()(x_test).argmax(1))
-    return curve.result("linear", lr=options.lr, batch_size=step, standardize=options.standardize)
+    curve = Curve(eval_y) if x_eval is not None and eval_y is not None else None
+    with torch.enable_grad():
+        for _ in range(options.epochs):
+            head.train()
+            for index in torch.randperm(len(x_train), generator=generator).to(device).split(step):
+                loss = nn.functional.cross_entropy(head(x_train[index]), y_train[index])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            if curve is not None:
+                with torch.no_grad():
+                    curve.record(head.eval()(x_eval).argmax(1))
+    return LinearClassifier(_folded(head, mean, std), curve, step)
+
+
+def _folded(head: nn.Linear, mean: torch.Tensor | None, std: torch.Tensor | None) -> nn.Linear:
+    """``head`` applied to ``(x - mean) / std`` as one layer on raw ``x``:
+    ``W z + b = (W / std) x + (b - (W / std) mean)``."""
+    if mean is None or std is None:
+        return head.eval()
+    folded = nn.Linear(head.in_features, head.out_features).to(head.weight.device)
+    with torch.no_grad():
+        folded.weight.copy_(head.weight / std)
+        folded.bias.copy_(head.bias - folded.weight @ mean)
+    return folded.eval()
+
+
+def fit_linear_probe(
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_features: torch.Tensor,
+    test_labels: torch.Tensor,
+    num_classes: int,
+    options: LinearOptions | None = None,
+) -> EvalResult:
+    """The linear-probe protocol: train the head, report test accuracy per epoch (max and final)."""
+    options = options or LinearOptions()
+    trained = train_linear_classifier(
+        train_features, train_labels, num_classes, options, test_features, test_labels
+    )
+    assert trained.curve is not None  # evaluation data was given
+    return trained.curve.result(
+        "linear", lr=options.lr, batch_size=trained.batch_size, standardize=options.standardize
+    )
 
 
 def run_linear(

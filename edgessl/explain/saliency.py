@@ -16,6 +16,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from edgessl.evaluation.linear import LinearOptions, train_linear_classifier
 from edgessl.explain.pictures import to_hwc
 
 
@@ -40,51 +41,15 @@ def fit_linear_head(
     batch_size: int | None = None,
     seed: int = 0,
 ) -> nn.Linear:
-    """A linear classifier on frozen features (Adam, cross-entropy).
+    """The evaluation probe's head (:func:`~edgessl.evaluation.linear.train_linear_classifier`)
+    with saliency's defaults; ``head(features)`` works on raw features (standardisation folded in).
 
     ``batch_size`` None trains full-batch: the problem is convex and small (thousands of
-    feature vectors), and a few hundred full-batch steps cost less than many tiny ones.
-
-    Features are standardised while training (raw SSL features differ in scale by orders
-    of magnitude between backbones) and the standardisation is folded into the returned
-    layer, so ``head(features)`` works on raw features and gradients flow to the input.
+    feature vectors), and a few hundred full-batch steps at a larger learning rate cost
+    less than many tiny ones.
     """
-    features = features.float()
-    mean = features.mean(0)
-    std = features.std(0).clamp_min(1e-6)
-    standardised = (features - mean) / std
-    generator = torch.Generator().manual_seed(seed)
-    head = nn.Linear(features.shape[1], num_classes)
-    with torch.no_grad():
-        head.weight.normal_(0.0, 0.01, generator=generator)
-        head.bias.zero_()
-    optimizer = torch.optim.Adam(head.parameters(), lr=lr)
-    with torch.enable_grad():  # callers may be inside no_grad (e.g. a lazily built classifier)
-        _fit(head, optimizer, standardised, labels, epochs, batch_size or len(features), generator)
-    folded = nn.Linear(features.shape[1], num_classes)
-    with torch.no_grad():
-        folded.weight.copy_(head.weight / std)
-        folded.bias.copy_(head.bias - folded.weight @ mean)
-    return folded.eval()
-
-
-def _fit(
-    head: nn.Linear,
-    optimizer: torch.optim.Optimizer,
-    features: torch.Tensor,
-    labels: torch.Tensor,
-    epochs: int,
-    batch_size: int,
-    generator: torch.Generator,
-) -> None:
-    for _ in range(epochs):
-        order = torch.randperm(len(features), generator=generator)
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            loss = nn.functional.cross_entropy(head(features[batch]), labels[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    options = LinearOptions(epochs=epochs, lr=lr, batch_size=batch_size or 0, seed=seed)
+    return train_linear_classifier(features, labels, num_classes, options).head
 
 
 def vanilla_saliency(

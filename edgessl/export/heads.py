@@ -93,36 +93,12 @@ def linear_head(encoder: onnx.ModelProto, weight: np.ndarray, bias: np.ndarray) 
 
 
 def train_linear_head(features: np.ndarray, labels: np.ndarray, num_classes: int, epochs: int = 100, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A linear layer trained with Adam on frozen features, as the evaluation probe trains it.
-
-    Uses :mod:`edgessl.evaluation.linear`'s options and standardiser; returns ``(W (D, C),
-    b (C,))`` acting on raw features (standardisation folded in). The probe itself
-    returns only accuracies, not its head, so the short loop lives here.
-    """
+    """The evaluation probe's head (:func:`~edgessl.evaluation.linear.train_linear_classifier`,
+    default options) as ``(W (D, C), b (C,))`` float32 arrays on raw features, ready for ``Gemm``."""
     import torch
-    from torch import nn
 
-    from edgessl.evaluation.linear import LinearOptions, standardizer
+    from edgessl.evaluation.linear import LinearOptions, train_linear_classifier
 
     options = LinearOptions(epochs=epochs, seed=seed)
-    generator = torch.Generator().manual_seed(options.seed)
-    x = torch.from_numpy(features).float()
-    y = torch.from_numpy(labels).long()
-    mean, std = standardizer(x)
-    z = (x - mean) / std
-    head = nn.Linear(z.shape[1], num_classes)
-    with torch.no_grad():
-        bound = 1.0 / z.shape[1] ** 0.5
-        head.weight.copy_(torch.rand(head.weight.shape, generator=generator) * 2 * bound - bound)
-        head.bias.zero_()
-    optimizer = torch.optim.Adam(head.parameters(), lr=options.lr, weight_decay=options.weight_decay)
-    for _ in range(options.epochs):
-        for index in torch.randperm(len(z), generator=generator).split(options.batch_size):
-            loss = nn.functional.cross_entropy(head(z[index]), y[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    with torch.no_grad():
-        weight = (head.weight / std).T  # (D, C): W z + b = (W / std) x + (b - W mean / std)
-        bias = head.bias - (head.weight * (mean / std)).sum(1)
-    return weight.numpy().astype(np.float32), bias.numpy().astype(np.float32)
+    head = train_linear_classifier(torch.from_numpy(features), torch.from_numpy(labels), num_classes, options).head
+    return head.weight.detach().T.numpy().astype(np.float32), head.bias.detach().numpy().astype(np.float32)
