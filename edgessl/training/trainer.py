@@ -322,12 +322,19 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, resume: bool, console: Console, progress: bool) -> None:
         from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs
 
         self.console = console
         self.show_progress = progress
         set_deterministic(config.deterministic)
         try:
-            self.accelerator = Accelerator(mixed_precision=config.precision, gradient_accumulation_steps=config.grad_accum)
+            self.accelerator = Accelerator(
+                mixed_precision=config.precision,
+                gradient_accumulation_steps=config.grad_accum,
+                # Methods keep cross-process state consistent themselves (MoCo enqueues every
+                # process's keys); DDP's default would broadcast its 32 MB queue every step.
+                kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
+            )
         except (ValueError, RuntimeError) as exc:
             raise ConfigError(f"cannot train with precision '{config.precision}' here: {str(exc).splitlines()[0]}; try --precision no") from None
         self.method_config = resolve_method_config(config)
