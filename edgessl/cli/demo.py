@@ -18,8 +18,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--method", default="simclr", help="pretraining method (default: simclr)")
     parser.add_argument("--backbone", default="shufflenetv2", help="encoder (default: shufflenetv2, the study's x0.5)")
     parser.add_argument("--image-size", type=int, default=32, help="image side in pixels (default: 32)")
-    parser.add_argument("--minutes", type=float, default=2.0, help="pretraining budget in minutes (default: 2)")
-    parser.add_argument("--epochs", type=int, default=4, help="pretraining schedule length; --minutes may stop it earlier (default: 4)")
+    parser.add_argument("--minutes", type=float, default=3.0, help="pretraining budget in minutes (default: 3)")
+    parser.add_argument("--epochs", type=int, default=10, help="pretraining schedule length; --minutes may stop it earlier (default: 10)")
+    parser.add_argument("--knn-k", type=int, default=20, help="neighbours for the kNN evaluations (default: 20)")
     parser.add_argument("--batch-size", type=int, default=128, help="pretraining batch size (default: 128)")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder root (default: runs/demo)")
     parser.add_argument("--export-dir", type=Path, default=Path("exported"), help="ONNX output folder (default: exported/)")
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         image_size=args.image_size,
         minutes=args.minutes,
         epochs=args.epochs,
+        knn_k=args.knn_k,
         batch_size=args.batch_size,
         out=args.out,
         export_dir=args.export_dir,
