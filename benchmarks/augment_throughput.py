@@ -24,7 +24,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from torchvision.transforms import v2
 
 from edgessl.augment import byol_views, mocov2_view, simclr_view
 from edgessl.augment.functional import blur_kernel_size
+from edgessl.profiling.device_peak import cpu_model
 
 RESULTS = Path(__file__).parent / "results"
 NAME = "augment_throughput"
@@ -126,14 +126,7 @@ def median_seconds(contenders: dict[str, Pipeline], repeats: int, device: torch.
 
 
 def machine(device: torch.device) -> dict[str, object]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    cpu = cpu_model()
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),

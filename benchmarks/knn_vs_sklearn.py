@@ -35,6 +35,7 @@ import torch
 from sklearn.neighbors import KNeighborsClassifier
 
 from edgessl.evaluation import knn_predict
+from edgessl.profiling.device_peak import cpu_model
 
 BANK, QUERIES, CLASSES = 5_000, 8_000, 10
 DIMS = (512, 1024)
@@ -128,14 +129,7 @@ def run_case(kind: str, dim: int, k: int) -> Case:
 
 
 def machine() -> dict[str, str]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    cpu = cpu_model()
     return {
         "cpu": cpu,
         "cores": str(os.cpu_count()),

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 from edgessl.backbones import build_backbone
 from edgessl.data import load_dataset
 from edgessl.data.synthetic import generate_split
+from edgessl.profiling.device_peak import cpu_model
 
 K = 20
 SIZES = (32, 64)
@@ -65,14 +65,7 @@ def generation_seconds(size: int) -> float:
 
 
 def machine() -> dict[str, object]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    cpu = cpu_model()
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),

@@ -23,7 +23,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -37,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from edgessl.augment.views import ViewAugment
+from edgessl.profiling.device_peak import cpu_model
 from edgessl.training.config import TrainConfig
 from edgessl.training.trainer import Trainer, epoch_permutation
 
@@ -152,7 +152,7 @@ def measure(steps: dict[str, Callable[[], None]], rounds: int, batch: int) -> di
 
 
 def machine() -> dict[str, object]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    cpu = cpu_model()
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),

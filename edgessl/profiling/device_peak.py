@@ -20,6 +20,7 @@ default PyTorch float32 run.
 
 from __future__ import annotations
 
+import platform
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,12 @@ def read_cpu_features() -> CpuFeatures | None:
     except OSError:
         return None
     return features if features.clock_mhz > 0 and features.flags else None
+
+
+def cpu_model() -> str:
+    """The CPU's model name, for the machine line every benchmark result carries."""
+    features = read_cpu_features()
+    return features.model if features is not None else (platform.processor() or "unknown CPU")
 
 
 def cpu_peak_macs_per_second(features: CpuFeatures, cores: int) -> float | None:
