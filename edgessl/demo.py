@@ -80,7 +80,8 @@ def _pretrain(state: DemoState, console: Console) -> None:
         epochs=o.epochs,
         batch_size=o.batch_size,
         save_every=o.epochs,
-        out=str(o.out / f"{o.method}-{o.backbone}"),
+        # A fresh folder per demo, so running it again never collides with (or deletes) a previous run.
+        out=str(o.out / f"{o.method}-{o.backbone}-{time.strftime('%Y%m%d-%H%M%S')}"),
         seed=o.seed,
         time_budget_s=o.minutes * 60,
         method_overrides=SHORT_SCHEDULE_OVERRIDES.get(o.method, {}),
