@@ -33,8 +33,10 @@ from edgessl.registry import Registry
 DEFAULT_MEMORY_BUDGET = 512 * 2**20  # bytes per query chunk; fits a laptop GPU and any CPU
 
 # (queries (c, D), bank (N, D), bank_labels (N,), k, num_classes, temperature) -> (c,) int64
-ChunkVote = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int, int, float], torch.Tensor]
-KNN_METRICS: Registry[ChunkVote] = Registry("kNN metric")
+Voter = Callable[[torch.Tensor], torch.Tensor]  # a chunk of queries -> their predicted classes
+# (bank, bank_labels, k, num_classes, temperature) -> Voter; per-bank work is done once, not per chunk
+VoterFactory = Callable[[torch.Tensor, torch.Tensor, int, int, float], Voter]
+KNN_METRICS: Registry[VoterFactory] = Registry("kNN metric")
 
 
 @dataclass
@@ -59,13 +61,8 @@ def queries_per_chunk(bank_size: int, k: int, num_classes: int, memory_budget_by
 
 @KNN_METRICS.register("euclidean")
 def euclidean_majority_vote(
-    queries: torch.Tensor,
-    bank: torch.Tensor,
-    bank_labels: torch.Tensor,
-    k: int,
-    num_classes: int,
-    temperature: float,
-) -> torch.Tensor:
+    bank: torch.Tensor, bank_labels: torch.Tensor, k: int, num_classes: int, temperature: float
+) -> Voter:
     """Majority vote of the k Euclidean-nearest bank features; ties go to the nearest member.
 
     Squared distance ``|q|^2 + |b|^2 - 2 q.b`` ranks neighbours like ``|b|^2 - 2 q.b``
@@ -73,32 +70,37 @@ def euclidean_majority_vote(
     no sorting: the tie-break uses each class's smallest distance among them.
     """
     del temperature  # unweighted vote
-    partial = torch.addmm((bank * bank).sum(1), queries, bank.T, beta=1.0, alpha=-2.0)
-    distances, neighbours = partial.topk(k, dim=1, largest=False, sorted=False)
-    votes_for = bank_labels[neighbours]  # (c, k)
-    counts = torch.zeros(len(queries), num_classes, dtype=torch.int64, device=queries.device)
-    counts.scatter_add_(1, votes_for, torch.ones_like(votes_for))
-    nearest = torch.full(counts.shape, float("inf"), dtype=distances.dtype, device=queries.device)
-    nearest.scatter_reduce_(1, votes_for, distances, reduce="amin")
-    nearest.masked_fill_(counts < counts.amax(1, keepdim=True), float("inf"))  # only the tied leaders compete
-    return nearest.argmin(1)
+    squared_norms = (bank * bank).sum(1)
+
+    def vote(queries: torch.Tensor) -> torch.Tensor:
+        partial = torch.addmm(squared_norms, queries, bank.T, beta=1.0, alpha=-2.0)
+        distances, neighbours = partial.topk(k, dim=1, largest=False, sorted=False)
+        votes_for = bank_labels[neighbours]  # (c, k)
+        counts = torch.zeros(len(queries), num_classes, dtype=torch.int64, device=queries.device)
+        counts.scatter_add_(1, votes_for, torch.ones_like(votes_for))
+        nearest = torch.full(counts.shape, float("inf"), dtype=distances.dtype, device=queries.device)
+        nearest.scatter_reduce_(1, votes_for, distances, reduce="amin")
+        nearest.masked_fill_(counts < counts.amax(1, keepdim=True), float("inf"))  # only the tied leaders compete
+        return nearest.argmin(1)
+
+    return vote
 
 
 @KNN_METRICS.register("cosine")
 def cosine_weighted_vote(
-    queries: torch.Tensor,
-    bank: torch.Tensor,
-    bank_labels: torch.Tensor,
-    k: int,
-    num_classes: int,
-    temperature: float,
-) -> torch.Tensor:
+    bank: torch.Tensor, bank_labels: torch.Tensor, k: int, num_classes: int, temperature: float
+) -> Voter:
     """Vote of the k most cosine-similar bank features, each weighted by ``exp(sim / T)``."""
-    similarity = F.normalize(queries, dim=1) @ F.normalize(bank, dim=1).T
-    top = similarity.topk(k, dim=1, largest=True, sorted=True)
-    scores = torch.zeros(len(queries), num_classes, dtype=similarity.dtype, device=queries.device)
-    scores.scatter_add_(1, bank_labels[top.indices], (top.values / temperature).exp())
-    return scores.argmax(1)
+    unit_bank = F.normalize(bank, dim=1)
+
+    def vote(queries: torch.Tensor) -> torch.Tensor:
+        similarity = F.normalize(queries, dim=1) @ unit_bank.T
+        top = similarity.topk(k, dim=1, largest=True, sorted=True)
+        scores = torch.zeros(len(queries), num_classes, dtype=similarity.dtype, device=queries.device)
+        scores.scatter_add_(1, bank_labels[top.indices], (top.values / temperature).exp())
+        return scores.argmax(1)
+
+    return vote
 
 
 def knn_predict(
@@ -116,7 +118,7 @@ def knn_predict(
     Runs on the device of ``train_features`` (the bank); test features are moved there
     one chunk at a time. ``k`` larger than the bank uses the whole bank.
     """
-    vote = KNN_METRICS.get(metric)
+    vote_with = KNN_METRICS.get(metric)
     if k < 1:
         raise ConfigError(f"k must be at least 1, got {k}")
     if temperature <= 0:
@@ -145,10 +147,8 @@ def knn_predict(
     labels = train_labels.to(device=device, dtype=torch.int64)
     k = min(k, len(bank))
     rows = queries_per_chunk(len(bank), k, num_classes, memory_budget_bytes)
-    predictions = [
-        vote(chunk.to(device).float(), bank, labels, k, num_classes, temperature).to(test_features.device)
-        for chunk in test_features.split(rows)
-    ]
+    vote = vote_with(bank, labels, k, num_classes, temperature)
+    predictions = [vote(chunk.to(device).float()).to(test_features.device) for chunk in test_features.split(rows)]
     return (
         torch.cat(predictions)
         if predictions

@@ -34,8 +34,9 @@ MEMORY_BUDGET = 256 * 2**20  # bytes of distance matrix per query chunk
 RIDGE_ALPHA = 1.0  # ridge penalty on standardised features (per-feature variance 1)
 
 # (queries (c, D), bank (N, D), bank_labels (N,), k, num_classes) -> (c,) int64
-Vote = Callable[[np.ndarray, np.ndarray, np.ndarray, int, int], np.ndarray]
-VOTES: Registry[Vote] = Registry("kNN metric")
+Voter = Callable[[np.ndarray], np.ndarray]  # a chunk of queries -> their predicted classes
+# (bank, bank_labels, k, num_classes) -> Voter; per-bank work is done once, not per chunk
+VOTES: Registry[Callable[[np.ndarray, np.ndarray, int, int], Voter]] = Registry("kNN metric")
 COSINE_TEMPERATURE = 0.1
 
 
@@ -108,11 +109,16 @@ def latency_ms(session: Any, batch_size: int, image_size: int, repeats: int = 20
 
 
 @VOTES.register("euclidean")
-def euclidean_majority_vote(queries: np.ndarray, bank: np.ndarray, bank_labels: np.ndarray, k: int, num_classes: int) -> np.ndarray:
+def euclidean_majority_vote(bank: np.ndarray, bank_labels: np.ndarray, k: int, num_classes: int) -> Voter:
     """Majority vote of the k nearest by Euclidean distance; ties go to the class with the nearest member."""
-    partial = (bank * bank).sum(1)[None, :] - 2.0 * (queries @ bank.T)
-    neighbours = np.argsort(partial, axis=1, kind="stable")[:, :k]
-    return tie_broken_vote(bank_labels[neighbours], k, num_classes)
+    squared_norms = (bank * bank).sum(1)[None, :]
+
+    def vote(queries: np.ndarray) -> np.ndarray:
+        partial = squared_norms - 2.0 * (queries @ bank.T)
+        neighbours = np.argsort(partial, axis=1, kind="stable")[:, :k]
+        return tie_broken_vote(bank_labels[neighbours], k, num_classes)
+
+    return vote
 
 
 def tie_broken_vote(votes_for: np.ndarray, k: int, num_classes: int) -> np.ndarray:
@@ -125,24 +131,31 @@ def tie_broken_vote(votes_for: np.ndarray, k: int, num_classes: int) -> np.ndarr
     return (counts * (k + 1) - first_rank).argmax(1)
 
 
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 @VOTES.register("cosine")
-def cosine_weighted_vote(queries: np.ndarray, bank: np.ndarray, bank_labels: np.ndarray, k: int, num_classes: int) -> np.ndarray:
+def cosine_weighted_vote(bank: np.ndarray, bank_labels: np.ndarray, k: int, num_classes: int) -> Voter:
     """The k most cosine-similar vote with weight ``exp(sim / T)`` (InstDisc's protocol)."""
-    unit_q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-    unit_b = bank / np.maximum(np.linalg.norm(bank, axis=1, keepdims=True), 1e-12)
-    similarity = unit_q @ unit_b.T
-    top = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
-    weights = np.exp(np.take_along_axis(similarity, top, axis=1) / COSINE_TEMPERATURE)
-    scores = np.zeros((len(queries), num_classes), dtype=np.float64)
-    np.add.at(scores, (np.arange(len(queries))[:, None], bank_labels[top]), weights)
-    return scores.argmax(1)
+    unit_bank = _unit_rows(bank)
+
+    def vote(queries: np.ndarray) -> np.ndarray:
+        similarity = _unit_rows(queries) @ unit_bank.T
+        top = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+        weights = np.exp(np.take_along_axis(similarity, top, axis=1) / COSINE_TEMPERATURE)
+        scores = np.zeros((len(queries), num_classes), dtype=np.float64)
+        np.add.at(scores, (np.arange(len(queries))[:, None], bank_labels[top]), weights)
+        return scores.argmax(1)
+
+    return vote
 
 
 def knn_predict(
     bank: np.ndarray, bank_labels: np.ndarray, queries: np.ndarray, num_classes: int, k: int = 200, metric: str = "euclidean"
 ) -> np.ndarray:
     """Predicted class of every query, in chunks sized from a memory budget (any number of queries)."""
-    vote = VOTES.get(metric)
+    vote_with = VOTES.get(metric)
     if k < 1:
         raise ConfigError(f"k must be at least 1, got {k}")
     if len(bank) == 0:
@@ -150,7 +163,8 @@ def knn_predict(
     bank = bank.astype(np.float32, copy=False)
     k = min(k, len(bank))
     rows = max(1, MEMORY_BUDGET // (3 * 8 * len(bank)))
-    chunks = [vote(queries[start : start + rows].astype(np.float32, copy=False), bank, bank_labels, k, num_classes) for start in range(0, len(queries), rows)]
+    vote = vote_with(bank, bank_labels, k, num_classes)
+    chunks = [vote(queries[start : start + rows].astype(np.float32, copy=False)) for start in range(0, len(queries), rows)]
     return np.concatenate(chunks) if chunks else np.empty(0, dtype=np.int64)
 
 
