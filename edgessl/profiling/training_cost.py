@@ -21,17 +21,9 @@ import torch
 from edgessl.methods.base import Method
 from edgessl.profiling.energy import EnergyMeter, EnergyReport
 from edgessl.profiling.latency import torch_threads
+from edgessl.training.optim import build_optimizer
 
 STL10_PRETEXT_IMAGES = 100_000  # STL-10's unlabelled split, the study's pretext set
-
-# torch optimisers by the names methods use. Others (LARS is not in torch) are timed as
-# SGD: LARS costs one SGD step plus a per-layer norm ratio, small beside forward/backward.
-_TIMING_OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "sgd": torch.optim.SGD,
-}
-
 
 @dataclass
 class TrainingCost:
@@ -79,21 +71,10 @@ class TrainingCost:
         return values
 
 
-def timing_optimizer(name: str, parameters: Any, lr: float) -> torch.optim.Optimizer:
-    """A torch optimiser with the cost of the method's (see ``_TIMING_OPTIMIZERS``)."""
-    return _TIMING_OPTIMIZERS.get(name, torch.optim.SGD)(parameters, lr=lr)
-
-
-def timing_optimizer_label(name: str) -> str:
-    """What the report says was timed for the method's optimiser ``name``."""
-    return name if name in _TIMING_OPTIMIZERS else f"{name} (timed as sgd)"
-
-
 def time_training_steps(model: Method, images: torch.Tensor, steps: int, warmup: int, meter: EnergyMeter) -> None:
     """Run ``warmup`` then ``steps`` trainer steps of ``model`` on ``images``; ``meter`` spans the timed ones."""
     model.train()
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = timing_optimizer(model.config.optimizer.name, parameters, lr=1e-4)
+    optimizer = build_optimizer(model, model.config.optimizer, len(images))  # the trainer's, LARS included
     total = max(warmup + steps, 1)
 
     def step(index: int) -> None:
@@ -151,7 +132,7 @@ def measure_training_throughput(
         warmup=warmup,
         threads=threads,
         device=str(device),
-        optimizer=timing_optimizer_label(model.config.optimizer.name),
+        optimizer=model.config.optimizer.name,
         images_per_second=images_per_second,
         epochs=epochs,
         energy_per_epoch=measured.scaled(epoch_scale),
