@@ -38,7 +38,8 @@ from torchvision.transforms import v2
 from edgessl.augment.views import ViewAugment
 from edgessl.profiling.device_peak import cpu_model
 from edgessl.training.config import TrainConfig
-from edgessl.training.trainer import Trainer, epoch_permutation
+from edgessl.training.sampling import epoch_permutation
+from edgessl.training.trainer import Trainer
 
 RESULTS = Path(__file__).parent / "results"
 NAME = "train_throughput"

@@ -22,11 +22,16 @@ class UnknownNameError(EdgesslError, KeyError):
 
     exit_code = 2
 
-    def __init__(self, kind: str, name: str, choices: Iterable[str], hint: str = "") -> None:
+    def __init__(self, kind: str, name: str, choices: Iterable[str], hint: str = "", listed: int | None = None) -> None:
+        """``listed`` caps the names shown to the closest few (for catalogues like timm's ~1,300 models)."""
         self.kind, self.name, self.choices = kind, name, sorted(choices)
-        close = difflib.get_close_matches(name, self.choices, n=1, cutoff=0.4)
+        close = difflib.get_close_matches(name, self.choices, n=max(listed or 1, 1), cutoff=0.4)
         suggestion = f" Did you mean '{close[0]}'?" if close else ""
-        message = f"unknown {kind} '{name}'.{suggestion} Choose from: {', '.join(self.choices)}."
+        if listed is None:
+            message = f"unknown {kind} '{name}'.{suggestion} Choose from: {', '.join(self.choices)}."
+        else:
+            nearest = f" Closest: {', '.join(close)}." if close else ""
+            message = f"unknown {kind} '{name}'.{nearest}"
         super().__init__(message + (f" {hint}" if hint else ""))
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
@@ -45,6 +50,10 @@ class ConfigError(EdgesslError):
     """An invalid combination of options or a malformed config file."""
 
     exit_code = 2
+
+
+class DiskFullError(EdgesslError):
+    """A write failed for lack of space (or quota); what was written before is intact."""
 
 
 class TrainingDiverged(EdgesslError):

@@ -45,8 +45,9 @@ def build_timm_encoder(model_name: str, in_channels: int = 3, registered_as: str
         raise UnknownNameError(
             "timm model",
             model_name,
-            timm.list_models(f"*{model_name[:4]}*")[:20] or timm.list_models()[:20],
-            hint="List them with: python -c \"import timm; print(timm.list_models())\"",
+            timm.list_models(),
+            hint="List them all with: python -c \"import timm; print(timm.list_models())\"",
+            listed=5,
         )
     model = timm.create_model(model_name, pretrained=False, num_classes=0, in_chans=in_channels)
     name = registered_as or f"timm:{model_name}"

@@ -3,15 +3,17 @@
 Configuration precedence: command-line flags over a ``--config`` YAML file over the
 method's paper defaults; ``--set KEY=VALUE`` changes a field of the method's config
 (``--set temperature=0.2``, ``--set optimizer.name=lars``). ``--resume`` continues the
-run in ``--out`` from its ``last.pt`` and, without ``--config``, starts from the run's
-own ``config.yaml`` (without its ``max_steps``/``time_budget_s``: give them again). ``--print-config`` prints the resolved configuration and exits.
+run in ``--out`` from its newest checkpoint and, without ``--config``, starts from the run's
+own ``config.yaml`` (without its ``max_steps``/``time_budget_s``: give them again); it may
+change only ``--epochs``, ``--save-every``, ``--data-root``, ``--deterministic`` and those
+limits (see :mod:`edgessl.training.resolve`). ``--print-config`` prints the resolved
+configuration and exits.
 Several GPUs: ``accelerate launch -m edgessl train ...``.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 # (TrainConfig field, flag, type, help); `None` defaults so the YAML file and the run's config.yaml show through
 FLAGS = (
@@ -22,8 +24,18 @@ FLAGS = (
     ("split", "--split", str, "pretext split (default unlabeled)"),
     ("image_size", "--image-size", int, "training image size (default: the dataset's native size)"),
     ("epochs", "--epochs", int, "epochs over the pretext split (default 100)"),
-    ("batch_size", "--batch-size", int, "global batch per optimiser step (default: the method's paper value)"),
-    ("lr", "--lr", float, "learning rate for the method's reference batch size, scaled linearly with --batch-size"),
+    (
+        "batch_size",
+        "--batch-size",
+        int,
+        "global batch per optimiser step (default: the method's paper value)",
+    ),
+    (
+        "lr",
+        "--lr",
+        float,
+        "learning rate for the method's reference batch size, scaled linearly with --batch-size",
+    ),
     ("save_every", "--save-every", int, "keep a checkpoint every N epochs (default 5), plus last.pt"),
     ("out", "--out", str, "run folder (default runs/{method}-{backbone})"),
     ("seed", "--seed", int, "random seed (default 0)"),
@@ -32,9 +44,6 @@ FLAGS = (
     ("max_steps", "--max-steps", int, "stop after this many optimiser steps in all (smoke runs)"),
     ("time_budget_s", "--time-budget", float, "stop and save after this many seconds of training in all"),
 )
-
-
-PER_CALL_LIMITS = ("max_steps", "time_budget_s")  # not taken from a run's config.yaml on --resume
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -47,90 +56,63 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     for dest, flag, kind, text in FLAGS:
         parser.add_argument(flag, dest=dest, type=kind, help=text)
-    parser.add_argument("--deterministic", action="store_true", default=None, help="deterministic kernels (exact resumes; slower on GPU)")
-    parser.add_argument("--config", metavar="FILE.yaml", help="a YAML file of train options (e.g. a run's config.yaml)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a method config field, e.g. temperature=0.2 (repeatable)")
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        default=None,
+        help="deterministic kernels (exact resumes; slower on GPU)",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE.yaml", help="a YAML file of train options (e.g. a run's config.yaml)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a method config field, e.g. temperature=0.2 (repeatable)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved configuration as YAML and exit")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (it is also off when output is not a terminal)")
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the resolved configuration as YAML and exit"
+    )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (it is also off when output is not a terminal)",
+    )
     parser.set_defaults(handler=run)
 
 
-def parse_sets(items: list[str]) -> dict[str, Any]:
-    """``["temperature=0.2", "optimizer.name=lars"]`` -> typed values (YAML scalars: numbers, booleans, lists)."""
-    import yaml
+def requested(args: argparse.Namespace):  # -> TrainConfig
+    """The typed config the flags, ``--config`` and ``--set`` ask for (resolution lives in the library)."""
+    from edgessl.training.resolve import requested_config
 
-    from edgessl.errors import ConfigError
-
-    values: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects KEY=VALUE, got '{item}'")
-        values[key.strip()] = yaml.safe_load(text)
-    return values
-
-
-def read_yaml(path: str) -> dict[str, Any]:
-    from pathlib import Path
-
-    import yaml
-
-    from edgessl.errors import ConfigError
-
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"config file not found: {file}")
-    try:
-        values = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"{file} must hold a mapping of train options (method: simclr, epochs: 100, ...)")
-    return values
-
-
-def build_config(args: argparse.Namespace):  # -> TrainConfig
-    """Flags over ``--config`` (or, when resuming, the run's config.yaml) over defaults."""
-    from pathlib import Path
-
-    from edgessl.training.config import TrainConfig, config_from_dict
-    from edgessl.training.trainer import CONFIG_FILE
-
-    flags = {dest: getattr(args, dest) for dest, *_ in FLAGS if getattr(args, dest) is not None}
-    if args.deterministic:
-        flags["deterministic"] = True
-    values = read_yaml(args.config) if args.config else {}
-    if args.resume and not args.config:
-        saved = Path(config_from_dict(TrainConfig, flags).run_dir) / CONFIG_FILE
-        values = read_yaml(str(saved)) if saved.is_file() else {}
-        for limit in PER_CALL_LIMITS:  # a smoke run's cap should not stop its continuation
-            values.pop(limit, None)
-    values = {**values, **flags}
-    values["method_overrides"] = {**values.get("method_overrides", {}), **parse_sets(args.set)}
-    return config_from_dict(TrainConfig, values)
+    flags = {dest: getattr(args, dest) for dest, *_ in FLAGS}
+    flags["deterministic"] = args.deterministic
+    return requested_config(flags, args.config, args.set, args.resume)
 
 
 def run(args: argparse.Namespace) -> int:
     from edgessl.cli.console import make_console
-    from edgessl.training.trainer import (
-        TrainingInterrupted,
-        config_yaml,
-        resolve_method_config,
-        resolved_train_config,
-        train,
-    )
+    from edgessl.training.resolve import config_yaml, resolve_method_config, resolved_train_config
+    from edgessl.training.trainer import TrainingInterrupted, train
 
     console = make_console()
-    config = build_config(args)
+    config = requested(args)
     if args.print_config:
-        console.print(config_yaml(resolved_train_config(config, resolve_method_config(config))), markup=False, end="")
+        console.print(
+            config_yaml(resolved_train_config(config, resolve_method_config(config))), markup=False, end=""
+        )
         return 0
     try:
         result = train(config, resume=args.resume, console=console, progress=not args.no_progress)
     except TrainingInterrupted as stopped:
         err = make_console(stderr=True)
-        err.print(f"interrupted at step {stopped.step}; saved {stopped.checkpoint} — continue with: edgessl train --resume --out {config.run_dir}", markup=False)
+        err.print(
+            f"interrupted at step {stopped.step}; saved {stopped.checkpoint} — continue with: edgessl train --resume --out {config.run_dir}",
+            markup=False,
+        )
         return 130
     console.print(
         f"done: {result.epochs_done} epoch(s), {result.steps} steps, {result.train_seconds:.1f} s in all "

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgessl.errors import ConfigError
-from edgessl.training.config import config_from_dict, config_to_dict
+from edgessl.config import config_from_dict, config_to_dict
 
 
 @dataclass(frozen=True)

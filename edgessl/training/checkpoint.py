@@ -15,8 +15,10 @@ A run folder keeps ``checkpoints/epoch_NNNN.pt`` every few epochs and ``last.pt`
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ from typing import Any
 
 import torch
 
-from edgessl.errors import CheckpointError
+from edgessl.errors import CheckpointError, DiskFullError
 
 FORMAT = "edgessl-checkpoint"
 FORMAT_VERSION = 1
@@ -40,7 +42,8 @@ def epoch_checkpoint_name(epoch: int) -> str:
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then rename.
 
-    A crash or full disk mid-write leaves the previous checkpoint intact.
+    A crash or full disk mid-write leaves the previous checkpoint intact and no temporary
+    file; a full disk is a :class:`DiskFullError` saying how much space the folder has.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **state}
@@ -51,29 +54,125 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
+    except (OSError, RuntimeError) as exc:  # torch's zip writer reports ENOSPC as a RuntimeError
+        Path(tmp_name).unlink(missing_ok=True)
+        if not is_disk_full(exc, path.parent):
+            raise
+        raise DiskFullError(
+            f"no space left to write {path} ({free_megabytes(path.parent):.0f} MB free there); free some space and "
+            f"continue with --resume: {path.name} and the earlier checkpoints are intact"
+        ) from None
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load an edgessl checkpoint with ``weights_only=True``; any problem is a :class:`CheckpointError`."""
+def is_disk_full(exc: BaseException, folder: Path) -> bool:
+    """Whether a failed write was for lack of space: ENOSPC/EDQUOT, or torch's writer failing on a full disk."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return "write failed" in str(exc) or free_megabytes(folder) < 1
+
+
+def free_megabytes(folder: Path) -> float:
+    return shutil.disk_usage(folder).free / 1e6
+
+
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False
+) -> dict[str, Any]:
+    """Load an edgessl checkpoint with ``weights_only=True``; any problem is a :class:`CheckpointError`.
+
+    torch's own message for an unsafe file suggests loading it with ``weights_only=False``,
+    which would execute whatever the file holds; edgessl never passes that on. ``mmap``
+    maps the tensors instead of reading them (cheap when only the metadata is needed).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated or foreign files
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except Exception:  # noqa: BLE001 (torch raises many types for truncated, foreign or malicious files)
         raise CheckpointError(
-            f"cannot read checkpoint {path}: {reason[:200]}. The file is corrupt, truncated or not a "
-            "PyTorch checkpoint; use another checkpoint of the run (e.g. the previous epoch_*.pt)."
+            f"{path} is not a loadable edgessl checkpoint: it is corrupt, truncated, not a PyTorch file, or holds "
+            "objects other than tensors and plain values (edgessl never loads those); use another checkpoint of the run"
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an edgessl checkpoint (no '{FORMAT}' marker); export and eval need one written by 'edgessl train'.")
+        raise CheckpointError(
+            f"{path} is not an edgessl checkpoint (no '{FORMAT}' marker); export and eval need one written by 'edgessl train'."
+        )
     if state.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} was written by a newer edgessl (format {state['format_version']}); upgrade edgessl.")
+        raise CheckpointError(
+            f"{path} was written by a newer edgessl (format {state['format_version']}); upgrade edgessl."
+        )
     return state
+
+
+REQUIRED_METADATA = {
+    "method": str,
+    "backbone": str,
+    "image_size": int,
+    "mean": (list, tuple),
+    "std": (list, tuple),
+}
+
+
+def checkpoint_problems(state: dict[str, Any]) -> list[str]:
+    """What a loaded checkpoint lacks for evaluation and export (empty when complete)."""
+    metadata, model = state.get("metadata"), state.get("model")
+    if not isinstance(metadata, dict):
+        return ["no metadata"]
+    problems = [
+        f"metadata.{key} missing or not {kind.__name__ if isinstance(kind, type) else 'a list'}"
+        for key, kind in REQUIRED_METADATA.items()
+        if not isinstance(metadata.get(key), kind)
+    ]
+    if not isinstance(model, dict) or not all(isinstance(value, torch.Tensor) for value in model.values()):
+        problems.append("no model weights")
+    return problems
+
+
+def read_position(path: Path) -> int:
+    """The optimiser step a checkpoint was saved at (its sampler position)."""
+    return int(load_checkpoint(path, mmap=True)["metadata"].get("step", 0))
+
+
+def describe_mismatch(
+    expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], shown: int = 3
+) -> str:
+    """Which keys a state dict lacks, which it has extra, and which have the wrong shape (the first few of each)."""
+
+    def first(names: list[str]) -> str:
+        more = f" (+{len(names) - shown} more)" if len(names) > shown else ""
+        return ", ".join(names[:shown]) + more
+
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    shapes = [
+        f"{key} {tuple(given[key].shape)} vs {tuple(expected[key].shape)}"
+        for key in sorted(set(expected) & set(given))
+        if given[key].shape != expected[key].shape
+    ]
+    parts = [
+        f"{label}: {first(names)}"
+        for label, names in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("shape (file vs model)", shapes),
+        )
+        if names
+    ]
+    return "; ".join(parts) or "no key or shape differs"
+
+
+def load_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor], source: str) -> None:
+    """``module.load_state_dict(weights)``; a mismatch is one line listing what differs."""
+    expected = module.state_dict()
+    if set(expected) != set(weights) or any(weights[k].shape != v.shape for k, v in expected.items()):
+        raise CheckpointError(
+            f"{source} does not fit {type(module).__name__}: {describe_mismatch(expected, weights)}"
+        )
+    module.load_state_dict(weights)
 
 
 def checkpoint_epoch(path: Path) -> int | None:
@@ -98,7 +197,9 @@ def list_checkpoints(run_or_checkpoint: str | Path) -> list[Path]:
         return epochs
     if (folder / LAST).is_file():
         return [folder / LAST]
-    raise CheckpointError(f"{target} holds no checkpoints (expected {CHECKPOINT_DIR}/epoch_NNNN.pt or {LAST})")
+    raise CheckpointError(
+        f"{target} holds no checkpoints (expected {CHECKPOINT_DIR}/epoch_NNNN.pt or {LAST})"
+    )
 
 
 @dataclass(frozen=True)
@@ -113,25 +214,29 @@ class LoadedRepresentation:
         return int(self.metadata.get("epoch", 0))
 
 
-def restore_method(state: dict[str, Any]):  # -> edgessl.methods.Method
+def restore_method(state: dict[str, Any], source: str = "the checkpoint"):  # -> edgessl.methods.Method
     """Rebuild the method recorded in a loaded checkpoint and load its weights."""
+    from edgessl.config import config_from_dict
     from edgessl.methods import build_method, method_class
-    from edgessl.training.config import config_from_dict
 
+    problems = checkpoint_problems(state)
+    if problems:
+        raise CheckpointError(
+            f"{source} carries the edgessl marker but cannot be used: {'; '.join(problems)}"
+        )
     meta = state["metadata"]
     cls = method_class(meta["method"])
     config = config_from_dict(cls.Config, meta.get("method_config", {}))
-    method = build_method(meta["method"], meta["backbone"], meta["image_size"], tuple(meta["mean"]), tuple(meta["std"]), config)
-    try:
-        method.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint weights do not fit {meta['method']} on {meta['backbone']}: {str(exc).splitlines()[0]}") from None
+    method = build_method(
+        meta["method"], meta["backbone"], meta["image_size"], tuple(meta["mean"]), tuple(meta["std"]), config
+    )
+    load_weights(method, state["model"], f"the checkpoint of {meta['method']} on {meta['backbone']}")
     return method
 
 
 def load_representation(path: str | Path) -> LoadedRepresentation:
     """The learned representation of a checkpoint, ready for evaluation or export."""
     state = load_checkpoint(path)
-    method = restore_method(state)
+    method = restore_method(state, str(path))
     model = method.representation().eval()
     return LoadedRepresentation(model=model, metadata={**state["metadata"], "checkpoint": str(path)})

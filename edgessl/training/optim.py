@@ -52,8 +52,16 @@ class LARS(Optimizer):
         trust_coefficient: float = 1e-3,
     ) -> None:
         if lr < 0 or momentum < 0 or weight_decay < 0 or trust_coefficient <= 0:
-            raise ValueError(f"invalid LARS hyper-parameters lr={lr} momentum={momentum} wd={weight_decay} eta={trust_coefficient}")
-        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "trust_coefficient": trust_coefficient, "lars": True}
+            raise ValueError(
+                f"invalid LARS hyper-parameters lr={lr} momentum={momentum} wd={weight_decay} eta={trust_coefficient}"
+            )
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "weight_decay": weight_decay,
+            "trust_coefficient": trust_coefficient,
+            "lars": True,
+        }
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -109,7 +117,9 @@ def trainable(model: nn.Module) -> list[torch.Tensor]:
 
 @OPTIMIZERS.register("sgd")
 def _sgd(model: nn.Module, config: OptimizerConfig, lr: float) -> Optimizer:
-    return torch.optim.SGD(trainable(model), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        trainable(model), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
 
 
 @OPTIMIZERS.register("adam")
@@ -124,7 +134,12 @@ def _adamw(model: nn.Module, config: OptimizerConfig, lr: float) -> Optimizer:
 
 @OPTIMIZERS.register("lars")
 def _lars(model: nn.Module, config: OptimizerConfig, lr: float) -> Optimizer:
-    return LARS(lars_param_groups(model, config.weight_decay), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return LARS(
+        lars_param_groups(model, config.weight_decay),
+        lr=lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
 
 
 def build_optimizer(model: nn.Module, config: OptimizerConfig, batch_size: int) -> Optimizer:
@@ -164,10 +179,14 @@ class WarmupSchedule:
 
 def warmup_schedule(config: OptimizerConfig, steps_per_epoch: int, total_steps: int) -> WarmupSchedule:
     SCHEDULES.get(config.schedule)  # fail on a wrong name now, not at the first step
-    return WarmupSchedule(min(config.warmup_epochs * steps_per_epoch, total_steps), total_steps, config.schedule)
+    return WarmupSchedule(
+        min(config.warmup_epochs * steps_per_epoch, total_steps), total_steps, config.schedule
+    )
 
 
-def build_scheduler(optimizer: Optimizer, config: OptimizerConfig, steps_per_epoch: int, total_steps: int) -> LambdaLR:
+def build_scheduler(
+    optimizer: Optimizer, config: OptimizerConfig, steps_per_epoch: int, total_steps: int
+) -> LambdaLR:
     """A per-optimiser-step ``LambdaLR`` with ``config.warmup_epochs`` of linear warm-up.
 
     Building one sets the optimiser's learning rate to the first step's, so a resumed

@@ -7,9 +7,13 @@ first drops the lines past the step it resumes from, so the file reads as one ru
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 from typing import Any
+
+from edgessl.errors import DiskFullError
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -26,7 +30,12 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 
 class MetricsLog:
-    """Appends step records to a JSONL file; ``truncate_after(step)`` before resuming."""
+    """Appends step records to a JSONL file; ``truncate_after(step)`` before resuming.
+
+    Each write appends whole lines through one unbuffered ``write`` and, if the disk
+    fills, cuts the file back to its previous end, so the log never ends in a torn line
+    and closing it cannot fail a second time.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -37,14 +46,33 @@ class MetricsLog:
         if not self.path.is_file():
             return
         kept = [record for record in read_metrics(self.path) if int(record.get("step", 0)) <= step]
-        self.path.write_text("".join(json.dumps(record) + "\n" for record in kept))
+        text = "".join(json.dumps(record) + "\n" for record in kept)
+        try:
+            self.path.write_text(text)
+        except OSError as exc:
+            raise self._full(exc) from None
 
     def write(self, records: list[dict[str, Any]]) -> None:
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("a", encoding="utf-8")
-        self._handle.write("".join(json.dumps(record) + "\n" for record in records))
-        self._handle.flush()
+            self._handle = self.path.open("ab", buffering=0)
+        data = "".join(json.dumps(record) + "\n" for record in records).encode()
+        end = self._handle.seek(0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[self._handle.write(view) :]
+        except OSError as exc:
+            self._handle.truncate(end)
+            raise self._full(exc) from None
+
+    def _full(self, exc: OSError) -> Exception:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return exc
+        return DiskFullError(
+            f"no space left to write {self.path}; free some space and continue with --resume "
+            "(the log and the last checkpoint are intact)"
+        )
 
     def close(self) -> None:
         if self._handle is not None:

@@ -21,9 +21,9 @@ from edgessl.methods import METHODS, Method, MethodConfig, OptimizerConfig, Repr
 @dataclass
 class TinyConfig(MethodConfig):
     batch_size: int = 32
-    optimizer: OptimizerConfig = field(default_factory=lambda: OptimizerConfig(name="sgd", lr=0.05, reference_batch_size=32, warmup_epochs=1))
-    nan_at_call: int = 0  # > 0: the loss of that forward call is NaN (divergence tests)
-    ctrl_c_at_call: int = 0  # > 0: that forward call sends this process SIGINT, as Ctrl-C would
+    optimizer: OptimizerConfig = field(
+        default_factory=lambda: OptimizerConfig(name="sgd", lr=0.05, reference_batch_size=32, warmup_epochs=1)
+    )
     noise: float = 0.1
 
 
@@ -32,10 +32,15 @@ class TinyMethod(Method):
 
     name = "tiny"
     Config = TinyConfig
+    # Fault hooks, set per test through the `tiny_faults` fixture (not config: a resume must not change config)
+    nan_at_call = 0  # > 0: the loss of that forward call and later ones is NaN (divergence tests)
+    ctrl_c_at_call = 0  # > 0: that forward call sends this process SIGINT, as Ctrl-C would
 
     def __init__(self, backbone: str, config: TinyConfig, image_size: int, mean, std) -> None:
         super().__init__(backbone, config, image_size, mean, std)
-        self.encoder = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.encoder = nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=2), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
         self.target = copy.deepcopy(self.encoder).requires_grad_(False)
         self.register_buffer("queue", torch.zeros(16, 8))
         self.calls = 0
@@ -46,14 +51,14 @@ class TinyMethod(Method):
 
     def loss(self, views) -> torch.Tensor:
         self.calls += 1
-        if self.calls == self.config.ctrl_c_at_call:
+        if self.calls == self.ctrl_c_at_call:
             os.kill(os.getpid(), signal.SIGINT)
         online = F.normalize(self.encoder(views[0]), dim=1)
         with torch.no_grad():
             target = F.normalize(self.target(views[1]), dim=1)
             self.queue.copy_(torch.cat([target, self.queue])[: len(self.queue)])
         loss = 2 - 2 * (online * target).sum(1).mean() + 0.01 * (online @ self.queue.T).pow(2).mean()
-        if self.config.nan_at_call and self.calls >= self.config.nan_at_call:
+        if self.nan_at_call and self.calls >= self.nan_at_call:
             loss = loss * float("nan")
         return loss
 
@@ -80,6 +85,17 @@ def tiny_method() -> Iterator[None]:
         if "tiny" not in METHODS:
             patch.setitem(METHODS._entries, "tiny", TinyMethod)
         yield
+
+
+@pytest.fixture
+def tiny_faults(monkeypatch: pytest.MonkeyPatch):
+    """``tiny_faults(ctrl_c_at_call=9)`` arms the tiny method's fault hooks for one test."""
+
+    def arm(**hooks: int) -> None:
+        for name, value in hooks.items():
+            monkeypatch.setattr(TinyMethod, name, value)
+
+    return arm
 
 
 @pytest.fixture(scope="session", autouse=True)

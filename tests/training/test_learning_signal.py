@@ -27,9 +27,13 @@ from edgessl.evaluation.knn import knn_predict
 from edgessl.methods import build_method
 from edgessl.training.checkpoint import load_representation
 from edgessl.training.config import TrainConfig
-from edgessl.training.trainer import resolve_method_config, seed_everything, train
+from edgessl.training.resolve import resolve_method_config
+from edgessl.training.rng import seed_everything
+from edgessl.training.trainer import train
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("edgessl.methods.simclr") is None, reason="SimCLR not written yet")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("edgessl.methods.simclr") is None, reason="SimCLR not written yet"
+)
 
 SIZE = 32
 OVERRIDES = {
@@ -37,7 +41,14 @@ OVERRIDES = {
     "colour_strength": 0.5,
     "hidden_dim": 256,
     "out_dim": 64,
-    "optimizer": {"name": "sgd", "lr": 0.2, "reference_batch_size": 256, "momentum": 0.9, "warmup_epochs": 0, "weight_decay": 0.0},
+    "optimizer": {
+        "name": "sgd",
+        "lr": 0.2,
+        "reference_batch_size": 256,
+        "momentum": 0.9,
+        "warmup_epochs": 0,
+        "weight_decay": 0.0,
+    },
 }
 
 
@@ -52,13 +63,26 @@ def test_short_simclr_pretraining_beats_random_init(tmp_path: Path, cifar10_medi
     bank = load_dataset(str(cifar10_medium), "train", image_size=SIZE)
     queries = load_dataset(str(cifar10_medium), "test", image_size=SIZE)
     config = TrainConfig(
-        method="simclr", backbone="shufflenetv2", data=str(cifar10_medium), split="train", image_size=SIZE,
-        epochs=3, batch_size=64, save_every=3, out=str(tmp_path), seed=0, method_overrides=OVERRIDES,
+        method="simclr",
+        backbone="shufflenetv2",
+        data=str(cifar10_medium),
+        split="train",
+        image_size=SIZE,
+        epochs=3,
+        batch_size=64,
+        save_every=3,
+        out=str(tmp_path),
+        seed=0,
+        method_overrides=OVERRIDES,
     )
     seed_everything(config.seed)  # the trainer's initial weights, before any step
-    initial = build_method("simclr", "shufflenetv2", SIZE, bank.mean, bank.std, resolve_method_config(config)).representation()
+    initial = build_method(
+        "simclr", "shufflenetv2", SIZE, bank.mean, bank.std, resolve_method_config(config)
+    ).representation()
     baseline = knn_accuracy(initial, bank, queries)
 
     result = train(config, progress=False)
     trained = knn_accuracy(load_representation(result.last_checkpoint).model, bank, queries)
-    assert trained > baseline + 0.05, f"kNN accuracy {trained:.3f} after pretraining vs {baseline:.3f} at random init"
+    assert trained > baseline + 0.05, (
+        f"kNN accuracy {trained:.3f} after pretraining vs {baseline:.3f} at random init"
+    )

@@ -19,7 +19,9 @@ def test_lars_matches_hand_computed_update_and_skips_biases_and_norms() -> None:
     model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
     start = {name: p.detach().clone() for name, p in model.named_parameters()}
     lr, momentum, wd, eta = 0.5, 0.9, 1e-2, 1e-3
-    optimizer = LARS(lars_param_groups(model, wd), lr=lr, momentum=momentum, weight_decay=wd, trust_coefficient=eta)
+    optimizer = LARS(
+        lars_param_groups(model, wd), lr=lr, momentum=momentum, weight_decay=wd, trust_coefficient=eta
+    )
     grads = []
     for _ in range(2):
         optimizer.zero_grad()
@@ -36,12 +38,17 @@ def test_lars_matches_hand_computed_update_and_skips_biases_and_norms() -> None:
             w = w - lr * v
         torch.testing.assert_close(param.detach(), w, msg=name)
     assert [group["lars"] for group in optimizer.param_groups] == [True, False]
-    assert [len(group["params"]) for group in optimizer.param_groups] == [1, 3]  # weight | bias, BN weight, BN bias
+    assert [len(group["params"]) for group in optimizer.param_groups] == [
+        1,
+        3,
+    ]  # weight | bias, BN weight, BN bias
 
 
 def test_lars_state_round_trips_weights_only() -> None:
     model = nn.Linear(3, 2)
-    optimizer = build_optimizer(model, OptimizerConfig(name="lars", lr=0.3, weight_decay=1e-6), batch_size=512)
+    optimizer = build_optimizer(
+        model, OptimizerConfig(name="lars", lr=0.3, weight_decay=1e-6), batch_size=512
+    )
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.6)  # 0.3 x 512 / 256
     model(torch.randn(4, 3)).sum().backward()
     optimizer.step()
@@ -57,7 +64,9 @@ def test_every_registered_optimiser_takes_a_step() -> None:
     for name in OPTIMIZERS:
         model = nn.Linear(3, 1)
         before = model.weight.detach().clone()
-        optimizer = build_optimizer(model, OptimizerConfig(name=name, lr=0.1, weight_decay=1e-4), batch_size=256)
+        optimizer = build_optimizer(
+            model, OptimizerConfig(name=name, lr=0.1, weight_decay=1e-4), batch_size=256
+        )
         model(torch.ones(2, 3)).sum().backward()
         optimizer.step()
         assert not torch.equal(model.weight, before), name
@@ -68,7 +77,9 @@ def test_every_registered_optimiser_takes_a_step() -> None:
 def test_warmup_then_cosine_per_step_and_constant() -> None:
     param = nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([param], lr=1.0)
-    scheduler = build_scheduler(optimizer, OptimizerConfig(warmup_epochs=2, schedule="cosine"), steps_per_epoch=5, total_steps=30)
+    scheduler = build_scheduler(
+        optimizer, OptimizerConfig(warmup_epochs=2, schedule="cosine"), steps_per_epoch=5, total_steps=30
+    )
     lrs = []
     for _ in range(30):
         lrs.append(optimizer.param_groups[0]["lr"])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from edgessl.errors import ConfigError, EdgesslError, TrainingDiverged
+from edgessl.errors import ConfigError, DiskFullError, EdgesslError, TrainingDiverged
 from edgessl.training.checkpoint import (
     CHECKPOINT_DIR,
     LAST,
@@ -17,14 +17,24 @@ from edgessl.training.checkpoint import (
     save_checkpoint,
 )
 from edgessl.training.config import TrainConfig
+from edgessl.training.resolve import resolve_method_config, resolved_train_config
 from edgessl.training.run_log import METRICS_FILE, read_metrics
-from edgessl.training.trainer import TrainingInterrupted, resolve_method_config, resolved_train_config, train
+from edgessl.training.trainer import TrainingInterrupted, train
 
 
 def tiny_config(out: Path, **changes) -> TrainConfig:
     values = {
-        "method": "tiny", "backbone": "tiny", "data": "shapes10", "split": "test", "image_size": 16, "epochs": 3,
-        "batch_size": 64, "save_every": 2, "out": str(out), "seed": 3, "deterministic": True,
+        "method": "tiny",
+        "backbone": "tiny",
+        "data": "shapes10",
+        "split": "test",
+        "image_size": 16,
+        "epochs": 3,
+        "batch_size": 64,
+        "save_every": 2,
+        "out": str(out),
+        "seed": 3,
+        "deterministic": True,
     }
     return TrainConfig(**{**values, **changes})
 
@@ -42,7 +52,9 @@ def assert_same_run(straight: Path, resumed: Path) -> None:
     assert weights_a.keys() == weights_b.keys()
     for name in weights_a:
         torch.testing.assert_close(weights_b[name], weights_a[name], rtol=1e-5, atol=1e-6, msg=name)
-    assert not torch.equal(weights_a["queue"], torch.zeros_like(weights_a["queue"]))  # the queue was saved, not just the weights
+    assert not torch.equal(
+        weights_a["queue"], torch.zeros_like(weights_a["queue"])
+    )  # the queue was saved, not just the weights
 
 
 @pytest.fixture(scope="module")
@@ -64,33 +76,68 @@ def test_stopped_mid_epoch_and_resumed_matches_straight_run(tmp_path: Path, stra
     assert [p.name for p in list_checkpoints(tmp_path)] == ["epoch_0002.pt", "epoch_0003.pt"]
 
 
-def test_ctrl_c_saves_the_step_and_resume_matches_straight_run(tmp_path: Path, straight_run: Path) -> None:
+def test_ctrl_c_saves_the_step_and_resume_matches_straight_run(
+    tmp_path: Path, straight_run: Path, tiny_faults
+) -> None:
+    tiny_faults(ctrl_c_at_call=9)
     with pytest.raises(TrainingInterrupted) as stopped:
-        train(tiny_config(tmp_path, method_overrides={"ctrl_c_at_call": 9}), progress=False)
+        train(tiny_config(tmp_path), progress=False)
     assert stopped.value.step == 9  # the step in flight finished, then it stopped
     assert load_checkpoint(tmp_path / CHECKPOINT_DIR / LAST)["metadata"]["step"] == 9
+    tiny_faults(ctrl_c_at_call=0)
     train(tiny_config(tmp_path), resume=True, progress=False)
     assert_same_run(straight_run, tmp_path)
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
-    config = tiny_config(tmp_path, save_every=1, method_overrides={"nan_at_call": 20})
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path, tiny_faults) -> None:
+    tiny_faults(nan_at_call=20)
+    config = tiny_config(tmp_path, save_every=1)
     with pytest.raises(TrainingDiverged, match=r"step 20.*--lr"):
         train(config, progress=False)
     state = load_checkpoint(tmp_path / CHECKPOINT_DIR / LAST)
-    assert state["metadata"]["step"] == 15 and state["metadata"]["epoch"] == 1  # the epoch-1 checkpoint, not NaN weights
+    assert (
+        state["metadata"]["step"] == 15 and state["metadata"]["epoch"] == 1
+    )  # the epoch-1 checkpoint, not NaN weights
     assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
-    assert load_representation(tmp_path / CHECKPOINT_DIR / LAST).model(torch.rand(2, 3, 16, 16)).isfinite().all()
-    assert max(record["step"] for record in read_metrics(tmp_path / METRICS_FILE)) < 20
+    assert (
+        load_representation(tmp_path / CHECKPOINT_DIR / LAST).model(torch.rand(2, 3, 16, 16)).isfinite().all()
+    )
+    records = read_metrics(
+        tmp_path / METRICS_FILE
+    )  # every loss up to the bad step is kept, the bad one as null
+    assert [r["step"] for r in records] == list(range(1, 21))
+    assert all(r["loss"] is not None for r in records[:19]) and records[19]["loss"] is None
 
 
 def test_checkpoint_loads_weights_only_with_every_key(straight_run: Path) -> None:
     path = straight_run / CHECKPOINT_DIR / "epoch_0002.pt"
     state = torch.load(path, weights_only=True)
-    assert {"format", "format_version", "metadata", "model", "optimizer", "scheduler", "position", "rng"} <= state.keys()
+    assert {
+        "format",
+        "format_version",
+        "metadata",
+        "model",
+        "optimizer",
+        "scheduler",
+        "position",
+        "rng",
+    } <= state.keys()
     meta = state["metadata"]
-    expected = {"method", "backbone", "method_config", "train_config", "dataset", "image_size", "mean", "std", "epoch", "step",
-                "train_seconds", "energy", "edgessl_version"}
+    expected = {
+        "method",
+        "backbone",
+        "method_config",
+        "train_config",
+        "dataset",
+        "image_size",
+        "mean",
+        "std",
+        "epoch",
+        "step",
+        "train_seconds",
+        "energy",
+        "edgessl_version",
+    }
     assert expected <= meta.keys()
     assert (meta["epoch"], meta["step"], meta["image_size"]) == (2, 30, 16)
     assert meta["train_config"]["batch_size"] == 64 and meta["method_config"]["optimizer"]["name"] == "sgd"
@@ -99,7 +146,10 @@ def test_checkpoint_loads_weights_only_with_every_key(straight_run: Path) -> Non
     assert {"queue", "target.0.weight", "encoder.1.running_mean"} <= state["model"].keys()
     assert state["scheduler"]["last_epoch"] == 30
     last = torch.load(straight_run / CHECKPOINT_DIR / LAST, weights_only=True)["metadata"]
-    assert last["train_seconds"] > meta["train_seconds"] and last["energy"]["seconds"] > meta["energy"]["seconds"]
+    assert (
+        last["train_seconds"] > meta["train_seconds"]
+        and last["energy"]["seconds"] > meta["energy"]["seconds"]
+    )
 
 
 def test_metrics_and_config_written(straight_run: Path) -> None:
@@ -111,11 +161,17 @@ def test_metrics_and_config_written(straight_run: Path) -> None:
     import yaml
 
     written = yaml.safe_load((straight_run / "config.yaml").read_text())
-    assert written["batch_size"] == 64 and written["image_size"] == 16 and written["method_overrides"]["noise"] == 0.1
+    assert (
+        written["batch_size"] == 64
+        and written["image_size"] == 16
+        and written["method_overrides"]["noise"] == 0.1
+    )
     assert TrainConfig(**written).run_dir == str(straight_run)  # loadable as a --config file
 
 
-def test_atomic_write_keeps_old_file_when_write_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_atomic_write_keeps_old_file_when_write_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "last.pt"
     save_checkpoint({"metadata": {"step": 1}}, path)
 
@@ -124,14 +180,16 @@ def test_atomic_write_keeps_old_file_when_write_fails(tmp_path: Path, monkeypatc
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(DiskFullError, match="no space left to write .*last.pt.*--resume"):
         save_checkpoint({"metadata": {"step": 2}}, path)
     monkeypatch.undo()
     assert load_checkpoint(path)["metadata"]["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
 
 
-def test_existing_run_needs_resume_and_unwritable_output_fails_early(tmp_path: Path, straight_run: Path) -> None:
+def test_existing_run_needs_resume_and_unwritable_output_fails_early(
+    tmp_path: Path, straight_run: Path
+) -> None:
     with pytest.raises(ConfigError, match="--resume"):
         train(tiny_config(straight_run), progress=False)
     blocker = tmp_path / "file"
@@ -143,14 +201,21 @@ def test_existing_run_needs_resume_and_unwritable_output_fails_early(tmp_path: P
 def test_too_little_disk_is_reported_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    monkeypatch.setattr(
+        shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000)
+    )
     with pytest.raises(EdgesslError, match="GB free"):
         train(tiny_config(tmp_path), progress=False)
     assert not (tmp_path / METRICS_FILE).exists()
 
 
 def test_config_precedence_and_validation() -> None:
-    config = TrainConfig(method="tiny", batch_size=16, lr=0.5, method_overrides={"noise": 0.3, "optimizer.schedule": "constant", "batch_size": 8})
+    config = TrainConfig(
+        method="tiny",
+        batch_size=16,
+        lr=0.5,
+        method_overrides={"noise": 0.3, "optimizer.schedule": "constant", "batch_size": 8},
+    )
     method_config = resolve_method_config(config)
     assert (method_config.batch_size, method_config.optimizer.lr, method_config.noise) == (16, 0.5, 0.3)
     assert method_config.optimizer.schedule == "constant" and method_config.optimizer.name == "sgd"
@@ -164,10 +229,12 @@ def test_config_precedence_and_validation() -> None:
 
 def test_global_batch_is_split_across_processes_and_accumulation_exactly_once() -> None:
     from edgessl.errors import DataError
-    from edgessl.training.trainer import epoch_permutation, micro_batches, plan_batches
+    from edgessl.training.sampling import epoch_permutation, micro_batches, plan_batches
 
     order = epoch_permutation(100, seed=0, epoch=4)
-    assert torch.equal(order, epoch_permutation(100, seed=0, epoch=4)) and not torch.equal(order, epoch_permutation(100, seed=0, epoch=5))
+    assert torch.equal(order, epoch_permutation(100, seed=0, epoch=4)) and not torch.equal(
+        order, epoch_permutation(100, seed=0, epoch=5)
+    )
     plans = [plan_batches(100, 24, num_processes=2, process_index=rank, grad_accum=3) for rank in (0, 1)]
     assert plans[0].steps_per_epoch == 4  # 100 // 24, the last partial batch dropped
     chunks = [chunk for plan in plans for chunk in micro_batches(order, plan, batch_in_epoch=1)]

@@ -1,0 +1,149 @@
+"""From what the user asked for to the run's resolved configuration, and what a resume may change.
+
+Precedence: command-line flags over a ``--config`` YAML file (or, on ``--resume``
+without one, the run's own ``config.yaml``) over the method's paper defaults;
+``--set KEY=VALUE`` changes a field of the method's config. Everything is typed and
+checked here, once, before any file is read or written (:mod:`edgessl.config`).
+
+A resume continues the run its checkpoint describes. It may change only what leaves the
+trained state meaningful (:data:`RESUMABLE`): more epochs (the rest of the schedule is
+stretched), the per-call limits, how often epoch checkpoints are kept, where the data
+lives and kernel determinism. Any other difference is refused with the list of what
+differs, because the checkpoint's optimiser, schedule and sampler would silently keep
+the old values (a new ``lr`` would be recorded but not applied).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgessl.config import config_from_dict, config_to_dict, merge_config
+from edgessl.errors import ConfigError
+from edgessl.methods import MethodConfig, method_class
+from edgessl.training.config import TrainConfig
+
+CONFIG_FILE = "config.yaml"
+PER_CALL_LIMITS = ("max_steps", "time_budget_s")  # not taken from a run's config.yaml on --resume
+RESUMABLE = ("epochs", "save_every", "data_root", "deterministic", *PER_CALL_LIMITS)
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``["temperature=0.2", "optimizer.name=lars"]`` -> YAML scalars, typed later against the fields."""
+    values: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, got '{item}'")
+        try:
+            values[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            values[key.strip()] = text
+    return values
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file not found: {file}")
+    try:
+        values = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{file} must hold a mapping of train options (method: simclr, epochs: 100, ...)")
+    return values
+
+
+def requested_config(
+    flags: dict[str, Any], config_file: str | None = None, sets: list[str] = (), resume: bool = False
+) -> TrainConfig:
+    """Flags over ``config_file`` (or, when resuming, the run's config.yaml) over defaults, typed."""
+    given = {key: value for key, value in flags.items() if value is not None}
+    values = read_yaml(config_file) if config_file else {}
+    if resume and not config_file:
+        saved = Path(config_from_dict(TrainConfig, given, "the flags").run_dir) / CONFIG_FILE
+        values = read_yaml(saved) if saved.is_file() else {}
+        for limit in PER_CALL_LIMITS:  # a smoke run's cap should not stop its continuation
+            values.pop(limit, None)
+    values = {**values, **given}
+    values["method_overrides"] = {**values.get("method_overrides", {}), **parse_sets(list(sets))}
+    config = config_from_dict(TrainConfig, values, config_file or "the flags")
+    resolve_method_config(config)  # method name and --set values are checked now, not at step 0
+    return config
+
+
+def resolve_method_config(config: TrainConfig) -> MethodConfig:
+    """Method defaults < ``method_overrides`` < the run's ``batch_size`` and ``lr``."""
+    cls = method_class(config.method)
+    method_config = merge_config(
+        cls.Config, cls.Config(), config.method_overrides, "--set / method_overrides"
+    )
+    if config.batch_size is not None:
+        method_config = dataclasses.replace(method_config, batch_size=config.batch_size)
+    if config.lr is not None:
+        method_config = dataclasses.replace(
+            method_config, optimizer=dataclasses.replace(method_config.optimizer, lr=config.lr)
+        )
+    return method_config
+
+
+def resolved_train_config(
+    config: TrainConfig, method_config: MethodConfig, image_size: int | None = None
+) -> TrainConfig:
+    """``config`` with every default filled in; written as ``RUN/config.yaml`` and loadable by ``--config``."""
+    overrides = {k: v for k, v in config_to_dict(method_config).items() if k != "batch_size"}
+    return dataclasses.replace(
+        config,
+        out=config.run_dir,
+        batch_size=method_config.batch_size,
+        lr=method_config.optimizer.lr,
+        image_size=image_size if image_size is not None else config.image_size,
+        method_overrides=overrides,
+    )
+
+
+def config_yaml(config: TrainConfig) -> str:
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
+
+
+def resume_changes(
+    saved: dict[str, Any], resolved: TrainConfig, epochs_done: int, source: Path
+) -> dict[str, tuple[Any, Any]]:
+    """The allowed changes a resume makes to the checkpoint's ``train_config``, as ``{field: (old, new)}``.
+
+    Raises :class:`ConfigError` naming every other difference, and when ``epochs`` would
+    end the run before the epochs it has already trained.
+    """
+    old, new = _flatten(saved), _flatten(config_to_dict(resolved))
+    differences = {
+        key: (old.get(key), value) for key, value in new.items() if key != "out" and old.get(key) != value
+    }
+    refused = {key: pair for key, pair in differences.items() if key not in RESUMABLE}
+    if refused:
+        listed = "; ".join(
+            f"{key}: {was!r} in the checkpoint, {asked!r} asked" for key, (was, asked) in refused.items()
+        )
+        raise ConfigError(
+            f"--resume cannot change {', '.join(refused)} of the run in {source} ({listed}); "
+            f"a resume may change only {', '.join(RESUMABLE)}. Drop those options, or start a new run in another --out"
+        )
+    if resolved.epochs < epochs_done:
+        raise ConfigError(
+            f"--epochs {resolved.epochs} is fewer than the {epochs_done} epoch(s) {source} has already trained"
+        )
+    return {key: pair for key, pair in differences.items() if key not in PER_CALL_LIMITS}
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"method_overrides": {"optimizer": {"lr": 1}}}`` -> ``{"method_overrides.optimizer.lr": 1}`` (lists as tuples)."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
+    return flat

@@ -1,0 +1,111 @@
+"""A run folder as the trainer owns it: one writer at a time, the newest complete checkpoint, no debris.
+
+``RUN/.lock`` is held with ``fcntl.flock`` for as long as a training process writes the
+folder. The kernel drops the lock when its process dies however it dies (SIGKILL, power
+loss), so a killed run never blocks its own ``--resume``, and the file records which
+process holds it so a refused second writer can name it. edgessl keeps this small lock
+rather than the ``filelock`` package because the refused process must read the holder's
+pid from the lock file, which ``filelock`` empties when it tries to acquire.
+
+Checkpoints are written atomically (a temporary file, then a rename), so a save killed
+half-way leaves only a hidden ``.NAME.*.tmp`` file; holding the lock, the trainer removes
+those, and it resumes from whichever complete checkpoint is furthest along (a kill
+between writing ``epoch_NNNN.pt`` and ``last.pt`` leaves the epoch file newer).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from edgessl.errors import EdgesslError
+from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, checkpoint_epoch, read_position
+
+LOCK_FILE = ".lock"
+
+
+class RunFolderBusy(EdgesslError):
+    """Another process is training into the same run folder."""
+
+
+@contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir/.lock`` for the block; refuse at once if another process holds it."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise unwritable(run_dir, exc) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            raise RunFolderBusy(
+                f"{run_dir} is being written by {holder}; wait for it to finish, stop it, or choose another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} ({' '.join(sys.argv)[:200]})".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temp_files(run_dir: Path) -> list[Path]:
+    """Delete the temporary files of saves that were killed half-way (call only while holding the lock)."""
+    folder = run_dir / CHECKPOINT_DIR
+    stale = sorted(folder.glob(".*.pt.*.tmp")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def newest_checkpoint(run_dir: Path) -> Path | None:
+    """The complete checkpoint furthest along: ``last.pt`` or the newest ``epoch_NNNN.pt``, by step."""
+    folder = run_dir / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return None
+    epochs = sorted((p for p in folder.iterdir() if checkpoint_epoch(p) is not None), key=checkpoint_epoch)
+    candidates = [p for p in (folder / LAST, *epochs[-1:]) if p.is_file()]
+    if not candidates:
+        return None
+    return max(candidates, key=read_position)  # last.pt wins a tie: it is the one written last
+
+
+def check_writable(run_dir: Path) -> None:
+    """Fail before training when the run folder cannot be written."""
+    folder = run_dir / CHECKPOINT_DIR
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise unwritable(folder, exc) from None
+
+
+def unwritable(folder: Path, exc: OSError) -> EdgesslError:
+    return EdgesslError(
+        f"cannot write to {folder}: {exc.strerror or exc}; choose another --out or fix its permissions"
+    )
+
+
+def check_free_space(run_dir: Path, bytes_needed: int) -> None:
+    """Fail before training when the disk cannot hold the run's checkpoints."""
+    folder = run_dir / CHECKPOINT_DIR
+    free = shutil.disk_usage(folder).free
+    if free < bytes_needed:
+        raise EdgesslError(
+            f"{folder} has {free / 1e9:.2f} GB free but the run's checkpoints need about {bytes_needed / 1e9:.2f} GB; "
+            "free some space, choose another --out, or raise --save-every"
+        )
