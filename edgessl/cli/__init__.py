@@ -12,9 +12,9 @@ code; Ctrl-C exits with 130. Bugs keep their traceback.
 from __future__ import annotations
 
 import argparse
-import typing
 import importlib
 import sys
+import typing
 from collections.abc import Sequence
 
 from edgessl import __version__

@@ -8,8 +8,9 @@ package registers ``knn``, ``linear`` and ``finetune``. Use
 
 from __future__ import annotations
 
+from edgessl.devices import resolve_device
 from edgessl.evaluation import finetune, knn, linear  # noqa: F401  (registers the protocols)
-from edgessl.evaluation.features import extract_features, resolve_device
+from edgessl.evaluation.features import extract_features
 from edgessl.evaluation.finetune import FinetuneOptions
 from edgessl.evaluation.knn import KNN_METRICS, KnnOptions, knn_predict
 from edgessl.evaluation.linear import LinearOptions, fit_linear_probe

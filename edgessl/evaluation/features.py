@@ -9,12 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """The requested device, or CUDA when available, else the CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+from edgessl.devices import resolve_device
 
 
 def to_unit_float(images: torch.Tensor, device: torch.device) -> torch.Tensor:

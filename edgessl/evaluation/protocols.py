@@ -15,12 +15,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from edgessl.config import config_from_dict
 from edgessl.data.base import ImageDataset
 from edgessl.errors import ConfigError, DataError
 from edgessl.evaluation.features import FeatureCache
 from edgessl.evaluation.results import EvalResult
 from edgessl.registry import Registry
-from edgessl.config import config_from_dict
 
 # (features of the model under test, train, test, options) -> EvalResult
 ProtocolFn = Callable[[FeatureCache, ImageDataset, ImageDataset, Any], EvalResult]

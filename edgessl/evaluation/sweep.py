@@ -22,8 +22,9 @@ import torch
 
 from edgessl.data import load_dataset
 from edgessl.data.base import ImageDataset
+from edgessl.devices import resolve_device
 from edgessl.errors import ConfigError
-from edgessl.evaluation.features import FeatureCache, resolve_device
+from edgessl.evaluation.features import FeatureCache
 from edgessl.evaluation.protocols import PROTOCOLS, evaluate_representation, options_for
 from edgessl.evaluation.results import (
     EVAL_DIR,

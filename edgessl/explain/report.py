@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 
 from edgessl.data import ImageDataset
+from edgessl.devices import resolve_device
+from edgessl.files import ensure_writable_dir
 from edgessl.registry import Registry
 from edgessl.training.checkpoint import LoadedRepresentation
 
@@ -42,7 +44,7 @@ class ExplainContext:
     ) -> None:
         self.loaded = loaded
         self.train, self.test, self.options = train, test, options
-        self.device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(options.device)
         self.model = self.loaded.model.to(self.device).eval()
 
     @property
@@ -198,6 +200,7 @@ def explain(
     from edgessl.training.checkpoint import load_representation
 
     names = resolve_kinds(kinds)
+    resolve_device(options.device)
     checkpoint = pick_checkpoint(run_or_checkpoint, epoch)
     loaded = load_representation(checkpoint)
     size = image_size or int(loaded.metadata["image_size"])
@@ -208,6 +211,6 @@ def explain(
             raise DataError(
                 f"{data} split '{split.split}' has no labels; explain needs labelled train and test splits"
             )
+    target = ensure_writable_dir(out if out is not None else default_out(checkpoint))
     context = ExplainContext(loaded, train, test, options)
-    target = Path(out) if out is not None else default_out(checkpoint)
     return [path for name in names for path in EXPLAINERS.get(name)(context, target)]

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from edgessl.errors import ConfigError
 from edgessl.config import config_from_dict, config_to_dict
+from edgessl.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ import os
 import shutil
 import socket
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from edgessl.errors import EdgesslError
+from edgessl.files import ensure_writable_dir
 from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, checkpoint_epoch, read_position
 
 LOCK_FILE = ".lock"
@@ -38,11 +38,7 @@ class RunFolderBusy(EdgesslError):
 @contextmanager
 def locked(run_dir: Path) -> Iterator[None]:
     """Hold ``run_dir/.lock`` for the block; refuse at once if another process holds it."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise unwritable(run_dir, exc) from None
+    fd = os.open(ensure_writable_dir(run_dir) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -81,23 +77,6 @@ def newest_checkpoint(run_dir: Path) -> Path | None:
     if not candidates:
         return None
     return max(candidates, key=read_position)  # last.pt wins a tie: it is the one written last
-
-
-def check_writable(run_dir: Path) -> None:
-    """Fail before training when the run folder cannot be written."""
-    folder = run_dir / CHECKPOINT_DIR
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise unwritable(folder, exc) from None
-
-
-def unwritable(folder: Path, exc: OSError) -> EdgesslError:
-    return EdgesslError(
-        f"cannot write to {folder}: {exc.strerror or exc}; choose another --out or fix its permissions"
-    )
 
 
 def check_free_space(run_dir: Path, bytes_needed: int) -> None:

@@ -39,7 +39,7 @@ class MetricsLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._handle = None
+        self._fd: int | None = None
 
     def truncate_after(self, step: int) -> None:
         """Keep only records with ``step <= step`` (those the resumed checkpoint includes)."""
@@ -53,17 +53,16 @@ class MetricsLog:
             raise self._full(exc) from None
 
     def write(self, records: list[dict[str, Any]]) -> None:
-        if self._handle is None:
+        if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("ab", buffering=0)
-        data = "".join(json.dumps(record) + "\n" for record in records).encode()
-        end = self._handle.seek(0, os.SEEK_END)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        data = memoryview("".join(json.dumps(record) + "\n" for record in records).encode())
+        end = os.lseek(self._fd, 0, os.SEEK_END)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[self._handle.write(view) :]
+            while data:
+                data = data[os.write(self._fd, data) :]
         except OSError as exc:
-            self._handle.truncate(end)
+            os.ftruncate(self._fd, end)
             raise self._full(exc) from None
 
     def _full(self, exc: OSError) -> Exception:
@@ -75,6 +74,6 @@ class MetricsLog:
         )
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

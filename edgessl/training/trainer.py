@@ -36,6 +36,7 @@ from rich.console import Console
 from edgessl import __version__
 from edgessl.config import config_to_dict
 from edgessl.errors import CheckpointError, ConfigError, EdgesslError, TrainingDiverged
+from edgessl.files import ensure_writable_dir
 from edgessl.methods import Method, build_method
 from edgessl.training import run_folder
 from edgessl.training.checkpoint import (
@@ -395,7 +396,7 @@ class Trainer:
                     f"{self.run_dir} changed while this run started; run the command again"
                 )
             run_folder.remove_stale_temp_files(self.run_dir)
-            run_folder.check_writable(self.run_dir)
+            ensure_writable_dir(self.run_dir / CHECKPOINT_DIR)
             run_folder.check_free_space(
                 self.run_dir,
                 checkpoint_bytes(self.method) * checkpoints_to_write(self.config, self.state.epoch),
