@@ -5,7 +5,7 @@ Adding a method is one module with a :class:`Method` subclass registered here.
 
 from __future__ import annotations
 
-from edgessl.methods.base import Method, MethodConfig, OptimizerConfig, Representation
+from edgessl.methods.base import Method, MethodConfig, OptimizerConfig, ParamGroup, Representation, StepOutput
 from edgessl.registry import Registry
 
 METHODS: Registry[type[Method]] = Registry("method")
@@ -42,7 +42,9 @@ __all__ = [
     "Method",
     "MethodConfig",
     "OptimizerConfig",
+    "ParamGroup",
     "Representation",
+    "StepOutput",
     "build_method",
     "method_class",
     "method_names",

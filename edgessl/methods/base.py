@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
@@ -32,6 +32,13 @@ class OptimizerConfig:
     momentum: float = 0.9  # SGD / LARS only
     warmup_epochs: int = 0
     schedule: str = "cosine"  # "cosine" or "constant", after warmup
+    # Biases and normalisation parameters (the 1-D ones) get no weight decay and no LARS
+    # trust ratio, as SimCLR and BYOL specify.
+    exclude_bias_and_norm: bool = False
+    weight_decay_end: float | None = (
+        None  # cosine schedule of weight decay to this value (DINO); None: constant
+    )
+    kwargs: dict[str, Any] = field(default_factory=dict)  # further optimiser arguments, e.g. Adam betas
 
 
 @dataclass
@@ -40,6 +47,22 @@ class MethodConfig:
 
     batch_size: int = 256
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+
+
+@dataclass
+class ParamGroup:
+    """Parameters that share optimisation settings; a method declares its groups in :meth:`Method.param_groups`."""
+
+    params: list[nn.Parameter]
+    lr_scale: float = 1.0  # multiplies the run's (scaled) learning rate, e.g. Barlow Twins' biases
+    weight_decay: float | None = None  # None: the optimiser config's
+
+
+class StepOutput(NamedTuple):
+    """What one forward pass of a method gives the trainer: the loss and the method's own diagnostics."""
+
+    loss: torch.Tensor
+    metrics: dict[str, torch.Tensor]
 
 
 class Normalize(nn.Module):
@@ -73,8 +96,8 @@ class Representation(nn.Module):
 class Method(nn.Module, ABC):
     """Base class of self-supervised methods; see the module docstring for the contract.
 
-    ``forward(images)`` returns the loss so that distributed wrappers (DDP through
-    accelerate) see every parameter used in the step.
+    ``forward(images)`` returns the loss (and diagnostics) so that distributed wrappers
+    (DDP through accelerate) see every parameter used in the step.
     """
 
     name: ClassVar[str]
@@ -96,17 +119,26 @@ class Method(nn.Module, ABC):
         """Batched augmentation of a uint8 (N, 3, H, W) batch on its device; no gradients."""
 
     @abstractmethod
-    def loss(self, views: Any) -> torch.Tensor:
-        """The scalar training loss on views made by :meth:`make_views`."""
+    def loss(self, views: Any) -> torch.Tensor | StepOutput:
+        """The scalar training loss on views made by :meth:`make_views`, alone or with diagnostics.
+
+        Diagnostics (``StepOutput(loss, {"pos_neg_gap": ...})``) are detached scalars the
+        trainer averages over the steps between log lines and logs beside the loss.
+        """
 
     @abstractmethod
     def representation(self) -> Representation:
         """The module whose features are evaluated and exported (shares weights with self)."""
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor) -> StepOutput:
         with torch.no_grad():
             views = self.make_views(images)
-        return self.loss(views)
+        out = self.loss(views)
+        return out if isinstance(out, StepOutput) else StepOutput(out, {})
+
+    def param_groups(self) -> list[ParamGroup]:
+        """How the optimiser treats this method's parameters; one group of every trainable one by default."""
+        return [ParamGroup([p for p in self.parameters() if p.requires_grad])]
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """(online, target) pairs where target follows online by EMA; none by default."""

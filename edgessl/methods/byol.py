@@ -32,6 +32,7 @@ def _byol_optimizer() -> OptimizerConfig:
         momentum=0.9,
         warmup_epochs=10,
         schedule="cosine",
+        exclude_bias_and_norm=True,  # BYOL appendix C.1: biases and BN parameters excluded from LARS and decay
     )
 
 

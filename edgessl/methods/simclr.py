@@ -29,6 +29,7 @@ def _simclr_optimizer() -> OptimizerConfig:
         momentum=0.9,
         warmup_epochs=10,
         schedule="cosine",
+        exclude_bias_and_norm=True,  # SimCLR appendix B.1: no weight decay or LARS adaptation on biases and BN
     )
 
 

@@ -79,7 +79,7 @@ def time_training_steps(model: Method, images: torch.Tensor, steps: int, warmup:
 
     def step(index: int) -> None:
         optimizer.zero_grad(set_to_none=True)
-        model(images).backward()
+        model(images).loss.backward()
         optimizer.step()
         model.after_optimizer_step(index / total)
 

@@ -14,16 +14,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-from edgessl.methods.base import OptimizerConfig
+from edgessl.errors import ConfigError
+from edgessl.methods.base import Method, OptimizerConfig, ParamGroup
 from edgessl.registry import Registry
 
-OptimizerBuilder = Callable[[nn.Module, OptimizerConfig, float], Optimizer]
+OptimizerBuilder = Callable[[list[dict[str, Any]], OptimizerConfig, float], Optimizer]
 OPTIMIZERS: Registry[OptimizerBuilder] = Registry("optimizer")
 SCHEDULES: Registry[Callable[[float], float]] = Registry("learning-rate schedule")
 
@@ -39,8 +41,13 @@ class LARS(Optimizer):
     For every parameter tensor of a group with ``lars=True``: ``g <- g + wd * w``, then
     ``g <- g * eta * ||w|| / ||g||`` (when both norms are positive), then heavy-ball
     momentum ``v <- m * v + g``, ``w <- w - lr * v``. Groups with ``lars=False`` (biases
-    and normalisation parameters, by :func:`lars_param_groups`) get neither weight decay
+    and normalisation parameters, with ``exclude_bias_and_norm``) get neither weight decay
     nor the trust ratio, which is what the SimCLR and BYOL papers specify.
+
+    Why not ``timm.optim.Lars``: timm follows the LARS paper's ratio
+    ``eta * ||w|| / (||g|| + wd * ||w||)``, while SimCLR's and BYOL's released code (the
+    methods edgessl reproduces) use ``eta * ||w|| / ||g + wd * w||``; the two differ
+    whenever weight decay is on, so parity with those implementations needs this one.
     """
 
     def __init__(
@@ -94,20 +101,31 @@ def trust_ratio(param: torch.Tensor, grad: torch.Tensor, eta: float) -> torch.Te
     return torch.where((w_norm > 0) & (g_norm > 0), ratio, torch.ones_like(ratio))
 
 
-def is_excluded_from_lars(param: torch.Tensor) -> bool:
+def is_bias_or_norm(param: torch.Tensor) -> bool:
     """Biases and normalisation scales/shifts are the 1-D parameters."""
     return param.ndim <= 1
 
 
-def lars_param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: weights adapted and decayed; biases and norm parameters neither."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    adapted = [p for p in params if not is_excluded_from_lars(p)]
-    plain = [p for p in params if is_excluded_from_lars(p)]
-    return [
-        {"params": adapted, "lars": True, "weight_decay": weight_decay},
-        {"params": plain, "lars": False, "weight_decay": 0.0},
-    ]
+def torch_param_groups(model: nn.Module, config: OptimizerConfig, lr: float) -> list[dict[str, Any]]:
+    """The method's :class:`ParamGroup` s as torch groups at their own lr and weight decay.
+
+    With ``exclude_bias_and_norm`` each group is split in two: its weights (decayed, and
+    adapted by LARS) and its biases and norm parameters (neither). ``decayed`` marks the
+    groups a weight-decay schedule scales.
+    """
+    declared = model.param_groups() if isinstance(model, Method) else [ParamGroup(trainable(model))]
+    groups = []
+    for group in declared:
+        decay = config.weight_decay if group.weight_decay is None else group.weight_decay
+        params = [p for p in group.params if p.requires_grad]
+        split = config.exclude_bias_and_norm
+        plain = [p for p in params if split and is_bias_or_norm(p)]
+        adapted = [p for p in params if not (split and is_bias_or_norm(p))]
+        base = {"lr": lr * group.lr_scale}
+        groups.append({**base, "params": adapted, "weight_decay": decay, "lars": True, "decayed": True})
+        if plain:
+            groups.append({**base, "params": plain, "weight_decay": 0.0, "lars": False, "decayed": False})
+    return [group for group in groups if group["params"]]
 
 
 def trainable(model: nn.Module) -> list[torch.Tensor]:
@@ -116,35 +134,33 @@ def trainable(model: nn.Module) -> list[torch.Tensor]:
 
 
 @OPTIMIZERS.register("sgd")
-def _sgd(model: nn.Module, config: OptimizerConfig, lr: float) -> Optimizer:
-    return torch.optim.SGD(
-        trainable(model), lr=lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
+def _sgd(groups: list[dict[str, Any]], config: OptimizerConfig, lr: float) -> Optimizer:
+    return torch.optim.SGD(groups, lr=lr, momentum=config.momentum, **config.kwargs)
 
 
 @OPTIMIZERS.register("adam")
-def _adam(model: nn.Module, config: OptimizerConfig, lr: float) -> Optimizer:
-    return torch.optim.Adam(trainable(model), lr=lr, weight_decay=config.weight_decay)
+def _adam(groups: list[dict[str, Any]], config: OptimizerConfig, lr: float) -> Optimizer:
+    return torch.optim.Adam(groups, lr=lr, **config.kwargs)
 
 
 @OPTIMIZERS.register("adamw")
-def _adamw(model: nn.Module, config: OptimizerConfig, lr: float) -> Optimizer:
-    return torch.optim.AdamW(trainable(model), lr=lr, weight_decay=config.weight_decay)
+def _adamw(groups: list[dict[str, Any]], config: OptimizerConfig, lr: float) -> Optimizer:
+    return torch.optim.AdamW(groups, lr=lr, **config.kwargs)
 
 
 @OPTIMIZERS.register("lars")
-def _lars(model: nn.Module, config: OptimizerConfig, lr: float) -> Optimizer:
-    return LARS(
-        lars_param_groups(model, config.weight_decay),
-        lr=lr,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-    )
+def _lars(groups: list[dict[str, Any]], config: OptimizerConfig, lr: float) -> Optimizer:
+    return LARS(groups, lr=lr, momentum=config.momentum, **config.kwargs)
 
 
 def build_optimizer(model: nn.Module, config: OptimizerConfig, batch_size: int) -> Optimizer:
-    """The method's optimiser at the linearly scaled learning rate for ``batch_size``."""
-    return OPTIMIZERS.get(config.name)(model, config, scaled_lr(config, batch_size))
+    """The method's optimiser over its parameter groups, at the linearly scaled learning rate for ``batch_size``."""
+    lr = scaled_lr(config, batch_size)
+    builder = OPTIMIZERS.get(config.name)
+    try:
+        return builder(torch_param_groups(model, config, lr), config, lr)
+    except TypeError as exc:  # an optimiser argument in config.kwargs it does not take
+        raise ConfigError(f"optimizer.kwargs {config.kwargs} do not fit {config.name}: {exc}") from None
 
 
 @SCHEDULES.register("cosine")
@@ -184,12 +200,80 @@ def warmup_schedule(config: OptimizerConfig, steps_per_epoch: int, total_steps: 
     )
 
 
+@dataclass
+class WeightDecaySchedule:
+    """Weight-decay factor at optimiser step ``step``: a cosine from 1 to ``end / start`` (DINO's schedule)."""
+
+    total_steps: int
+    end_ratio: float
+
+    def __call__(self, step: int) -> float:
+        progress = min(step / max(self.total_steps, 1), 1.0)
+        return self.end_ratio + (1.0 - self.end_ratio) * _cosine(progress)
+
+
+class Schedules:
+    """What changes per optimiser step: the learning rate (warm-up, then a shape) and optionally weight decay.
+
+    The learning rate is a ``LambdaLR`` (each group follows the factor times its own base
+    rate, so a method's ``lr_scale`` holds throughout); weight decay, when
+    ``weight_decay_end`` is set, scales every decayed group from its base value. Both are
+    functions of the step, so ``state_dict`` is the ``LambdaLR``'s (primitives only).
+    """
+
+    def __init__(
+        self, optimizer: Optimizer, config: OptimizerConfig, steps_per_epoch: int, total_steps: int
+    ) -> None:
+        self.optimizer, self.config = optimizer, config
+        for group in optimizer.param_groups:
+            group.setdefault("base_weight_decay", group.get("weight_decay", 0.0))
+        self.lr = LambdaLR(optimizer, warmup_schedule(config, steps_per_epoch, total_steps))
+        self.stretch(steps_per_epoch, total_steps)
+
+    def stretch(self, steps_per_epoch: int, total_steps: int) -> None:
+        """Follow a run of ``total_steps`` (a resume with more epochs stretches the rest of the schedules)."""
+        self.lr.lr_lambdas = [
+            warmup_schedule(self.config, steps_per_epoch, total_steps) for _ in self.lr.lr_lambdas
+        ]
+        end = self.config.weight_decay_end
+        self.weight_decay = (
+            None if end is None else WeightDecaySchedule(total_steps, end / self.config.weight_decay)
+        )
+        self._apply_weight_decay()
+
+    def step(self) -> None:
+        self.lr.step()
+        self._apply_weight_decay()
+
+    def get_last_lr(self) -> list[float]:
+        return self.lr.get_last_lr()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.lr.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.lr.load_state_dict(state)
+        self._apply_weight_decay()
+
+    def _apply_weight_decay(self) -> None:
+        if self.weight_decay is None:
+            return
+        factor = self.weight_decay(self.lr.last_epoch)
+        for group in self.optimizer.param_groups:
+            if group.get("decayed", True):
+                group["weight_decay"] = group["base_weight_decay"] * factor
+
+
 def build_scheduler(
     optimizer: Optimizer, config: OptimizerConfig, steps_per_epoch: int, total_steps: int
-) -> LambdaLR:
-    """A per-optimiser-step ``LambdaLR`` with ``config.warmup_epochs`` of linear warm-up.
+) -> Schedules:
+    """Per-optimiser-step schedules with ``config.warmup_epochs`` of linear warm-up.
 
-    Building one sets the optimiser's learning rate to the first step's, so a resumed
-    run loads the scheduler's state instead of building another.
+    Building them sets the optimiser's learning rate to the first step's, so a resumed
+    run loads their state instead of building others.
     """
-    return LambdaLR(optimizer, warmup_schedule(config, steps_per_epoch, total_steps))
+    if config.weight_decay_end is not None and not config.weight_decay > 0:
+        raise ConfigError(
+            "optimizer.weight_decay_end needs a positive optimizer.weight_decay to start the schedule from"
+        )
+    return Schedules(optimizer, config, steps_per_epoch, total_steps)

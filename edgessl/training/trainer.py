@@ -48,7 +48,7 @@ from edgessl.training.checkpoint import (
     save_checkpoint,
 )
 from edgessl.training.config import TrainConfig
-from edgessl.training.optim import build_optimizer, build_scheduler, scaled_lr, warmup_schedule
+from edgessl.training.optim import build_optimizer, build_scheduler, scaled_lr
 from edgessl.training.progress import ProgressView, StopRequest
 from edgessl.training.resolve import (
     CONFIG_FILE,
@@ -245,10 +245,9 @@ class Trainer:
     def _restore_training(self, previous: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(previous["optimizer"])
         self.scheduler.load_state_dict(previous["scheduler"])
-        # the schedule follows this run's length (a longer --epochs stretches the rest of it)
-        self.scheduler.lr_lambdas[0] = warmup_schedule(
-            self.method_config.optimizer, self.plan.steps_per_epoch, self.total_steps
-        )
+        self.scheduler.stretch(
+            self.plan.steps_per_epoch, self.total_steps
+        )  # a longer --epochs stretches the rest
         if "scaler" in previous and self.accelerator.scaler is not None:
             self.accelerator.scaler.load_state_dict(previous["scaler"])
         states = previous["rng"]
@@ -331,7 +330,7 @@ class Trainer:
             batch = self.images[chunk.to(self.images.device)].to(device, non_blocking=True)
             last = index == len(chunks) - 1
             with nullcontext() if last else self.accelerator.no_sync(self.model):
-                loss = self.model(batch)
+                loss, metrics = self.model(batch)
                 self.accelerator.backward(loss)  # divides by grad_accum
             total += loss.detach().float()
         self.optimizer.step()

@@ -43,7 +43,7 @@ def run_folder(cifar10_small: Path, tmp_path_factory) -> tuple[Path, str]:
     for epoch in (1, 2):
         method.train()
         for batch in images[torch.randperm(len(images))[:16]].split(16):  # one SimCLR step per epoch (steps are slow on CPU)
-            loss = method(batch)
+            loss = method(batch).loss
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

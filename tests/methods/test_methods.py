@@ -44,7 +44,7 @@ def test_training_steps_are_finite_and_move_the_encoder(name: str, backbone: str
     optimizer = build_optimizer(method, method.config.optimizer, batch_size=4)
     before = {k: v.clone() for k, v in method.state_dict().items()}
     for step in range(2):
-        loss = method(uint8_batch())
+        loss = method(uint8_batch()).loss
         assert loss.ndim == 0 and torch.isfinite(loss), f"{name}/{backbone} step {step}: loss {loss}"
         optimizer.zero_grad()
         loss.backward()
@@ -173,7 +173,7 @@ def test_byol_target_starts_as_copy_and_follows_by_exact_ema() -> None:
             assert torch.equal(p_online, p_target) and p_online.data_ptr() != p_target.data_ptr()
             assert not p_target.requires_grad
     optimizer = build_optimizer(method, method.config.optimizer, batch_size=4)
-    method(uint8_batch()).backward()
+    method(uint8_batch()).loss.backward()
     optimizer.step()
     old_targets = [[p.clone() for p in target.parameters()] for _, target in pairs]
     progress = 0.3

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from edgessl.errors import UnknownNameError
-from edgessl.methods import OptimizerConfig
-from edgessl.training.optim import LARS, OPTIMIZERS, build_optimizer, build_scheduler, lars_param_groups
+from edgessl.errors import ConfigError, UnknownNameError
+from edgessl.methods import Method, MethodConfig, OptimizerConfig, ParamGroup
+from edgessl.training.optim import LARS, OPTIMIZERS, build_optimizer, build_scheduler, torch_param_groups
 
 
 def test_lars_matches_hand_computed_update_and_skips_biases_and_norms() -> None:
@@ -19,9 +19,8 @@ def test_lars_matches_hand_computed_update_and_skips_biases_and_norms() -> None:
     model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
     start = {name: p.detach().clone() for name, p in model.named_parameters()}
     lr, momentum, wd, eta = 0.5, 0.9, 1e-2, 1e-3
-    optimizer = LARS(
-        lars_param_groups(model, wd), lr=lr, momentum=momentum, weight_decay=wd, trust_coefficient=eta
-    )
+    config = OptimizerConfig(name="lars", weight_decay=wd, exclude_bias_and_norm=True)
+    optimizer = LARS(torch_param_groups(model, config, lr), lr=lr, momentum=momentum, trust_coefficient=eta)
     grads = []
     for _ in range(2):
         optimizer.zero_grad()
@@ -92,3 +91,69 @@ def test_warmup_then_cosine_per_step_and_constant() -> None:
     assert constant.get_last_lr() == [2.0]
     with pytest.raises(UnknownNameError):
         build_scheduler(optimizer, OptimizerConfig(schedule="cosin"), 5, 30)
+
+
+class TwoGroups(Method):
+    """A method that declares its own groups: biases at a tenth of the rate, no decay on the second layer."""
+
+    name = "two-groups"
+
+    def __init__(self) -> None:
+        super().__init__("none", MethodConfig(), 8, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+        self.first, self.second = nn.Linear(3, 3), nn.Linear(3, 1)
+
+    def make_views(self, images):
+        return images
+
+    def loss(self, views):
+        return self.second(self.first(views)).pow(2).mean()
+
+    def representation(self):
+        raise NotImplementedError
+
+    def param_groups(self) -> list[ParamGroup]:
+        return [
+            ParamGroup([self.first.weight, self.second.weight]),
+            ParamGroup([self.first.bias], lr_scale=0.1),
+            ParamGroup([self.second.bias], weight_decay=0.0),
+        ]
+
+
+def test_method_param_groups_keep_their_lr_scale_and_decay_through_the_schedule() -> None:
+    config = OptimizerConfig(name="sgd", lr=0.2, weight_decay=1e-3, warmup_epochs=1)
+    optimizer = build_optimizer(TwoGroups(), config, batch_size=512)  # 0.2 x 512 / 256 = 0.4
+    scheduler = build_scheduler(optimizer, config, steps_per_epoch=4, total_steps=20)
+    for _ in range(7):
+        optimizer.step()
+        scheduler.step()
+    lrs = [group["lr"] for group in optimizer.param_groups]
+    assert lrs[1] == pytest.approx(0.1 * lrs[0]) and lrs[2] == pytest.approx(lrs[0])
+    assert lrs[0] == pytest.approx(
+        0.4 * 0.5 * (1 + math.cos(math.pi * 3 / 16))
+    )  # step 7: 3 of 16 decay steps
+    assert [group["weight_decay"] for group in optimizer.param_groups] == [1e-3, 1e-3, 0.0]
+
+
+def test_optimizer_kwargs_reach_the_optimiser_and_wrong_ones_are_one_line() -> None:
+    optimizer = build_optimizer(
+        nn.Linear(2, 2), OptimizerConfig(name="adam", kwargs={"betas": (0.5, 0.999)}), 256
+    )
+    assert optimizer.param_groups[0]["betas"] == (0.5, 0.999)
+    with pytest.raises(ConfigError, match="do not fit sgd"):
+        build_optimizer(nn.Linear(2, 2), OptimizerConfig(name="sgd", kwargs={"betas": (0.5, 0.999)}), 256)
+
+
+def test_weight_decay_schedule_is_a_cosine_from_start_to_end_on_decayed_groups_only() -> None:
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    config = OptimizerConfig(name="sgd", weight_decay=0.04, weight_decay_end=0.4, exclude_bias_and_norm=True)
+    optimizer = build_optimizer(model, config, 256)
+    scheduler = build_scheduler(optimizer, config, steps_per_epoch=5, total_steps=10)
+    decays = []
+    for _ in range(10):
+        decays.append([group["weight_decay"] for group in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step()
+    expected = [0.4 + (0.04 - 0.4) * 0.5 * (1 + math.cos(math.pi * step / 10)) for step in range(10)]
+    assert [d[0] for d in decays] == pytest.approx(expected) and all(d[1] == 0.0 for d in decays)
+    with pytest.raises(ConfigError, match="weight_decay_end needs a positive"):
+        build_scheduler(optimizer, OptimizerConfig(weight_decay=0.0, weight_decay_end=0.1), 5, 10)
