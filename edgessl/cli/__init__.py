@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from edgessl import __version__
 
-COMMANDS = ("demo", "train", "eval", "sweep", "study", "explain", "profile", "export", "backbones")
+COMMANDS = ("demo", "train", "plot", "eval", "sweep", "study", "explain", "profile", "export", "backbones")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,17 +28,14 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="edgessl", description="Self-supervised pretraining, benchmarking and edge deployment of lightweight vision encoders.")
+    parser = _Parser(
+        prog="edgessl",
+        description="Self-supervised pretraining, benchmarking and edge deployment of lightweight vision encoders.",
+    )
     parser.add_argument("--version", action="version", version=f"edgessl {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"edgessl.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"edgessl.cli.{name}":
-                raise
-            continue  # command not built yet
-        module.add_parser(subparsers)
+        importlib.import_module(f"edgessl.cli.{name}").add_parser(subparsers)
     return parser
 
 

@@ -7,7 +7,9 @@ import argparse
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("backbones", help="list encoders: variant, params, feature dim, MACs")
-    parser.add_argument("names", nargs="*", help="backbones to show (default: all registered; timm:<name> works too)")
+    parser.add_argument(
+        "names", nargs="*", help="backbones to show (default: all registered; timm:<name> works too)"
+    )
     parser.set_defaults(handler=run)
 
 

@@ -13,17 +13,34 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Pretrain a small encoder, compare it with random initialisation (kNN, linear), profile it, "
         "export it to ONNX (fp32 + int8, verified), evaluate it on ONNX Runtime alone and draw a retrieval grid.",
     )
-    parser.add_argument("--data", default="shapes10", help="dataset: shapes10 (built in), stl10, or an image folder")
+    parser.add_argument(
+        "--data", default="shapes10", help="dataset: shapes10 (built in), stl10, or an image folder"
+    )
     parser.add_argument("--data-root", default=None, help="where the dataset's files are (stl10)")
     parser.add_argument("--method", default="simclr", help="pretraining method (default: simclr)")
-    parser.add_argument("--backbone", default="shufflenetv2", help="encoder (default: shufflenetv2, the study's x0.5)")
+    parser.add_argument(
+        "--backbone", default="shufflenetv2", help="encoder (default: shufflenetv2, the study's x0.5)"
+    )
     parser.add_argument("--image-size", type=int, default=32, help="image side in pixels (default: 32)")
-    parser.add_argument("--minutes", type=float, default=3.0, help="pretraining budget in minutes (default: 3)")
-    parser.add_argument("--epochs", type=int, default=10, help="pretraining schedule length; --minutes may stop it earlier (default: 10)")
-    parser.add_argument("--knn-k", type=int, default=20, help="neighbours for the kNN evaluations (default: 20)")
+    parser.add_argument(
+        "--minutes", type=float, default=3.0, help="pretraining budget in minutes (default: 3)"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=10,
+        help="pretraining schedule length; --minutes may stop it earlier (default: 10)",
+    )
+    parser.add_argument(
+        "--knn-k", type=int, default=20, help="neighbours for the kNN evaluations (default: 20)"
+    )
     parser.add_argument("--batch-size", type=int, default=128, help="pretraining batch size (default: 128)")
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="run folder root (default: runs/demo)")
-    parser.add_argument("--export-dir", type=Path, default=Path("exported"), help="ONNX output folder (default: exported/)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/demo"), help="run folder root (default: runs/demo)"
+    )
+    parser.add_argument(
+        "--export-dir", type=Path, default=Path("exported"), help="ONNX output folder (default: exported/)"
+    )
     parser.set_defaults(handler=run)
 
 

@@ -16,15 +16,45 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "NCHW; normalisation is inside the graph."
         ),
     )
-    parser.add_argument("target", metavar="RUN_OR_CHECKPOINT", help="a run folder (its last epoch checkpoint is exported) or a checkpoint file")
+    parser.add_argument(
+        "target",
+        metavar="RUN_OR_CHECKPOINT",
+        help="a run folder (its last epoch checkpoint is exported) or a checkpoint file",
+    )
     parser.add_argument("--out", default="exported", help="output folder (default: exported/)")
-    parser.add_argument("--int8", action="store_true", help="also write a static int8 model (QDQ, per-channel) calibrated on training images; reports kNN accuracy and latency against fp32")
-    parser.add_argument("--ort", action="store_true", help="also convert every file to ORT format (.ort) and write the operator list for a reduced mobile build")
-    parser.add_argument("--head", default="none", help="none (features), knn (labelled bank in the graph) or linear (Adam-trained layer): image batch -> class scores")
-    parser.add_argument("--fixed-batch", type=int, metavar="N", help="also write a variant with batch size fixed to N (NNAPI, CoreML)")
-    parser.add_argument("--data", help="dataset for verification, calibration and heads (default: the checkpoint's dataset)")
-    parser.add_argument("--data-root", help="where a registered dataset's files are (e.g. the folder holding stl10_binary/)")
-    parser.add_argument("--k", type=int, default=200, help="neighbours of the kNN head and of the int8 accuracy report (default 200)")
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="also write a static int8 model (QDQ, per-channel) calibrated on training images; reports kNN accuracy and latency against fp32",
+    )
+    parser.add_argument(
+        "--ort",
+        action="store_true",
+        help="also convert every file to ORT format (.ort) and write the operator list for a reduced mobile build",
+    )
+    parser.add_argument(
+        "--head",
+        default="none",
+        help="none (features), knn (labelled bank in the graph) or linear (Adam-trained layer): image batch -> class scores",
+    )
+    parser.add_argument(
+        "--fixed-batch",
+        type=int,
+        metavar="N",
+        help="also write a variant with batch size fixed to N (NNAPI, CoreML)",
+    )
+    parser.add_argument(
+        "--data", help="dataset for verification, calibration and heads (default: the checkpoint's dataset)"
+    )
+    parser.add_argument(
+        "--data-root", help="where a registered dataset's files are (e.g. the folder holding stl10_binary/)"
+    )
+    parser.add_argument(
+        "--k",
+        type=int,
+        default=200,
+        help="neighbours of the kNN head and of the int8 accuracy report (default 200)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -37,8 +67,14 @@ def run(args: argparse.Namespace) -> int:
     from edgessl.export.pipeline import ExportOptions, export_checkpoint
 
     options = ExportOptions(
-        out_dir=Path(args.out), int8=args.int8, ort=args.ort, head=args.head, fixed_batch=args.fixed_batch,
-        data=args.data, data_root=args.data_root, k=args.k,
+        out_dir=Path(args.out),
+        int8=args.int8,
+        ort=args.ort,
+        head=args.head,
+        fixed_batch=args.fixed_batch,
+        data=args.data,
+        data_root=args.data_root,
+        k=args.k,
     )
     result = export_checkpoint(args.target, options)
     console = make_console()
@@ -65,5 +101,7 @@ def run(args: argparse.Namespace) -> int:
             + " (ONNX Runtime CPU, 1 thread, median)"
         )
     if result.mobile is not None:
-        console.print(f"operators for a reduced mobile build ({result.mobile.config}): {result.mobile.summary()}")
+        console.print(
+            f"operators for a reduced mobile build ({result.mobile.config}): {result.mobile.summary()}"
+        )
     return 0

@@ -43,6 +43,24 @@ FLAGS = (
     ("grad_accum", "--grad-accum", int, "gradient accumulation steps per optimiser step (default 1)"),
     ("max_steps", "--max-steps", int, "stop after this many optimiser steps in all (smoke runs)"),
     ("time_budget_s", "--time-budget", float, "stop and save after this many seconds of training in all"),
+    (
+        "monitor_every",
+        "--monitor-every",
+        int,
+        "epochs between online kNN / embedding-collapse measurements (default 1; 0: off)",
+    ),
+    (
+        "log_with",
+        "--log-with",
+        str,
+        "experiment trackers: tensorboard, wandb, mlflow (comma-separated) or all",
+    ),
+    (
+        "log_every",
+        "--log-every",
+        int,
+        "steps between log lines when output is not a terminal (default 50, and every 60 s)",
+    ),
 )
 
 
@@ -76,10 +94,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--print-config", action="store_true", help="print the resolved configuration as YAML and exit"
     )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
     parser.add_argument(
-        "--no-progress",
-        action="store_true",
-        help="no progress bar (it is also off when output is not a terminal)",
+        "--no-plots",
+        dest="plots",
+        action="store_false",
+        default=None,
+        help="do not write RUN/plots/*.png at the end",
     )
     parser.set_defaults(handler=run)
 
@@ -90,6 +111,7 @@ def requested(args: argparse.Namespace):  # -> TrainConfig
 
     flags = {dest: getattr(args, dest) for dest, *_ in FLAGS}
     flags["deterministic"] = args.deterministic
+    flags["plots"] = args.plots
     return requested_config(flags, args.config, args.set, args.resume)
 
 

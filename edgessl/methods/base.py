@@ -109,6 +109,7 @@ class Method(nn.Module, ABC):
         self.config = config
         self.image_size = image_size
         self.normalize = Normalize(mean, std)
+        self.last_momentum = self.momentum(0.0)
 
     @staticmethod
     def build_encoder(backbone: str, in_channels: int = 3) -> Encoder:
@@ -152,6 +153,7 @@ class Method(nn.Module, ABC):
     def after_optimizer_step(self, progress: float) -> None:
         """Move every momentum target towards its online module."""
         tau = self.momentum(progress)
+        self.last_momentum = tau  # a diagnostic methods may report; not state (a function of progress)
         for online, target in self.momentum_pairs():
             for p_online, p_target in zip(online.parameters(), target.parameters(), strict=True):
                 p_target.lerp_(p_online.detach(), 1.0 - tau)

@@ -16,7 +16,15 @@ from torch import nn
 
 from edgessl.augment import byol_views
 from edgessl.methods import METHODS
-from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, Representation, cosine_momentum
+from edgessl.methods.base import (
+    RGB,
+    Method,
+    MethodConfig,
+    OptimizerConfig,
+    Representation,
+    StepOutput,
+    cosine_momentum,
+)
 from edgessl.methods.heads import mlp_head
 from edgessl.methods.losses import normalized_regression_loss
 
@@ -76,13 +84,17 @@ class BYOL(Method):
     def _target(self, view: torch.Tensor) -> torch.Tensor:
         return self.target_projector(self.target_encoder(self.normalize(view)))
 
-    def loss(self, views: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def loss(self, views: tuple[torch.Tensor, torch.Tensor]) -> StepOutput:
         first, second = views
         # Each view through each network separately (per-view BN statistics), as the paper.
+        predictions = self._online(first), self._online(second)
         # BYOL eq. 2-3: L + L~, summed — averaging them would halve the effective learning rate.
-        return normalized_regression_loss(
-            self._online(first), self._target(second)
-        ) + normalized_regression_loss(self._online(second), self._target(first))
+        loss = normalized_regression_loss(predictions[0], self._target(second)) + normalized_regression_loss(
+            predictions[1], self._target(first)
+        )
+        with torch.no_grad():  # collapse shows as the std of the l2-normalised predictions going to 0
+            spread = nn.functional.normalize(predictions[0].float(), dim=1).std(0).mean()
+        return StepOutput(loss, {"prediction_std": spread, "tau": torch.tensor(self.last_momentum, device=loss.device)})
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [(self.encoder, self.target_encoder), (self.projector, self.target_projector)]

@@ -28,7 +28,7 @@ from torch import nn
 
 from edgessl.augment import mocov2_view
 from edgessl.methods import METHODS
-from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, Representation
+from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, Representation, StepOutput
 from edgessl.methods.heads import mlp_head
 from edgessl.methods.losses import InfoNCELoss
 
@@ -59,6 +59,17 @@ class MoCoV2Config(MethodConfig):
     shuffle_bn_splits: int = (
         8  # one process only: the official 8 GPUs of 32 keys each (He et al. 2020, section 3.3)
     )
+
+
+def positive_negative_gap(queries: torch.Tensor, keys: torch.Tensor, queue: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mean cosine of each query with its key and with the queue; their gap shrinking towards 0 means no learning.
+
+    The mean over the queue is ``q . mean(queue)`` (a dot product is linear), so this costs
+    one vector, not another (N, K) product.
+    """
+    positive = (queries * keys).sum(1).mean()
+    negative = (queries @ nn.functional.normalize(queue, dim=1).mean(0)).mean()
+    return {"positive_similarity": positive, "negative_similarity": negative, "similarity_gap": positive - negative}
 
 
 def enqueue(queue: torch.Tensor, pointer: torch.Tensor, keys: torch.Tensor) -> None:
@@ -111,17 +122,16 @@ class MoCoV2(Method):
     def make_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.augment(images, self.image_size), self.augment(images, self.image_size)
 
-    def loss(self, views: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def loss(self, views: tuple[torch.Tensor, torch.Tensor]) -> StepOutput:
         query_view, key_view = views
         queries = self.head(self.encoder(self.normalize(query_view)))
         with torch.no_grad():
             keys = nn.functional.normalize(self._keys(self.normalize(key_view)), dim=1)
-        loss = self.criterion(
-            queries, keys, self.queue
-        )  # normalised into a new tensor: enqueue may then write
+        loss = self.criterion(queries, keys, self.queue)  # normalised into a new tensor: enqueue may then write
         with torch.no_grad():
+            diagnostics = positive_negative_gap(nn.functional.normalize(queries, dim=1), keys, self.queue)
             enqueue(self.queue, self.queue_pointer, _gather(keys) if _distributed() else keys)
-        return loss
+        return StepOutput(loss, diagnostics)
 
     def _key_projection(self, images: torch.Tensor) -> torch.Tensor:
         return self.key_head(self.key_encoder(images))

@@ -34,19 +34,24 @@ class TrainConfig:
     precision: str = "no"
     grad_accum: int = 1
     deterministic: bool = False
-    max_steps: int | None = (
-        None  # stop after this many optimiser steps in all (the schedule still spans `epochs`)
-    )
+    # stop after this many optimiser steps in all (the schedule still spans `epochs`)
+    max_steps: int | None = None
     time_budget_s: float | None = None  # stop (and save) once this much training time has passed in all
-    method_overrides: dict[str, Any] = dataclasses.field(
-        default_factory=dict
-    )  # merged into the method's Config
+    # merged into the method's Config
+    method_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # Watching the run (edgessl.training.monitor, .tracking, .progress, .plots); none changes what is trained.
+    monitor_every: int = 1  # epochs between online kNN / collapse measurements; 0 turns them off
+    log_with: str | None = None  # trackers: tensorboard, wandb, mlflow (comma-separated) or all
+    log_every: int = 50  # steps between plain log lines when output is not a terminal (also every 60 s)
+    plots: bool = True  # write RUN/plots/*.png at the end of training
 
     def __post_init__(self) -> None:
         problems = [
             message
             for failed, message in (
                 (self.epochs < 1, f"epochs must be at least 1 (got {self.epochs})"),
+                (self.monitor_every < 0, f"monitor_every must be 0 (off) or positive (got {self.monitor_every})"),
+                (self.log_every < 1, f"log_every must be at least 1 (got {self.log_every})"),
                 (self.save_every < 1, f"save_every must be at least 1 (got {self.save_every})"),
                 (self.grad_accum < 1, f"grad_accum must be at least 1 (got {self.grad_accum})"),
                 (

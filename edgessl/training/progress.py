@@ -1,9 +1,16 @@
-"""What a person watching the run sees, and how they stop it: the progress bar and Ctrl-C."""
+"""What a person watching the run sees, and how they stop it: a progress bar or log lines, and Ctrl-C.
+
+A terminal gets a rich progress bar. Anything else (a cluster job's log file, a pipe)
+gets a plain line every ``log_every`` steps or ``LOG_SECONDS`` seconds, whichever comes
+first, as timm prints them: epoch, step/total, loss, lr, images/s, ETA, and the latest
+monitor values.
+"""
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -35,32 +42,84 @@ class StopRequest:
             signal.signal(signal.SIGINT, previous)
 
 
-class ProgressView:
-    """A rich progress bar with loss, images/s and ETA; nothing when not a terminal or disabled."""
+LOG_SECONDS = 60.0
 
-    def __init__(self, console: Console, enabled: bool, total: int, done: int) -> None:
+
+class ProgressView:
+    """A rich progress bar on a terminal, else periodic plain lines; nothing when disabled."""
+
+    def __init__(self, console: Console, enabled: bool, total: int, done: int, log_every: int) -> None:
+        self.console, self.enabled, self.total, self.log_every = console, enabled, total, log_every
         self._progress = None
+        self._last_line_step, self._last_line_time, self._start = (
+            done,
+            time.monotonic(),
+            (done, time.monotonic()),
+        )
         if enabled and console.is_terminal:
             self._progress = Progress(
                 TextColumn("[bold]epoch {task.fields[epoch]}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]}  {task.fields[speed]} img/s"),
+                TextColumn("loss {task.fields[loss]}  {task.fields[speed]} img/s {task.fields[monitor]}"),
                 TimeRemainingColumn(),
                 console=console,
                 transient=False,
             )
             self._task = self._progress.add_task(
-                "train", total=total, completed=done, epoch="-", loss="-", speed="-"
+                "train", total=total, completed=done, epoch="-", loss="-", speed="-", monitor=""
             )
             self._progress.start()
 
-    def update(self, step: int, epoch: int, loss: float, speed: float) -> None:
+    def update(self, step: int, epoch: int, values: dict[str, Any]) -> None:
+        """``values``: the latest ``loss``, ``lr``, ``images_per_s`` and any monitor values."""
+        if not self.enabled:
+            return
+        monitor = monitor_text(values)
         if self._progress is not None:
             self._progress.update(
-                self._task, completed=step, epoch=epoch, loss=f"{loss:.4f}", speed=f"{speed:,.0f}"
+                self._task,
+                completed=step,
+                epoch=epoch,
+                loss=f"{values['loss']:.4f}",
+                speed=f"{values['images_per_s']:,.0f}",
+                monitor=monitor,
             )
+        elif (
+            step - self._last_line_step >= self.log_every
+            or time.monotonic() - self._last_line_time >= LOG_SECONDS
+            or step == self.total
+        ):
+            self._last_line_step, self._last_line_time = step, time.monotonic()
+            self.console.print(
+                f"epoch {epoch} step {step}/{self.total} loss {values['loss']:.4f} lr {values['lr']:.4g} "
+                f"{values['images_per_s']:,.0f} img/s eta {self._eta(step)}{' ' + monitor if monitor else ''}",
+                markup=False,
+                highlight=False,
+            )
+
+    def _eta(self, step: int) -> str:
+        done, started = self._start
+        rate = (step - done) / max(time.monotonic() - started, 1e-9)
+        seconds = int((self.total - step) / rate) if rate > 0 else 0
+        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+MONITOR_LABELS = {
+    "knn_accuracy": ("knn", "{:.1%}"),
+    "embedding_std": ("std", "{:.3f}"),
+    "effective_rank": ("rank", "{:.1f}"),
+}
+
+
+def monitor_text(values: dict[str, Any]) -> str:
+    """``knn 41.2% std 0.021 rank 37.5`` from whichever monitor values are present."""
+    return " ".join(
+        label + " " + style.format(values[key])
+        for key, (label, style) in MONITOR_LABELS.items()
+        if key in values
+    )

@@ -28,7 +28,8 @@ from edgessl.training.config import TrainConfig
 
 CONFIG_FILE = "config.yaml"
 PER_CALL_LIMITS = ("max_steps", "time_budget_s")  # not taken from a run's config.yaml on --resume
-RESUMABLE = ("epochs", "save_every", "data_root", "deterministic", *PER_CALL_LIMITS)
+WATCHING = ("monitor_every", "log_with", "log_every", "plots")  # how the run is watched, not what it trains
+RESUMABLE = ("epochs", "save_every", "data_root", "deterministic", *WATCHING, *PER_CALL_LIMITS)
 MIRRORED = ("method_overrides.optimizer.lr",)  # the same value as the top-level ``lr``; reported once
 
 

@@ -203,4 +203,4 @@ def test_byol_loss_sums_both_directions() -> None:
     expected = normalized_regression_loss(online(first), target(second)) + normalized_regression_loss(
         online(second), target(first)
     )
-    assert method.loss((first, second)).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert method.loss((first, second)).loss.item() == pytest.approx(expected.item(), rel=1e-6)

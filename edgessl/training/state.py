@@ -1,0 +1,103 @@
+"""Everything a resume restores, in one object: weights, optimiser, schedules, scaler, RNG streams, position.
+
+:class:`TrainingState` is what goes into a checkpoint besides its metadata; its
+``state_dict()`` holds only tensors and primitives, so checkpoints load with
+``torch.load(weights_only=True)``. The sampler position is ``(epoch, step)``: the order of
+an epoch depends only on ``(seed, epoch)`` (:mod:`edgessl.training.sampling`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgessl.errors import CheckpointError
+from edgessl.training.checkpoint import load_weights
+from edgessl.training.rng import rng_state, seed_everything, set_rng_state
+
+
+@dataclass
+class Position:
+    """Where the run is, and what it has spent: the sampler position is the step."""
+
+    epoch: int = 0  # completed epochs
+    step: int = 0  # completed optimiser steps, across resumes
+    prior_seconds: float = 0.0  # training time of earlier segments of this run
+    prior_energy: dict[str, Any] | None = None
+    saved_step: int = 0  # the step the newest checkpoint on disk holds (a NaN message names it)
+    resumes: tuple[dict[str, Any], ...] = ()  # each resume's step and the settings it changed
+
+    def batch_in_epoch(self, steps_per_epoch: int) -> int:
+        return self.step - self.epoch * steps_per_epoch
+
+
+class TrainingState:
+    """The resumable state of a run; every process holds one (RNG streams are per process)."""
+
+    def __init__(
+        self, accelerator: Any, model: Any, optimizer: Any, scheduler: Any, steps_per_epoch: int, seed: int
+    ) -> None:
+        self.accelerator, self.model, self.optimizer, self.scheduler = (
+            accelerator,
+            model,
+            optimizer,
+            scheduler,
+        )
+        self.steps_per_epoch, self.seed = steps_per_epoch, seed
+        self.position = Position()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint body at the current step boundary (collective: every process calls it)."""
+        rng = [rng_state()]
+        if self.accelerator.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            rng = gather_object(rng)
+        position = self.position
+        state = {
+            "model": self.accelerator.unwrap_model(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "position": {
+                "epoch": position.epoch,
+                "step": position.step,
+                "steps_per_epoch": self.steps_per_epoch,
+                "seed": self.seed,
+            },
+            "rng": rng,
+        }
+        if self.accelerator.scaler is not None:
+            state["scaler"] = self.accelerator.scaler.state_dict()
+        return state
+
+    def load_state_dict(
+        self, checkpoint: dict[str, Any], source: Path, changes: dict[str, tuple[Any, Any]]
+    ) -> None:
+        """Continue from ``checkpoint``; ``changes`` (what this resume changes) is recorded for the metadata."""
+        saved = checkpoint["position"]
+        if saved["steps_per_epoch"] != self.steps_per_epoch:
+            raise CheckpointError(
+                f"{source} was trained with {saved['steps_per_epoch']} steps per epoch, this run has {self.steps_per_epoch}; "
+                "resume with the same data and batch size"
+            )
+        load_weights(self.accelerator.unwrap_model(self.model), checkpoint["model"], str(source))
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        if "scaler" in checkpoint and self.accelerator.scaler is not None:
+            self.accelerator.scaler.load_state_dict(checkpoint["scaler"])
+        meta, step = checkpoint["metadata"], int(saved["step"])
+        resume = {"step": step, "changes": {key: list(pair) for key, pair in changes.items()}}
+        self.position = Position(
+            int(saved["epoch"]),
+            step,
+            float(meta.get("train_seconds", 0.0)),
+            meta.get("energy"),
+            step,
+            (*meta.get("resumes", ()), resume),
+        )
+        index = self.accelerator.process_index
+        if index < len(checkpoint["rng"]):
+            set_rng_state(checkpoint["rng"][index])
+        else:  # more processes than the run had: fresh streams for the new ones
+            seed_everything(self.seed + 7919 * index + step)

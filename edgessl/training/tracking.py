@@ -1,0 +1,70 @@
+"""Experiment trackers (TensorBoard, Weights & Biases, MLflow) through Hugging Face Accelerate.
+
+``--log-with tensorboard,wandb`` (or ``all``) becomes ``Accelerator(log_with=...)``;
+every scalar the run writes to ``metrics.jsonl`` is also sent to ``accelerator.log``,
+which only the main process carries out. Files stay in the run folder: TensorBoard
+event files under ``RUN/trackers/``, W&B's offline run under ``RUN/wandb/`` (mode from
+``WANDB_MODE``, default ``offline``: clusters rarely have network, and ``wandb sync``
+uploads later), MLflow's file store under ``RUN/mlruns/`` unless ``MLFLOW_TRACKING_URI``
+points elsewhere.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+from edgessl.errors import ConfigError
+
+# tracker -> (module that must be importable, the extra that installs it)
+TRACKERS = {
+    "tensorboard": ("tensorboard", "tensorboard"),
+    "wandb": ("wandb", "wandb"),
+    "mlflow": ("mlflow", "mlflow"),
+}
+TRACKER_DIR = "trackers"
+
+
+def tracker_names(log_with: str | None) -> list[str]:
+    """``"tensorboard,wandb"`` / ``"all"`` / ``None`` -> the tracker names, each checked to be installed."""
+    if not log_with:
+        return []
+    names = (
+        list(TRACKERS)
+        if log_with == "all"
+        else [name.strip() for name in log_with.split(",") if name.strip()]
+    )
+    unknown = [name for name in names if name not in TRACKERS]
+    if unknown:
+        raise ConfigError(
+            f"unknown tracker {', '.join(unknown)} for --log-with; choose from {', '.join(TRACKERS)} or all"
+        )
+    installed = [name for name in names if log_with != "all" or importlib.util.find_spec(TRACKERS[name][0])]
+    for name in installed:
+        module, extra = TRACKERS[name]
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(f"--log-with {name} needs the {module} package: pip install 'edgessl[{extra}]'")
+    if not installed:
+        raise ConfigError("--log-with all found no tracker installed: pip install 'edgessl[trackers]'")
+    return installed
+
+
+def tracker_init_kwargs(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """Where each tracker writes: inside the run folder, and offline unless the user says otherwise."""
+    os.environ.setdefault("MLFLOW_TRACKING_URI", (run_dir / "mlruns").resolve().as_uri())
+    return {"wandb": {"dir": str(run_dir), "mode": os.environ.get("WANDB_MODE", "offline")}, "mlflow": {}}
+
+
+def flat_config(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config as ``a.b`` keys with scalar values (what trackers store as hyper-parameters)."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flat_config(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = (
+                value if isinstance(value, (bool, int, float, str)) or value is None else str(value)
+            )
+    return flat
