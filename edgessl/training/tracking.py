@@ -5,8 +5,9 @@ every scalar the run writes to ``metrics.jsonl`` is also sent to ``accelerator.l
 which only the main process carries out. Files stay in the run folder: TensorBoard
 event files under ``RUN/trackers/``, W&B's offline run under ``RUN/wandb/`` (mode from
 ``WANDB_MODE``, default ``offline``: clusters rarely have network, and ``wandb sync``
-uploads later), MLflow's file store under ``RUN/mlruns/`` unless ``MLFLOW_TRACKING_URI``
-points elsewhere.
+uploads later), MLflow's local file store under ``RUN/mlruns/`` unless
+``MLFLOW_TRACKING_URI`` points elsewhere (the file store needs no database server;
+MLflow 3 keeps it in maintenance mode behind ``MLFLOW_ALLOW_FILE_STORE``).
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ def tracker_names(log_with: str | None) -> list[str]:
 
 def tracker_init_kwargs(run_dir: Path) -> dict[str, dict[str, Any]]:
     """Where each tracker writes: inside the run folder, and offline unless the user says otherwise."""
-    os.environ.setdefault("MLFLOW_TRACKING_URI", (run_dir / "mlruns").resolve().as_uri())
+    if "MLFLOW_TRACKING_URI" not in os.environ:
+        os.environ["MLFLOW_TRACKING_URI"] = (run_dir / "mlruns").resolve().as_uri()
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     return {"wandb": {"dir": str(run_dir), "mode": os.environ.get("WANDB_MODE", "offline")}, "mlflow": {}}
 
 

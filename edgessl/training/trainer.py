@@ -450,12 +450,17 @@ class Trainer:
         return {**current, **{k: float((prior or {}).get(k, 0.0)) + float(current[k]) for k in ENERGY_TOTALS}}
 
     def _start_trackers(self) -> None:
-        if self.accelerator.log_with:
+        if not self.accelerator.log_with:
+            return
+        try:
             self.accelerator.init_trackers(
                 self.run_dir.name,
                 config=tracking.flat_config(config_to_dict(self.config)),
                 init_kwargs=tracking.tracker_init_kwargs(self.run_dir),
             )
+        except Exception as exc:  # noqa: BLE001 (each tracker library raises its own types)
+            first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            raise EdgesslError(f"could not start --log-with {self.config.log_with}: {first}") from None
 
     @contextmanager
     def _energy_meter(self) -> Iterator[Any]:
