@@ -25,7 +25,6 @@ import json
 import os
 import statistics
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from torchvision.transforms import v2
 
 from edgessl.augment.views import ViewAugment
 from edgessl.profiling.device_peak import cpu_model
+from edgessl.profiling.latency import time_calls
 from edgessl.training.config import TrainConfig
 from edgessl.training.sampling import epoch_permutation
 from edgessl.training.trainer import Trainer
@@ -85,7 +85,9 @@ def method_views(method: Any) -> tuple[ViewAugment, ViewAugment]:
     """The method's two view recipes, found among its attributes (SimCLR: one twice; BYOL: its pair)."""
     recipes = [value for value in vars(method).values() if isinstance(value, ViewAugment)]
     if not recipes:
-        raise SystemExit(f"{method.name} keeps no ViewAugment attribute; this benchmark covers two-view methods")
+        raise SystemExit(
+            f"{method.name} keeps no ViewAugment attribute; this benchmark covers two-view methods"
+        )
     return (recipes[0], recipes[-1])
 
 
@@ -94,62 +96,100 @@ def loader_batches(loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Ten
         yield from loader
 
 
-def pipelines(method: str, backbone: str, batch: int, workdir: Path) -> dict[str, Callable[[], None]]:
-    """One timed step of each pipeline, sharing the model, optimiser and batch size."""
-    config = TrainConfig(method=method, backbone=backbone, data=DATA, split=SPLIT, image_size=96, epochs=1, batch_size=batch, out=str(workdir / f"{method}-{backbone}"))
+def build_trainer(config: TrainConfig) -> Trainer:
+    """The trainer of ``config``, quiet, in training mode: what every pipeline below shares."""
     trainer = Trainer(config, resume=False, console=Console(quiet=True), progress=False)
     trainer.model.train()
+    return trainer
+
+
+def pipelines(trainer: Trainer, workers: int = 2) -> dict[str, Callable[[], None]]:
+    """One timed step of each pipeline, sharing the trainer's model, optimiser, precision and batch size.
+
+    The model-only and torchvision steps run under the trainer's autocast (as its own
+    ``forward`` does under mixed precision), so all three compare the same arithmetic.
+    """
     model, optimizer, accelerator = trainer.method, trainer.optimizer, trainer.accelerator
-    order = epoch_permutation(len(trainer.images), config.seed, 0)
+    batch, size = trainer.plan.global_batch, trainer.dataset.image_size
+    order = epoch_permutation(len(trainer.images), trainer.config.seed, 0)
     position = {"batch": 0}
 
     def end_to_end() -> None:
         trainer.step(order, position["batch"] % trainer.plan.steps_per_epoch)
         position["batch"] += 1
 
-    with torch.no_grad():
-        ready_views = model.make_views(trainer.images[order[:batch]].to(accelerator.device))
+    clean = trainer.images[order[:batch].to(trainer.images.device)].to(accelerator.device)
+    with torch.no_grad(), accelerator.autocast():
+        ready_views = model.make_views(clean)
 
     def train_on(views: Any) -> None:
-        loss = model.loss(views)
+        with accelerator.autocast():
+            loss = model.loss(views)
         accelerator.backward(loss)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    dataset = TwoViewDataset(trainer.images.cpu(), method_views(model), 96)
-    loader = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True, num_workers=2, persistent_workers=True,
-                        worker_init_fn=lambda _: torch.set_num_threads(1))
+    dataset = TwoViewDataset(trainer.images.cpu(), method_views(model), size)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        persistent_workers=True,
+        worker_init_fn=lambda _: torch.set_num_threads(1),
+    )
     stream = loader_batches(loader)
 
     def usual() -> None:
         first, second = next(stream)  # float [0, 1], as the method's own views
         train_on(as_method_views(ready_views, first.to(accelerator.device), second.to(accelerator.device)))
 
-    clean = trainer.images[order[:batch]].to(accelerator.device)
-
     @torch.no_grad()
     def views_only() -> None:
-        model.make_views(clean)
+        with accelerator.autocast():
+            model.make_views(clean)
 
-    return {"end_to_end": end_to_end, "model_only": lambda: train_on(ready_views), "torchvision": usual, "views_only": views_only}
+    return {
+        "end_to_end": end_to_end,
+        "model_only": lambda: train_on(ready_views),
+        "torchvision": usual,
+        "views_only": views_only,
+    }
 
 
 def as_method_views(template: Any, first: torch.Tensor, second: torch.Tensor) -> Any:
     """Two batches of views in the container the method's own ``make_views`` returns."""
-    return type(template)((first, second)) if isinstance(template, (tuple, list)) else torch.stack((first, second))
+    return (
+        type(template)((first, second))
+        if isinstance(template, (tuple, list))
+        else torch.stack((first, second))
+    )
 
 
-def measure(steps: dict[str, Callable[[], None]], rounds: int, batch: int) -> dict[str, float]:
-    """Images/s per pipeline: one warm-up step each, then ``rounds`` interleaved timed steps."""
-    for run in steps.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name, run in steps.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
+def measure(
+    steps: dict[str, Callable[[], None]],
+    rounds: int,
+    batch: int,
+    warmup: int = 1,
+    synchronize: Callable[[], None] = lambda: None,
+) -> dict[str, float]:
+    """Images/s per pipeline: ``warmup`` untimed steps each, then ``rounds`` interleaved timed steps (medians).
+
+    ``synchronize`` (``torch.cuda.synchronize`` on a GPU) ends each timed step, so one
+    pipeline's queued kernels are not billed to the next.
+    """
+    times = time_calls(steps, warmup, rounds, synchronize)
     return {name: batch / statistics.median(values) for name, values in times.items()}
+
+
+def ratios(speeds: dict[str, float]) -> dict[str, float]:
+    """(a)/(b), (a)/(c), and the (a)/(b) the view making alone would leave: 1 / (1 + rate(b) / rate(views))."""
+    return {
+        "a_over_b": speeds["end_to_end"] / speeds["model_only"],
+        "a_over_c": speeds["end_to_end"] / speeds["torchvision"],
+        "predicted_a_over_b": 1 / (1 + speeds["model_only"] / speeds["views_only"]),
+    }
 
 
 def machine() -> dict[str, object]:
@@ -205,7 +245,9 @@ def main() -> None:
     parser.add_argument("--backbones", nargs="+", default=["shufflenetv2", "resnet18"])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the 2 shared cores thrash with 2)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: the 2 shared cores thrash with 2)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     info = machine()
@@ -213,17 +255,29 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         for method in args.methods:
             for backbone in args.backbones:
-                speeds = measure(pipelines(method, backbone, args.batch, Path(workdir)), args.rounds, args.batch)
-                row = {"method": method, "backbone": backbone, **speeds}
-                row["a_over_b"] = speeds["end_to_end"] / speeds["model_only"]
-                row["a_over_c"] = speeds["end_to_end"] / speeds["torchvision"]
-                row["predicted_a_over_b"] = 1 / (1 + speeds["model_only"] / speeds["views_only"])
+                config = TrainConfig(
+                    method=method,
+                    backbone=backbone,
+                    data=DATA,
+                    split=SPLIT,
+                    image_size=96,
+                    epochs=1,
+                    batch_size=args.batch,
+                    out=str(Path(workdir) / f"{method}-{backbone}"),
+                )
+                speeds = measure(pipelines(build_trainer(config)), args.rounds, args.batch)
+                row = {"method": method, "backbone": backbone, **speeds, **ratios(speeds)}
                 rows.append(row)
-                print(f"{method:8s} {backbone:14s} (a) {speeds['end_to_end']:7.1f}  (b) {speeds['model_only']:7.1f}  "
-                      f"(c) {speeds['torchvision']:7.1f} img/s   (a)/(b) {row['a_over_b']:.2f}   (a)/(c) {row['a_over_c']:.2f}", flush=True)
+                print(
+                    f"{method:8s} {backbone:14s} (a) {speeds['end_to_end']:7.1f}  (b) {speeds['model_only']:7.1f}  "
+                    f"(c) {speeds['torchvision']:7.1f} img/s   (a)/(b) {row['a_over_b']:.2f}   (a)/(c) {row['a_over_c']:.2f}",
+                    flush=True,
+                )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{NAME}.md").write_text(markdown(rows, info, args))
-    (RESULTS / f"{NAME}.json").write_text(json.dumps({"machine": info, "options": vars(args), "rows": rows}, indent=2))
+    (RESULTS / f"{NAME}.json").write_text(
+        json.dumps({"machine": info, "options": vars(args), "rows": rows}, indent=2)
+    )
     print(f"wrote {RESULTS / NAME}.md")
 
 
