@@ -111,7 +111,9 @@ from edgessl.registry import Registry
 from edgessl.study.presets import study_quick, study_stl10
 from edgessl.training import load_representation
 from edgessl.training.config import TrainConfig
-from edgessl.training.trainer import resolve_method_config, seed_everything, train
+from edgessl.training.resolve import resolve_method_config
+from edgessl.training.rng import seed_everything
+from edgessl.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = "gpu_suite"
@@ -450,7 +452,7 @@ def throughput_cell(ctx: Context, variant: Variant, method: str, backbone: str) 
     out = ctx.workdir / "throughput" / f"{variant.name}-{method}-{backbone}"
     config = TrainConfig(
         method=method, backbone=backbone, data=str(ctx.data), split="train", image_size=sizes.image_size, epochs=1,
-        batch_size=sizes.batch, precision=variant.precision, out=str(out),
+        batch_size=sizes.batch, precision=variant.precision, out=str(out), monitor_every=0, plots=False,
     )  # fmt: skip
     trainer = build_trainer(config)
     variant.apply(trainer.method)
@@ -533,7 +535,7 @@ def learning(ctx: Context, record: Record) -> None:
         method="simclr", backbone="resnet18", data=str(ctx.data), split="train", image_size=sizes.learn_image_size,
         epochs=sizes.learn_epochs, batch_size=sizes.learn_batch, save_every=sizes.learn_epochs,
         out=str(ctx.workdir / "learning"), precision={"fp32": "no", "bf16": "bf16"}[precision],
-        method_overrides=LEARN_OVERRIDES,
+        method_overrides=LEARN_OVERRIDES, monitor_every=0, plots=False,
     )  # fmt: skip
     record.update(
         method="simclr", backbone="resnet18", precision=precision, image_size=sizes.learn_image_size,

@@ -124,7 +124,7 @@ def pipelines(trainer: Trainer, workers: int = 2) -> dict[str, Callable[[], None
 
     def train_on(views: Any) -> None:
         with accelerator.autocast():
-            loss = model.loss(views)
+            loss = model.step_output(views).loss
         accelerator.backward(loss)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -255,7 +255,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         for method in args.methods:
             for backbone in args.backbones:
-                config = TrainConfig(
+                config = TrainConfig(  # no monitor: only the step is timed
                     method=method,
                     backbone=backbone,
                     data=DATA,
@@ -264,6 +264,8 @@ def main() -> None:
                     epochs=1,
                     batch_size=args.batch,
                     out=str(Path(workdir) / f"{method}-{backbone}"),
+                    monitor_every=0,
+                    plots=False,
                 )
                 speeds = measure(pipelines(build_trainer(config)), args.rounds, args.batch)
                 row = {"method": method, "backbone": backbone, **speeds, **ratios(speeds)}

@@ -134,6 +134,10 @@ class Method(nn.Module, ABC):
     def forward(self, images: torch.Tensor) -> StepOutput:
         with torch.no_grad():
             views = self.make_views(images)
+        return self.step_output(views)
+
+    def step_output(self, views: Any) -> StepOutput:
+        """:meth:`loss` as a :class:`StepOutput`, whether or not the method reports diagnostics."""
         out = self.loss(views)
         return out if isinstance(out, StepOutput) else StepOutput(out, {})
 

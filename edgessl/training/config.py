@@ -50,7 +50,10 @@ class TrainConfig:
             message
             for failed, message in (
                 (self.epochs < 1, f"epochs must be at least 1 (got {self.epochs})"),
-                (self.monitor_every < 0, f"monitor_every must be 0 (off) or positive (got {self.monitor_every})"),
+                (
+                    self.monitor_every < 0,
+                    f"monitor_every must be 0 (off) or positive (got {self.monitor_every})",
+                ),
                 (self.log_every < 1, f"log_every must be at least 1 (got {self.log_every})"),
                 (self.save_every < 1, f"save_every must be at least 1 (got {self.save_every})"),
                 (self.grad_accum < 1, f"grad_accum must be at least 1 (got {self.grad_accum})"),
