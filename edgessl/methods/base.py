@@ -16,6 +16,7 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 from torch import nn
 
+from edgessl import distributed
 from edgessl.backbones import Encoder, build_backbone
 
 RGB = tuple[float, float, float]
@@ -47,6 +48,9 @@ class MethodConfig:
 
     batch_size: int = 256
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    # Under several processes, BatchNorm over the global batch (SyncBatchNorm) rather than each
+    # process's shard; on where the method's paper normalises globally. No effect in one process.
+    sync_batchnorm: bool = False
 
 
 @dataclass
@@ -140,6 +144,27 @@ class Method(nn.Module, ABC):
         """:meth:`loss` as a :class:`StepOutput`, whether or not the method reports diagnostics."""
         out = self.loss(views)
         return out if isinstance(out, StepOutput) else StepOutput(out, {})
+
+    def global_batchnorm_modules(self) -> list[nn.Module]:
+        """The submodules whose BatchNorm layers ``sync_batchnorm`` makes global: the whole method by default.
+
+        MoCo v2 names its query side only: its key encoder's per-process statistics are its shuffled BN.
+        """
+        return [self]
+
+    def synchronize_batchnorm(self, device: torch.device | str) -> int:
+        """Make the BatchNorm layers of :meth:`global_batchnorm_modules` global (for training on
+        ``device``) when ``config.sync_batchnorm`` is on; returns how many
+        (:func:`edgessl.distributed.convert_sync_batchnorm`).
+
+        The trainer calls it under several processes, before DDP wraps the method (the layers
+        keep their parameter tensors, and their state-dict names, so checkpoints load either way).
+        """
+        if not self.config.sync_batchnorm:
+            return 0
+        return sum(
+            distributed.convert_sync_batchnorm(module, device) for module in self.global_batchnorm_modules()
+        )
 
     def param_groups(self) -> list[ParamGroup]:
         """How the optimiser treats this method's parameters; one group of every trainable one by default."""

@@ -53,6 +53,9 @@ class BYOLConfig(MethodConfig):
     base_momentum: float = 0.996  # BYOL section 3.3: tau_base = 0.996, raised to 1 by a cosine
     hidden_dim: int = 4096  # BYOL section 3.3: projector and predictor hidden layer 4096
     out_dim: int = 256  # BYOL section 3.3: projection and prediction size 256
+    # The official configuration (deepmind-research byol/configs/byol.py) accumulates BN
+    # statistics across devices (cross_replica_axis), in the encoders and both MLPs.
+    sync_batchnorm: bool = True
 
 
 @METHODS.register("byol")

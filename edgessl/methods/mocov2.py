@@ -7,14 +7,21 @@ supplies the negatives of an InfoNCE loss.
 
 Shuffled BN (He et al. 2020, section 3.3): with batch statistics shared between a query and
 its own key, the network can find the positive by the statistics instead of the content.
-- One process: the key batch is randomly permuted and split into ``shuffle_bn_splits``
-  sub-batches, each normalised by its own BN statistics (the official code's 8 GPUs x 32
-  samples, emulated on one device); queries are normalised over the whole batch, so no
-  query shares its statistics with its key's sub-batch alone.
-- ``torch.distributed`` with world size > 1: the official scheme — key images of all
-  processes are gathered, permuted with one permutation broadcast from rank 0, each process
-  encodes its slice (its own BN statistics), and the keys are gathered and un-permuted.
-  The queue is filled with the keys of all processes, as the official code.
+The key batch is randomly permuted and cut into sub-batches, each normalised by its own BN
+statistics, then put back in order:
+- One process: ``shuffle_bn_splits`` sub-batches (the official code's 8 GPUs x 32 samples,
+  emulated on one device); queries are normalised over the whole batch, so no query shares
+  its statistics with its key's sub-batch alone.
+- N processes: the official scheme. Key images of all processes are gathered, permuted
+  with one permutation (rank 0's, :func:`edgessl.distributed.shared_permutation`), each
+  process encodes its slice with its own BN statistics, and the keys are gathered and
+  un-permuted. This is exactly the one-process scheme with ``shuffle_bn_splits = N`` and
+  the same permutation; with ``sync_batchnorm`` the queries are normalised over the
+  global batch as in one process, and the two runs train the same model
+  (``tests/distributed/test_exactness.py``). Without it (the default, as the official
+  code: per-GPU BN) each process normalises its own queries.
+The queue is filled with the keys of all processes in rank order, as the official code,
+so it stays identical on every process.
 """
 
 from __future__ import annotations
@@ -23,9 +30,9 @@ import copy
 from dataclasses import dataclass, field
 
 import torch
-from torch import distributed as dist
 from torch import nn
 
+from edgessl import distributed
 from edgessl.augment import mocov2_view
 from edgessl.methods import METHODS
 from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, Representation, StepOutput
@@ -59,9 +66,14 @@ class MoCoV2Config(MethodConfig):
     shuffle_bn_splits: int = (
         8  # one process only: the official 8 GPUs of 32 keys each (He et al. 2020, section 3.3)
     )
+    # He et al. 2020 (section 3.3) and the official code normalise per GPU (shuffled BN is what
+    # keeps the key statistics apart); on: the queries' BN is global, the keys' stays per process.
+    sync_batchnorm: bool = False
 
 
-def positive_negative_gap(queries: torch.Tensor, keys: torch.Tensor, queue: torch.Tensor) -> dict[str, torch.Tensor]:
+def positive_negative_gap(
+    queries: torch.Tensor, keys: torch.Tensor, queue: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """Mean cosine of each query with its key and with the queue; their gap shrinking towards 0 means no learning.
 
     The mean over the queue is ``q . mean(queue)`` (a dot product is linear), so this costs
@@ -69,7 +81,11 @@ def positive_negative_gap(queries: torch.Tensor, keys: torch.Tensor, queue: torc
     """
     positive = (queries * keys).sum(1).mean()
     negative = (queries @ nn.functional.normalize(queue, dim=1).mean(0)).mean()
-    return {"positive_similarity": positive, "negative_similarity": negative, "similarity_gap": positive - negative}
+    return {
+        "positive_similarity": positive,
+        "negative_similarity": negative,
+        "similarity_gap": positive - negative,
+    }
 
 
 def enqueue(queue: torch.Tensor, pointer: torch.Tensor, keys: torch.Tensor) -> None:
@@ -83,19 +99,6 @@ def enqueue(queue: torch.Tensor, pointer: torch.Tensor, keys: torch.Tensor) -> N
     slots = (pointer + torch.arange(len(keys), device=queue.device)) % size
     queue[slots[-size:]] = keys[-size:].to(queue.dtype)
     pointer.copy_((pointer + len(keys)) % size)
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def _gather(tensor: torch.Tensor) -> torch.Tensor:
-    """All processes' batches concatenated in rank order (equal batch sizes, no gradient)."""
-    gathered = torch.empty(
-        (dist.get_world_size() * len(tensor), *tensor.shape[1:]), dtype=tensor.dtype, device=tensor.device
-    )
-    dist.all_gather_single(gathered, tensor.contiguous())
-    return gathered
 
 
 @METHODS.register("mocov2")
@@ -127,10 +130,12 @@ class MoCoV2(Method):
         queries = self.head(self.encoder(self.normalize(query_view)))
         with torch.no_grad():
             keys = nn.functional.normalize(self._keys(self.normalize(key_view)), dim=1)
-        loss = self.criterion(queries, keys, self.queue)  # normalised into a new tensor: enqueue may then write
+        loss = self.criterion(
+            queries, keys, self.queue
+        )  # normalised into a new tensor: enqueue may then write
         with torch.no_grad():
             diagnostics = positive_negative_gap(nn.functional.normalize(queries, dim=1), keys, self.queue)
-            enqueue(self.queue, self.queue_pointer, _gather(keys) if _distributed() else keys)
+            enqueue(self.queue, self.queue_pointer, distributed.gather(keys))  # every process's keys
         return StepOutput(loss, diagnostics)
 
     def _key_projection(self, images: torch.Tensor) -> torch.Tensor:
@@ -138,7 +143,7 @@ class MoCoV2(Method):
 
     def _keys(self, images: torch.Tensor) -> torch.Tensor:
         """Key projections with shuffled BN (see the module docstring for which scheme runs where)."""
-        if _distributed():
+        if distributed.is_distributed():
             return self._keys_across_processes(images)
         splits = max(1, min(self.config.shuffle_bn_splits, len(images) // 2))  # BN needs >= 2 samples
         order = torch.randperm(len(images), device=images.device)
@@ -146,13 +151,14 @@ class MoCoV2(Method):
         return torch.empty_like(shuffled).index_copy_(0, order, shuffled)
 
     def _keys_across_processes(self, images: torch.Tensor) -> torch.Tensor:
-        everything = _gather(images)
-        order = torch.randperm(len(everything), device=images.device)
-        dist.broadcast(order, src=0)
-        rank, n = dist.get_rank(), len(images)
-        mine = order[rank * n : (rank + 1) * n]
-        keys = _gather(self._key_projection(everything[mine]))
-        return torch.empty_like(keys).index_copy_(0, order, keys)[rank * n : (rank + 1) * n]
+        everything = distributed.gather(images)
+        order = distributed.shared_permutation(len(everything), images.device)
+        mine = distributed.local_rows(order)
+        keys = distributed.gather(self._key_projection(everything[mine]))
+        return distributed.local_rows(torch.empty_like(keys).index_copy_(0, order, keys))
+
+    def global_batchnorm_modules(self) -> list[nn.Module]:
+        return [self.encoder, self.head]  # the key encoder's per-process BN is the shuffled BN
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [(self.encoder, self.key_encoder), (self.head, self.key_head)]

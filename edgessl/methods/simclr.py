@@ -3,6 +3,10 @@ of Visual Representations").
 
 Two views of every image (SimCLR's crop, flip, strong colour distortion and blur), an
 encoder, a 2-layer MLP projection head, and the NT-Xent loss over the 2N projections.
+Under several processes the negatives are the whole global batch's (each process's
+anchors against every process's projections, :class:`InfoNCELoss`) and BatchNorm is
+global (``sync_batchnorm``), so N processes train the model one process would on the
+global batch.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ class SimCLRConfig(MethodConfig):
     hidden_dim: int = 2048  # SimCLR section 2.1 / B.4: hidden layer as wide as ResNet-50's h (2048)
     out_dim: int = 128  # SimCLR section 4 / B.4: 128-d projection
     colour_strength: float = 1.0  # SimCLR appendix A: colour-distortion strength s = 1
+    # SimCLR section 2.2 ("Global BN"): BN mean and variance aggregated over all devices, so a
+    # positive pair cannot be found from shard statistics.
+    sync_batchnorm: bool = True
 
 
 @METHODS.register("simclr")
