@@ -8,12 +8,23 @@ own ``config.yaml`` (without its ``max_steps``/``time_budget_s``: give them agai
 change only ``--epochs``, ``--save-every``, ``--data-root``, ``--deterministic`` and those
 limits (see :mod:`edgessl.training.resolve`). ``--print-config`` prints the resolved
 configuration and exits.
-Several GPUs: ``accelerate launch -m edgessl train ...``.
+Several processes: ``accelerate launch -m edgessl train ...`` (see :data:`LAUNCHING`).
 """
 
 from __future__ import annotations
 
 import argparse
+
+LAUNCHING = """several GPUs, CPU processes or machines (one process per GPU; --batch-size stays global):
+  accelerate config                                   # once per machine: GPUs, machines, mixed precision
+  accelerate launch -m edgessl train --method simclr ...          # then: with that configuration
+  accelerate launch --multi_gpu --num_processes 4 -m edgessl train ...   # or flags instead of a config
+  accelerate launch --multi_gpu --num_processes 2 -m edgessl train ...   # 2 CPU processes (gloo), no GPU
+  torchrun --nproc-per-node 2 -m edgessl train ...                       # the same with torchrun
+  several machines: on each, accelerate launch --multi_gpu --num_machines M --machine_rank R \\
+    --main_process_ip HOST --main_process_port 29500 --num_processes TOTAL -m edgessl train ...
+--precision overrides accelerate's mixed precision only when given. The start-up line says how many
+processes training got; accelerate launch --cpu starts only one (edgessl refuses it with N > 1)."""
 
 # (TrainConfig field, flag, type, help); `None` defaults so the YAML file and the run's config.yaml show through
 FLAGS = (
@@ -39,7 +50,12 @@ FLAGS = (
     ("save_every", "--save-every", int, "keep a checkpoint every N epochs (default 5), plus last.pt"),
     ("out", "--out", str, "run folder (default runs/{method}-{backbone})"),
     ("seed", "--seed", int, "random seed (default 0)"),
-    ("precision", "--precision", str, "mixed precision: no, bf16 or fp16 (default no)"),
+    (
+        "precision",
+        "--precision",
+        str,
+        "mixed precision: no, bf16 or fp16 (default: accelerate's configuration, see below; no outside it)",
+    ),
     ("grad_accum", "--grad-accum", int, "gradient accumulation steps per optimiser step (default 1)"),
     ("max_steps", "--max-steps", int, "stop after this many optimiser steps in all (smoke runs)"),
     ("time_budget_s", "--time-budget", float, "stop and save after this many seconds of training in all"),
@@ -71,6 +87,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Pretrain an encoder with a self-supervised method. Checkpoints go to RUN/checkpoints "
         "(epoch_NNNN.pt every --save-every epochs, and last.pt); metrics to RUN/metrics.jsonl; the resolved "
         "config to RUN/config.yaml. Ctrl-C saves last.pt at the current step; --resume continues from it.",
+        epilog=LAUNCHING,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for dest, flag, kind, text in FLAGS:
         parser.add_argument(flag, dest=dest, type=kind, help=text)
@@ -136,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
             markup=False,
         )
         return 130
+    from edgessl.distributed import rank
+
+    if rank() != 0:  # every process trained; one reports
+        return 0
     console.print(
         f"done: {result.epochs_done} epoch(s), {result.steps} steps, {result.train_seconds:.1f} s in all "
         f"({result.images_per_second:,.0f} images/s), final loss {result.final_loss:.4f}; checkpoints in {result.run_dir}/checkpoints",

@@ -31,7 +31,9 @@ class TrainConfig:
     save_every: int = 5
     out: str = "runs/{method}-{backbone}"
     seed: int = 0
-    precision: str = "no"
+    # mixed precision: None keeps accelerate's configuration (`accelerate config`, `accelerate
+    # launch --mixed_precision`; "no" outside accelerate launch); a value overrides it
+    precision: str | None = None
     grad_accum: int = 1
     deterministic: bool = False
     # stop after this many optimiser steps in all (the schedule still spans `epochs`)
@@ -58,7 +60,7 @@ class TrainConfig:
                 (self.save_every < 1, f"save_every must be at least 1 (got {self.save_every})"),
                 (self.grad_accum < 1, f"grad_accum must be at least 1 (got {self.grad_accum})"),
                 (
-                    self.precision not in PRECISIONS,
+                    self.precision is not None and self.precision not in PRECISIONS,
                     f"precision must be one of {', '.join(PRECISIONS)} (got '{self.precision}')",
                 ),
                 (

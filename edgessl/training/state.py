@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgessl.distributed import average_batchnorm_statistics
 from edgessl.errors import CheckpointError
 from edgessl.training.checkpoint import load_weights
 from edgessl.training.rng import rng_state, seed_everything, set_rng_state
@@ -54,6 +55,9 @@ class TrainingState:
             from accelerate.utils import gather_object
 
             rng = gather_object(rng)
+            # Unsynchronised BatchNorm layers hold per-process statistics: save (and continue
+            # with) their mean, the same on every process.
+            average_batchnorm_statistics(self.model)
         position = self.position
         state = {
             "model": self.accelerator.unwrap_model(self.model).state_dict(),

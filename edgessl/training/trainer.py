@@ -23,7 +23,9 @@ and accumulation steps, as the papers count it; it must divide by
 
 from __future__ import annotations
 
+import os
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -34,7 +36,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from edgessl import __version__
+from edgessl import __version__, distributed
 from edgessl.config import config_to_dict
 from edgessl.errors import CheckpointError, ConfigError, EdgesslError, TrainingDiverged
 from edgessl.files import ensure_writable_dir
@@ -111,23 +113,38 @@ def checkpoints_to_write(config: TrainConfig, start_epoch: int) -> int:
 
 
 def make_accelerator(config: TrainConfig, run_dir: Path):  # -> accelerate.Accelerator
+    """The run's Accelerator: accelerate's own configuration (``accelerate config`` / ``accelerate launch``
+    flags) unless ``config.precision`` overrides it, and exactly the processes the launcher started.
+
+    Processes started without GPUs (``torchrun``, ``accelerate launch --multi_gpu``) are
+    joined over gloo on the CPU; accelerate would otherwise give each its own world of one.
+    """
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
 
+    distributed.check_launch()
+    # torch >= 2.13 deprecates broadcast_buffers for forward_sync_buffers, which accelerate cannot pass yet;
+    # False is what is meant (buffers start equal: every process builds the model from the same seed).
+    warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated", category=FutureWarning)
     try:
-        return Accelerator(
-            mixed_precision=config.precision,
+        accelerator = Accelerator(
+            mixed_precision=config.precision,  # None: accelerate's configuration
+            cpu=distributed.cpu_processes_launched(),
             gradient_accumulation_steps=config.grad_accum,
             log_with=tracking.tracker_names(config.log_with) or None,
             project_dir=run_dir / tracking.TRACKER_DIR,
-            # Methods keep cross-process state consistent themselves (MoCo enqueues every
-            # process's keys); DDP's default would broadcast its 32 MB queue every step.
+            # BatchNorm statistics are kept equal by SyncBatchNorm or averaged at each save
+            # (edgessl.distributed), MoCo's queue by the method; DDP's default would broadcast
+            # rank 0's buffers (the 32 MB queue among them) every step.
             kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
         )
     except (ValueError, RuntimeError) as exc:
+        precision = config.precision or os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
         raise ConfigError(
-            f"cannot train with precision '{config.precision}' here: {str(exc).splitlines()[0]}; try --precision no"
+            f"cannot train with precision '{precision}' here: {str(exc).splitlines()[0]}; try --precision no"
         ) from None
+    distributed.check_process_count(accelerator.num_processes)
+    return accelerator
 
 
 class Trainer:
@@ -158,6 +175,8 @@ class Trainer:
             self.dataset.std,
             self.method_config,
         )
+        if accelerator.num_processes > 1:  # global BatchNorm where the method's paper has it
+            self.method.synchronize_batchnorm(accelerator.device)
         self.plan = plan = plan_batches(
             len(self.dataset),
             self.method_config.batch_size,
@@ -439,6 +458,8 @@ class Trainer:
             "train_seconds": position.prior_seconds + (time.perf_counter() - segment_start),
             "energy": self._energy(meter),
             "resumes": list(position.resumes),
+            "num_processes": self.accelerator.num_processes,
+            "mixed_precision": self.accelerator.mixed_precision,
             "edgessl_version": __version__,
         }
 
