@@ -23,6 +23,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--max-cells", type=int, help="train/evaluate at most N unfinished cells in this call"
     )
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run worker I's share of N (cells I, I+N, ... from 1); N workers share one --out folder, "
+        "e.g. a SLURM array job with --shard $SLURM_ARRAY_TASK_ID/N",
+    )
+    parser.add_argument(
+        "--launcher",
+        metavar="CMD",
+        help="run each cell's pretraining as 'CMD -m edgessl train ...', e.g. "
+        "'accelerate launch --multi_gpu --num_processes 4' (default: in this process)",
+    )
     parser.add_argument("--list-presets", action="store_true", help="list the built-in studies and exit")
     parser.add_argument(
         "--print-config", action="store_true", help="print the resolved config as YAML and exit"
@@ -41,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from edgessl.errors import ConfigError
     from edgessl.study.config import dump_study
     from edgessl.study.presets import PRESETS, preset_names, resolve_study
-    from edgessl.study.runner import run_study
+    from edgessl.study.runner import Shard, run_study
 
     console = make_console()
     if args.list_presets:
@@ -66,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.max_cells is not None and args.max_cells < 1:
         raise ConfigError(f"--max-cells must be >= 1, got {args.max_cells}")
+    shard = Shard.parse(args.shard) if args.shard else Shard()
     config = resolve_study(args.config).with_out(args.out)
     overrides = {
         key: value
@@ -80,12 +93,23 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         console.print(escape(dump_study(config)), end="")
         return 0
+    mine = len(shard.share(config.cells()))
+    share = f", shard {shard.index}/{shard.count}: {mine} of them" if shard.count > 1 else ""
     console.print(
-        f"study [bold]{escape(config.name)}[/]: {len(config.cells())} cells -> {escape(config.out)}"
+        f"study [bold]{escape(config.name)}[/]: {len(config.cells())} cells{share} -> {escape(config.out)}"
     )
-    outcome = run_study(config, console=console, progress=not args.no_progress, max_cells=args.max_cells)
+    outcome = run_study(
+        config,
+        console=console,
+        progress=not args.no_progress,
+        max_cells=args.max_cells,
+        shard=shard,
+        launcher=args.launcher,
+    )
     if outcome.skipped:
         console.print(f"already finished (skipped): {', '.join(outcome.skipped)}")
+    if outcome.busy:
+        console.print(f"claimed by another worker (left to it): {', '.join(outcome.busy)}")
     table = Table(title=escape(outcome.table.title))
     table.add_column("")
     for column in outcome.table.columns:
@@ -96,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     for path in outcome.outputs.values():
         console.print(f"wrote {escape(str(path))}")
     if not outcome.complete:
+        others = " (the other shards' cells are left to them)" if shard.count > 1 else ""
         console.print(
-            f"{len(outcome.cells)}/{len(config.cells())} cells finished; run the same command again to continue"
+            f"{len(outcome.cells)}/{len(config.cells())} cells finished{others}; run the same command again to continue"
         )
     return 0

@@ -12,16 +12,35 @@ Resuming is per cell and per stage: a finished cell is skipped; a cell whose tra
 stopped part-way resumes from its ``last.pt``; a cell whose training finished but whose
 evaluation did not only evaluates (evaluation results are themselves cached per
 checkpoint in the run folder).
+
+Across machines (:class:`Shard`, ``edgessl study PRESET --shard I/N``): N workers, e.g. a
+SLURM array job, share one study folder. Worker I takes cells I, I + N, I + 2N, ... of
+the grid (numbered from 1 in grid order), so the shares are disjoint and fixed. A worker
+claims a cell by holding ``RUN/.study-claim`` (an ``flock``, :func:`run_folder.locked`,
+released by the kernel however the worker dies) for as long as it trains and evaluates
+it, and checks again under the claim that the cell is unfinished: a cell is never
+trained twice, even by a duplicate worker or one started without ``--shard``, which
+skips a claimed cell. Every worker then renders Table 1 and the figures from whatever is
+finished, under ``STUDY/.render.lock`` so that the last one to finish writes the most
+complete table. Each cell's pretraining can itself be a multi-process job (``launcher``,
+e.g. ``accelerate launch --multi_gpu --num_processes 4``): the worker runs
+``LAUNCHER -m edgessl train --config RUN/study_train.yaml`` and waits for it.
 """
 
 from __future__ import annotations
 
+import shlex
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgessl.errors import CheckpointError
+from edgessl.errors import CheckpointError, ConfigError, EdgesslError
+from edgessl.export.files import atomic_output
 from edgessl.study.config import StudyConfig, cell_name, dump_study
 from edgessl.study.figures import figure_by_backbone, figure_by_method, save_figure
 from edgessl.study.results import CellResult, read_cell, write_cell
@@ -31,6 +50,33 @@ STUDY_FILE = "study.yaml"
 RUNS_DIR = "runs"
 TABLE_MD, TABLE_CSV = "table1.md", "table1.csv"
 FIGURE_1, FIGURE_2 = "figure1_by_method.png", "figure2_by_backbone.png"
+CLAIM_FILE, RENDER_LOCK = ".study-claim", ".render.lock"
+LAUNCH_CONFIG = "study_train.yaml"  # a launched cell's TrainConfig, in its run folder
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Worker ``index`` of ``count`` (from 1, as SLURM array ids ``--array=1-N``); its share of the grid."""
+
+    index: int = 1
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index <= self.count:
+            raise ConfigError(
+                f"--shard {self.index}/{self.count}: expected I/N with 1 <= I <= N, e.g. --shard 1/4"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        index, sep, count = text.partition("/")
+        if not (sep and index.strip().isdigit() and count.strip().isdigit()):
+            raise ConfigError(f"--shard expects I/N (worker I of N, from 1), got '{text}'")
+        return cls(int(index), int(count))
+
+    def share(self, cells: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Cells ``index, index + count, ...`` of the grid (1-based): disjoint shares covering every cell."""
+        return cells[self.index - 1 :: self.count]
 
 
 @dataclass
@@ -42,6 +88,7 @@ class StudyOutcome:
     cells: list[CellResult]  # every finished cell, in grid order
     processed: list[str] = field(default_factory=list)  # cells trained and/or evaluated by this call
     skipped: list[str] = field(default_factory=list)  # cells already finished before this call
+    busy: list[str] = field(default_factory=list)  # cells another worker held (left to it)
     outputs: dict[str, Path] = field(default_factory=dict)
     table: StudyTable | None = None
 
@@ -55,21 +102,29 @@ def run_study(
     console: Any = None,
     progress: bool = True,
     max_cells: int | None = None,
+    shard: Shard = Shard(),
+    launcher: str | None = None,
 ) -> StudyOutcome:
-    """Bring every cell of ``config`` to finished (at most ``max_cells`` unfinished ones in
-    this call), then write Table 1 and Figures 1-2 for the cells finished so far.
+    """Bring every cell of ``shard``'s share of ``config`` to finished (at most ``max_cells``
+    unfinished ones in this call), then write Table 1 and Figures 1-2 for every cell
+    finished so far, by any worker.
 
     ``console`` is a rich console for progress lines (None: silent); ``progress`` is passed
-    to the trainer's progress bar.
+    to the trainer's progress bar; ``launcher`` runs each cell's pretraining as
+    ``LAUNCHER -m edgessl train ...`` (see the module docstring).
     """
+    from edgessl.training.run_folder import RunFolderBusy, locked  # imported here: it pulls in torch
+
     validate_names(config)
+    launch = launch_prefix(launcher)
     root = Path(config.out)
     root.mkdir(parents=True, exist_ok=True)
-    (root / STUDY_FILE).write_text(dump_study(config))
+    with atomic_output(root / STUDY_FILE) as tmp:  # every worker writes it: never a torn file
+        tmp.write_text(dump_study(config))
     say = _printer(console)
     outcome = StudyOutcome(config, root, [])
     cells = config.cells()
-    for position, (method, backbone) in enumerate(cells, start=1):
+    for method, backbone in shard.share(cells):
         name = cell_name(method, backbone)
         run_dir = root / RUNS_DIR / name
         if is_finished(read_cell(run_dir), config):
@@ -78,16 +133,40 @@ def run_study(
         if max_cells is not None and len(outcome.processed) >= max_cells:
             say(f"stopping after {max_cells} cell(s) (--max-cells); run the same command again to continue")
             break
-        say(f"[bold][{position}/{len(cells)}] {name}[/]")
-        write_cell(run_cell(config, method, backbone, run_dir, console, progress), run_dir)
+        with ExitStack() as claim:
+            try:
+                claim.enter_context(locked(run_dir, CLAIM_FILE))
+            except RunFolderBusy:
+                say(f"{name}: claimed by another worker, left to it")
+                outcome.busy.append(name)
+                continue
+            if is_finished(read_cell(run_dir), config):  # another worker finished it meanwhile
+                outcome.skipped.append(name)
+                continue
+            say(f"[bold][{cells.index((method, backbone)) + 1}/{len(cells)}] {name}[/]")
+            write_cell(run_cell(config, method, backbone, run_dir, console, progress, launch), run_dir)
         outcome.processed.append(name)
-    outcome.cells = [
-        result
-        for result in (read_cell(root / RUNS_DIR / cell_name(m, b)) for m, b in cells)
-        if is_finished(result, config)
-    ]
-    outcome.table, outcome.outputs = render_outputs(outcome.cells, config, root)
+    with locked(root, RENDER_LOCK, wait=True):  # the last worker to render sees the most
+        outcome.cells = [
+            result
+            for result in (read_cell(root / RUNS_DIR / cell_name(m, b)) for m, b in cells)
+            if is_finished(result, config)
+        ]
+        outcome.table, outcome.outputs = render_outputs(outcome.cells, config, root)
     return outcome
+
+
+def launch_prefix(launcher: str | None) -> list[str] | None:
+    """``launcher`` as an argument list, checked before any cell starts (None: train in this process)."""
+    if launcher is None:
+        return None
+    words = shlex.split(launcher)
+    if not words or shutil.which(words[0]) is None:
+        raise ConfigError(
+            f"--launcher '{launcher}': '{words[0] if words else ''}' is not a command on PATH; "
+            "e.g. --launcher 'accelerate launch --multi_gpu --num_processes 4'"
+        )
+    return words
 
 
 def _printer(console: Any) -> Callable[[str], None]:
@@ -126,7 +205,13 @@ def validate_names(config: StudyConfig) -> None:
 
 
 def run_cell(
-    config: StudyConfig, method: str, backbone: str, run_dir: Path, console: Any, progress: bool
+    config: StudyConfig,
+    method: str,
+    backbone: str,
+    run_dir: Path,
+    console: Any,
+    progress: bool,
+    launch: list[str] | None = None,
 ) -> CellResult:
     """Train the cell as far as the study asks (resuming), evaluate every checkpoint, measure costs."""
     say = _printer(console)
@@ -134,12 +219,11 @@ def run_cell(
     if state is None or not training_done(*state, config):
         where = f"from epoch {state[0]} (step {state[1]})" if state else "from scratch"
         say(f"  pretraining {where} to epoch {config.epochs}")
-        pretrain(
-            train_config(config, method, backbone, run_dir),
-            resume=state is not None,
-            console=console,
-            progress=progress,
-        )
+        cell_config = train_config(config, method, backbone, run_dir)
+        if launch is None:
+            pretrain(cell_config, resume=state is not None, console=console, progress=progress)
+        else:
+            launch_pretrain(cell_config, state is not None, launch, console)
     curves = {}
     for protocol in config.protocols:
         say(f"  evaluating every checkpoint: {protocol}")
@@ -152,6 +236,26 @@ def pretrain(config: Any, resume: bool, console: Any, progress: bool) -> None:
     from edgessl.training.trainer import train
 
     train(config, resume=resume, console=console, progress=progress)
+
+
+def launch_pretrain(config: Any, resume: bool, launch: list[str], console: Any) -> None:
+    """One cell's pretraining as its own (possibly multi-process) job: ``LAUNCHER -m edgessl train``."""
+    from edgessl.training.resolve import config_yaml
+
+    run_dir = Path(config.out)
+    with atomic_output(run_dir / LAUNCH_CONFIG) as tmp:
+        tmp.write_text(config_yaml(config))
+    command = [*launch, "-m", "edgessl", "train", "--config", str(run_dir / LAUNCH_CONFIG), "--no-progress"]
+    if resume:
+        command.append("--resume")
+    _printer(console)(f"  {shlex.join(command)}")
+    sys.stdout.flush()
+    code = subprocess.run(command, check=False).returncode
+    if code != 0:
+        raise EdgesslError(
+            f"pretraining {run_dir.name} failed: '{shlex.join(command)}' exited with code {code} "
+            "(its output is above); fix it and run the study again to resume"
+        )
 
 
 def training_state(run_dir: Path) -> tuple[int, int] | None:
@@ -250,12 +354,15 @@ def render_outputs(
     """Table 1 (Markdown, CSV) and Figures 1-2 (PNG) of the finished cells."""
     table = build_table(cells, config.protocol, config.methods, config.backbones)
     outputs = {"table_md": root / TABLE_MD, "table_csv": root / TABLE_CSV}
-    outputs["table_md"].write_text(table.to_markdown())
-    outputs["table_csv"].write_text(table.to_csv())
-    outputs["figure1"] = save_figure(
-        figure_by_method(cells, config.protocol, config.methods, config.backbones), root / FIGURE_1
-    )
-    outputs["figure2"] = save_figure(
-        figure_by_backbone(cells, config.protocol, config.methods, config.backbones), root / FIGURE_2
-    )
+    for key, text in (("table_md", table.to_markdown()), ("table_csv", table.to_csv())):
+        with atomic_output(outputs[key]) as tmp:  # a reader never sees a half-written table
+            tmp.write_text(text)
+    figures = {
+        "figure1": (figure_by_method, root / FIGURE_1),
+        "figure2": (figure_by_backbone, root / FIGURE_2),
+    }
+    for key, (draw, path) in figures.items():
+        with atomic_output(path) as tmp:
+            save_figure(draw(cells, config.protocol, config.methods, config.backbones), tmp)
+        outputs[key] = path
     return table, outputs

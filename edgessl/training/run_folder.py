@@ -36,16 +36,26 @@ class RunFolderBusy(EdgesslError):
 
 
 @contextmanager
-def locked(run_dir: Path) -> Iterator[None]:
-    """Hold ``run_dir/.lock`` for the block; refuse at once if another process holds it."""
-    fd = os.open(ensure_writable_dir(run_dir) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+def locked(run_dir: Path, lock_file: str = LOCK_FILE, wait: bool = False) -> Iterator[None]:
+    """Hold ``run_dir/lock_file`` for the block; refuse at once if another process holds it (or, with
+    ``wait``, block until it is free).
+
+    Other owners of a folder reuse it under their own lock file name (a study claims a cell
+    with one while the trainer inside holds ``.lock``).
+    """
+    fd = os.open(ensure_writable_dir(run_dir) / lock_file, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
             raise RunFolderBusy(
                 f"{run_dir} is being written by {holder}; wait for it to finish, stop it, or choose another --out"
+            ) from None
+        except OSError as exc:  # e.g. ENOLCK: a network filesystem mounted without lock support
+            raise EdgesslError(
+                f"cannot lock {run_dir / lock_file}: {exc.strerror or exc}; use a filesystem with flock support "
+                "(NFS with locking, Lustre mounted with -o flock) or a local folder"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} ({' '.join(sys.argv)[:200]})".encode(), 0)
