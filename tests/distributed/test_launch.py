@@ -58,22 +58,25 @@ def test_two_cpu_processes_train_and_resume_from_and_into_one_process(tmp_path: 
     run = tmp_path / "run"
     assert main([*TRAIN, "--out", str(run), "--max-steps", "2"]) == 0  # one process
 
-    launched = accelerate_launch(
-        "--multi_gpu", "--num_processes", "2", "--main_process_port", "0",
+    launched = accelerate_launch(  # accelerate's own precision flag: edgessl's --precision is not given
+        "--multi_gpu", "--num_processes", "2", "--main_process_port", "0", "--mixed_precision", "bf16",
         "-m", "edgessl", *TRAIN, "--out", str(run), "--resume", "--max-steps", "4",
     )  # fmt: skip
     assert launched.returncode == 0, launched.stderr[-3000:]
     assert "resuming from step 2" in launched.stdout and "(2 process(es) x 1 accumulation)" in launched.stdout
     assert launched.stdout.count("done:") == 1  # every process trains, one reports
     two = load_checkpoint(run / CHECKPOINT_DIR / LAST)
-    assert two["metadata"]["num_processes"] == 2 and two["metadata"]["step"] == 4
-    assert two["metadata"]["method_config"]["sync_batchnorm"] is True
+    meta = two["metadata"]
+    assert meta["num_processes"] == 2 and meta["step"] == 4
+    assert meta["mixed_precision"] == "bf16" and meta["train_config"]["precision"] is None
+    assert meta["method_config"]["sync_batchnorm"] is True
     assert len(two["rng"]) == 2  # each process's random streams, for an exact resume on 2
     load_representation(run / CHECKPOINT_DIR / LAST)  # SyncBatchNorm weights load into plain BatchNorm
 
     assert main([*TRAIN, "--out", str(run), "--resume", "--max-steps", "6"]) == 0  # back on one process
     one = load_checkpoint(run / CHECKPOINT_DIR / LAST)["metadata"]
     assert one["num_processes"] == 1 and one["step"] == 6
+    assert one["mixed_precision"] == "no"  # no launcher here, and no --precision
     assert [resume["step"] for resume in one["resumes"]] == [2, 4]
     steps = [record["step"] for record in read_metrics(run / METRICS_FILE)]
     assert steps == [1, 2, 3, 4, 5, 6]  # each step once, whichever process count wrote it
