@@ -92,7 +92,7 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
             state = load_file(str(path), device="cpu")
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # safetensors and torch raise many types for foreign or truncated files
+    except Exception as exc:  # noqa: BLE001 - safetensors and torch raise many types for foreign or truncated files
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(
             f"cannot read weights {path}: {reason[:200]}. Save a state dict with safetensors.torch.save_file (preferred) or torch.save."

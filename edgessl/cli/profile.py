@@ -12,6 +12,8 @@ import argparse
 import os
 from typing import Any
 
+from edgessl.cli.weights import add_weights_options
+
 
 def _names(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
@@ -56,6 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     grid = energy.add_mutually_exclusive_group()
     grid.add_argument("--region", default=None, help="provider:region for the grid intensity, e.g. gcp:asia-southeast1")
     grid.add_argument("--grid-intensity", type=float, default=None, metavar="KG_PER_KWH", help="kgCO2eq per kWh (default 0.42, the study's)")
+    add_weights_options(parser, with_backbone=False, with_normalization=False)
     parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH", help="write JSON (to stdout, or PATH) instead of tables")
     parser.set_defaults(handler=run)
 
@@ -69,6 +72,8 @@ def _backbones(args: argparse.Namespace) -> list[str]:
         names += [name for name in backbone_names() if build_backbone(name).spec.in_study and name not in names]
     if not names:
         raise ConfigError("nothing to profile: give --backbone NAME (repeatable) or --all")
+    if args.weights is not None and len(names) != 1:
+        raise ConfigError(f"--weights is a state dict for one backbone; got {len(names)} ({', '.join(names)})")
     return names
 
 
@@ -102,6 +107,7 @@ def _options(args: argparse.Namespace) -> Any:
         cpu_tdp_w=args.cpu_tdp,
         pue=args.pue,
         grid_intensity_kg_per_kwh=intensity if intensity is not None else DEFAULT_GRID_INTENSITY,
+        weights=args.weights,
     )
 
 
@@ -228,6 +234,9 @@ def _energy_basis(energy: dict[str, Any]) -> str:
 
 def _render(report: dict[str, Any], console: Any) -> None:
     console.print(_cost_table(report))
+    for entry in report["backbones"]:
+        if entry["weights"]:
+            console.print(f"{entry['name']} with weights {entry['weights']}", soft_wrap=True)
     console.print(_latency_table(report))
     if any(entry["training"] for entry in report["backbones"]):
         console.print(_training_table(report))

@@ -13,7 +13,9 @@ CoreML's operator lists:
    only when the crop is not already the model's size. Its target is a constant ``sizes``
    of all four axes in a fixed-batch file, because NNAPI accepts a Resize only in that form
    (no ``axes`` attribute, no antialias); a dynamic-batch file, which no accelerator takes
-   anyway, uses ``axes = [2, 3]``.
+   anyway, computes ``sizes`` from the batch's shape (``Shape`` + ``Concat``). The
+   opset-18 form ``axes = [2, 3]`` would be shorter, but ONNX Runtime 1.32's full
+   optimisation of a QDQ int8 graph drops the ``sizes`` of such a Resize and fails to load it.
 
 Then the float graph continues unchanged: ``(x - mean) / std`` and the encoder.
 
@@ -110,9 +112,13 @@ def camera_input(proto: onnx.ModelProto, frames: Frames) -> onnx.ModelProto:
         if isinstance(batch, int):  # NNAPI's form: constant sizes of all four axes
             init.append(numpy_helper.from_array(np.array([batch, 3, size, size], np.int64), "camera_sizes"))
             nodes.append(helper.make_node("Resize", ["camera_unit", "", "", "camera_sizes"], [FLOAT_INPUT], **linear))
-        else:
-            init.append(numpy_helper.from_array(np.array([size, size], np.int64), "camera_sizes"))
-            nodes.append(helper.make_node("Resize", ["camera_unit", "", "", "camera_sizes"], [FLOAT_INPUT], axes=[2, 3], **linear))
+        else:  # sizes = (N, 3) of the batch + (S, S)
+            init.append(numpy_helper.from_array(np.array([size, size], np.int64), "camera_hw"))
+            nodes += [
+                helper.make_node("Shape", ["camera_unit"], ["camera_nc"], start=0, end=2),
+                helper.make_node("Concat", ["camera_nc", "camera_hw"], ["camera_sizes"], axis=0),
+                helper.make_node("Resize", ["camera_unit", "", "", "camera_sizes"], [FLOAT_INPUT], **linear),
+            ]
 
     wrapped = onnx.ModelProto()
     wrapped.CopyFrom(proto)

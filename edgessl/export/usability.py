@@ -86,7 +86,10 @@ class ProviderUsability:
             return f"{self.suitability}: {share}, the whole graph runs on {self.provider}"
         reasons = []
         if self.dynamic_shape_nodes:
-            reasons.append(f"{self.dynamic_shape_nodes} nodes have dynamic shapes (export with --fixed-batch N)")
+            reasons.append(
+                f"{self.dynamic_shape_nodes} nodes with an input of unknown shape "
+                "(a dynamic batch: export with --fixed-batch N; or an omitted optional input, which the checker counts so)"
+            )
         if self.unsupported_ops:
             reasons.append(f"no {self.provider} kernel for {', '.join(self.unsupported_ops)}")
         return f"{self.suitability}: {share}; " + "; ".join(reasons)
@@ -154,7 +157,7 @@ def check_usability(onnx_path: str | Path) -> UsabilityReport:
         try:
             optimize_model(path, optimised)  # BASIC level, as check_onnx_model_mobile_usability does
             model = ModelProtoWithShapeInfo(optimised).model_with_shape_info
-        except Exception as exc:  # onnxruntime / onnx raise their own types for unreadable files
+        except Exception as exc:  # noqa: BLE001 - onnxruntime / onnx raise their own types for unreadable files
             raise ExportError(f"cannot analyse {path}: {(str(exc).splitlines() or [type(exc).__name__])[0][:200]}") from None
         entries = tuple(_provider_usability(name, PROVIDERS.get(name)(model, True)) for name in PROVIDERS)
     return UsabilityReport(str(path), entries)

@@ -71,14 +71,8 @@ def torch_features(model, images: np.ndarray, batch_size: int = 64) -> np.ndarra
     return torch.cat(chunks).numpy()
 
 
-def verify_against(
-    path: Path, reference: np.ndarray, images: np.ndarray, what: str, max_relative: float | None = None, min_cosine: float = 0.0,
-    min_mean_cosine: float = 0.0,
-) -> Parity:
-    """Check ``path`` and compare its outputs on ``images`` with ``reference``; raise past tolerance."""
-    if path.suffix == ".onnx":
-        check_onnx(path)
-    parity = compare(reference, onnx_features(open_session(path), images))
+def require(parity: Parity, what: str, max_relative: float | None = None, min_cosine: float = 0.0, min_mean_cosine: float = 0.0) -> Parity:
+    """``parity`` if it is within the limits; otherwise an :class:`ExportError` naming each one missed."""
     limits = [
         (max_relative is not None and not parity.max_relative <= max_relative, f"relative error {parity.max_relative:.3g} > {max_relative}"),
         (not parity.min_cosine >= min_cosine, f"min cosine {parity.min_cosine:.6f} < {min_cosine}"),
@@ -90,6 +84,21 @@ def verify_against(
     return parity
 
 
-def verify_fp32(path: Path, model, images: np.ndarray) -> Parity:
-    """ONNX Runtime against PyTorch on real images, within :data:`FP32_RELATIVE_TOLERANCE`."""
-    return verify_against(path, torch_features(model, images), images, "fp32 ONNX export", FP32_RELATIVE_TOLERANCE, FP32_MIN_COSINE)
+def verify_against(
+    path: Path, reference: np.ndarray, images: np.ndarray, what: str, max_relative: float | None = None, min_cosine: float = 0.0,
+    min_mean_cosine: float = 0.0,
+) -> Parity:
+    """Check ``path`` and compare its outputs on ``images`` with ``reference``; raise past tolerance."""
+    if path.suffix == ".onnx":
+        check_onnx(path)
+    return require(compare(reference, onnx_features(open_session(path), images)), what, max_relative, min_cosine, min_mean_cosine)
+
+
+def verify_fp32(path: Path, reference: np.ndarray, images: np.ndarray, what: str = "fp32 ONNX export") -> Parity:
+    """ONNX Runtime against PyTorch's outputs ``reference`` on real ``images``, within :data:`FP32_RELATIVE_TOLERANCE`."""
+    return verify_against(path, reference, images, what, FP32_RELATIVE_TOLERANCE, FP32_MIN_COSINE)
+
+
+def verify_int8(path: Path, reference: np.ndarray, images: np.ndarray, what: str = "int8 export") -> Parity:
+    """int8 ONNX Runtime against PyTorch's fp32 outputs ``reference``: mean cosine at least :data:`INT8_MIN_MEAN_COSINE`."""
+    return verify_against(path, reference, images, what, min_mean_cosine=INT8_MIN_MEAN_COSINE)
