@@ -54,7 +54,14 @@ THREADS = 1
 DATA = "shapes10"
 RESULTS = Path(__file__).parent / "results"
 # file role -> table column; all at batch 1 (the fixed copies take exactly one image)
-BATCH1_FILES = {"fp32": "ORT fp32", "fixed": "fp32 fixed", "fp32.uint8": "fp32 uint8", "int8": "ORT int8", "fixed.int8": "int8 fixed", "int8.uint8": "int8 uint8"}
+BATCH1_FILES = {
+    "fp32": "ORT fp32",
+    "fixed": "fp32 fixed",
+    "fp32.uint8": "fp32 uint8",
+    "int8": "ORT int8",
+    "fixed.int8": "int8 fixed",
+    "int8.uint8": "int8 uint8",
+}
 USABILITY_FILES = ("fixed", "fixed.int8", "fixed.uint8", "fixed.int8.uint8")
 
 
@@ -91,20 +98,39 @@ def eager_latency_ms(model: torch.nn.Module, batch: int, setting: Setting) -> fl
 
 
 def knn_accuracy(bank: np.ndarray, train, queries: np.ndarray, test) -> float:
-    predictions = knn_predict(torch.from_numpy(bank), torch.from_numpy(train.labels), torch.from_numpy(queries), len(train.class_names), k=K)
+    predictions = knn_predict(
+        torch.from_numpy(bank),
+        torch.from_numpy(train.labels),
+        torch.from_numpy(queries),
+        len(train.class_names),
+        k=K,
+    )
     return float((predictions.numpy() == test.labels).mean())
 
 
-def encoder_under_test(name: str, train, runs: Path | None, size: int) -> tuple[torch.nn.Module, dict[str, object]]:
+def encoder_under_test(
+    name: str, train, runs: Path | None, size: int
+) -> tuple[torch.nn.Module, dict[str, object]]:
     """The trained representation of ``runs/<method>-<name>`` when there is one, else a random-init encoder."""
     trained = sorted(runs.glob(f"*-{name}")) if runs is not None else []
     if trained:
         loaded = load_representation(list_checkpoints(trained[0])[-1])
-        return loaded.model, {**loaded.metadata, "weights": f"{loaded.metadata['method']}, {loaded.metadata['step']} steps"}
+        return loaded.model, {
+            **loaded.metadata,
+            "weights": f"{loaded.metadata['method']}, {loaded.metadata['step']} steps",
+        }
     torch.manual_seed(0)
     encoder = build_backbone(name)
     model = Representation(Normalize(train.mean, train.std), encoder, encoder.feature_dim).eval()
-    return model, {"method": "random-init", "backbone": name, "image_size": size, "mean": train.mean, "std": train.std, "dataset": DATA, "weights": "random init"}
+    return model, {
+        "method": "random-init",
+        "backbone": name,
+        "image_size": size,
+        "mean": train.mean,
+        "std": train.std,
+        "dataset": DATA,
+        "weights": "random init",
+    }
 
 
 def export_all(name: str, train, workdir: Path, runs: Path | None, size: int):
@@ -128,25 +154,37 @@ def usability_rows(name: str, result) -> list[dict[str, object]]:
 def measure(name: str, train, test, workdir: Path, runs: Path | None, setting: Setting) -> dict[str, object]:
     model, checkpoint_metadata, result, seconds = export_all(name, train, workdir, runs, setting.size)
     row: dict[str, object] = {
-        "backbone": name, "weights": checkpoint_metadata["weights"], "export_all_seconds": seconds,
+        "backbone": name,
+        "weights": checkpoint_metadata["weights"],
+        "export_all_seconds": seconds,
         "parity": {role: parity.as_dict() for role, parity in result.parity.items()},
-        "parity_fp32": result.parity["fp32"].as_dict(), "parity_int8": result.parity["int8"].as_dict(),
+        "parity_fp32": result.parity["fp32"].as_dict(),
+        "parity_int8": result.parity["int8"].as_dict(),
     }
     sessions = {role: open_session(result.files[role], threads=THREADS) for role in BATCH1_FILES}
     with torch.inference_mode():
         features = {"eager": (torch_features(model, train.images), torch_features(model, test.images))}
     for kind in ("fp32", "int8"):
-        features[f"ort_{kind}"] = (onnx_features(sessions[kind], train.images), onnx_features(sessions[kind], test.images))
-    row["knn"] = {backend: knn_accuracy(bank, train, queries, test) for backend, (bank, queries) in features.items()}
+        features[f"ort_{kind}"] = (
+            onnx_features(sessions[kind], train.images),
+            onnx_features(sessions[kind], test.images),
+        )
+    row["knn"] = {
+        backend: knn_accuracy(bank, train, queries, test) for backend, (bank, queries) in features.items()
+    }
     torch.set_num_threads(THREADS)
     latency = {}
     for batch in BATCHES:  # dynamic files and eager at batch 1 and 32
         warmup, repeats = setting.timed(batch)
         latency[f"eager@{batch}"] = eager_latency_ms(model, batch, setting)
         for kind in ("fp32", "int8"):
-            latency[f"ort_{kind}@{batch}"] = latency_ms(sessions[kind], batch, setting.size, repeats=repeats, warmup=warmup)
+            latency[f"ort_{kind}@{batch}"] = latency_ms(
+                sessions[kind], batch, setting.size, repeats=repeats, warmup=warmup
+            )
     warmup, repeats = setting.timed(1)
-    for _round in range(2):  # batch 1, every file; two interleaved rounds, the lower median kept, so drift hits all alike
+    for _round in range(
+        2
+    ):  # batch 1, every file; two interleaved rounds, the lower median kept, so drift hits all alike
         for role in BATCH1_FILES:
             timed = latency_ms(sessions[role], 1, setting.size, repeats=repeats, warmup=warmup)
             latency[f"{role}@1"] = min(timed, latency.get(f"{role}@1", timed))
@@ -158,10 +196,18 @@ def measure(name: str, train, test, workdir: Path, runs: Path | None, setting: S
 
 def machine() -> dict[str, object]:
     cpu = cpu_model()
-    flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+    flags = next(
+        (line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), ""
+    )
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "avx512_vnni": "avx512_vnni" in flags, "avx_vnni": " avx_vnni" in flags,
-        "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "threads": THREADS, "date": datetime.date.today().isoformat(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "avx512_vnni": "avx512_vnni" in flags,
+        "avx_vnni": " avx_vnni" in flags,
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "threads": THREADS,
+        "date": datetime.date.today().isoformat(),
     }
 
 
@@ -171,19 +217,25 @@ def render(rows: list[dict], info: dict, setting: Setting) -> str:
     lines = [
         "# Export latency: PyTorch eager vs ONNX Runtime fp32 vs ONNX Runtime int8",
         "",
-        (f"Machine: {info['cpu']}, {info['cores']} logical cores (shared with other jobs: timings are noisy), "
+        (
+            f"Machine: {info['cpu']}, {info['cores']} logical cores (shared with other jobs: timings are noisy), "
             f"AVX512-VNNI {'yes' if info['avx512_vnni'] else 'no'}, AVX-VNNI {'yes' if info['avx_vnni'] else 'no'}; "
-            f"torch {info['torch']}, onnxruntime {info['onnxruntime']}; {info['threads']} thread; {info['date']}."),
+            f"torch {info['torch']}, onnxruntime {info['onnxruntime']}; {info['threads']} thread; {info['date']}."
+        ),
         "",
-        (f"Input {size}x{size}, median ms per batch over warmed-up calls (batch 1: {r1} timed after {w1}; "
+        (
+            f"Input {size}x{size}, median ms per batch over warmed-up calls (batch 1: {r1} timed after {w1}; "
             f"batch 32: {r32} after {w32}). Speed-ups are eager / backend (>1 = faster). "
             f"kNN: k={K}, Euclidean majority vote, {DATA} train ({info['train']}) -> test ({info['test']}) at {size}x{size}, "
             "on the features each backend computes. The weights column says which encoder was measured: a short SimCLR run "
-            "(from `--runs`) or random init."),
+            "(from `--runs`) or random init."
+        ),
         "",
-        ("int8 = static QDQ, per-channel, activations u8 / weights s8 (U8S8), calibrated on 256 train images. "
+        (
+            "int8 = static QDQ, per-channel, activations u8 / weights s8 (U8S8), calibrated on 256 train images. "
             "An earlier run of this script with ORT's default S8S8 measured int8 no faster than fp32 on this CPU "
-            "(resnet18 1.00x, squeezenet 0.14x at batch 1): ORT runs S8S8 QDQ on slow paths on x86, U8S8 on VNNI kernels."),
+            "(resnet18 1.00x, squeezenet 0.14x at batch 1): ORT runs S8S8 QDQ on slow paths on x86, U8S8 on VNNI kernels."
+        ),
         "",
         "| backbone | weights | eager@1 | ORT fp32@1 | ORT int8@1 | eager@32 | ORT fp32@32 | ORT int8@32 | fp32/eager @1 | int8/fp32 @1 | int8/fp32 @32 | kNN eager | kNN fp32 | kNN int8 | MB fp32 / int8 | int8 cosine (mean) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -195,25 +247,42 @@ def render(rows: list[dict], info: dict, setting: Setting) -> str:
             f"| {t['eager@1'] / t['ort_fp32@1']:.2f}x | {t['ort_fp32@1'] / t['ort_int8@1']:.2f}x | {t['ort_fp32@32'] / t['ort_int8@32']:.2f}x "
             f"| {acc['eager']:.1%} | {acc['ort_fp32']:.1%} | {acc['ort_int8']:.1%} | {row['size_mb']['fp32']:.1f} / {row['size_mb']['int8']:.1f} | {row['parity_int8']['mean_cosine']:.4f} |"
         )
-    lines += ["", "fp32 parity (ORT vs PyTorch, max relative error): " + ", ".join(f"{r['backbone']} {r['parity_fp32']['max_relative']:.1e}" for r in rows) + "."]
+    lines += [
+        "",
+        "fp32 parity (ORT vs PyTorch, max relative error): "
+        + ", ".join(f"{r['backbone']} {r['parity_fp32']['max_relative']:.1e}" for r in rows)
+        + ".",
+    ]
     lines += [
         "",
         "## Batch 1: dynamic vs fixed batch, float vs uint8 camera input (ONNX Runtime CPU)",
         "",
-        (f"Median ms of one call with one image, the lower of two interleaved rounds ({r1} timed calls after {w1} each). "
+        (
+            f"Median ms of one call with one image, the lower of two interleaved rounds ({r1} timed calls after {w1} each). "
             "*fixed*: the same graph with its batch axis pinned to 1 (`--fixed-batch 1`, what NNAPI/CoreML need). "
             f"*uint8*: the camera-input copy (`--input uint8-nhwc`) fed uint8 NHWC {size}x{size} frames instead of float NCHW, "
-            "its extra nodes the Transpose, Cast and Div by 255; the ratio is its added cost (target: at most +5%)."),
+            "its extra nodes the Transpose, Cast and Div by 255; the ratio is its added cost (target: at most +5%)."
+        ),
         "",
-        "| backbone | " + " | ".join(BATCH1_FILES.values()) + " | fixed/dynamic fp32 | uint8/float fp32 | fixed/dynamic int8 | uint8/float int8 |",
+        "| backbone | "
+        + " | ".join(BATCH1_FILES.values())
+        + " | fixed/dynamic fp32 | uint8/float fp32 | fixed/dynamic int8 | uint8/float int8 |",
         "|---|" + "---|" * (len(BATCH1_FILES) + 4),
     ]
     for row in rows:
         t = row["latency_ms"]
-        ratios = [t["fixed@1"] / t["fp32@1"], t["fp32.uint8@1"] / t["fp32@1"], t["fixed.int8@1"] / t["int8@1"], t["int8.uint8@1"] / t["int8@1"]]
+        ratios = [
+            t["fixed@1"] / t["fp32@1"],
+            t["fp32.uint8@1"] / t["fp32@1"],
+            t["fixed.int8@1"] / t["int8@1"],
+            t["int8.uint8@1"] / t["int8@1"],
+        ]
         lines.append(
-            f"| {row['backbone']} | " + " | ".join(f"{t[f'{role}@1']:.2f}" for role in BATCH1_FILES) + " | "
-            + " | ".join(f"{ratio:.3f}" for ratio in ratios) + " |"
+            f"| {row['backbone']} | "
+            + " | ".join(f"{t[f'{role}@1']:.2f}" for role in BATCH1_FILES)
+            + " | "
+            + " | ".join(f"{ratio:.3f}" for ratio in ratios)
+            + " |"
         )
     return "\n".join(lines) + "\n"
 
@@ -223,12 +292,14 @@ def render_usability(rows: list[dict], info: dict, size: int) -> str:
     lines = [
         "# ONNX Runtime mobile usability of the fixed-shape exports (NNAPI, CoreML)",
         "",
-        (f"onnxruntime {info['onnxruntime']} `onnxruntime.tools.mobile_helpers.usability_checker` (what "
+        (
+            f"onnxruntime {info['onnxruntime']} `onnxruntime.tools.mobile_helpers.usability_checker` (what "
             "`python -m onnxruntime.tools.check_onnx_model_mobile_usability` prints), called in process by "
             f"`edgessl.export.usability` on every study encoder exported at {size}x{size} with "
             "`edgessl export --int8 --fixed-batch 1 --input uint8-nhwc` (random-init weights: coverage depends on the graph, "
             f"not the weights); {info['date']}. The dynamic-batch files are refused by all three (every node has a dynamic "
-            "input shape). XNNPACK is not covered by the checker. Not a timing."),
+            "input shape). XNNPACK is not covered by the checker. Not a timing."
+        ),
         "",
         "| backbone | file | provider | nodes | share | partitions | verdict |",
         "|---|---|---|---|---|---|---|",
@@ -243,16 +314,30 @@ def render_usability(rows: list[dict], info: dict, size: int) -> str:
     cases = sorted({f"{row['backbone']} {row['file']} on {row['provider']}" for row in low})
     lines += ["", f"Below 95% of nodes: {', '.join(cases) or 'none'}."]
     if blocked:
-        lines.append(f"Operators that block them: {', '.join(blocked)} (see docs/MOBILE.md for why and what would fix it).")
+        lines.append(
+            f"Operators that block them: {', '.join(blocked)} (see docs/MOBILE.md for why and what would fix it)."
+        )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, help="folder of runs named <method>-<backbone>; their last checkpoints are measured")
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        help="folder of runs named <method>-<backbone>; their last checkpoints are measured",
+    )
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="ShuffleNetV2 at 32x32 with few repeats, printed only: checks that the script works")
-    mode.add_argument("--usability-only", action="store_true", help="only the accelerator report of the fixed-shape files (no timing)")
+    mode.add_argument(
+        "--quick",
+        action="store_true",
+        help="ShuffleNetV2 at 32x32 with few repeats, printed only: checks that the script works",
+    )
+    mode.add_argument(
+        "--usability-only",
+        action="store_true",
+        help="only the accelerator report of the fixed-shape files (no timing)",
+    )
     args = parser.parse_args()
     setting = QUICK if args.quick else Setting()
     train = read_split_arrays(DATA, "train", image_size=setting.size)
@@ -262,7 +347,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="edgessl-export-bench-") as workdir:
         for name in setting.backbones:
             if args.usability_only:
-                usability += usability_rows(name, export_all(name, train, Path(workdir), args.runs, setting.size)[2])
+                usability += usability_rows(
+                    name, export_all(name, train, Path(workdir), args.runs, setting.size)[2]
+                )
                 print(name, "usability done", flush=True)
                 continue
             rows.append(measure(name, train, test, Path(workdir), args.runs, setting))
@@ -272,10 +359,14 @@ def main() -> None:
     report = "" if args.usability_only else render(rows, info, setting)
     if not args.quick:
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "export_usability.json").write_text(json.dumps({"machine": info, "rows": usability}, indent=2) + "\n")
+        (RESULTS / "export_usability.json").write_text(
+            json.dumps({"machine": info, "rows": usability}, indent=2) + "\n"
+        )
         (RESULTS / "export_usability.md").write_text(usability_report)
         if report:
-            (RESULTS / "export_latency.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=2) + "\n")
+            (RESULTS / "export_latency.json").write_text(
+                json.dumps({"machine": info, "rows": rows}, indent=2) + "\n"
+            )
             (RESULTS / "export_latency.md").write_text(report)
     print(report + "\n" + usability_report)
 

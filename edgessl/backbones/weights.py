@@ -38,10 +38,14 @@ class WeightLayout:
 
     library: str  # "torchvision resnet18", "timm efficientnet_lite0"
     to_encoder: dict[str, str]  # library key -> encoder key
-    head_prefixes: tuple[str, ...]  # library modules the encoder dropped (its classifier): "fc.", "classifier."
+    head_prefixes: tuple[
+        str, ...
+    ]  # library modules the encoder dropped (its classifier): "fc.", "classifier."
 
 
-def weight_layout(library: str, source: nn.Module, encoder: nn.Module, head_prefixes: tuple[str, ...] = ()) -> WeightLayout:
+def weight_layout(
+    library: str, source: nn.Module, encoder: nn.Module, head_prefixes: tuple[str, ...] = ()
+) -> WeightLayout:
     """The layout of ``source`` (the library's whole network) as seen from ``encoder``, matched by tensor identity.
 
     Library keys whose tensor the encoder does not hold belong to modules it dropped;
@@ -68,7 +72,11 @@ class LoadedWeights:
     skipped: tuple[str, ...]  # classifier keys in the file that the encoder has no place for
 
     def summary(self) -> str:
-        skipped = f", skipped {len(self.skipped)} classifier tensors ({_listed(self.skipped)})" if self.skipped else ""
+        skipped = (
+            f", skipped {len(self.skipped)} classifier tensors ({_listed(self.skipped)})"
+            if self.skipped
+            else ""
+        )
         return f"{self.path.name}: {self.tensors} tensors in {self.layout} layout{skipped}"
 
 
@@ -98,9 +106,15 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
             f"cannot read weights {path}: {reason[:200]}. Save a state dict with safetensors.torch.save_file (preferred) or torch.save."
         ) from None
     if isinstance(state, dict) and state.get("format") == "edgessl-checkpoint":
-        raise CheckpointError(f"{path} is an edgessl checkpoint, not a plain state dict; pass it as the checkpoint, without --weights")
+        raise CheckpointError(
+            f"{path} is an edgessl checkpoint, not a plain state dict; pass it as the checkpoint, without --weights"
+        )
     for key in NESTING_KEYS:
-        if isinstance(state, dict) and isinstance(state.get(key), dict) and not any(isinstance(v, torch.Tensor) for v in state.values()):
+        if (
+            isinstance(state, dict)
+            and isinstance(state.get(key), dict)
+            and not any(isinstance(v, torch.Tensor) for v in state.values())
+        ):
             state = state[key]
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state dict of named tensors")
@@ -119,7 +133,9 @@ def load_backbone_weights(encoder: nn.Module, path: str | Path) -> LoadedWeights
     own = encoder.state_dict()
     library: WeightLayout | None = getattr(encoder, "weight_layout", None)
     layouts = [] if library is None else [(library.library, library.to_encoder, library.head_prefixes)]
-    layouts.append(("edgessl encoder", {key: key for key in own}, ()))  # second: a tie (MobileNetV2's keys agree) goes to the library
+    layouts.append(
+        ("edgessl encoder", {key: key for key in own}, ())
+    )  # second: a tie (MobileNetV2's keys agree) goes to the library
     name, mapping, heads = max(layouts, key=lambda layout: sum(key in layout[1] for key in state))
     mapped, skipped, unexpected = {}, [], []
     for key, value in state.items():
@@ -130,7 +146,11 @@ def load_backbone_weights(encoder: nn.Module, path: str | Path) -> LoadedWeights
         else:
             unexpected.append(key)
     missing = [key for key in own if key not in mapped]
-    wrong = [f"{key} {tuple(mapped[key].shape)} vs {tuple(own[key].shape)}" for key in own if key in mapped and mapped[key].shape != own[key].shape]
+    wrong = [
+        f"{key} {tuple(mapped[key].shape)} vs {tuple(own[key].shape)}"
+        for key in own
+        if key in mapped and mapped[key].shape != own[key].shape
+    ]
     backbone = getattr(getattr(encoder, "spec", None), "name", type(encoder).__name__)
     problems = [
         f"{label} {len(keys)} keys ({_listed(keys)})"
@@ -146,7 +166,9 @@ def load_backbone_weights(encoder: nn.Module, path: str | Path) -> LoadedWeights
     return LoadedWeights(path, name, len(mapped), tuple(sorted(skipped)))
 
 
-def weights_representation(backbone: str, path: str | Path, mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[nn.Module, LoadedWeights]:
+def weights_representation(
+    backbone: str, path: str | Path, mean: tuple[float, ...], std: tuple[float, ...]
+) -> tuple[nn.Module, LoadedWeights]:
     """``Normalize(mean, std)`` + the encoder ``backbone`` with the weights in ``path``: what eval and export consume.
 
     ``mean``/``std`` must be the normalisation the weights were trained with (ImageNet's for

@@ -22,24 +22,68 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "inside the graph), or with --input uint8-nhwc camera frames. Device guide: docs/MOBILE.md."
         ),
     )
-    parser.add_argument("target", nargs="?", metavar="RUN_OR_CHECKPOINT", help="a run folder (its last epoch checkpoint is exported) or a checkpoint file")
-    parser.add_argument("--report", metavar="MODEL.onnx", help="only print ONNX Runtime's mobile usability report (NNAPI, CoreML) for an existing .onnx file")
-    parser.add_argument("--out", default="exported", help="output folder (default: exported/)")
-    parser.add_argument("--name", help="file name stem (default METHOD_BACKBONE_eEPOCH; with --weights, WEIGHTSFILE_BACKBONE)")
-    parser.add_argument("--int8", action="store_true", help="also write a static int8 model (QDQ, per-channel) calibrated on training images; reports kNN accuracy and latency against fp32")
-    parser.add_argument("--ort", action="store_true", help="also convert every file to ORT format (.ort) and write the operator list for a reduced mobile build")
-    parser.add_argument("--head", default="none", help="none (features), knn (labelled bank in the graph) or linear (Adam-trained layer): image batch -> class scores")
-    parser.add_argument("--fixed-batch", type=int, metavar="N", help="also write fixed-shape copies with batch N of every file (fp32, int8, head): what NNAPI and CoreML take")
     parser.add_argument(
-        "--input", default="float-nchw",
+        "target",
+        nargs="?",
+        metavar="RUN_OR_CHECKPOINT",
+        help="a run folder (its last epoch checkpoint is exported) or a checkpoint file",
+    )
+    parser.add_argument(
+        "--report",
+        metavar="MODEL.onnx",
+        help="only print ONNX Runtime's mobile usability report (NNAPI, CoreML) for an existing .onnx file",
+    )
+    parser.add_argument("--out", default="exported", help="output folder (default: exported/)")
+    parser.add_argument(
+        "--name", help="file name stem (default METHOD_BACKBONE_eEPOCH; with --weights, WEIGHTSFILE_BACKBONE)"
+    )
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="also write a static int8 model (QDQ, per-channel) calibrated on training images; reports kNN accuracy and latency against fp32",
+    )
+    parser.add_argument(
+        "--ort",
+        action="store_true",
+        help="also convert every file to ORT format (.ort) and write the operator list for a reduced mobile build",
+    )
+    parser.add_argument(
+        "--head",
+        default="none",
+        help="none (features), knn (labelled bank in the graph) or linear (Adam-trained layer): image batch -> class scores",
+    )
+    parser.add_argument(
+        "--fixed-batch",
+        type=int,
+        metavar="N",
+        help="also write fixed-shape copies with batch N of every file (fp32, int8, head): what NNAPI and CoreML take",
+    )
+    parser.add_argument(
+        "--input",
+        default="float-nchw",
         help="float-nchw (default: float32 RGB [0, 1], N,3,S,S) or uint8-nhwc: also write camera-input copies taking uint8 RGB frames N,H,W,3, "
         "converted, cropped/resized and normalised inside the graph",
     )
-    parser.add_argument("--frame-size", metavar="HxW", help="frame size of the uint8-nhwc copies, e.g. 480x640 (centre-cropped to a square, resized to the model's size; default: the model's size)")
-    parser.add_argument("--data", help="dataset for verification, calibration and heads (default: the checkpoint's dataset)")
-    parser.add_argument("--data-root", help="where a registered dataset's files are (e.g. the folder holding stl10_binary/)")
-    parser.add_argument("--image-size", type=int, help="model input size for --weights (default: the dataset's own size)")
-    parser.add_argument("--k", type=int, default=200, help="neighbours of the kNN head and of the int8 accuracy report (default 200)")
+    parser.add_argument(
+        "--frame-size",
+        metavar="HxW",
+        help="frame size of the uint8-nhwc copies, e.g. 480x640 (centre-cropped to a square, resized to the model's size; default: the model's size)",
+    )
+    parser.add_argument(
+        "--data", help="dataset for verification, calibration and heads (default: the checkpoint's dataset)"
+    )
+    parser.add_argument(
+        "--data-root", help="where a registered dataset's files are (e.g. the folder holding stl10_binary/)"
+    )
+    parser.add_argument(
+        "--image-size", type=int, help="model input size for --weights (default: the dataset's own size)"
+    )
+    parser.add_argument(
+        "--k",
+        type=int,
+        default=200,
+        help="neighbours of the kNN head and of the int8 accuracy report (default 200)",
+    )
     add_weights_options(parser)
     parser.set_defaults(handler=run)
 
@@ -49,12 +93,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.report is not None:
         if args.target is not None or args.weights is not None:
-            raise ConfigError("--report FILE prints the report of an existing file; drop RUN_OR_CHECKPOINT / --weights")
+            raise ConfigError(
+                "--report FILE prints the report of an existing file; drop RUN_OR_CHECKPOINT / --weights"
+            )
         return print_report(args.report)
     if (args.target is None) == (args.weights is None):
         raise ConfigError("give a run folder or checkpoint, or --weights FILE --backbone NAME (exactly one)")
     if args.weights is not None and not args.backbone:
-        raise ConfigError("--weights needs --backbone NAME: the network the state dict is for (see 'edgessl backbones')")
+        raise ConfigError(
+            "--weights needs --backbone NAME: the network the state dict is for (see 'edgessl backbones')"
+        )
     if args.target is not None and (args.backbone or args.image_size):
         raise ConfigError("--backbone/--image-size describe --weights; a checkpoint records its own")
     return run_export(args)
@@ -69,9 +117,17 @@ def run_export(args: argparse.Namespace) -> int:
 
     mean, std = normalization(args)
     options = ExportOptions(
-        out_dir=Path(args.out), int8=args.int8, ort=args.ort, head=args.head, fixed_batch=args.fixed_batch, input=args.input,
-        frame_size=parse_frame_size(args.frame_size) if args.frame_size else None, name=args.name,
-        data=args.data, data_root=args.data_root, k=args.k,
+        out_dir=Path(args.out),
+        int8=args.int8,
+        ort=args.ort,
+        head=args.head,
+        fixed_batch=args.fixed_batch,
+        input=args.input,
+        frame_size=parse_frame_size(args.frame_size) if args.frame_size else None,
+        name=args.name,
+        data=args.data,
+        data_root=args.data_root,
+        k=args.k,
     )
     if args.weights is not None:
         result = export_weights(args.backbone, args.weights, options, args.image_size, mean, std)
@@ -79,7 +135,11 @@ def run_export(args: argparse.Namespace) -> int:
         result = export_checkpoint(args.target, options)
     console = make_console()
     meta = result.metadata
-    source = f"weights {result.weights.summary()}" if result.weights else f"{meta.method} / {meta.backbone}, epoch {meta.epoch} from {result.checkpoint}"
+    source = (
+        f"weights {result.weights.summary()}"
+        if result.weights
+        else f"{meta.method} / {meta.backbone}, epoch {meta.epoch} from {result.checkpoint}"
+    )
     console.print(
         f"exported {meta.backbone}: {source} (input {meta.input_description()}; features {meta.feature_dim}; exporter: torch.onnx dynamo)",
         highlight=False,
@@ -94,10 +154,14 @@ def run_export(args: argparse.Namespace) -> int:
             + " (ONNX Runtime CPU, 1 thread, median)"
         )
     if result.mobile is not None:
-        console.print(f"operators for a reduced mobile build ({result.mobile.config}): {result.mobile.summary()}")
+        console.print(
+            f"operators for a reduced mobile build ({result.mobile.config}): {result.mobile.summary()}"
+        )
         runtime = sorted(path.name for path, style in result.mobile.styles.items() if style == "Runtime")
         if runtime:
-            console.print(f"fixed-shape .ort files keep the basic-optimised graph for NNAPI/CoreML (Runtime style): {', '.join(runtime)}")
+            console.print(
+                f"fixed-shape .ort files keep the basic-optimised graph for NNAPI/CoreML (Runtime style): {', '.join(runtime)}"
+            )
     return 0
 
 
@@ -118,7 +182,9 @@ def files_table(result: Any) -> Any:
 
 
 def _cell(provider: Any) -> str:
-    return f"{provider.suitability} {provider.node_share:.0%} of {provider.nodes}, {provider.partitions} part."
+    return (
+        f"{provider.suitability} {provider.node_share:.0%} of {provider.nodes}, {provider.partitions} part."
+    )
 
 
 def providers_table(usability: dict[str, Any]) -> Any:
@@ -126,7 +192,9 @@ def providers_table(usability: dict[str, Any]) -> Any:
 
     from edgessl.export.usability import PROVIDERS
 
-    table = Table(title="execution providers: share of nodes, partitions (ONNX Runtime's mobile usability checker; XNNPACK not covered)")
+    table = Table(
+        title="execution providers: share of nodes, partitions (ONNX Runtime's mobile usability checker; XNNPACK not covered)"
+    )
     table.add_column("file", overflow="fold")
     for name in PROVIDERS:
         table.add_column(SHORT_PROVIDER.get(name, name), no_wrap=True)
@@ -146,9 +214,19 @@ def print_report(path: str) -> int:
     for column in ("provider", "nodes", "partitions", "sizes", "verdict"):
         table.add_column(column, overflow="fold")
     for provider in report.providers:
-        sizes = ", ".join(str(size) for size in provider.partition_sizes[:8]) + (", ..." if len(provider.partition_sizes) > 8 else "")
-        table.add_row(provider.provider, f"{provider.supported_nodes}/{provider.nodes}", str(provider.partitions), sizes, provider.verdict())
+        sizes = ", ".join(str(size) for size in provider.partition_sizes[:8]) + (
+            ", ..." if len(provider.partition_sizes) > 8 else ""
+        )
+        table.add_row(
+            provider.provider,
+            f"{provider.supported_nodes}/{provider.nodes}",
+            str(provider.partitions),
+            sizes,
+            provider.verdict(),
+        )
     console = make_console()
     console.print(table)
-    console.print("XNNPACK is not covered by the checker: it is a CPU-side provider, nodes it does not take stay on the CPU provider (docs/MOBILE.md).")
+    console.print(
+        "XNNPACK is not covered by the checker: it is a CPU-side provider, nodes it does not take stay on the CPU provider (docs/MOBILE.md)."
+    )
     return 0

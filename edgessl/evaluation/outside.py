@@ -48,9 +48,21 @@ def evaluate_weights(
     for name, values in per_protocol.items():
         started = time.perf_counter()
         result = evaluate_representation(model, train, test, name, device, features=features, **values)
-        records.append({
-            "protocol": name, "epoch": 0, "accuracy": result.accuracy, "details": result.details, "method": "weights",
-            "backbone": backbone, "checkpoint": str(weights), "checkpoint_file": Path(weights).name, "weights": loaded.summary(),
-            "data": data, "eval_image_size": test.image_size, "device": str(device), "seconds": round(time.perf_counter() - started, 3),
-        })
+        records.append(
+            {
+                "protocol": name,
+                "epoch": 0,
+                "accuracy": result.accuracy,
+                "details": result.details,
+                "method": "weights",
+                "backbone": backbone,
+                "checkpoint": str(weights),
+                "checkpoint_file": Path(weights).name,
+                "weights": loaded.summary(),
+                "data": data,
+                "eval_image_size": test.image_size,
+                "device": str(device),
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+        )
     return records

@@ -63,7 +63,9 @@ class Frames:
             steps.append(f"centre crop {self.height}x{self.width} -> {self.crop}x{self.crop}")
         steps.append("NHWC -> NCHW, uint8 -> float32 / 255")
         if self.crop != self.image_size:
-            steps.append(f"bilinear resize (half_pixel, no antialias) {self.crop}x{self.crop} -> {self.image_size}x{self.image_size}")
+            steps.append(
+                f"bilinear resize (half_pixel, no antialias) {self.crop}x{self.crop} -> {self.image_size}x{self.image_size}"
+            )
         steps.append("(x - mean) / std")
         return ", ".join(steps)
 
@@ -73,7 +75,9 @@ def parse_frame_size(text: str) -> tuple[int, int]:
     try:
         height, width = (int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise ExportError(f"--frame-size must be HEIGHTxWIDTH in pixels, e.g. 480x640; got '{text}'") from None
+        raise ExportError(
+            f"--frame-size must be HEIGHTxWIDTH in pixels, e.g. 480x640; got '{text}'"
+        ) from None
     if min(height, width) < 1:
         raise ExportError(f"--frame-size must be positive, got '{text}'")
     return height, width
@@ -98,20 +102,30 @@ def camera_input(proto: onnx.ModelProto, frames: Frames) -> onnx.ModelProto:
             numpy_helper.from_array(np.array([top + crop, left + crop], np.int64), "camera_crop_ends"),
             numpy_helper.from_array(np.array([1, 2], np.int64), "camera_crop_axes"),
         ]
-        nodes.append(helper.make_node("Slice", [current, "camera_crop_starts", "camera_crop_ends", "camera_crop_axes"], ["camera_crop"]))
+        nodes.append(
+            helper.make_node(
+                "Slice",
+                [current, "camera_crop_starts", "camera_crop_ends", "camera_crop_axes"],
+                ["camera_crop"],
+            )
+        )
         current = "camera_crop"
     init.append(numpy_helper.from_array(np.array(255.0, np.float32), "camera_255"))
     resized = crop != size
     nodes += [
         helper.make_node("Transpose", [current], ["camera_nchw"], perm=[0, 3, 1, 2]),
         helper.make_node("Cast", ["camera_nchw"], ["camera_float32"], to=TensorProto.FLOAT),
-        helper.make_node("Div", ["camera_float32", "camera_255"], ["camera_unit" if resized else FLOAT_INPUT]),
+        helper.make_node(
+            "Div", ["camera_float32", "camera_255"], ["camera_unit" if resized else FLOAT_INPUT]
+        ),
     ]
     if resized:
         linear = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
         if isinstance(batch, int):  # NNAPI's form: constant sizes of all four axes
             init.append(numpy_helper.from_array(np.array([batch, 3, size, size], np.int64), "camera_sizes"))
-            nodes.append(helper.make_node("Resize", ["camera_unit", "", "", "camera_sizes"], [FLOAT_INPUT], **linear))
+            nodes.append(
+                helper.make_node("Resize", ["camera_unit", "", "", "camera_sizes"], [FLOAT_INPUT], **linear)
+            )
         else:  # sizes = (N, 3) of the batch + (S, S)
             init.append(numpy_helper.from_array(np.array([size, size], np.int64), "camera_hw"))
             nodes += [
@@ -130,15 +144,20 @@ def camera_input(proto: onnx.ModelProto, frames: Frames) -> onnx.ModelProto:
     graph.node.extend([*nodes, *original])
     graph.initializer.extend(init)
     del graph.input[:]
-    graph.input.append(helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, [batch, frames.height, frames.width, 3]))
+    graph.input.append(
+        helper.make_tensor_value_info(INPUT_NAME, TensorProto.UINT8, [batch, frames.height, frames.width, 3])
+    )
     return wrapped
 
 
 def camera_metadata(metadata: ModelMetadata, frames: Frames) -> ModelMetadata:
     """The metadata of a camera-input copy: what exactly it takes and what it does to it."""
     return metadata.replace(
-        input_format=UINT8_NHWC, layout="NHWC", frame_size=(frames.height, frames.width),
-        value_range="[0, 255] uint8; the graph converts, crops/resizes and normalises", preprocessing=frames.steps(),
+        input_format=UINT8_NHWC,
+        layout="NHWC",
+        frame_size=(frames.height, frames.width),
+        value_range="[0, 255] uint8; the graph converts, crops/resizes and normalises",
+        preprocessing=frames.steps(),
     )
 
 
@@ -154,12 +173,20 @@ def reference_frames(images: np.ndarray, frames: Frames) -> tuple[np.ndarray, np
 
     source = torch.from_numpy(images).float()
     if (frames.height, frames.width) != images.shape[2:]:
-        source = F.interpolate(source, size=(frames.height, frames.width), mode="bilinear", align_corners=False)
+        source = F.interpolate(
+            source, size=(frames.height, frames.width), mode="bilinear", align_corners=False
+        )
     frame_batch = source.round().clamp(0, 255).to(torch.uint8)
     top, left = (frames.height - frames.crop) // 2, (frames.width - frames.crop) // 2
     unit = frame_batch[:, :, top : top + frames.crop, left : left + frames.crop].float() / 255.0
     if frames.crop != frames.image_size:
-        unit = F.interpolate(unit, size=(frames.image_size, frames.image_size), mode="bilinear", align_corners=False, antialias=False)
+        unit = F.interpolate(
+            unit,
+            size=(frames.image_size, frames.image_size),
+            mode="bilinear",
+            align_corners=False,
+            antialias=False,
+        )
     return frame_batch.permute(0, 2, 3, 1).contiguous().numpy(), unit.numpy()
 
 

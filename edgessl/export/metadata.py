@@ -54,7 +54,10 @@ class ModelMetadata:
 
     def to_props(self) -> dict[str, str]:
         """Flat string -> string pairs, as ONNX ``metadata_props`` require (JSON for non-strings)."""
-        return {PREFIX + key: value if isinstance(value, str) else json.dumps(value) for key, value in asdict(self).items()}
+        return {
+            PREFIX + key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in asdict(self).items()
+        }
 
     @classmethod
     def from_props(cls, props: dict[str, str], source: str = "model") -> ModelMetadata:
@@ -64,10 +67,14 @@ class ModelMetadata:
             if raw is None:
                 continue
             values[spec.name] = raw if spec.type == "str" else json.loads(raw)
-        required = [spec.name for spec in fields(cls) if spec.default is MISSING and spec.default_factory is MISSING]
+        required = [
+            spec.name for spec in fields(cls) if spec.default is MISSING and spec.default_factory is MISSING
+        ]
         missing = [name for name in required if name not in values]
         if missing:
-            raise ExportError(f"{source} has no edgessl metadata ({', '.join(missing)} missing); export it with 'edgessl export'.")
+            raise ExportError(
+                f"{source} has no edgessl metadata ({', '.join(missing)} missing); export it with 'edgessl export'."
+            )
         values["mean"], values["std"] = tuple(values["mean"]), tuple(values["std"])
         values["class_names"] = tuple(values.get("class_names", ()))
         values["frame_size"] = tuple(values.get("frame_size", ()))

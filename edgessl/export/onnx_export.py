@@ -50,11 +50,19 @@ def export_proto(model: nn.Module, image_size: int) -> onnx.ModelProto:
         warnings.simplefilter("ignore")  # exporter progress and deprecation chatter, not user news
         try:
             program = torch.onnx.export(
-                model, (example,), dynamo=True, dynamic_shapes=({0: batch},), optimize=True,
-                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], verbose=False,
+                model,
+                (example,),
+                dynamo=True,
+                dynamic_shapes=({0: batch},),
+                optimize=True,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                verbose=False,
             )
         except Exception as exc:
-            raise ExportError(f"torch.onnx.export failed for this encoder: {(str(exc).splitlines() or [type(exc).__name__])[0][:300]}") from exc
+            raise ExportError(
+                f"torch.onnx.export failed for this encoder: {(str(exc).splitlines() or [type(exc).__name__])[0][:300]}"
+            ) from exc
     return global_average_pools(program.model_proto)
 
 
@@ -65,19 +73,27 @@ def global_average_pools(proto: onnx.ModelProto) -> onnx.ModelProto:
     the export is verified against PyTorch after this rewrite like any other.
     """
     inferred = onnx.shape_inference.infer_shapes(proto)
-    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in [*inferred.graph.value_info, *inferred.graph.input]}
+    ranks = {
+        v.name: len(v.type.tensor_type.shape.dim) for v in [*inferred.graph.value_info, *inferred.graph.input]
+    }
     constants = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
 
     def is_spatial_mean(node: onnx.NodeProto) -> bool:
         keepdims = next((a.i for a in node.attribute if a.name == "keepdims"), 1)
         axes = constants.get(node.input[1]) if len(node.input) > 1 else None
         return (
-            node.op_type == "ReduceMean" and node.domain == "" and keepdims == 1 and ranks.get(node.input[0]) == 4
-            and axes is not None and sorted(int(a) % 4 for a in np.atleast_1d(axes)) == [2, 3]
+            node.op_type == "ReduceMean"
+            and node.domain == ""
+            and keepdims == 1
+            and ranks.get(node.input[0]) == 4
+            and axes is not None
+            and sorted(int(a) % 4 for a in np.atleast_1d(axes)) == [2, 3]
         )
 
     nodes = [
-        onnx.helper.make_node("GlobalAveragePool", [node.input[0]], list(node.output), name=node.name) if is_spatial_mean(node) else node
+        onnx.helper.make_node("GlobalAveragePool", [node.input[0]], list(node.output), name=node.name)
+        if is_spatial_mean(node)
+        else node
         for node in proto.graph.node
     ]
     rewritten = onnx.ModelProto()
@@ -144,7 +160,9 @@ def metadata_of(loaded_metadata: dict, feature_dim: int) -> ModelMetadata:
     )
 
 
-def encoder_proto(model: nn.Module, metadata: ModelMetadata, fixed_batch: int | None = None) -> onnx.ModelProto:
+def encoder_proto(
+    model: nn.Module, metadata: ModelMetadata, fixed_batch: int | None = None
+) -> onnx.ModelProto:
     """The exported encoder with its metadata; ``fixed_batch`` pins the batch axis."""
     proto = export_proto(model, metadata.image_size)
     if fixed_batch is not None:

@@ -59,9 +59,17 @@ def open_session(onnx_path: str | Path, threads: int | None = None):  # -> onnxr
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except (Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile) as exc:  # ORT's own types, not RuntimeError
+    except (
+        Fail,
+        InvalidArgument,
+        InvalidGraph,
+        InvalidProtobuf,
+        NoSuchFile,
+    ) as exc:  # ORT's own types, not RuntimeError
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise DataError(f"cannot load ONNX model {path}: {reason[:200]}. The file is corrupt or truncated; export it again.") from None
+        raise DataError(
+            f"cannot load ONNX model {path}: {reason[:200]}. The file is corrupt or truncated; export it again."
+        ) from None
 
 
 def takes_frames(session: Any) -> bool:
@@ -71,12 +79,18 @@ def takes_frames(session: Any) -> bool:
 
 def check_images(images: np.ndarray, session: Any) -> None:
     """Reject batches the model cannot take, in one line, before ONNX Runtime does in ten."""
-    expected = session.get_inputs()[0].shape  # e.g. ['batch', 3, 96, 96], [8, 3, 96, 96] or ['batch', 480, 640, 3]
+    expected = session.get_inputs()[
+        0
+    ].shape  # e.g. ['batch', 3, 96, 96], [8, 3, 96, 96] or ['batch', 480, 640, 3]
     if images.ndim != 4 or images.shape[1] != 3:
-        raise DataError(f"images must be (N, 3, H, W) RGB, got shape {tuple(images.shape)}; convert grayscale/RGBA images to RGB")
+        raise DataError(
+            f"images must be (N, 3, H, W) RGB, got shape {tuple(images.shape)}; convert grayscale/RGBA images to RGB"
+        )
     height, width = expected[1:3] if takes_frames(session) else expected[2:]
     if tuple(images.shape[2:]) != (height, width):
-        raise DataError(f"images are {images.shape[2]}x{images.shape[3]} but the model takes {height}x{width}; pass image_size={height}")
+        raise DataError(
+            f"images are {images.shape[2]}x{images.shape[3]} but the model takes {height}x{width}; pass image_size={height}"
+        )
 
 
 def model_input(session: Any, images: np.ndarray) -> np.ndarray:
@@ -86,7 +100,13 @@ def model_input(session: Any, images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / np.float32(255.0)
 
 
-def run_batches(session: Any, inputs: np.ndarray, batch_size: int = 64, output: str | None = None, prepare: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+def run_batches(
+    session: Any,
+    inputs: np.ndarray,
+    batch_size: int = 64,
+    output: str | None = None,
+    prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
     """``(N, ...)`` outputs of ``session`` (its first, or ``output``) on ``inputs`` (``prepare``-d chunk by chunk).
 
     A fixed-batch model (``--fixed-batch B``) is fed exactly B rows per call, the last
@@ -105,7 +125,9 @@ def run_batches(session: Any, inputs: np.ndarray, batch_size: int = 64, output: 
     return np.concatenate(outputs)
 
 
-def onnx_features(session: Any, images: np.ndarray, batch_size: int = 64, output: str | None = None) -> np.ndarray:
+def onnx_features(
+    session: Any, images: np.ndarray, batch_size: int = 64, output: str | None = None
+) -> np.ndarray:
     """``(N, ...)`` outputs of ``session`` (its first, or ``output``) on uint8 ``(N, 3, H, W)`` images.
 
     Images are converted per chunk to what the model takes (:func:`model_input`), so a
@@ -179,7 +201,12 @@ def cosine_weighted_vote(bank: np.ndarray, bank_labels: np.ndarray, k: int, num_
 
 
 def knn_predict(
-    bank: np.ndarray, bank_labels: np.ndarray, queries: np.ndarray, num_classes: int, k: int = 200, metric: str = "euclidean"
+    bank: np.ndarray,
+    bank_labels: np.ndarray,
+    queries: np.ndarray,
+    num_classes: int,
+    k: int = 200,
+    metric: str = "euclidean",
 ) -> np.ndarray:
     """Predicted class of every query, in chunks sized from a memory budget (any number of queries)."""
     vote_with = VOTES.get(metric)
@@ -191,11 +218,16 @@ def knn_predict(
     k = min(k, len(bank))
     rows = max(1, MEMORY_BUDGET // (3 * 8 * len(bank)))
     vote = vote_with(bank, bank_labels, k, num_classes)
-    chunks = [vote(queries[start : start + rows].astype(np.float32, copy=False)) for start in range(0, len(queries), rows)]
+    chunks = [
+        vote(queries[start : start + rows].astype(np.float32, copy=False))
+        for start in range(0, len(queries), rows)
+    ]
     return np.concatenate(chunks) if chunks else np.empty(0, dtype=np.int64)
 
 
-def fit_ridge_classifier(features: np.ndarray, labels: np.ndarray, num_classes: int, alpha: float = RIDGE_ALPHA) -> tuple[np.ndarray, np.ndarray]:
+def fit_ridge_classifier(
+    features: np.ndarray, labels: np.ndarray, num_classes: int, alpha: float = RIDGE_ALPHA
+) -> tuple[np.ndarray, np.ndarray]:
     """Closed-form ridge onto one-hot targets; returns ``(W (D, C), b (C,))`` acting on raw features.
 
     Standardisation (train mean/std) is folded into ``W`` and ``b`` so the result applies
@@ -230,7 +262,9 @@ def _input_size(metadata: Any, onnx_path: str | Path) -> int:
         return metadata.image_size
     height, width = metadata.frame_size
     if height != width:
-        raise ConfigError(f"{onnx_path} takes {height}x{width} camera frames; evaluate the float-input file it was made from instead")
+        raise ConfigError(
+            f"{onnx_path} takes {height}x{width} camera frames; evaluate the float-input file it was made from instead"
+        )
     return height
 
 
@@ -258,7 +292,9 @@ def evaluate_onnx(
     session = open_session(onnx_path)
     metadata = ModelMetadata.from_props(dict(session.get_modelmeta().custom_metadata_map), str(onnx_path))
     if metadata.head != "none":
-        raise ConfigError(f"{onnx_path} is a classifier ({metadata.head} head); evaluate the encoder-only export (--head none) instead")
+        raise ConfigError(
+            f"{onnx_path} is a classifier ({metadata.head} head); evaluate the encoder-only export (--head none) instead"
+        )
     size = image_size or _input_size(metadata, onnx_path)
     train = read_split_arrays(data, "train", data_root, size)
     test = read_split_arrays(data, "test", data_root, size)
@@ -269,8 +305,13 @@ def evaluate_onnx(
     num_classes = len(train.class_names)
     options = {"k": min(k, len(train_x)), "metric": metric}
     result: dict[str, Any] = {
-        "onnx": str(onnx_path), "data": data, "image_size": size,
-        "train_size": len(train_x), "test_size": len(test_x), "feature_dim": int(train_x.shape[1]), "predictions": {},
+        "onnx": str(onnx_path),
+        "data": data,
+        "image_size": size,
+        "train_size": len(train_x),
+        "test_size": len(test_x),
+        "feature_dim": int(train_x.shape[1]),
+        "predictions": {},
     }
     for name, runner in runners.items():
         predictions = runner(train_x, train.labels, test_x, num_classes, options)

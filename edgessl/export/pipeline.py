@@ -67,7 +67,9 @@ from edgessl.registry import Registry
 DEFAULT_OUT = Path("exported")
 HEAD_AGREEMENT = 0.99  # in-graph head vs the Python classifier on the verification images
 ORT_MIN_MEAN_COSINE = 0.99  # .ort (optimised for ARM) against the .onnx it came from
-CAMERA_INT8_MIN_MEAN_COSINE = 0.999  # int8 camera copy vs its float-input twin (a resize may move a value across a quantum)
+CAMERA_INT8_MIN_MEAN_COSINE = (
+    0.999  # int8 camera copy vs its float-input twin (a resize may move a value across a quantum)
+)
 FIXED = "fixed"  # role prefix of fixed-batch files
 CAMERA = "uint8"  # role suffix of camera-input copies
 
@@ -82,7 +84,9 @@ class ExportOptions:
     head: str = "none"  # one of HEADS
     fixed_batch: int | None = None
     input: str = FLOAT_NCHW  # one of edgessl.export.inputs.INPUTS
-    frame_size: tuple[int, int] | None = None  # (H, W) camera frames for --input uint8-nhwc (default: the model's size)
+    frame_size: tuple[int, int] | None = (
+        None  # (H, W) camera frames for --input uint8-nhwc (default: the model's size)
+    )
     name: str | None = None  # file name stem (default METHOD_BACKBONE_eEPOCH)
     data: str | None = None  # default: the checkpoint's dataset
     data_root: str | None = None
@@ -100,7 +104,9 @@ class ExportOptions:
         if self.k < 1:
             raise ConfigError(f"--k must be at least 1, got {self.k}")
         if self.frame_size is not None and self.input == FLOAT_NCHW:
-            raise ConfigError("--frame-size sets the camera frames of --input uint8-nhwc; add --input uint8-nhwc or drop it")
+            raise ConfigError(
+                "--frame-size sets the camera frames of --input uint8-nhwc; add --input uint8-nhwc or drop it"
+            )
 
 
 @dataclass
@@ -129,7 +135,9 @@ class ExportResult:
     metadata: ModelMetadata
     files: dict[str, Path] = field(default_factory=dict)  # role -> file
     parity: dict[str, Parity] = field(default_factory=dict)  # role -> verification numbers
-    agreement: dict[str, float] = field(default_factory=dict)  # head role -> share of images where the graph's label = Python's
+    agreement: dict[str, float] = field(
+        default_factory=dict
+    )  # head role -> share of images where the graph's label = Python's
     usability: dict[str, UsabilityReport] = field(default_factory=dict)  # .onnx role -> ORT mobile usability
     int8: Int8Report | None = None
     mobile: MobileReport | None = None
@@ -144,7 +152,9 @@ class Splits:
 
 
 # (encoder proto, bank features, bank labels, num classes, options) -> (head proto, python predictions fn)
-HeadBuilder = Callable[[Any, np.ndarray, np.ndarray, int, ExportOptions], tuple[Any, Callable[[np.ndarray], np.ndarray]]]
+HeadBuilder = Callable[
+    [Any, np.ndarray, np.ndarray, int, ExportOptions], tuple[Any, Callable[[np.ndarray], np.ndarray]]
+]
 HEADS: Registry[HeadBuilder | None] = Registry("export head")
 HEADS.register("none")(None)
 
@@ -174,11 +184,15 @@ def resolve_checkpoint(target: str | Path) -> Path:
     return list_checkpoints(target)[-1]
 
 
-def read_splits(spec: str | None, root: str | None, image_size: int, verify_images: int, need_labels: bool) -> Splits:
+def read_splits(
+    spec: str | None, root: str | None, image_size: int, verify_images: int, need_labels: bool
+) -> Splits:
     from edgessl.data.arrays import read_split_arrays
 
     if not spec:
-        raise ConfigError("the checkpoint records no dataset; pass --data (e.g. --data shapes10 or --data stl10 --data-root DIR)")
+        raise ConfigError(
+            "the checkpoint records no dataset; pass --data (e.g. --data shapes10 or --data stl10 --data-root DIR)"
+        )
     train = read_split_arrays(spec, "train", root, image_size)
     if need_labels and train.labels is None:
         raise DataError(f"dataset '{spec}' has no labelled train split; int8 accuracy and heads need one")
@@ -202,8 +216,12 @@ def export_checkpoint(target: str | Path, options: ExportOptions | None = None) 
 
 
 def export_weights(
-    backbone: str, weights: str | Path, options: ExportOptions, image_size: int | None = None,
-    mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
+    backbone: str,
+    weights: str | Path,
+    options: ExportOptions,
+    image_size: int | None = None,
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
 ) -> ExportResult:
     """Export ``backbone`` with a plain state dict (``.safetensors`` or ``.pth``) loaded into it.
 
@@ -219,8 +237,14 @@ def export_weights(
     train = read_split_arrays(options.data, "train", options.data_root, image_size)
     model, loaded = weights_representation(backbone, weights, mean or train.mean, std or train.std)
     metadata = {
-        "method": "weights", "backbone": backbone, "image_size": int(train.images.shape[-1]), "mean": model.preprocess.mean.flatten().tolist(),
-        "std": model.preprocess.std.flatten().tolist(), "epoch": 0, "dataset": options.data, "checkpoint": str(weights),
+        "method": "weights",
+        "backbone": backbone,
+        "image_size": int(train.images.shape[-1]),
+        "mean": model.preprocess.mean.flatten().tolist(),
+        "std": model.preprocess.std.flatten().tolist(),
+        "epoch": 0,
+        "dataset": options.data,
+        "checkpoint": str(weights),
     }
     named = options if options.name else dataclasses.replace(options, name=f"{Path(weights).stem}_{backbone}")
     result = export_representation(model, metadata, named)
@@ -228,7 +252,9 @@ def export_weights(
     return result
 
 
-def export_representation(model: nn.Module, checkpoint_metadata: dict[str, Any], options: ExportOptions | None = None) -> ExportResult:
+def export_representation(
+    model: nn.Module, checkpoint_metadata: dict[str, Any], options: ExportOptions | None = None
+) -> ExportResult:
     """Export a Representation described by ``checkpoint_metadata`` (method, backbone, image_size, mean, std, epoch...)."""
     options = options or ExportOptions()
     options.validate()
@@ -237,7 +263,13 @@ def export_representation(model: nn.Module, checkpoint_metadata: dict[str, Any],
     recorded, recorded_root = dataset_spec(checkpoint_metadata)
     spec = options.data or recorded
     root = options.data_root if options.data else (options.data_root or recorded_root)
-    splits = read_splits(spec, root, metadata.image_size, options.verify_images, need_labels=options.int8 or build_head is not None)
+    splits = read_splits(
+        spec,
+        root,
+        metadata.image_size,
+        options.verify_images,
+        need_labels=options.int8 or build_head is not None,
+    )
     metadata = metadata.replace(dataset=spec)
     out = Path(options.out_dir)
     stem = options.name or f"{metadata.method}_{metadata.backbone}_e{metadata.epoch:04d}"
@@ -250,19 +282,29 @@ def export_representation(model: nn.Module, checkpoint_metadata: dict[str, Any],
         graph = _pinned(proto, batch, metadata)
         role, path = _role(batch, "fp32"), _file(out, stem, batch, "fp32")
         what = "fp32 ONNX export" if batch is None else f"fixed-batch ({batch}) fp32 export"
-        result.parity[role] = _publish(graph, path, lambda tmp, what=what: verify_fp32(tmp, reference, splits.verify, what), result, role)
+        result.parity[role] = _publish(
+            graph, path, lambda tmp, what=what: verify_fp32(tmp, reference, splits.verify, what), result, role
+        )
     if options.int8:
         int8 = _quantized(result.files["fp32"], splits, metadata, options)
         for batch in batches:
             role, path = _role(batch, "int8"), _file(out, stem, batch, "int8")
             graph = int8 if batch is None else fix_batch(int8, batch)
-            result.parity[role] = _publish(graph, path, lambda tmp, role=role: verify_int8(tmp, reference, splits.verify, f"{role} export"), result, role)
+            result.parity[role] = _publish(
+                graph,
+                path,
+                lambda tmp, role=role: verify_int8(tmp, reference, splits.verify, f"{role} export"),
+                result,
+                role,
+            )
         result.int8 = _int8_report(result.files["fp32"], result.files["int8"], splits, metadata, options)
     if build_head is not None:
         _export_heads(build_head, proto, batches, out, stem, splits, metadata, options, result)
     probe = None  # (camera frames, the float input they stand for), made once from the verification images
     if options.input != FLOAT_NCHW:
-        frames = Frames(*(options.frame_size or (metadata.image_size, metadata.image_size)), metadata.image_size)
+        frames = Frames(
+            *(options.frame_size or (metadata.image_size, metadata.image_size)), metadata.image_size
+        )
         probe = reference_frames(splits.verify, frames)
         for role in list(result.files):
             _export_camera(role, result.files[role], frames, probe, options, result)
@@ -298,7 +340,9 @@ def usability_of(proto: onnx.ModelProto, name: str) -> UsabilityReport:
         return dataclasses.replace(check_usability(path), file=name)
 
 
-def _publish(proto: onnx.ModelProto, path: Path, check: Callable[[Path], Any], result: ExportResult, role: str) -> Any:
+def _publish(
+    proto: onnx.ModelProto, path: Path, check: Callable[[Path], Any], result: ExportResult, role: str
+) -> Any:
     """Attach the usability report, write ``proto`` to ``path`` once ``check`` passed, and record it under ``role``."""
     report = usability_of(proto, path.name)
     attach_report(proto, report)
@@ -307,29 +351,57 @@ def _publish(proto: onnx.ModelProto, path: Path, check: Callable[[Path], Any], r
     return value
 
 
-def _quantized(fp32: Path, splits: Splits, metadata: ModelMetadata, options: ExportOptions) -> onnx.ModelProto:
+def _quantized(
+    fp32: Path, splits: Splits, metadata: ModelMetadata, options: ExportOptions
+) -> onnx.ModelProto:
     """The int8 QDQ model of the published fp32 file, calibrated on training images (verified when published)."""
     with tempfile.TemporaryDirectory(prefix="edgessl-int8-") as scratch:
         path = Path(scratch) / "int8.onnx"
-        quantize_int8(fp32, path, calibration_subset(splits.train.images, options.calibration_images), metadata.replace(precision="int8 (QDQ U8S8, per-channel)"))
+        quantize_int8(
+            fp32,
+            path,
+            calibration_subset(splits.train.images, options.calibration_images),
+            metadata.replace(precision="int8 (QDQ U8S8, per-channel)"),
+        )
         return onnx.load(str(path))
 
 
-def _int8_report(fp32: Path, int8: Path, splits: Splits, metadata: ModelMetadata, options: ExportOptions) -> Int8Report:
+def _int8_report(
+    fp32: Path, int8: Path, splits: Splits, metadata: ModelMetadata, options: ExportOptions
+) -> Int8Report:
     """kNN accuracy (train bank -> test) and batch-1/32 ORT latency of the dynamic fp32 and int8 files."""
     accuracy = {}
     for name, path in (("fp32", fp32), ("int8", int8)):
         session = open_session(path)
         bank = onnx_features(session, splits.train.images)
-        predictions = knn_predict(bank, splits.train.labels, onnx_features(session, splits.test.images), len(splits.train.class_names), k=options.k)
+        predictions = knn_predict(
+            bank,
+            splits.train.labels,
+            onnx_features(session, splits.test.images),
+            len(splits.train.class_names),
+            k=options.k,
+        )
         accuracy[name] = float((predictions == splits.test.labels).mean())
-    timed = {f"{name}@{batch}": latency_ms(open_session(p, threads=1), batch, metadata.image_size) for batch in (1, 32) for name, p in (("fp32", fp32), ("int8", int8))}
-    return Int8Report(accuracy["fp32"], accuracy["int8"], timed, {"fp32": fp32.stat().st_size, "int8": int8.stat().st_size})
+    timed = {
+        f"{name}@{batch}": latency_ms(open_session(p, threads=1), batch, metadata.image_size)
+        for batch in (1, 32)
+        for name, p in (("fp32", fp32), ("int8", int8))
+    }
+    return Int8Report(
+        accuracy["fp32"], accuracy["int8"], timed, {"fp32": fp32.stat().st_size, "int8": int8.stat().st_size}
+    )
 
 
 def _export_heads(
-    build_head: HeadBuilder, encoder: onnx.ModelProto, batches: list[int | None], out: Path, stem: str, splits: Splits,
-    metadata: ModelMetadata, options: ExportOptions, result: ExportResult,
+    build_head: HeadBuilder,
+    encoder: onnx.ModelProto,
+    batches: list[int | None],
+    out: Path,
+    stem: str,
+    splits: Splits,
+    metadata: ModelMetadata,
+    options: ExportOptions,
+    result: ExportResult,
 ) -> None:
     session = open_session(result.files["fp32"])
     bank = onnx_features(session, splits.train.images)
@@ -340,18 +412,26 @@ def _export_heads(
 
     def check(tmp: Path) -> float:
         check_onnx(tmp)
-        agreement = float((onnx_features(open_session(tmp), splits.verify, output=heads.LABEL) == expected).mean())
+        agreement = float(
+            (onnx_features(open_session(tmp), splits.verify, output=heads.LABEL) == expected).mean()
+        )
         if agreement < HEAD_AGREEMENT:
-            raise ExportError(f"the in-graph {options.head} head agrees with the Python classifier on only {agreement:.1%} of images; nothing was written")
+            raise ExportError(
+                f"the in-graph {options.head} head agrees with the Python classifier on only {agreement:.1%} of images; nothing was written"
+            )
         return agreement
 
     for batch in batches:
         set_metadata(head_proto, head_metadata)
         role, path = _role(batch, options.head), _file(out, stem, batch, options.head)
-        result.agreement[role] = _publish(_pinned(head_proto, batch, head_metadata), path, check, result, role)
+        result.agreement[role] = _publish(
+            _pinned(head_proto, batch, head_metadata), path, check, result, role
+        )
 
 
-Probe = tuple[np.ndarray, np.ndarray]  # camera frames uint8 (N, H, W, 3), their float twin (N, 3, S, S) in [0, 1]
+Probe = tuple[
+    np.ndarray, np.ndarray
+]  # camera frames uint8 (N, H, W, 3), their float twin (N, 3, S, S) in [0, 1]
 
 
 def _probe_inputs(session: Any, splits: Splits, probe: Probe | None) -> np.ndarray:
@@ -361,7 +441,9 @@ def _probe_inputs(session: Any, splits: Splits, probe: Probe | None) -> np.ndarr
     return model_input(session, splits.verify)
 
 
-def _export_camera(role: str, float_file: Path, frames: Frames, probe: Probe, options: ExportOptions, result: ExportResult) -> None:
+def _export_camera(
+    role: str, float_file: Path, frames: Frames, probe: Probe, options: ExportOptions, result: ExportResult
+) -> None:
     """A camera-input copy of ``float_file``, equal to it on the same images (features, or a head's labels)."""
     frame_batch, unit = probe
     is_head = role.split(".")[-1] == options.head
@@ -378,7 +460,9 @@ def _export_camera(role: str, float_file: Path, frames: Frames, probe: Probe, op
         if is_head:
             agreement = float((got == expected).mean())
             if agreement < HEAD_AGREEMENT:
-                raise ExportError(f"{what} gives the float file's label on only {agreement:.1%} of images; nothing was written")
+                raise ExportError(
+                    f"{what} gives the float file's label on only {agreement:.1%} of images; nothing was written"
+                )
             return agreement
         if "int8" in role:
             return require(compare(expected, got), what, min_mean_cosine=CAMERA_INT8_MIN_MEAN_COSINE)
@@ -395,7 +479,9 @@ def _export_ort(out: Path, stem: str, splits: Splits, probe: Probe | None, resul
     roles = list(result.files)
     onnx_files = [result.files[role] for role in roles]
     fixed = frozenset(result.files[role] for role in roles if role.startswith(FIXED))
-    report = convert_to_ort(onnx_files, out, config_name=f"{stem}.required_operators.config", runtime_style=fixed)
+    report = convert_to_ort(
+        onnx_files, out, config_name=f"{stem}.required_operators.config", runtime_style=fixed
+    )
     for role, onnx_path, ort_path in zip(roles, onnx_files, report.ort_files, strict=True):
         source = open_session(onnx_path)
         inputs = _probe_inputs(source, splits, probe)
@@ -403,7 +489,9 @@ def _export_ort(out: Path, stem: str, splits: Splits, probe: Probe | None, resul
         if not parity.mean_cosine >= ORT_MIN_MEAN_COSINE:
             for written in (*report.ort_files, report.config):
                 written.unlink(missing_ok=True)
-            raise ExportError(f"{ort_path.name} does not reproduce {onnx_path.name} ({parity.summary()}); no .ort file was kept")
+            raise ExportError(
+                f"{ort_path.name} does not reproduce {onnx_path.name} ({parity.summary()}); no .ort file was kept"
+            )
         result.parity[f"{role}.ort"] = parity
         result.files[f"{role}.ort"] = ort_path
     result.files["operators"] = report.config
@@ -411,6 +499,13 @@ def _export_ort(out: Path, stem: str, splits: Splits, probe: Probe | None, resul
 
 
 __all__ = [
-    "DEFAULT_OUT", "HEADS", "ExportOptions", "ExportResult", "Int8Report", "export_checkpoint", "export_representation", "export_weights",
+    "DEFAULT_OUT",
+    "HEADS",
+    "ExportOptions",
+    "ExportResult",
+    "Int8Report",
+    "export_checkpoint",
+    "export_representation",
+    "export_weights",
     "usability_of",
 ]

@@ -114,7 +114,11 @@ class UsabilityReport:
         return ", ".join(f"{p.provider} {p.node_share:.0%} ({p.partitions} part.)" for p in self.providers)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "checker": "onnxruntime.tools.mobile_helpers.usability_checker", "providers": [p.as_dict() for p in self.providers]}
+        return {
+            "file": self.file,
+            "checker": "onnxruntime.tools.mobile_helpers.usability_checker",
+            "providers": [p.as_dict() for p in self.providers],
+        }
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> UsabilityReport:
@@ -122,7 +126,10 @@ class UsabilityReport:
         providers = []
         for entry in values["providers"]:
             fields = {key: entry[key] for key in names}
-            fields["partition_sizes"], fields["unsupported_ops"] = tuple(fields["partition_sizes"]), tuple(fields["unsupported_ops"])
+            fields["partition_sizes"], fields["unsupported_ops"] = (
+                tuple(fields["partition_sizes"]),
+                tuple(fields["unsupported_ops"]),
+            )
             providers.append(ProviderUsability(**fields))
         return cls(values["file"], tuple(providers))
 
@@ -158,7 +165,9 @@ def check_usability(onnx_path: str | Path) -> UsabilityReport:
             optimize_model(path, optimised)  # BASIC level, as check_onnx_model_mobile_usability does
             model = ModelProtoWithShapeInfo(optimised).model_with_shape_info
         except Exception as exc:  # noqa: BLE001 - onnxruntime / onnx raise their own types for unreadable files
-            raise ExportError(f"cannot analyse {path}: {(str(exc).splitlines() or [type(exc).__name__])[0][:200]}") from None
+            raise ExportError(
+                f"cannot analyse {path}: {(str(exc).splitlines() or [type(exc).__name__])[0][:200]}"
+            ) from None
         entries = tuple(_provider_usability(name, PROVIDERS.get(name)(model, True)) for name in PROVIDERS)
     return UsabilityReport(str(path), entries)
 

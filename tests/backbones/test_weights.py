@@ -27,7 +27,9 @@ def features_of(encoder: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         ("mobilenetv2", lambda: torchvision.models.mobilenet_v2()),  # its encoder keys equal torchvision's
     ],
 )
-def test_torchvision_state_dict_loads_every_tensor_and_skips_the_classifier(backbone, make, tmp_path: Path) -> None:
+def test_torchvision_state_dict_loads_every_tensor_and_skips_the_classifier(
+    backbone, make, tmp_path: Path
+) -> None:
     torch.manual_seed(1)
     source = make().eval()
     path = tmp_path / "w.safetensors"
@@ -43,12 +45,17 @@ def test_torchvision_state_dict_loads_every_tensor_and_skips_the_classifier(back
 
 def test_timm_state_dict_gives_timms_features(tmp_path: Path) -> None:
     torch.manual_seed(2)
-    source = timm.create_model("efficientnet_lite0", pretrained=False).eval()  # with its 1000-class classifier
+    source = timm.create_model(
+        "efficientnet_lite0", pretrained=False
+    ).eval()  # with its 1000-class classifier
     path = tmp_path / "lite0.safetensors"
     save_file(source.state_dict(), path)
     encoder = build_backbone("efficientnet_lite0")
     loaded = load_backbone_weights(encoder, path)
-    assert loaded.layout == "timm efficientnet_lite0" and loaded.skipped == ("classifier.bias", "classifier.weight")
+    assert loaded.layout == "timm efficientnet_lite0" and loaded.skipped == (
+        "classifier.bias",
+        "classifier.weight",
+    )
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         expected = source.forward_head(source.forward_features(x), pre_logits=True)
@@ -85,10 +92,15 @@ def test_wrong_shape_and_unsafe_or_foreign_files_are_refused(tmp_path: Path) -> 
     state["conv1.weight"] = torch.zeros(64, 3, 3, 3)
     shaped = tmp_path / "shape.safetensors"
     save_file(state, shaped)
-    with pytest.raises(CheckpointError, match=r"wrong shape for 1 keys \(features.0.weight \(64, 3, 3, 3\) vs \(64, 3, 7, 7\)\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"wrong shape for 1 keys \(features.0.weight \(64, 3, 3, 3\) vs \(64, 3, 7, 7\)\)",
+    ):
         load_backbone_weights(build_backbone("resnet18"), shaped)
     pickled = tmp_path / "pickled.pth"
-    torch.save({"conv1.weight": torch.nn.Conv2d(3, 64, 7)}, pickled)  # a module, not a tensor: weights_only refuses it
+    torch.save(
+        {"conv1.weight": torch.nn.Conv2d(3, 64, 7)}, pickled
+    )  # a module, not a tensor: weights_only refuses it
     with pytest.raises(CheckpointError, match="cannot read weights"):
         load_backbone_weights(build_backbone("resnet18"), pickled)
     edgessl = tmp_path / "run.pt"

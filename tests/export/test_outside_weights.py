@@ -40,43 +40,152 @@ def torchvision_features(network: torch.nn.Module, images: np.ndarray) -> np.nda
         return network((torch.from_numpy(images).float() / 255.0 - mean) / std).numpy()
 
 
-def test_safetensors_resnet18_exports_and_evaluates(weights, cifar10_small: Path, tmp_path: Path, capsys) -> None:
+def test_safetensors_resnet18_exports_and_evaluates(
+    weights, cifar10_small: Path, tmp_path: Path, capsys
+) -> None:
     path, network = weights
     spec = str(cifar10_small)
     out = tmp_path / "exported"
     normalisation = ["--mean", IMAGENET[0], "--std", IMAGENET[1]]
-    assert main(["export", "--weights", str(path), "--backbone", "resnet18", "--data", spec, "--image-size", str(SIZE), "--out", str(out), *normalisation]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--weights",
+                str(path),
+                "--backbone",
+                "resnet18",
+                "--data",
+                spec,
+                "--image-size",
+                str(SIZE),
+                "--out",
+                str(out),
+                *normalisation,
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
-    assert "120 tensors in torchvision resnet18 layout" in printed and "skipped 2 classifier tensors" in printed
+    assert (
+        "120 tensors in torchvision resnet18 layout" in printed and "skipped 2 classifier tensors" in printed
+    )
     exported = out / "resnet18_local_resnet18.onnx"
     meta = read_metadata(exported)
-    assert (meta.backbone, meta.method, meta.image_size, meta.checkpoint) == ("resnet18", "weights", SIZE, str(path))
+    assert (meta.backbone, meta.method, meta.image_size, meta.checkpoint) == (
+        "resnet18",
+        "weights",
+        SIZE,
+        str(path),
+    )
     test = read_split_arrays(spec, "test", image_size=SIZE)
     expected = torchvision_features(network, test.images[:32])
     got = onnx_features(open_session(exported), test.images[:32])
     assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
 
-    assert main(["eval", "--weights", str(path), "--backbone", "resnet18", "--data", spec, "--image-size", str(SIZE), "--protocol", "knn", "--k", str(K), "--device", "cpu", "--json", *normalisation]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--weights",
+                str(path),
+                "--backbone",
+                "resnet18",
+                "--data",
+                spec,
+                "--image-size",
+                str(SIZE),
+                "--protocol",
+                "knn",
+                "--k",
+                str(K),
+                "--device",
+                "cpu",
+                "--json",
+                *normalisation,
+            ]
+        )
+        == 0
+    )
     record = json.loads(capsys.readouterr().out)[0]
     train = read_split_arrays(spec, "train", image_size=SIZE)
-    predictions = knn_predict(torchvision_features(network, train.images), train.labels, torchvision_features(network, test.images), 10, k=K)
-    assert record["accuracy"] == pytest.approx(float((predictions == test.labels).mean()), abs=1 / len(test.labels))
+    predictions = knn_predict(
+        torchvision_features(network, train.images),
+        train.labels,
+        torchvision_features(network, test.images),
+        10,
+        k=K,
+    )
+    assert record["accuracy"] == pytest.approx(
+        float((predictions == test.labels).mean()), abs=1 / len(test.labels)
+    )
     assert record["backbone"] == "resnet18" and record["checkpoint_file"] == path.name
 
 
 def test_profile_records_the_weights_and_bad_weights_are_one_line(weights, tmp_path: Path, capsys) -> None:
     path, _ = weights
     report_file = tmp_path / "profile.json"
-    assert main([
-        "profile", "--backbone", "resnet18", "--weights", str(path), "--input-size", "32", "--batch-sizes", "1",
-        "--backends", "eager", "--repeats", "1", "--warmup", "0", "--threads", "1", "--method", "none", "--json", str(report_file),
-    ]) == 0
-    assert json.loads(report_file.read_text())["backbones"][0]["weights"].startswith(f"{path.name}: 120 tensors")
+    assert (
+        main(
+            [
+                "profile",
+                "--backbone",
+                "resnet18",
+                "--weights",
+                str(path),
+                "--input-size",
+                "32",
+                "--batch-sizes",
+                "1",
+                "--backends",
+                "eager",
+                "--repeats",
+                "1",
+                "--warmup",
+                "0",
+                "--threads",
+                "1",
+                "--method",
+                "none",
+                "--json",
+                str(report_file),
+            ]
+        )
+        == 0
+    )
+    assert json.loads(report_file.read_text())["backbones"][0]["weights"].startswith(
+        f"{path.name}: 120 tensors"
+    )
     assert main(["eval", "--weights", str(path), "--backbone", "mobilenetv2", "--data", "shapes10"]) == 1
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "does not fit backbone 'mobilenetv2'" in err and "missing 312 keys" in err
+    assert (
+        len(err.splitlines()) == 1
+        and "does not fit backbone 'mobilenetv2'" in err
+        and "missing 312 keys" in err
+    )
     out = tmp_path / "never"
-    assert main(["export", "--weights", str(path), "--data", "shapes10", "--out", str(out)]) == 2  # no --backbone
-    assert main(["export", "--weights", str(path), "--backbone", "resnet18", "--data", "shapes10", "--mean", "0.5,0.5", "--std", "1,1,1", "--out", str(out)]) == 2
+    assert (
+        main(["export", "--weights", str(path), "--data", "shapes10", "--out", str(out)]) == 2
+    )  # no --backbone
+    assert (
+        main(
+            [
+                "export",
+                "--weights",
+                str(path),
+                "--backbone",
+                "resnet18",
+                "--data",
+                "shapes10",
+                "--mean",
+                "0.5,0.5",
+                "--std",
+                "1,1,1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "--mean takes three numbers" in capsys.readouterr().err
     assert not out.exists()
