@@ -136,12 +136,12 @@ def run_export(args: argparse.Namespace) -> int:
     console = make_console()
     meta = result.metadata
     source = (
-        f"weights {result.weights.summary()}"
+        f"{meta.backbone} with weights {result.weights.summary()}"
         if result.weights
         else f"{meta.method} / {meta.backbone}, epoch {meta.epoch} from {result.checkpoint}"
     )
     console.print(
-        f"exported {meta.backbone}: {source} (input {meta.input_description()}; features {meta.feature_dim}; exporter: torch.onnx dynamo)",
+        f"exported {source} (input {meta.input_description()}; features {meta.feature_dim}; exporter: torch.onnx dynamo)",
         highlight=False,
     )
     console.print(files_table(result))
