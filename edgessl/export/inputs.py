@@ -36,7 +36,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgessl.export.metadata import ExportError, ModelMetadata
+from edgessl.errors import ConfigError
+from edgessl.export.metadata import ModelMetadata
 from edgessl.export.onnx_export import INPUT_NAME
 from edgessl.registry import Registry
 
@@ -75,11 +76,11 @@ def parse_frame_size(text: str) -> tuple[int, int]:
     try:
         height, width = (int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise ExportError(
+        raise ConfigError(
             f"--frame-size must be HEIGHTxWIDTH in pixels, e.g. 480x640; got '{text}'"
         ) from None
     if min(height, width) < 1:
-        raise ExportError(f"--frame-size must be positive, got '{text}'")
+        raise ConfigError(f"--frame-size must be positive, got '{text}'")
     return height, width
 
 
