@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from edgessl.backbones.weights import WeightLayout, weight_layout
+
 
 @dataclass(frozen=True)
 class BackboneSpec:
@@ -22,15 +24,21 @@ class Encoder(nn.Module):
 
     ``features`` keeps the spatial map (N, feature_dim, h, w) for methods that predict
     per position (Split-Brain); ``pool`` reduces it. Classifier heads are removed;
-    weights are randomly initialised, never downloaded.
+    weights are randomly initialised, never downloaded. ``source`` is the library network
+    the modules came from: its key names are recorded as ``weight_layout`` so that
+    :func:`~edgessl.backbones.load_backbone_weights` accepts files saved in that layout.
     """
 
-    def __init__(self, features: nn.Module, feature_dim: int, spec: BackboneSpec, pool: nn.Module | None = None) -> None:
+    def __init__(
+        self, features: nn.Module, feature_dim: int, spec: BackboneSpec, pool: nn.Module | None = None,
+        source: nn.Module | None = None, head_prefixes: tuple[str, ...] = (),
+    ) -> None:
         super().__init__()
         self.features = features
         self.pool = pool if pool is not None else nn.AdaptiveAvgPool2d(1)
         self.feature_dim = feature_dim
         self.spec = spec
+        self.weight_layout: WeightLayout | None = None if source is None else weight_layout(spec.variant, source, self, head_prefixes)
 
     def forward_spatial(self, images: torch.Tensor) -> torch.Tensor:
         return self.features(images)

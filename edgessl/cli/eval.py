@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from edgessl.cli.weights import add_weights_options, normalization
+
 # CLI flag -> protocol option; each goes only to the protocols that have that option
 OPTION_FLAGS = (
     ("k", "--k", int, "kNN neighbours (default 200)"),
@@ -65,6 +67,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--onnx", metavar="MODEL.onnx", help="evaluate an exported encoder with onnxruntime only (no torch)"
     )
     add_data_options(parser)
+    add_weights_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -84,9 +87,35 @@ def options_of(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from edgessl.errors import ConfigError
 
-    if (args.target is None) == (args.onnx is None):
-        raise ConfigError("give a run folder or checkpoint, or --onnx MODEL.onnx (exactly one)")
+    given = [args.target is not None, args.onnx is not None, args.weights is not None]
+    if sum(given) != 1:
+        raise ConfigError("give a run folder or checkpoint, --onnx MODEL.onnx, or --weights FILE --backbone NAME (exactly one)")
+    if (args.weights is None) != (args.backbone is None):
+        raise ConfigError("--weights FILE and --backbone NAME go together (the network the state dict is for)")
+    if args.weights is not None:
+        return run_weights(args)
+    normalization(args)  # --mean/--std without --weights is an error
     return run_onnx(args) if args.onnx is not None else run_checkpoints(args)
+
+
+def run_weights(args: argparse.Namespace) -> int:
+    """A plain state dict (.safetensors / .pth) in a named backbone; ``finetune`` starts from it."""
+    import json
+
+    from edgessl.cli.console import make_console
+    from edgessl.evaluation.outside import evaluate_weights
+
+    mean, std = normalization(args)
+    records = evaluate_weights(
+        args.backbone, args.weights, args.data, protocols_of(args), args.data_root, args.image_size, args.device, mean, std,
+        **options_of(args),
+    )
+    if args.json:
+        print(json.dumps(records, indent=2, sort_keys=True))
+        return 0
+    console = make_console()
+    console.print(records_table(records, f"{args.backbone} with {records[0]['weights']} on {args.data}"))
+    return 0
 
 
 def run_onnx(args: argparse.Namespace) -> int:

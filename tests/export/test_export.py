@@ -129,7 +129,7 @@ def test_in_graph_knn_equals_python_knn_exactly(exported, model, data):
 def test_linear_head_matches_python_classifier(data, model, tmp_path):
     spec, train, test = data
     result = export_representation(model, checkpoint_metadata(spec, train), ExportOptions(out_dir=tmp_path, head="linear", linear_epochs=30))
-    assert result.head_agreement == 1.0
+    assert result.agreement["linear"] == 1.0
     head = open_session(result.files["linear"])
     scores = onnx_features(head, test.images, output="scores")
     np.testing.assert_allclose(scores.sum(1), 1.0, rtol=1e-5)
