@@ -82,6 +82,13 @@ def check_images(images: np.ndarray, session: Any) -> None:
     expected = session.get_inputs()[
         0
     ].shape  # e.g. ['batch', 3, 96, 96], [8, 3, 96, 96] or ['batch', 480, 640, 3]
+    channels = expected[3] if takes_frames(session) else (expected[1] if len(expected) == 4 else None)
+    if len(expected) != 4 or channels != 3 or len(session.get_outputs()[0].shape) != 2:
+        shapes = f"input {expected} -> output {session.get_outputs()[0].shape}"
+        raise DataError(
+            f"this ONNX graph ({shapes}) is not an edgessl encoder (input N,3,H,W or N,H,W,3 -> features N,D), though "
+            "it may carry copied edgessl metadata; export the model again with 'edgessl export'"
+        )
     if images.ndim != 4 or images.shape[1] != 3:
         raise DataError(
             f"images must be (N, 3, H, W) RGB, got shape {tuple(images.shape)}; convert grayscale/RGBA images to RGB"

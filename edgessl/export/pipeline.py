@@ -34,6 +34,7 @@ import numpy as np
 import onnx
 from torch import nn
 
+from edgessl.files import ensure_writable_dir
 from edgessl.errors import ConfigError, DataError
 from edgessl.export import heads
 from edgessl.export.inputs import FLOAT_NCHW, INPUTS, Frames, camera_metadata, reference_frames
@@ -271,7 +272,7 @@ def export_representation(
         need_labels=options.int8 or build_head is not None,
     )
     metadata = metadata.replace(dataset=spec)
-    out = Path(options.out_dir)
+    out = ensure_writable_dir(options.out_dir)  # before the work: a bad --out must not fail at the end
     stem = options.name or f"{metadata.method}_{metadata.backbone}_e{metadata.epoch:04d}"
     result = ExportResult(str(checkpoint_metadata.get("checkpoint", "")), metadata)
     reference = torch_features(model, splits.verify)
