@@ -110,6 +110,16 @@ def checkpoints_to_write(config: TrainConfig, start_epoch: int) -> int:
     return sum(1 for e in remaining if e % config.save_every == 0 or e == config.epochs) + 2
 
 
+def start_from_weights(method: Method, path: str) -> None:
+    """Load outside encoder weights into ``method`` and copy them into its momentum targets (they start equal)."""
+    from edgessl.backbones import load_backbone_weights
+
+    load_backbone_weights(method.representation().encoder, path)
+    with torch.no_grad():
+        for online, target in method.momentum_pairs():
+            target.load_state_dict(online.state_dict())
+
+
 def make_accelerator(config: TrainConfig, run_dir: Path):  # -> accelerate.Accelerator
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
@@ -168,6 +178,8 @@ class Trainer:
         self.total_steps = plan.steps_per_epoch * config.epochs
         self.changes: dict[str, tuple[Any, Any]] = {}  # what this resume changes, {field: (old, new)}
         self.resume_from = self._resume_point(resume)
+        if config.weights and not self.resume_from:
+            start_from_weights(self.method, config.weights)
         self.method.to(accelerator.device)
         optimizer = build_optimizer(self.method, self.method_config.optimizer, self.method_config.batch_size)
         self.scheduler = build_scheduler(
