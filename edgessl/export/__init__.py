@@ -14,5 +14,21 @@ Modules, each usable on its own:
 - :mod:`~edgessl.export.ort_eval` -- kNN / linear accuracy with onnxruntime + numpy only
 - :mod:`~edgessl.export.pipeline` -- what ``edgessl export`` runs
 
-This file imports nothing so that ``edgessl.export.ort_eval`` stays torch-free.
+``from edgessl.export import export_checkpoint, ExportOptions`` is the entry point; they are
+imported on first use, so that importing ``edgessl.export.ort_eval`` stays torch-free.
 """
+
+from typing import Any
+
+_PIPELINE = ("ExportOptions", "ExportResult", "export_checkpoint", "export_weights")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PIPELINE:
+        from edgessl.export import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = list(_PIPELINE)
