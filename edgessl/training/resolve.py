@@ -121,9 +121,8 @@ def resume_changes(
     end the run before the epochs it has already trained.
     """
     old, new = _flatten(saved), _flatten(config_to_dict(resolved))
-    differences = {
-        key: (old.get(key), value) for key, value in new.items() if key != "out" and old.get(key) != value
-    }
+    skipped = ("out", *MIRRORED)
+    differences = {key: (old.get(key), value) for key, value in new.items() if key not in skipped and old.get(key) != value}
     refused = {key: pair for key, pair in differences.items() if key not in RESUMABLE}
     if refused:
         listed = "; ".join(
