@@ -39,6 +39,7 @@ import onnxruntime
 import torch
 
 from edgessl.backbones import STUDY_MACS_224, build_backbone
+from edgessl.checkpoints import load_representation
 from edgessl.data.arrays import read_split_arrays
 from edgessl.evaluation.knn import knn_predict
 from edgessl.export.ort_eval import latency_ms, onnx_features, open_session
@@ -46,7 +47,7 @@ from edgessl.export.pipeline import ExportOptions, export_representation
 from edgessl.export.verify import torch_features
 from edgessl.methods.base import Normalize, Representation
 from edgessl.profiling.device_peak import cpu_model
-from edgessl.training.checkpoint import list_checkpoints, load_representation
+from edgessl.runs import list_checkpoints
 
 K = 20
 BATCHES = (1, 32)

@@ -16,9 +16,7 @@ from typing import Any
 
 import torch
 
-from edgessl.training.checkpoint import CHECKPOINT_DIR
-
-EVAL_DIR = "eval"
+from edgessl.runs import RunFolder
 
 
 @dataclass
@@ -37,15 +35,9 @@ class EvalResult:
     predictions: torch.Tensor | None = field(default=None, repr=False)
 
 
-def run_folder_of(checkpoint: Path) -> Path:
-    """The run folder a checkpoint belongs to (``RUN/checkpoints/x.pt`` -> ``RUN``)."""
-    parent = checkpoint.parent
-    return parent.parent if parent.name == CHECKPOINT_DIR else parent
-
-
 def result_path(checkpoint: Path, protocol: str) -> Path:
     """``RUN/eval/<protocol>_<checkpoint stem>.json``, e.g. ``knn_epoch_0010.json``."""
-    return run_folder_of(checkpoint) / EVAL_DIR / f"{protocol}_{checkpoint.stem}.json"
+    return RunFolder.of(checkpoint).eval_dir / f"{protocol}_{checkpoint.stem}.json"
 
 
 def fingerprint(checkpoint: Path) -> dict[str, int]:

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import torch
 
+from edgessl.checkpoints import LoadedRepresentation
 from edgessl.data import ImageDataset
 from edgessl.devices import resolve_device
 from edgessl.files import ensure_writable_dir
 from edgessl.registry import Registry
-from edgessl.training.checkpoint import LoadedRepresentation
+from edgessl.runs import RunFolder, pick_checkpoint
 
 ALL = "all"
 
@@ -156,28 +157,9 @@ def resolve_kinds(kinds: Sequence[str]) -> list[str]:
     return [kind for kind in EXPLAINERS.names() if kind in kinds]
 
 
-def pick_checkpoint(run_or_checkpoint: str | Path, epoch: int | None = None) -> Path:
-    """The run's last checkpoint by epoch (or the one of ``epoch``), or the file given."""
-    from edgessl.errors import CheckpointError
-    from edgessl.training.checkpoint import checkpoint_epoch, list_checkpoints
-
-    checkpoints = list_checkpoints(run_or_checkpoint)
-    if epoch is None:
-        return checkpoints[-1]
-    matching = [path for path in checkpoints if checkpoint_epoch(path) == epoch]
-    if not matching:
-        epochs = [e for e in map(checkpoint_epoch, checkpoints) if e is not None]
-        kept = f"epochs {', '.join(map(str, epochs))}" if epochs else f"only {checkpoints[0].name}"
-        raise CheckpointError(
-            f"{run_or_checkpoint} has no checkpoint of epoch {epoch} (it keeps {kept}); pick one of those or leave out --epoch"
-        )
-    return matching[0]
-
-
 def default_out(checkpoint: Path) -> Path:
     """``RUN/explain/<checkpoint name>/`` beside the run's checkpoints."""
-    run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    return run / "explain" / checkpoint.stem
+    return RunFolder.of(checkpoint).explain_dir / checkpoint.stem
 
 
 def explain(
@@ -195,9 +177,9 @@ def explain(
     ``data`` must have labelled ``train`` and ``test`` splits; images are resized to the
     checkpoint's training size unless ``image_size`` says otherwise.
     """
+    from edgessl.checkpoints import load_representation
     from edgessl.data import load_dataset
     from edgessl.errors import DataError
-    from edgessl.training.checkpoint import load_representation
 
     names = resolve_kinds(kinds)
     resolve_device(options.device)

@@ -34,7 +34,6 @@ import numpy as np
 import onnx
 from torch import nn
 
-from edgessl.files import ensure_writable_dir
 from edgessl.errors import ConfigError, DataError
 from edgessl.export import heads
 from edgessl.export.inputs import FLOAT_NCHW, INPUTS, Frames, camera_metadata, reference_frames
@@ -63,6 +62,7 @@ from edgessl.export.verify import (
     verify_fp32,
     verify_int8,
 )
+from edgessl.files import ensure_writable_dir
 from edgessl.registry import Registry
 
 DEFAULT_OUT = Path("exported")
@@ -178,13 +178,6 @@ def _linear(encoder, bank, labels, num_classes, options):
     return heads.linear_head(encoder, weight, bias), reference
 
 
-def resolve_checkpoint(target: str | Path) -> Path:
-    """A checkpoint file as given, or the last epoch checkpoint of a run folder."""
-    from edgessl.training.checkpoint import list_checkpoints
-
-    return list_checkpoints(target)[-1]
-
-
 def read_splits(
     spec: str | None, root: str | None, image_size: int, verify_images: int, need_labels: bool
 ) -> Splits:
@@ -208,10 +201,11 @@ def dataset_spec(metadata: dict[str, Any]) -> tuple[str | None, str | None]:
 
 def export_checkpoint(target: str | Path, options: ExportOptions | None = None) -> ExportResult:
     """Export the checkpoint ``target`` (or a run folder's last epoch checkpoint)."""
-    from edgessl.training.checkpoint import load_representation
+    from edgessl.checkpoints import load_representation
+    from edgessl.runs import pick_checkpoint
 
     (options or ExportOptions()).validate()
-    checkpoint = resolve_checkpoint(target)
+    checkpoint = pick_checkpoint(target)
     loaded = load_representation(checkpoint)
     return export_representation(loaded.model, loaded.metadata, options)
 

@@ -156,9 +156,10 @@ def pretrain(config: Any, resume: bool, console: Any, progress: bool) -> None:
 
 def training_state(run_dir: Path) -> tuple[int, int] | None:
     """``(epoch, step)`` the cell's ``last.pt`` reached, or None before its first save."""
-    from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, load_checkpoint
+    from edgessl.checkpoints import load_checkpoint
+    from edgessl.runs import RunFolder
 
-    last = run_dir / CHECKPOINT_DIR / LAST
+    last = RunFolder(run_dir).last
     if not last.is_file():
         return None
     meta = load_checkpoint(last)["metadata"]
@@ -221,10 +222,11 @@ def measure_cell(
     curves: dict[str, tuple[tuple[int, float], ...]],
 ) -> CellResult:
     """Costs of the final representation plus the trainer's time and energy records."""
+    from edgessl.checkpoints import load_representation
     from edgessl.profiling.flops import count_macs
-    from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, load_representation
+    from edgessl.runs import RunFolder
 
-    loaded = load_representation(run_dir / CHECKPOINT_DIR / LAST)
+    loaded = load_representation(RunFolder(run_dir).last)
     meta = loaded.metadata
     image_size = int(meta.get("image_size") or config.image_size)
     energy = meta.get("energy") or {}

@@ -35,23 +35,17 @@ import torch
 from rich.console import Console
 
 from edgessl import __version__
+from edgessl.checkpoints import load_checkpoint, save_checkpoint
 from edgessl.config import config_to_dict
 from edgessl.errors import CheckpointError, ConfigError, EdgesslError, TrainingDiverged
 from edgessl.files import ensure_writable_dir
 from edgessl.methods import Method, StepOutput, build_method
+from edgessl.runs import CHECKPOINT_DIR, CONFIG_FILE, LAST, RunFolder, epoch_checkpoint_name
 from edgessl.training import run_folder, tracking
-from edgessl.training.checkpoint import (
-    CHECKPOINT_DIR,
-    LAST,
-    epoch_checkpoint_name,
-    load_checkpoint,
-    save_checkpoint,
-)
 from edgessl.training.config import TrainConfig
 from edgessl.training.optim import build_optimizer, build_scheduler, scaled_lr
 from edgessl.training.progress import ProgressView, StopRequest
 from edgessl.training.resolve import (
-    CONFIG_FILE,
     config_yaml,
     resolve_method_config,
     resolved_train_config,
@@ -203,7 +197,7 @@ class Trainer:
 
     def _resume_point(self, resume: bool) -> tuple[Path, dict[str, Any]] | None:
         """The newest complete checkpoint to continue, after checking that it can be honoured."""
-        newest = run_folder.newest_checkpoint(self.run_dir)
+        newest = RunFolder(self.run_dir).newest()
         if newest is None:
             if resume:
                 raise ConfigError(
@@ -269,7 +263,7 @@ class Trainer:
             self.accelerator.wait_for_everyone()
             return self._loop(None)
         with run_folder.locked(self.run_dir):
-            if run_folder.newest_checkpoint(self.run_dir) != (
+            if RunFolder(self.run_dir).newest() != (
                 self.resume_from[0] if self.resume_from else None
             ):
                 raise run_folder.RunFolderBusy(

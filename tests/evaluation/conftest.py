@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from edgessl.checkpoints import LoadedRepresentation, load_checkpoint, save_checkpoint
 from edgessl.data.base import ImageDataset
 from edgessl.evaluation import sweep as sweep_module
 from edgessl.methods.base import Normalize, Representation
-from edgessl.training.checkpoint import LoadedRepresentation, load_checkpoint, save_checkpoint
 
 COLOURS = torch.tensor([[220, 40, 40], [40, 200, 60], [50, 60, 230], [230, 220, 40]], dtype=torch.float32)
 

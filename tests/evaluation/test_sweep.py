@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
+from edgessl.checkpoints import load_checkpoint, save_checkpoint
 from edgessl.errors import ConfigError
 from edgessl.evaluation import evaluate_checkpoints, sweep_run
-from edgessl.training.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test_sweep_is_ordered_by_epoch_resumes_and_writes_csv_and_png(

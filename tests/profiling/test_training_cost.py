@@ -10,7 +10,12 @@ from torch import nn
 
 from edgessl.methods.base import Method, MethodConfig, Representation
 from edgessl.profiling.energy import EnergyMeter, EnergyReport
-from edgessl.profiling.training_cost import STL10_PRETEXT_IMAGES, TrainingCost, measure_training_throughput, time_training_steps
+from edgessl.profiling.training_cost import (
+    STL10_PRETEXT_IMAGES,
+    TrainingCost,
+    measure_training_throughput,
+    time_training_steps,
+)
 
 
 class _TinyMethod(Method):

@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from edgessl.checkpoints import load_representation
 from edgessl.data import load_dataset
 from edgessl.evaluation.features import extract_features
 from edgessl.evaluation.knn import knn_predict
 from edgessl.methods import build_method
-from edgessl.training.checkpoint import load_representation
 from edgessl.training.config import TrainConfig
 from edgessl.training.resolve import resolve_method_config
 from edgessl.training.rng import seed_everything

@@ -12,10 +12,11 @@ import pytest
 import torch
 import yaml
 
+from edgessl.checkpoints import load_checkpoint, restore_method, save_checkpoint
 from edgessl.cli import main
 from edgessl.errors import CheckpointError
+from edgessl.runs import CHECKPOINT_DIR, LAST
 from edgessl.training import run_log
-from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, load_checkpoint, restore_method, save_checkpoint
 from edgessl.training.config import TrainConfig
 from edgessl.training.run_folder import RunFolderBusy, locked
 from edgessl.training.run_log import METRICS_FILE, read_metrics

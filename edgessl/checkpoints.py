@@ -10,14 +10,13 @@ heads, momentum targets, queues); and, for resuming, ``optimizer``, ``scheduler`
 ``position`` (epoch, step, steps_per_epoch, seed: the sampler position), ``rng`` (one
 dict of torch/CUDA/numpy/python states per process) and, under fp16, ``scaler``.
 
-A run folder keeps ``checkpoints/epoch_NNNN.pt`` every few epochs and ``last.pt``.
+Where a run keeps them and which one to use: :mod:`edgessl.runs`.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -30,13 +29,6 @@ from edgessl.errors import CheckpointError, DiskFullError
 
 FORMAT = "edgessl-checkpoint"
 FORMAT_VERSION = 1
-CHECKPOINT_DIR = "checkpoints"
-LAST = "last.pt"
-_EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pt$")
-
-
-def epoch_checkpoint_name(epoch: int) -> str:
-    return f"epoch_{epoch:04d}.pt"
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
@@ -132,11 +124,6 @@ def checkpoint_problems(state: dict[str, Any]) -> list[str]:
     return problems
 
 
-def read_position(path: Path) -> int:
-    """The optimiser step a checkpoint was saved at (its sampler position)."""
-    return int(load_checkpoint(path, mmap=True)["metadata"].get("step", 0))
-
-
 def describe_mismatch(
     expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], shown: int = 3
 ) -> str:
@@ -173,33 +160,6 @@ def load_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor], sour
             f"{source} does not fit {type(module).__name__}: {describe_mismatch(expected, weights)}"
         )
     module.load_state_dict(weights)
-
-
-def checkpoint_epoch(path: Path) -> int | None:
-    match = _EPOCH_FILE.match(path.name)
-    return int(match.group(1)) if match else None
-
-
-def list_checkpoints(run_or_checkpoint: str | Path) -> list[Path]:
-    """Every epoch checkpoint of a run folder ordered by epoch, or the single file given.
-
-    A run folder means all of its checkpoints, never "the first file found"; ``last.pt``
-    is used only when the run kept no epoch checkpoint.
-    """
-    target = Path(run_or_checkpoint)
-    if target.is_file():
-        return [target]
-    folder = target / CHECKPOINT_DIR if (target / CHECKPOINT_DIR).is_dir() else target
-    if not folder.is_dir():
-        raise CheckpointError(f"no run folder or checkpoint at {target}")
-    epochs = sorted((p for p in folder.iterdir() if checkpoint_epoch(p) is not None), key=checkpoint_epoch)
-    if epochs:
-        return epochs
-    if (folder / LAST).is_file():
-        return [folder / LAST]
-    raise CheckpointError(
-        f"{target} holds no checkpoints (expected {CHECKPOINT_DIR}/epoch_NNNN.pt or {LAST})"
-    )
 
 
 @dataclass(frozen=True)
