@@ -45,8 +45,8 @@ from edgessl.evaluation.knn import knn_predict
 from edgessl.export.ort_eval import latency_ms, onnx_features, open_session
 from edgessl.export.pipeline import ExportOptions, export_representation
 from edgessl.export.verify import torch_features
+from edgessl.hardware import cpu_model
 from edgessl.methods.base import Normalize, Representation
-from edgessl.profiling.device_peak import cpu_model
 from edgessl.runs import list_checkpoints
 
 K = 20

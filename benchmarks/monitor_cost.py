@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from edgessl.profiling.device_peak import cpu_model
+from edgessl.hardware import cpu_model
 from edgessl.training import TrainConfig, train
 
 RESULTS = Path(__file__).parent / "results"

@@ -85,7 +85,7 @@ def _training_lines(reports: list[dict[str, Any]], method: str) -> list[str]:
     lines = [
         f"Pretraining ({method}, batch {options['train_batch_size']}, {options['train_steps']} timed steps after "
         f"{options['train_warmup']} warm-up, {trained[0][0]['machine']['threads']} threads), projected to "
-        f"{options['epochs']} STL-10 epochs of 100,000 images; energy modelled as in edgessl.profiling.energy:",
+        f"{options['epochs']} STL-10 epochs of 100,000 images; energy modelled as in edgessl.energy:",
         "",
         "| backbone | images/s | per epoch (h) | total (h) | kWh | kgCO2eq | source |",
         "|---|---|---|---|---|---|---|",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from edgessl.backbones.weights import WeightLayout, weight_layout
+from edgessl.backbones.layout import WeightLayout, weight_layout
 
 
 @dataclass(frozen=True)
@@ -73,3 +73,31 @@ def replace_first_conv(module: nn.Module, in_channels: int) -> None:
                 )
                 return
     raise ValueError(f"{type(module).__name__} has no Conv2d to adapt")
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel, kept inside the model so exports take [0, 1] tuple[float, float, float]."""
+
+    def __init__(self, mean: tuple[float, float, float], std: tuple[float, float, float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - self.mean) / self.std
+
+
+class Representation(nn.Module):
+    """The learned feature extractor: float tuple[float, float, float] in [0, 1], (N, 3, H, W) -> (N, feature_dim).
+
+    This is what evaluation, profiling of trained models and export consume.
+    """
+
+    def __init__(self, preprocess: nn.Module, encoder: nn.Module, feature_dim: int) -> None:
+        super().__init__()
+        self.preprocess = preprocess
+        self.encoder = encoder
+        self.feature_dim = feature_dim
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self.preprocess(images))

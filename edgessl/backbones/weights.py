@@ -26,40 +26,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from edgessl.backbones.layout import WeightLayout
 from edgessl.errors import CheckpointError
 
 SHOWN_KEYS = 4  # keys listed per category in an error message; the rest are counted
 NESTING_KEYS = ("state_dict", "model")  # where training scripts usually put the weights
-
-
-@dataclass(frozen=True)
-class WeightLayout:
-    """How the library an encoder came from names its tensors."""
-
-    library: str  # "torchvision resnet18", "timm efficientnet_lite0"
-    to_encoder: dict[str, str]  # library key -> encoder key
-    head_prefixes: tuple[
-        str, ...
-    ]  # library modules the encoder dropped (its classifier): "fc.", "classifier."
-
-
-def weight_layout(
-    library: str, source: nn.Module, encoder: nn.Module, head_prefixes: tuple[str, ...] = ()
-) -> WeightLayout:
-    """The layout of ``source`` (the library's whole network) as seen from ``encoder``, matched by tensor identity.
-
-    Library keys whose tensor the encoder does not hold belong to modules it dropped;
-    their top-level module names become ``head_prefixes`` (with any given explicitly, as
-    timm builds its networks without a classifier).
-    """
-    by_tensor = {id(tensor): key for key, tensor in encoder.state_dict(keep_vars=True).items()}
-    to_encoder, dropped = {}, set(head_prefixes)
-    for key, tensor in source.state_dict(keep_vars=True).items():
-        if id(tensor) in by_tensor:
-            to_encoder[key] = by_tensor[id(tensor)]
-        else:
-            dropped.add(key.split(".")[0] + ".")
-    return WeightLayout(library, to_encoder, tuple(sorted(dropped)))
 
 
 @dataclass(frozen=True)
@@ -175,7 +146,7 @@ def weights_representation(
     torchvision and timm ImageNet weights).
     """
     from edgessl.backbones import build_backbone
-    from edgessl.methods.base import Normalize, Representation
+    from edgessl.backbones.base import Normalize, Representation
 
     encoder = build_backbone(backbone)
     loaded = load_backbone_weights(encoder, path)

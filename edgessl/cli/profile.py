@@ -80,8 +80,8 @@ def _backbones(args: argparse.Namespace) -> list[str]:
 def _options(args: argparse.Namespace) -> Any:
     import torch
 
+    from edgessl.energy import DEFAULT_GRID_INTENSITY, grid_intensity
     from edgessl.errors import ConfigError
-    from edgessl.profiling.energy import DEFAULT_GRID_INTENSITY, grid_intensity
     from edgessl.profiling.latency import DEFAULT_BACKENDS
     from edgessl.profiling.report import ProfileOptions
 
@@ -228,7 +228,7 @@ def _energy_basis(energy: dict[str, Any]) -> str:
         gpu = f"GPU TDP {energy['gpu_tdp_w']:.0f} W + "
     return (
         f"Energy: {gpu}CPU TDP {energy['cpu_tdp_w']:.0f} W x {energy['cpu_fraction']:.0%} of its cores used, "
-        f"x PUE {energy['pue']}, x grid {energy['grid_intensity_kg_per_kwh']} kgCO2eq/kWh (edgessl.profiling.energy)."
+        f"x PUE {energy['pue']}, x grid {energy['grid_intensity_kg_per_kwh']} kgCO2eq/kWh (edgessl.energy)."
     )
 
 

@@ -93,7 +93,7 @@ class ModelMetadata:
 
 def read_metadata(onnx_path: str | Path) -> ModelMetadata:
     """The edgessl metadata of an exported file, read with ONNX Runtime (no torch, no onnx)."""
-    from edgessl.export.ort_eval import open_session
+    from edgessl.export.session import open_session
 
     session = open_session(onnx_path)
     return ModelMetadata.from_props(dict(session.get_modelmeta().custom_metadata_map), str(onnx_path))

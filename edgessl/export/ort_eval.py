@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from edgessl.errors import ConfigError, DataError
+from edgessl.export.metadata import ModelMetadata
+from edgessl.export.session import open_session
 from edgessl.registry import Registry
 
 INPUT_NAME = "images"
@@ -38,38 +40,6 @@ Voter = Callable[[np.ndarray], np.ndarray]  # a chunk of queries -> their predic
 # (bank, bank_labels, k, num_classes) -> Voter; per-bank work is done once, not per chunk
 VOTES: Registry[Callable[[np.ndarray, np.ndarray, int, int], Voter]] = Registry("kNN metric")
 COSINE_TEMPERATURE = 0.1
-
-
-def open_session(onnx_path: str | Path, threads: int | None = None):  # -> onnxruntime.InferenceSession
-    """An ONNX Runtime CPU session; a missing or unreadable file is a one-line :class:`DataError`."""
-    import onnxruntime as ort
-    from onnxruntime.capi.onnxruntime_pybind11_state import (
-        Fail,
-        InvalidArgument,
-        InvalidGraph,
-        InvalidProtobuf,
-        NoSuchFile,
-    )
-
-    path = Path(onnx_path)
-    if not path.is_file():
-        raise DataError(f"ONNX model not found: {path} (make one with 'edgessl export RUN')")
-    options = ort.SessionOptions()
-    if threads is not None:
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except (
-        Fail,
-        InvalidArgument,
-        InvalidGraph,
-        InvalidProtobuf,
-        NoSuchFile,
-    ) as exc:  # ORT's own types, not RuntimeError
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise DataError(
-            f"cannot load ONNX model {path}: {reason[:200]}. The file is corrupt or truncated; export it again."
-        ) from None
 
 
 def takes_frames(session: Any) -> bool:
@@ -292,7 +262,6 @@ def evaluate_onnx(
     "<protocol>": {"accuracy", ...options}, "predictions": {protocol: ndarray}}``.
     """
     from edgessl.data.arrays import read_split_arrays
-    from edgessl.export.metadata import ModelMetadata
 
     runners = {name: PROTOCOLS.get(name) for name in protocols}
     VOTES.get(metric)

@@ -196,7 +196,7 @@ def attach_report(proto: Any, report: UsabilityReport) -> None:
 
 def recorded_report(onnx_path: str | Path) -> UsabilityReport | None:
     """The report an export stored in the file (read with ONNX Runtime), or None for files made elsewhere."""
-    from edgessl.export.ort_eval import open_session
+    from edgessl.export.session import open_session
 
     raw = open_session(onnx_path).get_modelmeta().custom_metadata_map.get(METADATA_KEY)
     return None if raw is None else UsabilityReport.from_dict(json.loads(raw))

@@ -17,7 +17,8 @@ import numpy as np
 import onnx
 
 from edgessl.export.metadata import ExportError
-from edgessl.export.ort_eval import onnx_features, open_session
+from edgessl.export.ort_eval import onnx_features
+from edgessl.export.session import open_session
 
 FP32_RELATIVE_TOLERANCE = 1e-4  # max |onnx - torch| / max |torch|
 FP32_MIN_COSINE = 0.99999

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from edgessl.backbones import Encoder, build_backbone
+from edgessl.backbones.base import Normalize, Representation
 
 RGB = tuple[float, float, float]
 
@@ -63,34 +64,6 @@ class StepOutput(NamedTuple):
 
     loss: torch.Tensor
     metrics: dict[str, torch.Tensor]
-
-
-class Normalize(nn.Module):
-    """``(x - mean) / std`` per channel, kept inside the model so exports take [0, 1] RGB."""
-
-    def __init__(self, mean: RGB, std: RGB) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return (images - self.mean) / self.std
-
-
-class Representation(nn.Module):
-    """The learned feature extractor: float RGB in [0, 1], (N, 3, H, W) -> (N, feature_dim).
-
-    This is what evaluation, profiling of trained models and export consume.
-    """
-
-    def __init__(self, preprocess: nn.Module, encoder: nn.Module, feature_dim: int) -> None:
-        super().__init__()
-        self.preprocess = preprocess
-        self.encoder = encoder
-        self.feature_dim = feature_dim
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.encoder(self.preprocess(images))
 
 
 class Method(nn.Module, ABC):

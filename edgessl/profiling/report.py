@@ -40,8 +40,8 @@ from typing import Any
 
 import torch
 
-from edgessl.profiling.device_peak import device_peak, efficiency, read_cpu_features
-from edgessl.profiling.energy import DEFAULT_GRID_INTENSITY, EnergyMeter
+from edgessl.energy import DEFAULT_GRID_INTENSITY, EnergyMeter
+from edgessl.hardware import device_peak, efficiency, read_cpu_features
 from edgessl.profiling.flops import TOLERANCE, count_compute, count_parameters
 from edgessl.profiling.latency import DEFAULT_BACKENDS, measure_latency
 from edgessl.profiling.training_cost import measure_training_throughput

@@ -471,7 +471,7 @@ class Trainer:
     @contextmanager
     def _energy_meter(self) -> Iterator[Any]:
         """The profiling EnergyMeter over the loop; ``None`` (no energy record) when it cannot measure this device."""
-        from edgessl.profiling.energy import EnergyMeter
+        from edgessl.energy import EnergyMeter
 
         meter = EnergyMeter(self.accelerator.device)
         try:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edgessl.cli import main
-from edgessl.profiling.energy import EnergyReport
+from edgessl.energy import EnergyReport
 from edgessl.profiling.report import SCHEMA_VERSION, ProfileOptions, profile_backbones
 from edgessl.profiling.training_cost import TrainingCost
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from edgessl.energy import EnergyMeter, EnergyReport
 from edgessl.methods.base import Method, MethodConfig, Representation
-from edgessl.profiling.energy import EnergyMeter, EnergyReport
 from edgessl.profiling.training_cost import (
     STL10_PRETEXT_IMAGES,
     TrainingCost,

@@ -30,7 +30,7 @@ from types import TracebackType
 import torch
 
 from edgessl.errors import ConfigError, UnknownNameError
-from edgessl.profiling.device_peak import gpu_spec
+from edgessl.hardware import gpu_spec
 
 DEFAULT_GRID_INTENSITY = 0.42  # kgCO2eq/kWh, the study's figure (GCP asia-southeast1)
 DEFAULT_CPU_W_PER_CORE = 12.0  # Green Algorithms' default CPU power per core

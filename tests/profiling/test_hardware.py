@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgessl.profiling.device_peak import (
+from edgessl.hardware import (
     cpu_peak_macs_per_second,
     efficiency,
     gpu_peak_macs_per_second,
