@@ -102,7 +102,7 @@ from edgessl.data import load_dataset
 from edgessl.energy import EnergyMeter
 from edgessl.errors import EdgesslError
 from edgessl.evaluation import evaluate_representation
-from edgessl.export.files import atomic_output
+from edgessl.files import atomic_output
 from edgessl.hardware import cpu_model, gpu_spec
 from edgessl.methods import Method, build_method, method_class
 from edgessl.profiling.latency import measure_latency

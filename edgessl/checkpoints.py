@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import torch
 
 from edgessl.errors import CheckpointError, DiskFullError
+from edgessl.files import atomic_output
 
 FORMAT = "edgessl-checkpoint"
 FORMAT_VERSION = 1
@@ -37,26 +37,19 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     A crash or full disk mid-write leaves the previous checkpoint intact and no temporary
     file; a full disk is a :class:`DiskFullError` saying how much space the folder has.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **state}
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with atomic_output(path) as tmp, tmp.open("wb") as handle:
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
     except (OSError, RuntimeError) as exc:  # torch's zip writer reports ENOSPC as a RuntimeError
-        Path(tmp_name).unlink(missing_ok=True)
         if not is_disk_full(exc, path.parent):
             raise
         raise DiskFullError(
             f"no space left to write {path} ({free_megabytes(path.parent):.0f} MB free there); free some space and "
             f"continue with --resume: {path.name} and the earlier checkpoints are intact"
         ) from None
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def is_disk_full(exc: BaseException, folder: Path) -> bool:

@@ -8,14 +8,13 @@ same settings and redoes anything whose checkpoint or settings changed.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from edgessl.files import write_json
 from edgessl.runs import RunFolder
 
 
@@ -61,15 +60,7 @@ def load_record(path: Path) -> dict[str, Any] | None:
 
 def save_record(record: dict[str, Any], path: Path) -> None:
     """Write ``record`` atomically, so a killed sweep never leaves a truncated result behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(record, handle, indent=2, sort_keys=True)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    write_json(path, record)
 
 
 class Curve:

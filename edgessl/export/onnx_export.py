@@ -32,8 +32,8 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from edgessl.export.files import atomic_output
 from edgessl.export.metadata import ExportError, ModelMetadata
+from edgessl.files import atomic_output
 
 INPUT_NAME = "images"
 OUTPUT_NAME = "features"

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from edgessl.errors import EdgesslError
-from edgessl.files import ensure_writable_dir
+from edgessl.files import ensure_writable_dir, stale_temporaries
 from edgessl.runs import RunFolder
 
 LOCK_FILE = ".lock"
@@ -59,8 +59,7 @@ def locked(run_dir: Path) -> Iterator[None]:
 
 def remove_stale_temp_files(run_dir: Path) -> list[Path]:
     """Delete the temporary files of saves that were killed half-way (call only while holding the lock)."""
-    folder = RunFolder(run_dir).checkpoint_dir
-    stale = sorted(folder.glob(".*.pt.*.tmp")) if folder.is_dir() else []
+    stale = stale_temporaries(RunFolder(run_dir).checkpoint_dir)
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
