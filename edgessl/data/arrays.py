@@ -169,6 +169,20 @@ def read_split_arrays(
     return DATASETS.get(spec)(split, Path(root).expanduser() if root is not None else None, image_size)
 
 
+def read_labelled_splits(
+    spec: str, root: str | Path | None = None, image_size: int | None = None, purpose: str = "evaluation"
+) -> tuple[SplitArrays, SplitArrays]:
+    """The labelled ``train`` (kNN bank, probe training data) and ``test`` splits every evaluator uses.
+
+    A split without labels is a :class:`DataError` naming ``purpose`` (what needed them).
+    """
+    train, test = (read_split_arrays(spec, split, root, image_size) for split in ("train", "test"))
+    for split in (train, test):
+        if split.labels is None:
+            raise DataError(f"dataset '{spec}' split '{split.split}' has no labels; {purpose} needs labelled train and test splits")
+    return train, test
+
+
 def split_source(spec: str, split: str, root: str | Path | None = None) -> str:
     """Where ``split``'s images come from, in words (what ``edgessl eval`` states); reads no image.
 

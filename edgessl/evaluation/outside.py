@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from edgessl.data import load_dataset
+from edgessl.data import load_labelled_splits
 from edgessl.evaluation.features import FeatureCache, resolve_device
 from edgessl.evaluation.protocols import evaluate_representation, options_for
 
@@ -39,8 +39,7 @@ def evaluate_weights(
     from edgessl.backbones import weights_representation
 
     per_protocol = options_for(list(dict.fromkeys(protocols)), options)
-    train = load_dataset(data, "train", data_root, image_size)
-    test = load_dataset(data, "test", data_root, image_size)
+    train, test = load_labelled_splits(data, data_root, image_size)
     model, loaded = weights_representation(backbone, weights, mean or train.mean, std or train.std)
     device = resolve_device(device)
     features = FeatureCache(model, device)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from edgessl.checkpoints import load_representation
-from edgessl.data import load_dataset
+from edgessl.data import load_labelled_splits
 from edgessl.data.base import ImageDataset
 from edgessl.devices import resolve_device
 from edgessl.errors import ConfigError
@@ -48,10 +48,7 @@ class SplitCache:
 
     def get(self, image_size: int | None) -> tuple[ImageDataset, ImageDataset]:
         if image_size not in self._splits:
-            self._splits[image_size] = (
-                load_dataset(self.data, "train", self.data_root, image_size),
-                load_dataset(self.data, "test", self.data_root, image_size),
-            )
+            self._splits[image_size] = load_labelled_splits(self.data, self.data_root, image_size)
         return self._splits[image_size]
 
 

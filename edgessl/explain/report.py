@@ -178,21 +178,14 @@ def explain(
     checkpoint's training size unless ``image_size`` says otherwise.
     """
     from edgessl.checkpoints import load_representation
-    from edgessl.data import load_dataset
-    from edgessl.errors import DataError
+    from edgessl.data import load_labelled_splits
 
     names = resolve_kinds(kinds)
     resolve_device(options.device)
     checkpoint = pick_checkpoint(run_or_checkpoint, epoch)
     loaded = load_representation(checkpoint)
     size = image_size or int(loaded.metadata["image_size"])
-    train = load_dataset(data, "train", data_root, size)
-    test = load_dataset(data, "test", data_root, size)
-    for split in (train, test):
-        if split.labels is None:
-            raise DataError(
-                f"{data} split '{split.split}' has no labels; explain needs labelled train and test splits"
-            )
+    train, test = load_labelled_splits(data, data_root, size, purpose="explain")
     target = ensure_writable_dir(out if out is not None else default_out(checkpoint))
     context = ExplainContext(loaded, train, test, options)
     return [path for name in names for path in EXPLAINERS.get(name)(context, target)]

@@ -261,7 +261,7 @@ def evaluate_onnx(
     ``{"onnx", "data", "image_size", "train_size", "test_size", "feature_dim",
     "<protocol>": {"accuracy", ...options}, "predictions": {protocol: ndarray}}``.
     """
-    from edgessl.data.arrays import read_split_arrays
+    from edgessl.data.arrays import read_labelled_splits
 
     runners = {name: PROTOCOLS.get(name) for name in protocols}
     VOTES.get(metric)
@@ -272,10 +272,7 @@ def evaluate_onnx(
             f"{onnx_path} is a classifier ({metadata.head} head); evaluate the encoder-only export (--head none) instead"
         )
     size = image_size or _input_size(metadata, onnx_path)
-    train = read_split_arrays(data, "train", data_root, size)
-    test = read_split_arrays(data, "test", data_root, size)
-    if train.labels is None or test.labels is None:
-        raise DataError(f"dataset '{data}' needs labelled train and test splits for evaluation")
+    train, test = read_labelled_splits(data, data_root, size)
     train_x = onnx_features(session, train.images, batch_size)
     test_x = onnx_features(session, test.images, batch_size)
     num_classes = len(train.class_names)

@@ -34,7 +34,7 @@ import numpy as np
 import onnx
 from torch import nn
 
-from edgessl.errors import ConfigError, DataError
+from edgessl.errors import ConfigError
 from edgessl.export import heads
 from edgessl.export.inputs import FLOAT_NCHW, INPUTS, Frames, camera_metadata, reference_frames
 from edgessl.export.metadata import ExportError, ModelMetadata, read_metadata
@@ -181,16 +181,16 @@ def _linear(encoder, bank, labels, num_classes, options):
 def read_splits(
     spec: str | None, root: str | None, image_size: int, verify_images: int, need_labels: bool
 ) -> Splits:
-    from edgessl.data.arrays import read_split_arrays
+    from edgessl.data.arrays import read_labelled_splits, read_split_arrays
 
     if not spec:
         raise ConfigError(
             "the checkpoint records no dataset; pass --data (e.g. --data shapes10 or --data stl10 --data-root DIR)"
         )
-    train = read_split_arrays(spec, "train", root, image_size)
-    if need_labels and train.labels is None:
-        raise DataError(f"dataset '{spec}' has no labelled train split; int8 accuracy and heads need one")
-    test = read_split_arrays(spec, "test", root, image_size) if need_labels else None
+    if need_labels:
+        train, test = read_labelled_splits(spec, root, image_size, purpose="int8 accuracy and in-graph heads")
+    else:
+        train, test = read_split_arrays(spec, "train", root, image_size), None
     return Splits(train, test, calibration_subset(train.images, verify_images, seed=1))
 
 
