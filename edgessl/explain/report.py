@@ -68,17 +68,13 @@ class ExplainContext:
 
     @cached_property
     def classifier(self):  # -> saliency.Classifier
-        from edgessl.explain.saliency import Classifier, fit_linear_head
+        from edgessl.evaluation.linear import Classifier, LinearOptions, train_linear_classifier
 
-        head = fit_linear_head(
-            self.train_features,
-            self.train.labels,
-            self.train.num_classes,
-            epochs=self.options.head_epochs,
-            lr=self.options.head_lr,
-            seed=self.options.seed,
-        )
-        return Classifier(self.model, head.to(self.device)).eval()
+        # Full-batch steps: the problem is convex and small, and a few hundred of them at a
+        # larger rate cost less than many tiny ones.
+        options = LinearOptions(epochs=self.options.head_epochs, lr=self.options.head_lr, batch_size=0, seed=self.options.seed)
+        trained = train_linear_classifier(self.train_features, self.train.labels, self.train.num_classes, options)
+        return Classifier(self.model, trained.head.to(self.device)).eval()
 
     @cached_property
     def test_probabilities(self) -> torch.Tensor:

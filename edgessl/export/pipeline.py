@@ -170,7 +170,14 @@ def _knn(encoder, bank, labels, num_classes, options):
 
 @HEADS.register("linear")
 def _linear(encoder, bank, labels, num_classes, options):
-    weight, bias = heads.train_linear_head(bank, labels, num_classes, epochs=options.linear_epochs)
+    import torch
+
+    from edgessl.evaluation.linear import LinearOptions, train_linear_classifier
+
+    trained = train_linear_classifier(torch.from_numpy(bank), torch.from_numpy(labels), num_classes, LinearOptions(epochs=options.linear_epochs))
+    # the probe's head on raw features (standardisation folded in), as Gemm's (D, C) weight and (C,) bias
+    weight = trained.head.weight.detach().T.numpy().astype(np.float32)
+    bias = trained.head.bias.detach().numpy().astype(np.float32)
 
     def reference(features: np.ndarray) -> np.ndarray:
         return (features @ weight + bias).argmax(1)
