@@ -124,7 +124,7 @@ def main() -> None:
     lines = [
         "# Profile of the study's encoders",
         "",
-        "`benchmarks/profile_backbones.py` = `edgessl profile --all --input-size 96 --batch-sizes 1,32` at each thread count.",
+        "`benchmarks/profile_backbones.py` = `edgessl profile --all --image-size 96 --batch-sizes 1,32` at each thread count.",
         "",
         *_compute_lines(reports[0]),
         "",

@@ -38,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     what = parser.add_argument_group("what to profile")
     what.add_argument("--backbone", action="append", default=[], metavar="NAME", help="backbone(s), repeatable or comma-separated; timm:<name> works")
     what.add_argument("--all", action="store_true", help="the study's five backbones")
-    what.add_argument("--input-size", type=int, default=96, help="square image side (default 96, STL-10)")
+    what.add_argument("--image-size", type=int, default=96, help="square image side (default 96, STL-10)")
     how = parser.add_argument_group("latency")
     how.add_argument("--batch-sizes", type=_positive_ints, default=(1, 32), help="comma-separated (default 1,32)")
     how.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default cpu)")
@@ -87,12 +87,12 @@ def _options(args: argparse.Namespace) -> Any:
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {args.device} but torch sees no CUDA device; use --device cpu")
-    for name, value in (("--threads", args.threads), ("--repeats", args.repeats), ("--epochs", args.epochs), ("--input-size", args.input_size)):
+    for name, value in (("--threads", args.threads), ("--repeats", args.repeats), ("--epochs", args.epochs), ("--image-size", args.image_size)):
         if value < 1:
             raise ConfigError(f"{name} must be at least 1 (got {value})")
     intensity = grid_intensity(args.region) if args.region else args.grid_intensity
     return ProfileOptions(
-        image_size=args.input_size,
+        image_size=args.image_size,
         batch_sizes=args.batch_sizes,
         device=args.device,
         threads=args.threads,

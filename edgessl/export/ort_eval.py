@@ -228,9 +228,9 @@ def _linear_protocol(train_x, train_y, test_x, num_classes, options) -> np.ndarr
     return (test_x.astype(np.float64) @ weight + bias).argmax(1)
 
 
-PROTOCOLS: Registry[Callable[..., np.ndarray]] = Registry("ONNX evaluation protocol")
-PROTOCOLS.register("knn")(_knn_protocol)
-PROTOCOLS.register("linear")(_linear_protocol)
+ONNX_PROTOCOLS: Registry[Callable[..., np.ndarray]] = Registry("ONNX evaluation protocol")
+ONNX_PROTOCOLS.register("knn")(_knn_protocol)
+ONNX_PROTOCOLS.register("linear")(_linear_protocol)
 
 
 def _input_size(metadata: Any, onnx_path: str | Path) -> int:
@@ -263,7 +263,7 @@ def evaluate_onnx(
     """
     from edgessl.data.arrays import read_labelled_splits
 
-    runners = {name: PROTOCOLS.get(name) for name in protocols}
+    runners = {name: ONNX_PROTOCOLS.get(name) for name in protocols}
     VOTES.get(metric)
     session = open_session(onnx_path)
     metadata = ModelMetadata.from_props(dict(session.get_modelmeta().custom_metadata_map), str(onnx_path))

@@ -133,7 +133,7 @@ def test_profile_records_the_weights_and_bad_weights_are_one_line(weights, tmp_p
                 "resnet18",
                 "--weights",
                 str(path),
-                "--input-size",
+                "--image-size",
                 "32",
                 "--batch-sizes",
                 "1",

@@ -35,7 +35,7 @@ ENERGY = {
     "pue", "grid_intensity_kg_per_kwh",
 }  # fmt: skip
 
-_FAST = ["--input-size", "32", "--batch-sizes", "1,2", "--warmup", "0", "--repeats", "1", "--threads", "1", "--method", "none"]
+_FAST = ["--image-size", "32", "--batch-sizes", "1,2", "--warmup", "0", "--repeats", "1", "--threads", "1", "--method", "none"]
 
 
 def test_report_keys_are_pinned() -> None:
