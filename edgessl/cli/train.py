@@ -64,9 +64,26 @@ FLAGS = (
 )
 
 
+class _HelpNamingMethods(argparse.HelpFormatter):
+    """Appends the registered method names to ``--method``'s help.
+
+    Only when ``train --help`` is printed: the registry imports torch, which ``edgessl --help``
+    and the parser itself never do.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if action.dest != "method":
+            return text
+        from edgessl.methods import method_names
+
+        return f"{text}: {', '.join(method_names())}"
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
+        formatter_class=_HelpNamingMethods,
         help="self-supervised pretraining of an encoder (resumable, Ctrl-C safe)",
         description="Pretrain an encoder with a self-supervised method. Checkpoints go to RUN/checkpoints "
         "(epoch_NNNN.pt every --save-every epochs, and last.pt); metrics to RUN/metrics.jsonl; the resolved "

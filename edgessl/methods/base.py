@@ -59,6 +59,11 @@ class ParamGroup:
     weight_decay: float | None = None  # None: the optimiser config's
 
 
+def is_bias_or_norm(param: torch.Tensor) -> bool:
+    """Biases and normalisation scales/shifts are the 1-D parameters (what SimCLR, BYOL and Barlow Twins exclude)."""
+    return param.ndim <= 1
+
+
 class StepOutput(NamedTuple):
     """What one forward pass of a method gives the trainer: the loss and the method's own diagnostics."""
 

@@ -30,7 +30,7 @@ from edgessl.augment import mocov2_view
 from edgessl.methods import METHODS
 from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, Representation, StepOutput
 from edgessl.methods.heads import mlp_head
-from edgessl.methods.losses import InfoNCELoss
+from edgessl.methods.losses import InfoNCELoss, distributed
 
 
 def _mocov2_optimizer() -> OptimizerConfig:
@@ -85,10 +85,6 @@ def enqueue(queue: torch.Tensor, pointer: torch.Tensor, keys: torch.Tensor) -> N
     pointer.copy_((pointer + len(keys)) % size)
 
 
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
 def _gather(tensor: torch.Tensor) -> torch.Tensor:
     """All processes' batches concatenated in rank order (equal batch sizes, no gradient)."""
     gathered = torch.empty(
@@ -130,7 +126,7 @@ class MoCoV2(Method):
         loss = self.criterion(queries, keys, self.queue)  # normalised into a new tensor: enqueue may then write
         with torch.no_grad():
             diagnostics = positive_negative_gap(nn.functional.normalize(queries, dim=1), keys, self.queue)
-            enqueue(self.queue, self.queue_pointer, _gather(keys) if _distributed() else keys)
+            enqueue(self.queue, self.queue_pointer, _gather(keys) if distributed() else keys)
         return StepOutput(loss, diagnostics)
 
     def _key_projection(self, images: torch.Tensor) -> torch.Tensor:
@@ -138,7 +134,7 @@ class MoCoV2(Method):
 
     def _keys(self, images: torch.Tensor) -> torch.Tensor:
         """Key projections with shuffled BN (see the module docstring for which scheme runs where)."""
-        if _distributed():
+        if distributed():
             return self._keys_across_processes(images)
         splits = max(1, min(self.config.shuffle_bn_splits, len(images) // 2))  # BN needs >= 2 samples
         order = torch.randperm(len(images), device=images.device)

@@ -22,7 +22,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from edgessl.errors import ConfigError
-from edgessl.methods.base import Method, OptimizerConfig, ParamGroup
+from edgessl.methods.base import Method, OptimizerConfig, ParamGroup, is_bias_or_norm
 from edgessl.registry import Registry
 
 OptimizerBuilder = Callable[[list[dict[str, Any]], OptimizerConfig, float], Optimizer]
@@ -99,11 +99,6 @@ def trust_ratio(param: torch.Tensor, grad: torch.Tensor, eta: float) -> torch.Te
     w_norm, g_norm = param.norm(), grad.norm()
     ratio = eta * w_norm / g_norm
     return torch.where((w_norm > 0) & (g_norm > 0), ratio, torch.ones_like(ratio))
-
-
-def is_bias_or_norm(param: torch.Tensor) -> bool:
-    """Biases and normalisation scales/shifts are the 1-D parameters."""
-    return param.ndim <= 1
 
 
 def torch_param_groups(model: nn.Module, config: OptimizerConfig, lr: float) -> list[dict[str, Any]]:
