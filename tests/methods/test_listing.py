@@ -13,6 +13,7 @@ import yaml
 
 from edgessl.cli import main
 from edgessl.errors import UnknownNameError
+from edgessl.methods import Method
 from edgessl.study.presets import resolve_study
 from edgessl.study.runner import validate_names
 from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, load_representation
@@ -52,6 +53,7 @@ def test_readme_method_list_names_every_shipped_method(shipped_methods: list[str
 
 def test_edgessl_train_runs_every_method_and_saves_a_usable_checkpoint(
     method_name: str,
+    small_method: Callable[..., Method],
     small_fields: Callable[[str], dict[str, int]],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -86,6 +88,8 @@ def test_edgessl_train_runs_every_method_and_saves_a_usable_checkpoint(
     assert "done: 0 epoch(s), 3 steps" in capsys.readouterr().out
     records = read_metrics(run / METRICS_FILE)
     assert [r["step"] for r in records] == [1, 2, 3] and all(math.isfinite(r["loss"]) for r in records)
+    diagnostics = small_method(method_name)(torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)).metrics
+    assert all(math.isfinite(r[name]) for r in records for name in diagnostics)  # logged beside the loss
     loaded = load_representation(run / CHECKPOINT_DIR / LAST)
     assert loaded.metadata["method"] == method_name
     assert {key: loaded.metadata["method_config"][key] for key in shrunk} == shrunk
