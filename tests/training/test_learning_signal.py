@@ -15,10 +15,8 @@ the loss from 4.98 to ~4.3 and kNN from 0.177 to 0.268).
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-import pytest
 import torch
 
 from edgessl.checkpoints import load_representation
@@ -30,10 +28,6 @@ from edgessl.training.config import TrainConfig
 from edgessl.training.resolve import resolve_method_config
 from edgessl.training.rng import seed_everything
 from edgessl.training.trainer import train
-
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("edgessl.methods.simclr") is None, reason="SimCLR not written yet"
-)
 
 SIZE = 32
 OVERRIDES = {
