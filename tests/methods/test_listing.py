@@ -11,12 +11,13 @@ import pytest
 import torch
 import yaml
 
+from edgessl.checkpoints import load_representation
 from edgessl.cli import main
 from edgessl.errors import UnknownNameError
 from edgessl.methods import Method
+from edgessl.runs import CHECKPOINT_DIR, LAST
 from edgessl.study.presets import resolve_study
 from edgessl.study.runner import validate_names
-from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, load_representation
 from edgessl.training.run_log import METRICS_FILE, read_metrics
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import edgessl.methods
+from edgessl.checkpoints import load_representation, restore_method, save_checkpoint
 from edgessl.config import config_to_dict
 from edgessl.errors import UnknownNameError
 from edgessl.methods import METHODS, Method, MethodConfig, build_method, method_class
@@ -23,7 +24,6 @@ from edgessl.methods.byol import BYOL
 from edgessl.methods.losses import normalized_regression_loss
 from edgessl.methods.mocov2 import MoCoV2, enqueue
 from edgessl.study.presets import STUDY_BACKBONES
-from edgessl.training.checkpoint import load_representation, restore_method, save_checkpoint
 from edgessl.training.optim import build_optimizer
 
 SmallMethod = Callable[..., Method]
