@@ -41,6 +41,7 @@ def _barlow_twins_optimizer() -> OptimizerConfig:
         momentum=0.9,
         warmup_epochs=10,
         schedule="cosine",
+        final_lr_scale=1e-3,  # Barlow Twins section 2: cosine decay "by a factor of 1000"
         exclude_bias_and_norm=True,  # Barlow Twins section 2: biases and BN excluded from LARS and decay
     )
 

@@ -33,6 +33,7 @@ class OptimizerConfig:
     momentum: float = 0.9  # SGD / LARS only
     warmup_epochs: int = 0
     schedule: str = "cosine"  # "cosine" or "constant", after warmup
+    final_lr_scale: float = 0.0  # the schedule ends at this fraction of the peak rate (Barlow Twins: 1e-3)
     # Biases and normalisation parameters (the 1-D ones) get no weight decay and no LARS
     # trust ratio, as SimCLR and BYOL specify.
     exclude_bias_and_norm: bool = False

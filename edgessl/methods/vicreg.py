@@ -34,6 +34,7 @@ def _vicreg_optimizer() -> OptimizerConfig:
         momentum=0.9,
         warmup_epochs=10,
         schedule="cosine",
+        final_lr_scale=2e-3,  # the released main_vicreg.py: cosine to 0.002 of the peak (end_lr = base_lr * 0.001 * 2)
         exclude_bias_and_norm=True,  # the released main_vicreg.py: biases and BN out of LARS and decay
     )
 

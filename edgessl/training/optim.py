@@ -180,18 +180,20 @@ class WarmupSchedule:
     warmup_steps: int
     total_steps: int
     shape: str
+    floor: float = 0.0  # the factor the shape ends at (OptimizerConfig.final_lr_scale)
 
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
             return (step + 1) / self.warmup_steps
         decay_steps = max(self.total_steps - self.warmup_steps, 1)
-        return SCHEDULES.get(self.shape)(min((step - self.warmup_steps) / decay_steps, 1.0))
+        shape = SCHEDULES.get(self.shape)(min((step - self.warmup_steps) / decay_steps, 1.0))
+        return self.floor + (1.0 - self.floor) * shape
 
 
 def warmup_schedule(config: OptimizerConfig, steps_per_epoch: int, total_steps: int) -> WarmupSchedule:
     SCHEDULES.get(config.schedule)  # fail on a wrong name now, not at the first step
     return WarmupSchedule(
-        min(config.warmup_epochs * steps_per_epoch, total_steps), total_steps, config.schedule
+        min(config.warmup_epochs * steps_per_epoch, total_steps), total_steps, config.schedule, config.final_lr_scale
     )
 
 
