@@ -80,7 +80,8 @@ def test_barlow_twins_biases_and_bn_learn_at_0_0048_and_skip_lars_and_decay(
     assert any(p is method.projector[1].weight for p in others["params"])  # a BN scale of the projector
     scheduler = build_scheduler(optimizer, config, steps_per_epoch=2, total_steps=40)  # 10 warm-up epochs
     for step in range(30):
-        expected = 1.6 * ((step + 1) / 20 if step < 20 else 0.5 * (1 + math.cos(math.pi * (step - 20) / 20)))
+        cosine = 1e-3 + (1 - 1e-3) * 0.5 * (1 + math.cos(math.pi * (step - 20) / 20))  # decays to 1/1000
+        expected = 1.6 * ((step + 1) / 20 if step < 20 else cosine)
         assert weights["lr"] == pytest.approx(expected) and others["lr"] == pytest.approx(0.024 * expected)
         optimizer.step()
         scheduler.step()
