@@ -26,8 +26,12 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 from edgessl.errors import ConfigError, UnknownNameError
 from edgessl.hardware import gpu_spec
@@ -170,7 +174,7 @@ class EnergyMeter:
         spec = gpu_spec(torch.cuda.get_device_name(self.device))
         return spec.tdp_w if spec is not None else None
 
-    def __enter__(self) -> EnergyMeter:
+    def __enter__(self) -> Self:
         self._report = None
         self.cpu_fraction = cpu_share()  # the thread count of the span, not of construction
         if self.device.type == "cuda":
