@@ -38,7 +38,7 @@ from torchvision.transforms import v2
 
 from edgessl.augment import byol_views, mocov2_view, simclr_view
 from edgessl.augment.functional import blur_kernel_size
-from edgessl.profiling.device_peak import cpu_model
+from edgessl.hardware import cpu_model
 
 RESULTS = Path(__file__).parent / "results"
 NAME = "augment_throughput"

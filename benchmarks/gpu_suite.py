@@ -99,12 +99,12 @@ import edgessl
 from edgessl.backbones import build_backbone
 from edgessl.backbones.base import Encoder
 from edgessl.data import load_dataset
+from edgessl.energy import EnergyMeter
 from edgessl.errors import EdgesslError
 from edgessl.evaluation import evaluate_representation
-from edgessl.export.files import atomic_output
+from edgessl.files import atomic_output
+from edgessl.hardware import cpu_model, gpu_spec
 from edgessl.methods import Method, build_method, method_class
-from edgessl.profiling.device_peak import cpu_model, gpu_spec
-from edgessl.profiling.energy import EnergyMeter
 from edgessl.profiling.latency import measure_latency
 from edgessl.profiling.training_cost import STL10_PRETEXT_IMAGES, TrainingCost, measure_training_throughput
 from edgessl.registry import Registry
@@ -313,7 +313,7 @@ def fresh_accelerate_state() -> None:
 # What the sections import on first use (DataLoader workers, the trainer, readers, kNN, energy, latency).
 PRELOAD = (
     "multiprocessing.queues", "accelerate.state", "accelerate.utils", "numpy.ma", "onnxruntime", "PIL.Image",
-    "torchvision", "edgessl.data.image_folder", "edgessl.export.metadata", "edgessl.profiling.energy",
+    "torchvision", "edgessl.data.image_folder", "edgessl.export.metadata", "edgessl.energy",
 )  # fmt: skip
 
 

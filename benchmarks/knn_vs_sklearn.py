@@ -35,7 +35,7 @@ import torch
 from sklearn.neighbors import KNeighborsClassifier
 
 from edgessl.evaluation import knn_predict
-from edgessl.profiling.device_peak import cpu_model
+from edgessl.hardware import cpu_model
 
 BANK, QUERIES, CLASSES = 5_000, 8_000, 10
 DIMS = (512, 1024)

@@ -83,9 +83,9 @@ def _training_lines(reports: list[dict[str, Any]], method: str) -> list[str]:
         return [f"Pretraining cost not measured: method '{method}' was not importable when this ran."]
     options = trained[0][0]["options"]
     lines = [
-        f"Pretraining ({method}, batch {options['train_batch_size']}, {options['train_steps']} timed steps after "
+        (f"Pretraining ({method}, batch {options['train_batch_size']}, {options['train_steps']} timed steps after "
         f"{options['train_warmup']} warm-up, {trained[0][0]['machine']['threads']} threads), projected to "
-        f"{options['epochs']} STL-10 epochs of 100,000 images; energy modelled as in edgessl.profiling.energy:",
+        f"{options['epochs']} STL-10 epochs of 100,000 images; energy modelled as in edgessl.energy:"),
         "",
         "| backbone | images/s | per epoch (h) | total (h) | kWh | kgCO2eq | source |",
         "|---|---|---|---|---|---|---|",
@@ -124,7 +124,7 @@ def main() -> None:
     lines = [
         "# Profile of the study's encoders",
         "",
-        "`benchmarks/profile_backbones.py` = `edgessl profile --all --input-size 96 --batch-sizes 1,32` at each thread count.",
+        "`benchmarks/profile_backbones.py` = `edgessl profile --all --image-size 96 --batch-sizes 1,32` at each thread count.",
         "",
         *_compute_lines(reports[0]),
         "",
@@ -139,8 +139,8 @@ def main() -> None:
         "",
         *_training_lines(reports, args.method),
         "",
-        f"Machine: {machine['cpu_model']}, {machine['logical_cores']} cores (shared with other jobs: timings are noisy; {load}), "
-        f"torch {machine['torch_version']}, onnxruntime {machine['onnxruntime_version']}, {reports[0]['created'][:10]}.",
+        (f"Machine: {machine['cpu_model']}, {machine['logical_cores']} cores (shared with other jobs: timings are noisy; {load}), "
+        f"torch {machine['torch_version']}, onnxruntime {machine['onnxruntime_version']}, {reports[0]['created'][:10]}."),
     ]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{NAME}.json").write_text(json.dumps({"load_average": load, "runs": reports}, indent=2) + "\n")

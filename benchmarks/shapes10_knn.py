@@ -23,7 +23,7 @@ import torch
 from edgessl.backbones import build_backbone
 from edgessl.data import load_dataset
 from edgessl.data.synthetic import generate_split
-from edgessl.profiling.device_peak import cpu_model
+from edgessl.hardware import cpu_model
 
 K = 20
 SIZES = (32, 64)

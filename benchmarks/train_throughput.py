@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from edgessl.augment.views import ViewAugment
-from edgessl.profiling.device_peak import cpu_model
+from edgessl.hardware import cpu_model
 from edgessl.profiling.latency import time_calls
 from edgessl.training.config import TrainConfig
 from edgessl.training.sampling import epoch_permutation

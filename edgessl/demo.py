@@ -98,10 +98,10 @@ def _pretrain(state: DemoState, console: Console) -> None:
 def _evaluate(state: DemoState, console: Console) -> None:
     import torch
 
+    from edgessl.checkpoints import load_representation
     from edgessl.data import load_dataset
     from edgessl.evaluation import evaluate_representation
     from edgessl.methods import build_method
-    from edgessl.training.checkpoint import load_representation
 
     o = state.options
     train_split = load_dataset(o.data, "train", o.data_root, o.image_size)

@@ -1,9 +1,53 @@
-"""Output folders checked before the work that fills them."""
+"""Files that are whole or absent: atomic writes, and output folders checked before the work that fills them.
+
+Every file edgessl writes for later (checkpoints, evaluation records, study cells, exports,
+decoded image caches) goes through :func:`atomic_output`: a temporary file beside the
+target, renamed over it only when the writing succeeded. A crash, a full disk or Ctrl-C
+leaves the previous file intact and no half-written one under the final name; the
+temporary file is removed, and one left by a process killed outright is found by
+:func:`stale_temporaries`.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+TEMP_MARK = ".tmp"
+
+
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same suffix, so readers recognise it); rename it to ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f"{TEMP_MARK}{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary files
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: str | Path, value: Any) -> None:
+    """``value`` as indented JSON, written atomically."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def stale_temporaries(folder: Path) -> list[Path]:
+    """Temporary files :func:`atomic_output` left in ``folder`` when its process was killed mid-write."""
+    return sorted(folder.glob(f".*{TEMP_MARK}*")) if folder.is_dir() else []
 
 from edgessl.errors import EdgesslError
 

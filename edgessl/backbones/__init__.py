@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from edgessl.backbones.base import BackboneSpec, Encoder, replace_first_conv
+from edgessl.backbones.weights import LoadedWeights, load_backbone_weights, weights_representation
 from edgessl.registry import Registry
 
 EncoderFactory = Callable[[int], Encoder]  # in_channels -> Encoder
@@ -52,7 +53,10 @@ __all__ = [
     "STUDY_MACS_224",
     "BackboneSpec",
     "Encoder",
+    "LoadedWeights",
     "backbone_names",
     "build_backbone",
+    "load_backbone_weights",
     "replace_first_conv",
+    "weights_representation",
 ]

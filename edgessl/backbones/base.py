@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from edgessl.backbones.layout import WeightLayout, weight_layout
+
 
 @dataclass(frozen=True)
 class BackboneSpec:
@@ -22,15 +24,21 @@ class Encoder(nn.Module):
 
     ``features`` keeps the spatial map (N, feature_dim, h, w) for methods that predict
     per position (Split-Brain); ``pool`` reduces it. Classifier heads are removed;
-    weights are randomly initialised, never downloaded.
+    weights are randomly initialised, never downloaded. ``source`` is the library network
+    the modules came from: its key names are recorded as ``weight_layout`` so that
+    :func:`~edgessl.backbones.load_backbone_weights` accepts files saved in that layout.
     """
 
-    def __init__(self, features: nn.Module, feature_dim: int, spec: BackboneSpec, pool: nn.Module | None = None) -> None:
+    def __init__(
+        self, features: nn.Module, feature_dim: int, spec: BackboneSpec, pool: nn.Module | None = None,
+        source: nn.Module | None = None, head_prefixes: tuple[str, ...] = (),
+    ) -> None:
         super().__init__()
         self.features = features
         self.pool = pool if pool is not None else nn.AdaptiveAvgPool2d(1)
         self.feature_dim = feature_dim
         self.spec = spec
+        self.weight_layout: WeightLayout | None = None if source is None else weight_layout(spec.variant, source, self, head_prefixes)
 
     def forward_spatial(self, images: torch.Tensor) -> torch.Tensor:
         return self.features(images)
@@ -65,3 +73,31 @@ def replace_first_conv(module: nn.Module, in_channels: int) -> None:
                 )
                 return
     raise ValueError(f"{type(module).__name__} has no Conv2d to adapt")
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel, kept inside the model so exports take [0, 1] tuple[float, float, float]."""
+
+    def __init__(self, mean: tuple[float, float, float], std: tuple[float, float, float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - self.mean) / self.std
+
+
+class Representation(nn.Module):
+    """The learned feature extractor: float tuple[float, float, float] in [0, 1], (N, 3, H, W) -> (N, feature_dim).
+
+    This is what evaluation, profiling of trained models and export consume.
+    """
+
+    def __init__(self, preprocess: nn.Module, encoder: nn.Module, feature_dim: int) -> None:
+        super().__init__()
+        self.preprocess = preprocess
+        self.encoder = encoder
+        self.feature_dim = feature_dim
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self.preprocess(images))

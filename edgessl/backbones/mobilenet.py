@@ -13,4 +13,4 @@ def build_mobilenetv2(in_channels: int = 3) -> Encoder:
     model = mobilenet_v2(weights=None)
     replace_first_conv(model.features, in_channels)
     spec = BackboneSpec("mobilenetv2", "torchvision mobilenet_v2 (width 1.0)", in_study=True)
-    return Encoder(model.features, model.last_channel, spec)
+    return Encoder(model.features, model.last_channel, spec, source=model)

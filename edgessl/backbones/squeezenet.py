@@ -21,7 +21,7 @@ def _squeezenet_encoder(name: str, make: Callable[..., SqueezeNet], in_channels:
     model = make(weights=None)
     replace_first_conv(model.features, in_channels)
     spec = BackboneSpec(name, f"torchvision {make.__name__}", in_study=name == "squeezenet")
-    return Encoder(model.features, _FEATURE_DIM, spec)
+    return Encoder(model.features, _FEATURE_DIM, spec, source=model)
 
 
 @BACKBONES.register("squeezenet")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from edgessl.cli.weights import add_weights_options, normalization
+
 # CLI flag -> protocol option; each goes only to the protocols that have that option
 OPTION_FLAGS = (
     ("k", "--k", int, "kNN neighbours (default 200)"),
@@ -34,7 +36,8 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
         "--data", default="shapes10", help="dataset name or image-folder path (default: shapes10)"
     )
     parser.add_argument(
-        "--data-root", help="folder holding the dataset's files (e.g. the one with stl10_binary/)"
+        "--data-root",
+        help="folder holding the dataset's files (e.g. the one with stl10_binary/ or cifar-10-batches-bin/)",
     )
     parser.add_argument(
         "--image-size", type=int, help="evaluation image size (default: the checkpoint's pretraining size)"
@@ -56,7 +59,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "eval",
         help="evaluate checkpoints (knn, linear probe, fine-tuning) or an exported ONNX encoder",
         description="Evaluate every checkpoint of a run (or one checkpoint) on a labelled dataset: train split "
-        "as kNN bank / training data, test split for accuracy. Results go to RUN/eval/*.json and are reused.",
+        "as kNN bank / training data, test split for accuracy (an image folder's val/ serves as test when it "
+        "has no test/; the command states which files made each). Results go to RUN/eval/*.json and are reused.",
     )
     parser.add_argument(
         "target", nargs="?", metavar="RUN_OR_CHECKPOINT", help="a run folder or a .pt checkpoint"
@@ -65,6 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--onnx", metavar="MODEL.onnx", help="evaluate an exported encoder with onnxruntime only (no torch)"
     )
     add_data_options(parser)
+    add_weights_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -84,9 +89,57 @@ def options_of(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from edgessl.errors import ConfigError
 
-    if (args.target is None) == (args.onnx is None):
-        raise ConfigError("give a run folder or checkpoint, or --onnx MODEL.onnx (exactly one)")
+    given = [args.target is not None, args.onnx is not None, args.weights is not None]
+    if sum(given) != 1:
+        raise ConfigError(
+            "give a run folder or checkpoint, --onnx MODEL.onnx, or --weights FILE --backbone NAME (exactly one)"
+        )
+    if (args.weights is None) != (args.backbone is None):
+        raise ConfigError(
+            "--weights FILE and --backbone NAME go together (the network the state dict is for)"
+        )
+    if args.weights is not None:
+        return run_weights(args)
+    normalization(args)  # --mean/--std without --weights is an error
     return run_onnx(args) if args.onnx is not None else run_checkpoints(args)
+
+
+def run_weights(args: argparse.Namespace) -> int:
+    """A plain state dict (.safetensors / .pth) in a named backbone; ``finetune`` starts from it."""
+    import json
+
+    from edgessl.cli.console import make_console
+    from edgessl.evaluation.outside import evaluate_weights
+
+    mean, std = normalization(args)
+    records = evaluate_weights(
+        args.backbone,
+        args.weights,
+        args.data,
+        protocols_of(args),
+        args.data_root,
+        args.image_size,
+        args.device,
+        mean,
+        std,
+        **options_of(args),
+    )
+    if args.json:
+        print(json.dumps(records, indent=2, sort_keys=True))
+        return 0
+    console = make_console()
+    console.print(records_table(records, f"{args.backbone} with {records[0]['weights']} on {args.data}"))
+    return 0
+
+
+def splits_statement(data: str, data_root: str | None) -> str:
+    """Which split is the kNN bank (and probe training data) and which is measured, and their files."""
+    from edgessl.data.arrays import split_source
+
+    return (
+        f"kNN bank and probe training data: {split_source(data, 'train', data_root)}; "
+        f"accuracy measured on {split_source(data, 'test', data_root)}"
+    )
 
 
 def run_onnx(args: argparse.Namespace) -> int:
@@ -110,7 +163,9 @@ def run_onnx(args: argparse.Namespace) -> int:
     )
     summary = {key: value for key, value in result.items() if key != "predictions"}
     console = make_console()
+    statement = splits_statement(args.data, args.data_root)
     if args.json:
+        make_console(stderr=True).print(statement, markup=False)  # stdout stays pure JSON
         print(json.dumps(summary, indent=2, sort_keys=True, default=str))
         return 0
     table = Table(title=f"{result.get('onnx', args.onnx)} on {args.data} (onnxruntime)")
@@ -128,6 +183,7 @@ def run_onnx(args: argparse.Namespace) -> int:
     console.print(table)
     facts = {key: value for key, value in summary.items() if key not in protocols}
     console.print(", ".join(f"{key}: {value}" for key, value in facts.items()), highlight=False, markup=False)
+    console.print(statement, markup=False)
     return 0
 
 
@@ -188,6 +244,7 @@ def run_checkpoints(args: argparse.Namespace) -> int:
     from edgessl.cli.console import make_console
     from edgessl.evaluation import evaluate_checkpoints
 
+    progress = make_console(stderr=True)
     records = evaluate_checkpoints(
         args.target,
         args.data,
@@ -195,15 +252,19 @@ def run_checkpoints(args: argparse.Namespace) -> int:
         args.data_root,
         args.image_size,
         args.device,
-        on_record=progress_printer(make_console(stderr=True), args.json),
+        on_record=progress_printer(progress, args.json),
         **options_of(args),
     )
+    statement = splits_statement(args.data, args.data_root)
     if args.json:
+        progress.print(statement, markup=False)  # stdout stays pure JSON
         print(json.dumps(records, indent=2, sort_keys=True))
         return 0
     first = records[0]
     title = f"{first.get('method')} / {first.get('backbone')} on {args.data} (results saved in {run_eval_folder(args.target)})"
-    make_console().print(records_table(records, title))
+    console = make_console()
+    console.print(records_table(records, title))
+    console.print(statement, markup=False)
     return 0
 
 

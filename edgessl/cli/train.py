@@ -14,6 +14,7 @@ Several processes: ``accelerate launch -m edgessl train ...`` (see :data:`LAUNCH
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 LAUNCHING = """several GPUs, CPU processes or machines (one process per GPU; --batch-size stays global):
   accelerate config                                   # once per machine: GPUs, machines, mixed precision
@@ -80,15 +81,35 @@ FLAGS = (
 )
 
 
+class _HelpNamingMethods(argparse.RawDescriptionHelpFormatter):
+    """Appends the registered method names to ``--method``'s help; keeps the description's and the
+    epilog's line breaks (the launch commands are a table).
+
+    Only when ``train --help`` is printed: the registry imports torch, which ``edgessl --help``
+    and the parser itself never do.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if action.dest != "method":
+            return text
+        from edgessl.methods import method_names
+
+        return f"{text}: {', '.join(method_names())}"
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
+        formatter_class=_HelpNamingMethods,
         help="self-supervised pretraining of an encoder (resumable, Ctrl-C safe)",
-        description="Pretrain an encoder with a self-supervised method. Checkpoints go to RUN/checkpoints "
-        "(epoch_NNNN.pt every --save-every epochs, and last.pt); metrics to RUN/metrics.jsonl; the resolved "
-        "config to RUN/config.yaml. Ctrl-C saves last.pt at the current step; --resume continues from it.",
+        description=textwrap.fill(
+            "Pretrain an encoder with a self-supervised method. Checkpoints go to RUN/checkpoints "
+            "(epoch_NNNN.pt every --save-every epochs, and last.pt); metrics to RUN/metrics.jsonl; the resolved "
+            "config to RUN/config.yaml. Ctrl-C saves last.pt at the current step; --resume continues from it.",
+            100,
+        ),
         epilog=LAUNCHING,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for dest, flag, kind, text in FLAGS:
         parser.add_argument(flag, dest=dest, type=kind, help=text)

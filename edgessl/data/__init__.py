@@ -15,7 +15,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgessl.data.arrays import DATASETS, SplitArrays, read_split_arrays, register_readers
+from edgessl.data.arrays import (
+    DATASETS,
+    SplitArrays,
+    read_labelled_splits,
+    read_split_arrays,
+    register_readers,
+)
 
 if TYPE_CHECKING:
     from edgessl.data.base import ImageDataset, channel_stats
@@ -30,6 +36,16 @@ def load_dataset(
     from edgessl.data.base import ImageDataset
 
     return ImageDataset.from_arrays(read_split_arrays(spec, split, root, image_size))
+
+
+def load_labelled_splits(
+    spec: str, root: str | Path | None = None, image_size: int | None = None, purpose: str = "evaluation"
+) -> tuple[ImageDataset, ImageDataset]:
+    """:func:`~edgessl.data.arrays.read_labelled_splits` as tensors: the labelled train and test splits."""
+    from edgessl.data.base import ImageDataset
+
+    train, test = read_labelled_splits(spec, root, image_size, purpose)
+    return ImageDataset.from_arrays(train), ImageDataset.from_arrays(test)
 
 
 def dataset_names() -> list[str]:
@@ -54,5 +70,7 @@ __all__ = [
     "channel_stats",
     "dataset_names",
     "load_dataset",
+    "load_labelled_splits",
+    "read_labelled_splits",
     "read_split_arrays",
 ]

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgessl.errors import ConfigError, UnknownNameError
+from edgessl.errors import ConfigError, DataError, UnknownNameError
 from edgessl.registry import Registry
 
 RGB = tuple[float, float, float]
+STATS_CHUNK_PIXELS = 1 << 22  # pixels per channel per histogram pass (32 MB of int64 for bincount)
 
 # (split, root, image_size) -> SplitArrays; image_size None keeps the native size.
 ArrayReader = Callable[[str, "Path | None", "int | None"], "SplitArrays"]
@@ -69,17 +70,21 @@ class SplitArrays:
 def channel_stats(images: np.ndarray) -> tuple[RGB, RGB]:
     """Exact per-channel mean and (population) std of uint8 images scaled to [0, 1].
 
-    Computed from a 256-bin histogram per channel, so it covers every image in
-    constant extra memory (a float64 copy of 100,000 STL-10 images would need 22 GB).
+    Computed from a 256-bin histogram per channel, a chunk of images at a time, so it
+    covers every image in bounded extra memory (a float64 copy of 100,000 STL-10 images
+    would need 22 GB, and ``np.bincount`` copies its input to int64).
     """
+    pixels_per_image = int(np.prod(images.shape[2:]))
+    chunk = max(1, STATS_CHUNK_PIXELS // max(1, pixels_per_image))
+    counts = np.zeros((3, 256), dtype=np.float64)
+    for start in range(0, len(images), chunk):
+        block = np.asarray(images[start : start + chunk])
+        for channel in range(3):
+            counts[channel] += np.bincount(block[:, channel].reshape(-1), minlength=256)
     values = np.arange(256, dtype=np.float64) / 255.0
-    means, stds = [], []
-    for channel in range(3):
-        counts = np.bincount(np.asarray(images[:, channel]).reshape(-1), minlength=256).astype(np.float64)
-        mean = float(counts @ values / counts.sum())
-        means.append(mean)
-        stds.append(float(np.sqrt(counts @ (values - mean) ** 2 / counts.sum())))
-    return tuple(means), tuple(stds)  # type: ignore[return-value]
+    means = counts @ values / counts.sum(axis=1)
+    stds = np.sqrt(np.sum(counts * (values[None] - means[:, None]) ** 2, axis=1) / counts.sum(axis=1))
+    return tuple(means.tolist()), tuple(stds.tolist())  # type: ignore[return-value]
 
 
 def resize_images(images: np.ndarray, size: int) -> np.ndarray:
@@ -102,6 +107,27 @@ def resize_images(images: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def default_data_root() -> Path:
+    """Where registered datasets' files are when no root is given: ``$EDGESSL_DATA``, default ``./data``."""
+    return Path(os.environ.get("EDGESSL_DATA", "data")).expanduser()
+
+
+def whole_records(path: Path, record_bytes: int, dataset: str, full_records: int, source: str) -> int:
+    """Number of ``record_bytes``-byte records in the existing file ``path``.
+
+    Any whole number is accepted (a subset); an empty or partial file is a DataError
+    naming the full size, since a file cut mid-record is a broken copy, not a subset.
+    """
+    size = path.stat().st_size
+    if size == 0 or size % record_bytes:
+        raise DataError(
+            f"{dataset} file {path} is truncated: {size:,} bytes is not a whole number of "
+            f"{record_bytes}-byte records (the full file has {full_records * record_bytes:,} bytes); "
+            f"copy it again from {source}"
+        )
+    return size // record_bytes
+
+
 def check_split(dataset: str, split: str, splits: Iterable[str]) -> None:
     """Raise the closest-match error for a split the dataset does not have."""
     choices = list(splits)
@@ -116,7 +142,7 @@ def check_image_size(image_size: int | None) -> None:
 
 def register_readers() -> None:
     # Importing a reader module registers its names; none of them imports torch.
-    from edgessl.data import image_folder, stl10, synthetic  # noqa: F401
+    from edgessl.data import cifar, image_folder, stl10, synthetic  # noqa: F401
 
 
 def is_folder_spec(spec: str) -> bool:
@@ -141,3 +167,33 @@ def read_split_arrays(
 
         return read_image_folder(Path(spec).expanduser(), split, image_size)
     return DATASETS.get(spec)(split, Path(root).expanduser() if root is not None else None, image_size)
+
+
+def read_labelled_splits(
+    spec: str, root: str | Path | None = None, image_size: int | None = None, purpose: str = "evaluation"
+) -> tuple[SplitArrays, SplitArrays]:
+    """The labelled ``train`` (kNN bank, probe training data) and ``test`` splits every evaluator uses.
+
+    A split without labels is a :class:`DataError` naming ``purpose`` (what needed them).
+    """
+    train, test = (read_split_arrays(spec, split, root, image_size) for split in ("train", "test"))
+    for split in (train, test):
+        if split.labels is None:
+            raise DataError(f"dataset '{spec}' split '{split.split}' has no labels; {purpose} needs labelled train and test splits")
+    return train, test
+
+
+def split_source(spec: str, split: str, root: str | Path | None = None) -> str:
+    """Where ``split``'s images come from, in words (what ``edgessl eval`` states); reads no image.
+
+    For an image folder it names the folder and the file count (e.g. that ``val/`` serves
+    as the test split); a registered dataset's splits are its own, named as such.
+    """
+    register_readers()
+    if is_folder_spec(spec):
+        from edgessl.data.image_folder import SPLITS, discover
+
+        check_split("image-folder", split, SPLITS)
+        return f"the {split} split: {discover(Path(spec).expanduser().resolve()).sources[split]}"
+    DATASETS.get(spec)
+    return f"{spec}'s {split} split"

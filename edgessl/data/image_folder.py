@@ -2,12 +2,22 @@
 
 Layouts:
 
-* ``root/train/<class>/`` and ``root/test/<class>/``: those splits as given;
+* split folders: ``root/train/<class>/`` with ``root/test/<class>/``, ``root/val/<class>/``
+  or both (ImageNet style). ``test/`` is the test split; ``val/`` serves as the test split
+  when there is no ``test/`` (and is not read when there is). ``train/`` alone is split
+  like the flat layout below. A split folder that holds no class folders, a ``val/`` or
+  ``test/`` without ``train/``, or class folders beside split folders is a DataError;
+  a split folder is never read as a class.
 * otherwise ``root/<class>/``: a deterministic split, 20% of each class to ``test``
   (the files whose SHA-1 of the file name sorts first, so it never changes between runs
-  or machines and adding a file moves no other);
-* ``unlabeled`` is ``root/unlabeled/`` (any images below it) when present, else every
-  labelled image, without labels.
+  or machines and adding a file moves no other).
+
+``unlabeled`` (the pretext split) is ``root/unlabeled/`` (any images below it) when
+present, else the train split's images without labels, so pretraining never sees a test
+image; a folder with no class folders at all serves its loose images as ``unlabeled``.
+Mean/std are computed over the images training and the kNN bank see (the ``unlabeled``
+and ``train`` splits, never ``test``), so every split normalises alike without the test
+images informing it. ``FolderLayout.sources`` says in words which files make each split.
 
 Every image is resized to ``image_size`` (default 96, STL-10's size) by centre-cropping
 to a square and resizing with PIL (bilinear, antialiased), decoded once, and cached as a
@@ -15,8 +25,6 @@ to a square and resizing with PIL (bilinear, antialiased), decoded once, and cac
 by the folder's absolute path, the image size, and every file's name, size and mtime;
 the cache is read back with ``allow_pickle=False``. Files that cannot be decoded are
 skipped with one warning naming them and listed in ``SplitArrays.skipped``.
-
-Mean/std are computed from every decoded image of the folder, so all splits normalise alike.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgessl.data.arrays import RGB, SplitArrays, channel_stats, check_split
+from edgessl.data.arrays import SplitArrays, channel_stats, check_split
 from edgessl.errors import DataError
 
 DEFAULT_IMAGE_SIZE = 96
@@ -41,16 +49,20 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
 TEST_FRACTION = 0.2
 SPLITS = ("unlabeled", "train", "test")
 UNLABELED_FOLDER = "unlabeled"
-LAYOUT_HINT = "expected root/<class>/*.png|jpg (or root/train/<class>/ and root/test/<class>/)"
+SPLIT_FOLDERS = ("train", "val", "test")
+LAYOUT_HINT = (
+    "expected root/<class>/*.png|jpg, or root/train/<class>/ with root/val/<class>/ or root/test/<class>/"
+)
 
 
 @dataclass(frozen=True)
 class FolderLayout:
-    """Which files (relative paths) make each split, and the class of each labelled file."""
+    """Which files (relative paths) make each split, the class of each labelled file, and where from."""
 
     class_names: tuple[str, ...]
     labelled: dict[str, list[tuple[str, int]]]  # "train"/"test" -> [(file, label)]
     unlabeled: list[str]
+    sources: dict[str, str]  # split -> where its files come from, in words
 
     def files(self) -> list[str]:
         """Every file any split uses, once, in a stable order (what gets decoded and cached)."""
@@ -94,6 +106,53 @@ def hash_split(files: list[Path]) -> tuple[list[Path], list[Path]]:
     return [p for p in files if p not in test], [p for p in files if p in test]
 
 
+# split -> {class: files}, and split -> where those files come from (completed with counts later)
+SplitParts = tuple[dict[str, dict[str, list[Path]]], dict[str, str]]
+
+
+def hashed_parts(folder: Path) -> SplitParts:
+    """The flat layout: each class folder of ``folder`` split 80/20 by file-name hash."""
+    split_classes = {name: hash_split(files) for name, files in class_folders(folder).items()}
+    parts = {
+        split: {name: pair[index] for name, pair in split_classes.items()}
+        for index, split in enumerate(("train", "test"))
+    }
+    share = round(100 * TEST_FRACTION)
+    where = f"each class folder of {folder}/"
+    return parts, {
+        "train": f"{100 - share}% of {where} (by file-name hash)",
+        "test": f"the other {share}% of {where} (by file-name hash)",
+    }
+
+
+def split_folder_parts(root: Path, found: list[str]) -> SplitParts:
+    """The ``train/`` + ``val/`` and/or ``test/`` layout, checked so no split folder becomes a class."""
+    classes = {name: class_folders(root / name) for name in found}
+    for name in found:
+        if not classes[name]:
+            raise DataError(
+                f"{root / name} holds no class folders: a split folder must hold one folder per class "
+                f"({name}/<class>/*.jpg); {LAYOUT_HINT}"
+            )
+    if "train" not in found:
+        raise DataError(f"{root} has {', '.join(f + '/' for f in found)} but no train/: {LAYOUT_HINT}")
+    beside = sorted(set(class_folders(root)) - set(SPLIT_FOLDERS))
+    if beside:
+        raise DataError(
+            f"{root} holds split folders ({', '.join(f + '/' for f in found)}) and class folders beside them "
+            f"({', '.join(f + '/' for f in beside[:5])}): move those into train/ (or the test split's folder)"
+        )
+    if found == ["train"]:
+        return hashed_parts(root / "train")
+    test = "test" if "test" in found else "val"
+    note = " (val/ serves as the test split: there is no test/)" if test == "val" else ""
+    unused = " (val/ is not read: test/ is the test split)" if "val" in found and test == "test" else ""
+    return {"train": classes["train"], "test": classes[test]}, {
+        "train": f"{root / 'train'}/{unused}",
+        "test": f"{root / test}/{note}",
+    }
+
+
 def discover(root: Path) -> FolderLayout:
     """The split layout of an image folder; a DataError when it has no images at all.
 
@@ -102,17 +161,9 @@ def discover(root: Path) -> FolderLayout:
     """
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist or is not a folder: {LAYOUT_HINT}")
-    if (root / "train").is_dir() and (root / "test").is_dir():
-        parts = {split: class_folders(root / split) for split in ("train", "test")}
-        class_names = tuple(sorted(set(parts["train"]) | set(parts["test"])))
-    else:
-        classes = class_folders(root)
-        class_names = tuple(classes)
-        split_classes = {name: hash_split(files) for name, files in classes.items()}
-        parts = {
-            split: {name: pair[index] for name, pair in split_classes.items()}
-            for index, split in enumerate(("train", "test"))
-        }
+    found = [name for name in SPLIT_FOLDERS if (root / name).is_dir()]
+    parts, where = split_folder_parts(root, found) if found else hashed_parts(root)
+    class_names = tuple(sorted(set(parts["train"]) | set(parts["test"])))
     label_of = {name: index for index, name in enumerate(class_names)}
     labelled = {
         split: [
@@ -122,26 +173,32 @@ def discover(root: Path) -> FolderLayout:
         ]
         for split in ("train", "test")
     }
-    layout = FolderLayout(class_names, labelled, unlabeled_files(root, labelled))
-    if not layout.unlabeled:
+    unlabeled, where["unlabeled"] = unlabeled_files(root, labelled["train"])
+    sources = {
+        split: f"{len(labelled[split]) if split in labelled else len(unlabeled):,} files from {text}"
+        for split, text in where.items()
+    }
+    layout = FolderLayout(class_names, labelled, unlabeled, sources)
+    if not layout.files():
         raise DataError(f"no images found under {root}: {LAYOUT_HINT}")
     return layout
 
 
-def unlabeled_files(root: Path, labelled: dict[str, list[tuple[str, int]]]) -> list[str]:
-    """``root/unlabeled/`` when it has images, else every labelled image, else loose images in ``root``."""
+def unlabeled_files(root: Path, train: list[tuple[str, int]]) -> tuple[list[str], str]:
+    """The pretext files and where they come from: ``root/unlabeled/`` when it has images, else the
+    train split's files (never a test file), else loose images in ``root``."""
     folder = root / UNLABELED_FOLDER
     files = image_files(folder) if folder.is_dir() else []
     if files:
-        return [str(path.relative_to(root)) for path in files]
-    every_labelled = sorted(name for entries in labelled.values() for name, _ in entries)
-    if every_labelled:
-        return every_labelled
-    return [
+        return [str(path.relative_to(root)) for path in files], f"{folder}/"
+    if train:
+        return sorted(name for name, _ in train), "the train split, without labels (there is no unlabeled/)"
+    loose = [
         path.name
         for path in sorted(root.iterdir())
         if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
     ]
+    return loose, f"the images directly in {root}/"
 
 
 def decode_image(path: Path, size: int) -> np.ndarray:
@@ -170,8 +227,6 @@ class DecodedFolder:
     files: list[str]
     images: np.ndarray
     skipped: list[str]  # "path (reason)"
-    mean: RGB  # of all images, computed once with the decode
-    std: RGB
 
 
 def decode_folder(root: Path, files: list[str], size: int) -> DecodedFolder:
@@ -181,9 +236,7 @@ def decode_folder(root: Path, files: list[str], size: int) -> DecodedFolder:
     skipped = [f"{root / name} ({result})" for name, result in zip(files, results) if isinstance(result, str)]
     if not readable:
         raise DataError(f"none of the {len(files)} images under {root} could be decoded, e.g. {skipped[0]}")
-    images = np.stack([image for _, image in readable])
-    mean, std = channel_stats(images)
-    return DecodedFolder([name for name, _ in readable], images, skipped, mean, std)
+    return DecodedFolder([name for name, _ in readable], np.stack([image for _, image in readable]), skipped)
 
 
 def cache_path(root: Path, files: list[str], size: int) -> Path:
@@ -204,8 +257,6 @@ def load_cached(path: Path) -> DecodedFolder | None:
                 stored["files"].tolist(),
                 stored["images"],
                 stored["skipped"].tolist(),
-                tuple(stored["mean"].tolist()),
-                tuple(stored["std"].tolist()),
             )
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         return None
@@ -223,8 +274,6 @@ def save_cached(path: Path, decoded: DecodedFolder) -> None:
                 files=np.array(decoded.files, dtype=str),
                 images=decoded.images,
                 skipped=np.array(decoded.skipped, dtype=str),
-                mean=np.array(decoded.mean),
-                std=np.array(decoded.std),
             )
         os.replace(temporary, path)
     except OSError as exc:
@@ -256,22 +305,30 @@ def read_image_folder(root: Path, split: str, image_size: int | None = None) -> 
         )
         warnings.warn(f"skipped {len(decoded.skipped)} unreadable image(s): {shown}", stacklevel=2)
     row_of = {name: row for row, name in enumerate(decoded.files)}
-    if split == "unlabeled":
-        rows, labels = [row_of[name] for name in layout.unlabeled if name in row_of], None
-    else:
-        entries = [(row_of[name], label) for name, label in layout.labelled[split] if name in row_of]
-        rows = [row for row, _ in entries]
-        labels = np.array([label for _, label in entries], dtype=np.int64)
+    rows, labels = split_rows(layout, split, row_of)
     if not rows:
         raise DataError(f"the '{split}' split of image folder {root} has no readable images: {LAYOUT_HINT}")
-    images = decoded.images[rows]
+    seen = sorted(
+        set(split_rows(layout, "unlabeled", row_of)[0]) | set(split_rows(layout, "train", row_of)[0])
+    )
+    mean, std = channel_stats(decoded.images[seen])
     return SplitArrays(
         root.name,
         split,
-        images,
+        decoded.images[rows],
         labels,
         layout.class_names,
-        decoded.mean,
-        decoded.std,
+        mean,
+        std,
         tuple(decoded.skipped),
     )
+
+
+def split_rows(
+    layout: FolderLayout, split: str, row_of: dict[str, int]
+) -> tuple[list[int], np.ndarray | None]:
+    """Rows of the decoded images that make ``split`` (unreadable files dropped), and their labels."""
+    if split == "unlabeled":
+        return [row_of[name] for name in layout.unlabeled if name in row_of], None
+    entries = [(row_of[name], label) for name, label in layout.labelled[split] if name in row_of]
+    return [row for row, _ in entries], np.array([label for _, label in entries], dtype=np.int64)

@@ -25,7 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edgessl.data.arrays import DATASETS, SplitArrays, check_split, resize_images
+from edgessl.data.arrays import (
+    DATASETS,
+    SplitArrays,
+    check_split,
+    default_data_root,
+    resize_images,
+    whole_records,
+)
 from edgessl.errors import DataError
 
 NATIVE_SIZE = 96
@@ -59,13 +66,9 @@ SPLITS: dict[str, tuple[str, ...]] = {
 }
 
 
-def default_root() -> Path:
-    return Path(os.environ.get("EDGESSL_DATA", "data")).expanduser()
-
-
 def binary_folder(root: Path | None) -> Path:
     """The ``stl10_binary`` folder, given it or its parent (``None``: ``$EDGESSL_DATA``)."""
-    root = default_root() if root is None else root
+    root = default_data_root() if root is None else root
     if root.name == FOLDER or any((root / images_file).is_file() for images_file, _, _ in PARTS.values()):
         return root
     return root / FOLDER
@@ -103,13 +106,7 @@ def _checked_size(path: Path, unit: int, full_count: int) -> int:
     """Number of records of ``unit`` bytes in ``path``; a DataError if missing or partial."""
     if not path.is_file():
         raise DataError(_missing_message(path, full_count))
-    size = path.stat().st_size
-    if size == 0 or size % unit:
-        raise DataError(
-            f"STL-10 file {path} is truncated: {size:,} bytes is not a whole number of {unit}-byte records "
-            f"(the full file has {full_count * unit:,} bytes); copy it again from {ARCHIVE_URL}"
-        )
-    return size // unit
+    return whole_records(path, unit, "STL-10", full_count, ARCHIVE_URL)
 
 
 def map_images(path: Path, full_count: int) -> np.ndarray:

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from edgessl.augment import ViewAugment
 from edgessl.data.base import ImageDataset
 from edgessl.errors import ConfigError
 from edgessl.evaluation.features import FeatureCache, extract_features, to_unit_float
+from edgessl.evaluation.linear import Classifier, seeded_linear
 from edgessl.evaluation.protocols import PROTOCOLS, Protocol
 from edgessl.evaluation.results import Curve, EvalResult
 
@@ -55,18 +55,6 @@ def light_augment(min_crop_scale: float) -> ViewAugment:
     )
 
 
-class Classifier(nn.Module):
-    """Representation followed by a linear head: [0, 1] RGB -> class logits."""
-
-    def __init__(self, representation: nn.Module, num_classes: int) -> None:
-        super().__init__()
-        self.representation = representation
-        self.head = nn.Linear(int(representation.feature_dim), num_classes)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.representation(images))
-
-
 def run_finetune(
     features: FeatureCache, train: ImageDataset, test: ImageDataset, options: FinetuneOptions
 ) -> EvalResult:
@@ -83,14 +71,8 @@ def run_finetune(
         options.seed
     )  # augmentation, on the device
     augment = light_augment(options.min_crop_scale)
-    classifier = Classifier(copy.deepcopy(model), train.num_classes)
-    with torch.no_grad():  # seeded head, independent of global RNG state
-        bound = 1.0 / classifier.head.in_features**0.5
-        classifier.head.weight.copy_(
-            torch.rand(classifier.head.weight.shape, generator=generator) * 2 * bound - bound
-        )
-        classifier.head.bias.zero_()
-    classifier.to(device)
+    head = seeded_linear(int(model.feature_dim), train.num_classes, generator)
+    classifier = Classifier(copy.deepcopy(model), head).to(device)
     optimizer = torch.optim.Adam(classifier.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     labels = train.labels.to(device)
     curve = Curve(test.labels)

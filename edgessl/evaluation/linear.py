@@ -40,6 +40,28 @@ def standardizer(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return features.mean(0), features.std(0, unbiased=False).clamp_min(1e-6)
 
 
+def seeded_linear(in_features: int, num_classes: int, generator: torch.Generator) -> nn.Linear:
+    """A fresh ``nn.Linear`` head drawn from ``generator`` (uniform +-1/sqrt(fan_in), zero bias), not the global RNG."""
+    head = nn.Linear(in_features, num_classes)
+    with torch.no_grad():
+        bound = 1.0 / in_features**0.5
+        head.weight.copy_(torch.rand(head.weight.shape, generator=generator) * 2 * bound - bound)
+        head.bias.zero_()
+    return head
+
+
+class Classifier(nn.Module):
+    """A representation (float RGB [0, 1] -> features) followed by a linear head -> class logits."""
+
+    def __init__(self, representation: nn.Module, head: nn.Linear) -> None:
+        super().__init__()
+        self.representation = representation
+        self.head = head
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.representation(images))
+
+
 @dataclass
 class LinearClassifier:
     """A trained head and, when evaluation data was given, its per-epoch accuracy curve.
@@ -83,12 +105,7 @@ def train_linear_classifier(
         x_train = (x_train - mean) / std
         x_eval = (x_eval - mean) / std if x_eval is not None else None
     y_train = train_y.to(device).long()
-    head = nn.Linear(x_train.shape[1], num_classes)
-    with torch.no_grad():  # seeded initialisation, independent of global RNG state
-        bound = 1.0 / x_train.shape[1] ** 0.5
-        head.weight.copy_(torch.rand(head.weight.shape, generator=generator) * 2 * bound - bound)
-        head.bias.zero_()
-    head.to(device)
+    head = seeded_linear(x_train.shape[1], num_classes, generator).to(device)
     optimizer = torch.optim.Adam(head.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     step = options.batch_size if options.batch_size > 0 else len(x_train)
     curve = Curve(eval_y) if x_eval is not None and eval_y is not None else None

@@ -8,17 +8,14 @@ same settings and redoes anything whose checkpoint or settings changed.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from edgessl.training.checkpoint import CHECKPOINT_DIR
-
-EVAL_DIR = "eval"
+from edgessl.files import write_json
+from edgessl.runs import RunFolder
 
 
 @dataclass
@@ -37,15 +34,9 @@ class EvalResult:
     predictions: torch.Tensor | None = field(default=None, repr=False)
 
 
-def run_folder_of(checkpoint: Path) -> Path:
-    """The run folder a checkpoint belongs to (``RUN/checkpoints/x.pt`` -> ``RUN``)."""
-    parent = checkpoint.parent
-    return parent.parent if parent.name == CHECKPOINT_DIR else parent
-
-
 def result_path(checkpoint: Path, protocol: str) -> Path:
     """``RUN/eval/<protocol>_<checkpoint stem>.json``, e.g. ``knn_epoch_0010.json``."""
-    return run_folder_of(checkpoint) / EVAL_DIR / f"{protocol}_{checkpoint.stem}.json"
+    return RunFolder.of(checkpoint).eval_dir / f"{protocol}_{checkpoint.stem}.json"
 
 
 def fingerprint(checkpoint: Path) -> dict[str, int]:
@@ -69,15 +60,7 @@ def load_record(path: Path) -> dict[str, Any] | None:
 
 def save_record(record: dict[str, Any], path: Path) -> None:
     """Write ``record`` atomically, so a killed sweep never leaves a truncated result behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(record, handle, indent=2, sort_keys=True)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    write_json(path, record)
 
 
 class Curve:

@@ -1,7 +1,7 @@
 """Evaluate every checkpoint of a run, resumably, and plot accuracy against pretraining epochs.
 
 A run folder means all of its ``checkpoints/epoch_NNNN.pt`` in epoch order (see
-:func:`edgessl.training.checkpoint.list_checkpoints`). Each (checkpoint, protocol)
+:func:`edgessl.checkpoints.list_checkpoints`). Each (checkpoint, protocol)
 result is saved as soon as it is computed, so a killed sweep resumes where it stopped;
 a saved result is reused only when the checkpoint file, dataset, image size and every
 protocol option are unchanged. ``data_root`` is not part of that key: it names where a
@@ -20,21 +20,20 @@ from typing import Any
 
 import torch
 
-from edgessl.data import load_dataset
+from edgessl.checkpoints import load_representation
+from edgessl.data import load_labelled_splits
 from edgessl.data.base import ImageDataset
 from edgessl.devices import resolve_device
 from edgessl.errors import ConfigError
 from edgessl.evaluation.features import FeatureCache
 from edgessl.evaluation.protocols import PROTOCOLS, evaluate_representation, options_for
 from edgessl.evaluation.results import (
-    EVAL_DIR,
     fingerprint,
     load_record,
     result_path,
-    run_folder_of,
     save_record,
 )
-from edgessl.training.checkpoint import CHECKPOINT_DIR, list_checkpoints, load_representation
+from edgessl.runs import RunFolder, list_checkpoints
 
 Record = dict[str, Any]
 CSV_COLUMNS = ("epoch", "protocol", "accuracy", "final", "method", "backbone", "data", "checkpoint")
@@ -49,10 +48,7 @@ class SplitCache:
 
     def get(self, image_size: int | None) -> tuple[ImageDataset, ImageDataset]:
         if image_size not in self._splits:
-            self._splits[image_size] = (
-                load_dataset(self.data, "train", self.data_root, image_size),
-                load_dataset(self.data, "test", self.data_root, image_size),
-            )
+            self._splits[image_size] = load_labelled_splits(self.data, self.data_root, image_size)
         return self._splits[image_size]
 
 
@@ -195,9 +191,7 @@ def sweep_run(
 
 def sweep_folder(run: Path) -> Path:
     """``RUN/eval`` for a run folder, its ``checkpoints/`` folder, or one of its checkpoints."""
-    if run.is_file():
-        return run_folder_of(run) / EVAL_DIR
-    return (run.parent if run.name == CHECKPOINT_DIR else run) / EVAL_DIR
+    return RunFolder.of(run).eval_dir
 
 
 def csv_row(record: Record) -> dict[str, Any]:

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import torch
 
+from edgessl.checkpoints import LoadedRepresentation
 from edgessl.data import ImageDataset
 from edgessl.devices import resolve_device
 from edgessl.files import ensure_writable_dir
 from edgessl.registry import Registry
-from edgessl.training.checkpoint import LoadedRepresentation
+from edgessl.runs import RunFolder, pick_checkpoint
 
 ALL = "all"
 
@@ -67,17 +68,13 @@ class ExplainContext:
 
     @cached_property
     def classifier(self):  # -> saliency.Classifier
-        from edgessl.explain.saliency import Classifier, fit_linear_head
+        from edgessl.evaluation.linear import Classifier, LinearOptions, train_linear_classifier
 
-        head = fit_linear_head(
-            self.train_features,
-            self.train.labels,
-            self.train.num_classes,
-            epochs=self.options.head_epochs,
-            lr=self.options.head_lr,
-            seed=self.options.seed,
-        )
-        return Classifier(self.model, head.to(self.device)).eval()
+        # Full-batch steps: the problem is convex and small, and a few hundred of them at a
+        # larger rate cost less than many tiny ones.
+        options = LinearOptions(epochs=self.options.head_epochs, lr=self.options.head_lr, batch_size=0, seed=self.options.seed)
+        trained = train_linear_classifier(self.train_features, self.train.labels, self.train.num_classes, options)
+        return Classifier(self.model, trained.head.to(self.device)).eval()
 
     @cached_property
     def test_probabilities(self) -> torch.Tensor:
@@ -156,28 +153,9 @@ def resolve_kinds(kinds: Sequence[str]) -> list[str]:
     return [kind for kind in EXPLAINERS.names() if kind in kinds]
 
 
-def pick_checkpoint(run_or_checkpoint: str | Path, epoch: int | None = None) -> Path:
-    """The run's last checkpoint by epoch (or the one of ``epoch``), or the file given."""
-    from edgessl.errors import CheckpointError
-    from edgessl.training.checkpoint import checkpoint_epoch, list_checkpoints
-
-    checkpoints = list_checkpoints(run_or_checkpoint)
-    if epoch is None:
-        return checkpoints[-1]
-    matching = [path for path in checkpoints if checkpoint_epoch(path) == epoch]
-    if not matching:
-        epochs = [e for e in map(checkpoint_epoch, checkpoints) if e is not None]
-        kept = f"epochs {', '.join(map(str, epochs))}" if epochs else f"only {checkpoints[0].name}"
-        raise CheckpointError(
-            f"{run_or_checkpoint} has no checkpoint of epoch {epoch} (it keeps {kept}); pick one of those or leave out --epoch"
-        )
-    return matching[0]
-
-
 def default_out(checkpoint: Path) -> Path:
     """``RUN/explain/<checkpoint name>/`` beside the run's checkpoints."""
-    run = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    return run / "explain" / checkpoint.stem
+    return RunFolder.of(checkpoint).explain_dir / checkpoint.stem
 
 
 def explain(
@@ -195,22 +173,15 @@ def explain(
     ``data`` must have labelled ``train`` and ``test`` splits; images are resized to the
     checkpoint's training size unless ``image_size`` says otherwise.
     """
-    from edgessl.data import load_dataset
-    from edgessl.errors import DataError
-    from edgessl.training.checkpoint import load_representation
+    from edgessl.checkpoints import load_representation
+    from edgessl.data import load_labelled_splits
 
     names = resolve_kinds(kinds)
     resolve_device(options.device)
     checkpoint = pick_checkpoint(run_or_checkpoint, epoch)
     loaded = load_representation(checkpoint)
     size = image_size or int(loaded.metadata["image_size"])
-    train = load_dataset(data, "train", data_root, size)
-    test = load_dataset(data, "test", data_root, size)
-    for split in (train, test):
-        if split.labels is None:
-            raise DataError(
-                f"{data} split '{split.split}' has no labels; explain needs labelled train and test splits"
-            )
+    train, test = load_labelled_splits(data, data_root, size, purpose="explain")
     target = ensure_writable_dir(out if out is not None else default_out(checkpoint))
     context = ExplainContext(loaded, train, test, options)
     return [path for name in names for path in EXPLAINERS.get(name)(context, target)]

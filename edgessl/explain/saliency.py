@@ -16,40 +16,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from edgessl.evaluation.linear import LinearOptions, train_linear_classifier
 from edgessl.explain.pictures import to_hwc
-
-
-class Classifier(nn.Module):
-    """Representation (float RGB [0, 1] -> features) followed by a linear head -> logits."""
-
-    def __init__(self, representation: nn.Module, head: nn.Linear) -> None:
-        super().__init__()
-        self.representation = representation
-        self.head = head
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.representation(images))
-
-
-def fit_linear_head(
-    features: torch.Tensor,
-    labels: torch.Tensor,
-    num_classes: int,
-    epochs: int = 200,
-    lr: float = 1e-2,
-    batch_size: int | None = None,
-    seed: int = 0,
-) -> nn.Linear:
-    """The evaluation probe's head (:func:`~edgessl.evaluation.linear.train_linear_classifier`)
-    with saliency's defaults; ``head(features)`` works on raw features (standardisation folded in).
-
-    ``batch_size`` None trains full-batch: the problem is convex and small (thousands of
-    feature vectors), and a few hundred full-batch steps at a larger learning rate cost
-    less than many tiny ones.
-    """
-    options = LinearOptions(epochs=epochs, lr=lr, batch_size=batch_size or 0, seed=seed)
-    return train_linear_classifier(features, labels, num_classes, options).head
 
 
 def vanilla_saliency(

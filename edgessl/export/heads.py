@@ -92,13 +92,3 @@ def linear_head(encoder: onnx.ModelProto, weight: np.ndarray, bias: np.ndarray) 
     return _with_head(encoder, nodes, init, weight.shape[1])
 
 
-def train_linear_head(features: np.ndarray, labels: np.ndarray, num_classes: int, epochs: int = 100, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The evaluation probe's head (:func:`~edgessl.evaluation.linear.train_linear_classifier`,
-    default options) as ``(W (D, C), b (C,))`` float32 arrays on raw features, ready for ``Gemm``."""
-    import torch
-
-    from edgessl.evaluation.linear import LinearOptions, train_linear_classifier
-
-    options = LinearOptions(epochs=epochs, seed=seed)
-    head = train_linear_classifier(torch.from_numpy(features), torch.from_numpy(labels), num_classes, options).head
-    return head.weight.detach().T.numpy().astype(np.float32), head.bias.detach().numpy().astype(np.float32)

@@ -25,7 +25,12 @@ class ExportError(EdgesslError):
 
 @dataclass(frozen=True)
 class ModelMetadata:
-    """The contract of an exported edgessl model (input ``images``: float32 RGB in [0, 1], NCHW)."""
+    """The contract of an exported edgessl model.
+
+    Input ``images``: float32 RGB in [0, 1], NCHW (``input_format`` "float-nchw", the
+    default), or uint8 RGB frames, NHWC, of ``frame_size`` (``input_format`` "uint8-nhwc",
+    see :mod:`edgessl.export.inputs`); ``preprocessing`` says what the graph does to them.
+    """
 
     image_size: int
     mean: RGB
@@ -43,10 +48,16 @@ class ModelMetadata:
     class_names: tuple[str, ...] = field(default=())
     dataset: str = ""
     checkpoint: str = ""
+    input_format: str = "float-nchw"  # or "uint8-nhwc" (camera frames)
+    frame_size: tuple[int, ...] = field(default=())  # (H, W) of the frames a uint8-nhwc graph takes
+    preprocessing: str = "(x - mean) / std"  # what the graph does to its input before the encoder
 
     def to_props(self) -> dict[str, str]:
         """Flat string -> string pairs, as ONNX ``metadata_props`` require (JSON for non-strings)."""
-        return {PREFIX + key: value if isinstance(value, str) else json.dumps(value) for key, value in asdict(self).items()}
+        return {
+            PREFIX + key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in asdict(self).items()
+        }
 
     @classmethod
     def from_props(cls, props: dict[str, str], source: str = "model") -> ModelMetadata:
@@ -56,13 +67,25 @@ class ModelMetadata:
             if raw is None:
                 continue
             values[spec.name] = raw if spec.type == "str" else json.loads(raw)
-        required = [spec.name for spec in fields(cls) if spec.default is MISSING and spec.default_factory is MISSING]
+        required = [
+            spec.name for spec in fields(cls) if spec.default is MISSING and spec.default_factory is MISSING
+        ]
         missing = [name for name in required if name not in values]
         if missing:
-            raise ExportError(f"{source} has no edgessl metadata ({', '.join(missing)} missing); export it with 'edgessl export'.")
+            raise ExportError(
+                f"{source} has no edgessl metadata ({', '.join(missing)} missing); export it with 'edgessl export'."
+            )
         values["mean"], values["std"] = tuple(values["mean"]), tuple(values["std"])
         values["class_names"] = tuple(values.get("class_names", ()))
+        values["frame_size"] = tuple(values.get("frame_size", ()))
         return cls(**values)
+
+    def input_description(self) -> str:
+        """What the ``images`` input takes, in one line (the export banner and the file's doc string)."""
+        if self.input_format == "uint8-nhwc":
+            height, width = self.frame_size
+            return f"uint8 {self.channel_order} frames, NHWC (N, {height}, {width}, 3); in the graph: {self.preprocessing}"
+        return f"float32 {self.channel_order} in [0, 1], NCHW (N, 3, {self.image_size}, {self.image_size}); in the graph: {self.preprocessing}"
 
     def replace(self, **changes: Any) -> ModelMetadata:
         return type(self)(**{**asdict(self), **changes})
@@ -70,7 +93,7 @@ class ModelMetadata:
 
 def read_metadata(onnx_path: str | Path) -> ModelMetadata:
     """The edgessl metadata of an exported file, read with ONNX Runtime (no torch, no onnx)."""
-    from edgessl.export.ort_eval import open_session
+    from edgessl.export.session import open_session
 
     session = open_session(onnx_path)
     return ModelMetadata.from_props(dict(session.get_modelmeta().custom_metadata_map), str(onnx_path))

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from edgessl.errors import ConfigError, DataError
+from edgessl.export.metadata import ModelMetadata
+from edgessl.export.session import open_session
 from edgessl.registry import Registry
 
 INPUT_NAME = "images"
@@ -40,64 +42,88 @@ VOTES: Registry[Callable[[np.ndarray, np.ndarray, int, int], Voter]] = Registry(
 COSINE_TEMPERATURE = 0.1
 
 
-def open_session(onnx_path: str | Path, threads: int | None = None):  # -> onnxruntime.InferenceSession
-    """An ONNX Runtime CPU session; a missing or unreadable file is a one-line :class:`DataError`."""
-    import onnxruntime as ort
-    from onnxruntime.capi.onnxruntime_pybind11_state import (
-        Fail,
-        InvalidArgument,
-        InvalidGraph,
-        InvalidProtobuf,
-        NoSuchFile,
-    )
-
-    path = Path(onnx_path)
-    if not path.is_file():
-        raise DataError(f"ONNX model not found: {path} (make one with 'edgessl export RUN')")
-    options = ort.SessionOptions()
-    if threads is not None:
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except (Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile) as exc:  # ORT's own types, not RuntimeError
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise DataError(f"cannot load ONNX model {path}: {reason[:200]}. The file is corrupt or truncated; export it again.") from None
+def takes_frames(session: Any) -> bool:
+    """True for a camera-input model (``--input uint8-nhwc``): uint8 ``(N, H, W, 3)`` instead of float NCHW."""
+    return session.get_inputs()[0].type == "tensor(uint8)"
 
 
 def check_images(images: np.ndarray, session: Any) -> None:
     """Reject batches the model cannot take, in one line, before ONNX Runtime does in ten."""
-    expected = session.get_inputs()[0].shape  # e.g. ['batch', 3, 96, 96] or [8, 3, 96, 96]
+    expected = session.get_inputs()[
+        0
+    ].shape  # e.g. ['batch', 3, 96, 96], [8, 3, 96, 96] or ['batch', 480, 640, 3]
+    channels = expected[3] if takes_frames(session) else (expected[1] if len(expected) == 4 else None)
+    if len(expected) != 4 or channels != 3 or len(session.get_outputs()[0].shape) != 2:
+        shapes = f"input {expected} -> output {session.get_outputs()[0].shape}"
+        raise DataError(
+            f"this ONNX graph ({shapes}) is not an edgessl encoder (input N,3,H,W or N,H,W,3 -> features N,D), though "
+            "it may carry copied edgessl metadata; export the model again with 'edgessl export'"
+        )
     if images.ndim != 4 or images.shape[1] != 3:
-        raise DataError(f"images must be (N, 3, H, W) RGB, got shape {tuple(images.shape)}; convert grayscale/RGBA images to RGB")
-    if tuple(images.shape[2:]) != tuple(expected[2:]):
-        size = expected[-1]
-        raise DataError(f"images are {images.shape[2]}x{images.shape[3]} but the model takes {size}x{size}; pass image_size={size}")
+        raise DataError(
+            f"images must be (N, 3, H, W) RGB, got shape {tuple(images.shape)}; convert grayscale/RGBA images to RGB"
+        )
+    height, width = expected[1:3] if takes_frames(session) else expected[2:]
+    if tuple(images.shape[2:]) != (height, width):
+        raise DataError(
+            f"images are {images.shape[2]}x{images.shape[3]} but the model takes {height}x{width}; pass image_size={height}"
+        )
 
 
-def onnx_features(session: Any, images: np.ndarray, batch_size: int = 64, output: str | None = None) -> np.ndarray:
-    """``(N, ...)`` outputs of ``session`` (its first, or ``output``) on uint8 ``(N, 3, H, W)`` images scaled to [0, 1].
+def model_input(session: Any, images: np.ndarray) -> np.ndarray:
+    """uint8 ``(n, 3, H, W)`` images as the model takes them: float32 / 255 NCHW, or uint8 NHWC frames."""
+    if takes_frames(session):
+        return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+    return images.astype(np.float32) / np.float32(255.0)
 
-    A fixed-batch model (``--fixed-batch B``) is fed exactly B images per call, the last
+
+def run_batches(
+    session: Any,
+    inputs: np.ndarray,
+    batch_size: int = 64,
+    output: str | None = None,
+    prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
+    """``(N, ...)`` outputs of ``session`` (its first, or ``output``) on ``inputs`` (``prepare``-d chunk by chunk).
+
+    A fixed-batch model (``--fixed-batch B``) is fed exactly B rows per call, the last
     chunk zero-padded and its padding dropped.
     """
-    check_images(images, session)
     fixed = session.get_inputs()[0].shape[0]
     step = fixed if isinstance(fixed, int) else batch_size
     outputs = []
-    for start in range(0, len(images), step):
-        chunk = images[start : start + step].astype(np.float32) / np.float32(255.0)
+    for start in range(0, len(inputs), step):
+        chunk = inputs[start : start + step]
+        chunk = prepare(chunk) if prepare is not None else chunk
         used = len(chunk)
         if isinstance(fixed, int) and used < fixed:
-            chunk = np.concatenate([chunk, np.zeros((fixed - used, *chunk.shape[1:]), np.float32)])
+            chunk = np.concatenate([chunk, np.zeros((fixed - used, *chunk.shape[1:]), chunk.dtype)])
         outputs.append(session.run([output or session.get_outputs()[0].name], {INPUT_NAME: chunk})[0][:used])
     return np.concatenate(outputs)
 
 
+def onnx_features(
+    session: Any, images: np.ndarray, batch_size: int = 64, output: str | None = None
+) -> np.ndarray:
+    """``(N, ...)`` outputs of ``session`` (its first, or ``output``) on uint8 ``(N, 3, H, W)`` images.
+
+    Images are converted per chunk to what the model takes (:func:`model_input`), so a
+    camera-input model and its float twin see the same pixels.
+    """
+    check_images(images, session)
+    return run_batches(session, images, batch_size, output, prepare=lambda chunk: model_input(session, chunk))
+
+
 def latency_ms(session: Any, batch_size: int, image_size: int, repeats: int = 20, warmup: int = 5) -> float:
-    """Median wall time of one ``session.run`` on a random [0, 1] batch, after ``warmup`` untimed runs."""
+    """Median wall time of one ``session.run`` on a random batch of what the model takes, after ``warmup`` untimed runs."""
     import time
 
-    batch = {INPUT_NAME: np.random.default_rng(0).random((batch_size, 3, image_size, image_size), dtype=np.float32)}
+    shape = session.get_inputs()[0].shape
+    rng = np.random.default_rng(0)
+    if takes_frames(session):
+        batch = {INPUT_NAME: rng.integers(0, 256, (batch_size, *shape[1:]), dtype=np.uint8)}
+    else:
+        batch = {INPUT_NAME: rng.random((batch_size, 3, image_size, image_size), dtype=np.float32)}
     for _ in range(warmup):
         session.run(None, batch)
     times = []
@@ -152,7 +178,12 @@ def cosine_weighted_vote(bank: np.ndarray, bank_labels: np.ndarray, k: int, num_
 
 
 def knn_predict(
-    bank: np.ndarray, bank_labels: np.ndarray, queries: np.ndarray, num_classes: int, k: int = 200, metric: str = "euclidean"
+    bank: np.ndarray,
+    bank_labels: np.ndarray,
+    queries: np.ndarray,
+    num_classes: int,
+    k: int = 200,
+    metric: str = "euclidean",
 ) -> np.ndarray:
     """Predicted class of every query, in chunks sized from a memory budget (any number of queries)."""
     vote_with = VOTES.get(metric)
@@ -164,11 +195,16 @@ def knn_predict(
     k = min(k, len(bank))
     rows = max(1, MEMORY_BUDGET // (3 * 8 * len(bank)))
     vote = vote_with(bank, bank_labels, k, num_classes)
-    chunks = [vote(queries[start : start + rows].astype(np.float32, copy=False)) for start in range(0, len(queries), rows)]
+    chunks = [
+        vote(queries[start : start + rows].astype(np.float32, copy=False))
+        for start in range(0, len(queries), rows)
+    ]
     return np.concatenate(chunks) if chunks else np.empty(0, dtype=np.int64)
 
 
-def fit_ridge_classifier(features: np.ndarray, labels: np.ndarray, num_classes: int, alpha: float = RIDGE_ALPHA) -> tuple[np.ndarray, np.ndarray]:
+def fit_ridge_classifier(
+    features: np.ndarray, labels: np.ndarray, num_classes: int, alpha: float = RIDGE_ALPHA
+) -> tuple[np.ndarray, np.ndarray]:
     """Closed-form ridge onto one-hot targets; returns ``(W (D, C), b (C,))`` acting on raw features.
 
     Standardisation (train mean/std) is folded into ``W`` and ``b`` so the result applies
@@ -192,9 +228,21 @@ def _linear_protocol(train_x, train_y, test_x, num_classes, options) -> np.ndarr
     return (test_x.astype(np.float64) @ weight + bias).argmax(1)
 
 
-PROTOCOLS: Registry[Callable[..., np.ndarray]] = Registry("ONNX evaluation protocol")
-PROTOCOLS.register("knn")(_knn_protocol)
-PROTOCOLS.register("linear")(_linear_protocol)
+ONNX_PROTOCOLS: Registry[Callable[..., np.ndarray]] = Registry("ONNX evaluation protocol")
+ONNX_PROTOCOLS.register("knn")(_knn_protocol)
+ONNX_PROTOCOLS.register("linear")(_linear_protocol)
+
+
+def _input_size(metadata: Any, onnx_path: str | Path) -> int:
+    """The square image side the file takes: the model's size, or a camera-input file's square frame size."""
+    if metadata.input_format == "float-nchw":
+        return metadata.image_size
+    height, width = metadata.frame_size
+    if height != width:
+        raise ConfigError(
+            f"{onnx_path} takes {height}x{width} camera frames; evaluate the float-input file it was made from instead"
+        )
+    return height
 
 
 def evaluate_onnx(
@@ -213,27 +261,30 @@ def evaluate_onnx(
     ``{"onnx", "data", "image_size", "train_size", "test_size", "feature_dim",
     "<protocol>": {"accuracy", ...options}, "predictions": {protocol: ndarray}}``.
     """
-    from edgessl.data.arrays import read_split_arrays
-    from edgessl.export.metadata import ModelMetadata
+    from edgessl.data.arrays import read_labelled_splits
 
-    runners = {name: PROTOCOLS.get(name) for name in protocols}
+    runners = {name: ONNX_PROTOCOLS.get(name) for name in protocols}
     VOTES.get(metric)
     session = open_session(onnx_path)
     metadata = ModelMetadata.from_props(dict(session.get_modelmeta().custom_metadata_map), str(onnx_path))
     if metadata.head != "none":
-        raise ConfigError(f"{onnx_path} is a classifier ({metadata.head} head); evaluate the encoder-only export (--head none) instead")
-    size = image_size or metadata.image_size
-    train = read_split_arrays(data, "train", data_root, size)
-    test = read_split_arrays(data, "test", data_root, size)
-    if train.labels is None or test.labels is None:
-        raise DataError(f"dataset '{data}' needs labelled train and test splits for evaluation")
+        raise ConfigError(
+            f"{onnx_path} is a classifier ({metadata.head} head); evaluate the encoder-only export (--head none) instead"
+        )
+    size = image_size or _input_size(metadata, onnx_path)
+    train, test = read_labelled_splits(data, data_root, size)
     train_x = onnx_features(session, train.images, batch_size)
     test_x = onnx_features(session, test.images, batch_size)
     num_classes = len(train.class_names)
     options = {"k": min(k, len(train_x)), "metric": metric}
     result: dict[str, Any] = {
-        "onnx": str(onnx_path), "data": data, "image_size": size,
-        "train_size": len(train_x), "test_size": len(test_x), "feature_dim": int(train_x.shape[1]), "predictions": {},
+        "onnx": str(onnx_path),
+        "data": data,
+        "image_size": size,
+        "train_size": len(train_x),
+        "test_size": len(test_x),
+        "feature_dim": int(train_x.shape[1]),
+        "predictions": {},
     }
     for name, runner in runners.items():
         predictions = runner(train_x, train.labels, test_x, num_classes, options)

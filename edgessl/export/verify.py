@@ -17,7 +17,8 @@ import numpy as np
 import onnx
 
 from edgessl.export.metadata import ExportError
-from edgessl.export.ort_eval import onnx_features, open_session
+from edgessl.export.ort_eval import onnx_features
+from edgessl.export.session import open_session
 
 FP32_RELATIVE_TOLERANCE = 1e-4  # max |onnx - torch| / max |torch|
 FP32_MIN_COSINE = 0.99999
@@ -51,7 +52,9 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> Parity:
     norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
     cosine = np.where(norms > 0, (ref * cand).sum(1) / np.maximum(norms, 1e-300), 1.0)
     scale = float(np.abs(ref).max()) or 1.0
-    return Parity(len(ref), float(diff.max()), float(diff.max()) / scale, float(cosine.min()), float(cosine.mean()))
+    return Parity(
+        len(ref), float(diff.max()), float(diff.max()) / scale, float(cosine.min()), float(cosine.mean())
+    )
 
 
 def check_onnx(path: Path) -> None:
@@ -59,7 +62,9 @@ def check_onnx(path: Path) -> None:
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise ExportError(f"the exported graph is invalid ONNX: {(str(exc).splitlines() or ['?'])[0][:300]}") from None
+        raise ExportError(
+            f"the exported graph is invalid ONNX: {(str(exc).splitlines() or ['?'])[0][:300]}"
+        ) from None
 
 
 def torch_features(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
@@ -67,29 +72,68 @@ def torch_features(model, images: np.ndarray, batch_size: int = 64) -> np.ndarra
     import torch
 
     with torch.no_grad():
-        chunks = [model.eval()(torch.from_numpy(images[i : i + batch_size]).float() / 255.0) for i in range(0, len(images), batch_size)]
+        chunks = [
+            model.eval()(torch.from_numpy(images[i : i + batch_size]).float() / 255.0)
+            for i in range(0, len(images), batch_size)
+        ]
     return torch.cat(chunks).numpy()
 
 
+def require(
+    parity: Parity,
+    what: str,
+    max_relative: float | None = None,
+    min_cosine: float = 0.0,
+    min_mean_cosine: float = 0.0,
+) -> Parity:
+    """``parity`` if it is within the limits; otherwise an :class:`ExportError` naming each one missed."""
+    limits = [
+        (
+            max_relative is not None and not parity.max_relative <= max_relative,
+            f"relative error {parity.max_relative:.3g} > {max_relative}",
+        ),
+        (not parity.min_cosine >= min_cosine, f"min cosine {parity.min_cosine:.6f} < {min_cosine}"),
+        (
+            not parity.mean_cosine >= min_mean_cosine,
+            f"mean cosine {parity.mean_cosine:.6f} < {min_mean_cosine}",
+        ),
+    ]
+    failures = [message for failed, message in limits if failed]
+    if failures:
+        raise ExportError(
+            f"{what} failed verification ({'; '.join(failures)}; {parity.summary()}); nothing was written. Report this with the backbone name."
+        )
+    return parity
+
+
 def verify_against(
-    path: Path, reference: np.ndarray, images: np.ndarray, what: str, max_relative: float | None = None, min_cosine: float = 0.0,
+    path: Path,
+    reference: np.ndarray,
+    images: np.ndarray,
+    what: str,
+    max_relative: float | None = None,
+    min_cosine: float = 0.0,
     min_mean_cosine: float = 0.0,
 ) -> Parity:
     """Check ``path`` and compare its outputs on ``images`` with ``reference``; raise past tolerance."""
     if path.suffix == ".onnx":
         check_onnx(path)
-    parity = compare(reference, onnx_features(open_session(path), images))
-    limits = [
-        (max_relative is not None and not parity.max_relative <= max_relative, f"relative error {parity.max_relative:.3g} > {max_relative}"),
-        (not parity.min_cosine >= min_cosine, f"min cosine {parity.min_cosine:.6f} < {min_cosine}"),
-        (not parity.mean_cosine >= min_mean_cosine, f"mean cosine {parity.mean_cosine:.6f} < {min_mean_cosine}"),
-    ]
-    failures = [message for failed, message in limits if failed]
-    if failures:
-        raise ExportError(f"{what} failed verification ({'; '.join(failures)}; {parity.summary()}); nothing was written. Report this with the backbone name.")
-    return parity
+    return require(
+        compare(reference, onnx_features(open_session(path), images)),
+        what,
+        max_relative,
+        min_cosine,
+        min_mean_cosine,
+    )
 
 
-def verify_fp32(path: Path, model, images: np.ndarray) -> Parity:
-    """ONNX Runtime against PyTorch on real images, within :data:`FP32_RELATIVE_TOLERANCE`."""
-    return verify_against(path, torch_features(model, images), images, "fp32 ONNX export", FP32_RELATIVE_TOLERANCE, FP32_MIN_COSINE)
+def verify_fp32(
+    path: Path, reference: np.ndarray, images: np.ndarray, what: str = "fp32 ONNX export"
+) -> Parity:
+    """ONNX Runtime against PyTorch's outputs ``reference`` on real ``images``, within :data:`FP32_RELATIVE_TOLERANCE`."""
+    return verify_against(path, reference, images, what, FP32_RELATIVE_TOLERANCE, FP32_MIN_COSINE)
+
+
+def verify_int8(path: Path, reference: np.ndarray, images: np.ndarray, what: str = "int8 export") -> Parity:
+    """int8 ONNX Runtime against PyTorch's fp32 outputs ``reference``: mean cosine at least :data:`INT8_MIN_MEAN_COSINE`."""
+    return verify_against(path, reference, images, what, min_mean_cosine=INT8_MIN_MEAN_COSINE)

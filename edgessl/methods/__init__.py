@@ -12,7 +12,7 @@ METHODS: Registry[type[Method]] = Registry("method")
 
 
 def _register_methods() -> None:
-    from edgessl.methods import byol, mocov2, rotnet, simclr, splitbrain  # noqa: F401
+    from edgessl.methods import barlowtwins, byol, mocov2, rotnet, simclr, splitbrain, vicreg  # noqa: F401
 
 
 def method_class(name: str) -> type[Method]:

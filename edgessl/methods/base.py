@@ -18,6 +18,7 @@ from torch import nn
 
 from edgessl import distributed
 from edgessl.backbones import Encoder, build_backbone
+from edgessl.backbones.base import Normalize, Representation
 
 RGB = tuple[float, float, float]
 
@@ -33,6 +34,7 @@ class OptimizerConfig:
     momentum: float = 0.9  # SGD / LARS only
     warmup_epochs: int = 0
     schedule: str = "cosine"  # "cosine" or "constant", after warmup
+    final_lr_scale: float = 0.0  # the schedule ends at this fraction of the peak rate (Barlow Twins: 1e-3)
     # Biases and normalisation parameters (the 1-D ones) get no weight decay and no LARS
     # trust ratio, as SimCLR and BYOL specify.
     exclude_bias_and_norm: bool = False
@@ -62,39 +64,16 @@ class ParamGroup:
     weight_decay: float | None = None  # None: the optimiser config's
 
 
+def is_bias_or_norm(param: torch.Tensor) -> bool:
+    """Biases and normalisation scales/shifts are the 1-D parameters (what SimCLR, BYOL and Barlow Twins exclude)."""
+    return param.ndim <= 1
+
+
 class StepOutput(NamedTuple):
     """What one forward pass of a method gives the trainer: the loss and the method's own diagnostics."""
 
     loss: torch.Tensor
     metrics: dict[str, torch.Tensor]
-
-
-class Normalize(nn.Module):
-    """``(x - mean) / std`` per channel, kept inside the model so exports take [0, 1] RGB."""
-
-    def __init__(self, mean: RGB, std: RGB) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return (images - self.mean) / self.std
-
-
-class Representation(nn.Module):
-    """The learned feature extractor: float RGB in [0, 1], (N, 3, H, W) -> (N, feature_dim).
-
-    This is what evaluation, profiling of trained models and export consume.
-    """
-
-    def __init__(self, preprocess: nn.Module, encoder: nn.Module, feature_dim: int) -> None:
-        super().__init__()
-        self.preprocess = preprocess
-        self.encoder = encoder
-        self.feature_dim = feature_dim
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.encoder(self.preprocess(images))
 
 
 class Method(nn.Module, ABC):

@@ -1,8 +1,10 @@
 """Projection and prediction heads: the small MLPs that sit on top of an encoder.
 
 SimCLR's projection head, MoCo v2's MLP head and BYOL's projector and predictor are all
-``Linear -> [BatchNorm] -> ReLU -> Linear``; they differ in widths and in whether the
-hidden layer is batch-normalised, which each method's Config states with its source.
+``Linear -> [BatchNorm] -> ReLU -> Linear``; Barlow Twins' projector and VICReg's
+expander stack two such hidden layers and drop the output bias. They differ in widths, in
+depth and in whether the hidden layers are batch-normalised, which each method's Config
+states with its source.
 """
 
 from __future__ import annotations
@@ -10,13 +12,27 @@ from __future__ import annotations
 from torch import nn
 
 
-def mlp_head(in_dim: int, hidden_dim: int, out_dim: int, batch_norm: bool) -> nn.Sequential:
-    """``Linear(in, hidden) -> [BatchNorm1d] -> ReLU -> Linear(hidden, out)``.
+def mlp_head(
+    in_dim: int,
+    hidden_dim: int,
+    out_dim: int,
+    batch_norm: bool,
+    hidden_layers: int = 1,
+    out_bias: bool = True,
+) -> nn.Sequential:
+    """``hidden_layers`` x ``(Linear -> [BatchNorm1d] -> ReLU)`` at ``hidden_dim``, then ``Linear(hidden, out)``.
 
-    The hidden Linear has no bias when BatchNorm follows it (the BN shift replaces it).
+    A hidden Linear has no bias when BatchNorm follows it (the BN shift replaces it).
+    ``out_bias=False`` where the loss standardises or centres the output per dimension
+    (Barlow Twins, VICReg): a bias there would get no gradient.
     """
-    layers: list[nn.Module] = [nn.Linear(in_dim, hidden_dim, bias=not batch_norm)]
-    if batch_norm:
-        layers.append(nn.BatchNorm1d(hidden_dim))
-    layers += [nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim)]
+    layers: list[nn.Module] = []
+    width = in_dim
+    for _ in range(hidden_layers):
+        layers.append(nn.Linear(width, hidden_dim, bias=not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(hidden_dim))
+        layers.append(nn.ReLU(inplace=True))
+        width = hidden_dim
+    layers.append(nn.Linear(width, out_dim, bias=out_bias))
     return nn.Sequential(*layers)

@@ -1,4 +1,4 @@
-"""The contrastive and regression losses of SimCLR, MoCo v2 and BYOL.
+"""The losses of SimCLR, MoCo v2, BYOL, Barlow Twins and VICReg.
 
 :class:`InfoNCELoss` is NT-Xent (SimCLR) when called on two batches of projections, and
 MoCo's InfoNCE when also given a queue of negative keys. :func:`normalized_regression_loss`
@@ -14,6 +14,14 @@ own anchors against every process's projections, gathered by
 DDP's mean over processes that is exactly the gradient of the single-process loss on the
 global batch (the reasoning is in :mod:`edgessl.distributed`); the ``(2n, 2N)`` logits of
 each process are the rows of the single-process ``(2N, 2N)`` matrix for its anchors.
+
+:class:`BarlowTwinsLoss` and :class:`VICRegLoss` regularise statistics of the batch (a
+cross-correlation, variances, covariances), so under several processes they use the
+global batch, as both papers do: every process computes the same global loss on the
+embeddings :func:`edgessl.distributed.gather_with_grad` concatenates, whose backward gives
+each process ``world_size`` times its share of the gradient, and DDP's mean over
+processes makes that the single-process gradient. They too run in float32, and return
+their terms as diagnostics (a :class:`StepOutput`).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from torch.nn import functional as F
 
 from edgessl import distributed
 from edgessl.distributed import at_least_float32
+from edgessl.methods.base import StepOutput
 
 
 class InfoNCELoss(nn.Module):
@@ -85,3 +94,94 @@ def normalized_regression_loss(prediction: torch.Tensor, target: torch.Tensor) -
     with torch.autocast(prediction.device.type, enabled=False):
         cosine = F.cosine_similarity(at_least_float32(prediction), at_least_float32(target.detach()), dim=1)
         return (2 - 2 * cosine).mean()
+
+
+def off_diagonal(matrix: torch.Tensor) -> torch.Tensor:
+    """The D * (D - 1) off-diagonal entries of a square matrix as a flat view (no D x D mask)."""
+    d = len(matrix)
+    return matrix.flatten()[:-1].view(d - 1, d + 1)[:, 1:].flatten()
+
+
+def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
+    if a.shape != b.shape or a.ndim != 2 or len(a) < 2:
+        raise ValueError(
+            f"expected two (N, D) batches of the same shape with N >= 2, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+
+
+class BarlowTwinsLoss(nn.Module):
+    """Barlow Twins (Zbontar et al. 2021, eq. 1-2): the views' cross-correlation pulled towards identity.
+
+    Each dimension is standardised over the batch (mean 0, biased variance 1, eps 1e-5:
+    the released code's ``BatchNorm1d(affine=False)``); ``C = a_norm.T @ b_norm / N`` and
+    the loss is ``sum_i (1 - C_ii)^2 + lambda * sum_{i != j} C_ij^2``. Diagnostics:
+    ``on_diagonal`` (the invariance term) and ``off_diagonal`` (redundancy, unweighted).
+    """
+
+    def __init__(self, off_diagonal_weight: float) -> None:
+        super().__init__()
+        if not off_diagonal_weight >= 0:
+            raise ValueError(f"off_diagonal_weight must be >= 0, got {off_diagonal_weight}")
+        self.off_diagonal_weight = off_diagonal_weight
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> StepOutput:
+        """``a``, ``b``: ``(N, D)`` projections of the two views (this process's part of the batch)."""
+        _check_pair(a, b)
+        with torch.autocast(a.device.type, enabled=False):
+            a, b = distributed.gather_with_grad(at_least_float32(a)), distributed.gather_with_grad(at_least_float32(b))
+            c = _standardize(a).T @ _standardize(b) / len(a)
+            on = (torch.diagonal(c) - 1).pow(2).sum()
+            off = off_diagonal(c).pow(2).sum()
+        loss = on + self.off_diagonal_weight * off
+        return StepOutput(loss, {"on_diagonal": on.detach(), "off_diagonal": off.detach()})
+
+
+def _standardize(z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    return (z - z.mean(dim=0)) / torch.sqrt(z.var(dim=0, unbiased=False) + eps)
+
+
+class VICRegLoss(nn.Module):
+    """VICReg (Bardes et al. 2022, eq. 1-6) with the normalisation of the released code.
+
+    ``invariance``: the mean squared difference of the views over batch and dimensions.
+    ``variance``: per view, the mean over dimensions of ``max(0, 1 - sqrt(Var + eps))``
+    (unbiased variance), averaged over the two views. ``covariance``: per view, the sum of
+    squared off-diagonal entries of the covariance matrix (``/ (N - 1)``) divided by D,
+    summed over the two views. The loss weighs them by lambda, mu and nu. The paper's
+    eq. 5-6 sum the invariance over dimensions and the two variance terms; its
+    lambda = mu = 25 come with the code's means, so those are kept (lightly's VICRegLoss too).
+    """
+
+    def __init__(
+        self, invariance_weight: float, variance_weight: float, covariance_weight: float, eps: float
+    ) -> None:
+        super().__init__()
+        weights = (invariance_weight, variance_weight, covariance_weight)
+        if not all(w >= 0 for w in weights) or not eps > 0:
+            raise ValueError(f"VICReg needs weights >= 0 and eps > 0, got {weights} and eps {eps}")
+        self.weights, self.eps = weights, eps
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> StepOutput:
+        """``a``, ``b``: ``(N, D)`` embeddings (expander outputs) of the two views."""
+        _check_pair(a, b)
+        with torch.autocast(a.device.type, enabled=False):
+            a, b = distributed.gather_with_grad(at_least_float32(a)), distributed.gather_with_grad(at_least_float32(b))
+            terms = {
+                "invariance": F.mse_loss(a, b),
+                "variance": (_variance_hinge(a, self.eps) + _variance_hinge(b, self.eps)) / 2,
+                "covariance": _covariance_penalty(a) + _covariance_penalty(b),
+            }
+        lam, mu, nu = self.weights
+        loss = lam * terms["invariance"] + mu * terms["variance"] + nu * terms["covariance"]
+        return StepOutput(loss, {name: term.detach() for name, term in terms.items()})
+
+
+def _variance_hinge(z: torch.Tensor, eps: float) -> torch.Tensor:
+    """VICReg eq. 1-2 with gamma = 1: how far each dimension's regularised std falls short of 1, averaged."""
+    return F.relu(1 - torch.sqrt(z.var(dim=0) + eps)).mean()
+
+
+def _covariance_penalty(z: torch.Tensor) -> torch.Tensor:
+    """VICReg eq. 3-4: the squared off-diagonal covariances, summed and divided by the dimension."""
+    centred = z - z.mean(dim=0)
+    return off_diagonal(centred.T @ centred / (len(z) - 1)).pow(2).sum() / z.shape[1]

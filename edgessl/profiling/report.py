@@ -11,6 +11,7 @@ change of meaning or removal bumps the version)::
               grid_intensity_kg_per_kwh}
     backbones: [{
       name, variant, in_study, feature_dim,
+      weights: null | str  # what --weights loaded (edgessl.backbones.LoadedWeights.summary()); null: random init
       params: {total, trainable},
       compute: {image_size, macs, flops, thop_matmul_conv_macs, flop_counter_macs,
                 relative_difference, agrees, tolerance}
@@ -39,8 +40,8 @@ from typing import Any
 
 import torch
 
-from edgessl.profiling.device_peak import device_peak, efficiency, read_cpu_features
-from edgessl.profiling.energy import DEFAULT_GRID_INTENSITY, EnergyMeter
+from edgessl.energy import DEFAULT_GRID_INTENSITY, EnergyMeter
+from edgessl.hardware import device_peak, efficiency, read_cpu_features
 from edgessl.profiling.flops import TOLERANCE, count_compute, count_parameters
 from edgessl.profiling.latency import DEFAULT_BACKENDS, measure_latency
 from edgessl.profiling.training_cost import measure_training_throughput
@@ -68,10 +69,11 @@ class ProfileOptions:
     cpu_tdp_w: float | None = None
     pue: float = 1.0
     grid_intensity_kg_per_kwh: float = DEFAULT_GRID_INTENSITY
+    weights: str | None = None  # a state dict for the (single) backbone; recorded per backbone
 
     def as_dict(self) -> dict[str, Any]:
         values = asdict(self)
-        del values["device"], values["threads"]  # recorded under machine
+        del values["device"], values["threads"], values["weights"]  # recorded under machine / per backbone
         values["batch_sizes"], values["backends"] = list(self.batch_sizes), list(self.backends)
         return values
 
@@ -95,9 +97,10 @@ def _machine(options: ProfileOptions) -> dict[str, Any]:
 
 def profile_backbone(name: str, options: ProfileOptions, peak_macs_per_second: float | None) -> dict[str, Any]:
     """One backbone's entry of the report (see the module docstring for its keys)."""
-    from edgessl.backbones import build_backbone
+    from edgessl.backbones import build_backbone, load_backbone_weights
 
     encoder = build_backbone(name).eval()
+    loaded = None if options.weights is None else load_backbone_weights(encoder, options.weights)
     params = count_parameters(encoder)
     compute = count_compute(encoder, options.image_size)
     latency = measure_latency(
@@ -142,6 +145,7 @@ def profile_backbone(name: str, options: ProfileOptions, peak_macs_per_second: f
         "variant": encoder.spec.variant,
         "in_study": encoder.spec.in_study,
         "feature_dim": encoder.feature_dim,
+        "weights": None if loaded is None else loaded.summary(),
         "params": asdict(params),
         "compute": {"image_size": options.image_size, **compute.as_dict(), "tolerance": TOLERANCE},
         "latency": rows,

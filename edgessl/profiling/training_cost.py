@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
+from edgessl.energy import EnergyMeter, EnergyReport
 from edgessl.methods.base import Method
-from edgessl.profiling.energy import EnergyMeter, EnergyReport
 from edgessl.profiling.latency import torch_threads
 from edgessl.training.optim import build_optimizer
 

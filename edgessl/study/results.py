@@ -9,11 +9,11 @@ what makes a resumed study skip the cell.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from edgessl.files import write_json
 
 CELL_FILE = "study_cell.json"
 
@@ -64,11 +64,7 @@ class CellResult:
 def write_cell(result: CellResult, run_dir: Path) -> Path:
     """Write the cell file atomically: a study killed mid-write must not look finished."""
     path = run_dir / CELL_FILE
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{CELL_FILE}.", dir=run_dir)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(result.to_dict(), handle, indent=2)
-    os.replace(tmp, path)
+    write_json(path, result.to_dict())
     return path
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from edgessl.errors import CheckpointError, ConfigError, EdgesslError
-from edgessl.export.files import atomic_output
+from edgessl.files import atomic_output
 from edgessl.study.config import StudyConfig, cell_name, dump_study
 from edgessl.study.figures import figure_by_backbone, figure_by_method, save_figure
 from edgessl.study.results import CellResult, read_cell, write_cell
@@ -260,9 +260,10 @@ def launch_pretrain(config: Any, resume: bool, launch: list[str], console: Any) 
 
 def training_state(run_dir: Path) -> tuple[int, int] | None:
     """``(epoch, step)`` the cell's ``last.pt`` reached, or None before its first save."""
-    from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, load_checkpoint
+    from edgessl.checkpoints import load_checkpoint
+    from edgessl.runs import RunFolder
 
-    last = run_dir / CHECKPOINT_DIR / LAST
+    last = RunFolder(run_dir).last
     if not last.is_file():
         return None
     meta = load_checkpoint(last)["metadata"]
@@ -325,10 +326,11 @@ def measure_cell(
     curves: dict[str, tuple[tuple[int, float], ...]],
 ) -> CellResult:
     """Costs of the final representation plus the trainer's time and energy records."""
+    from edgessl.checkpoints import load_representation
     from edgessl.profiling.flops import count_macs
-    from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, load_representation
+    from edgessl.runs import RunFolder
 
-    loaded = load_representation(run_dir / CHECKPOINT_DIR / LAST)
+    loaded = load_representation(RunFolder(run_dir).last)
     meta = loaded.metadata
     image_size = int(meta.get("image_size") or config.image_size)
     energy = meta.get("energy") or {}

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgessl.training.checkpoint import (
+from edgessl.checkpoints import (
     LoadedRepresentation,
-    list_checkpoints,
     load_checkpoint,
     load_representation,
     restore_method,
     save_checkpoint,
 )
+from edgessl.runs import list_checkpoints
 from edgessl.training.config import TrainConfig
 
 _TRAINER = ("train", "TrainResult", "TrainingInterrupted")

@@ -39,6 +39,7 @@ class TrainConfig:
     # stop after this many optimiser steps in all (the schedule still spans `epochs`)
     max_steps: int | None = None
     time_budget_s: float | None = None  # stop (and save) once this much training time has passed in all
+    weights: str | None = None  # a plain state dict (.safetensors, or .pth) to start the encoder from
     # merged into the method's Config
     method_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     # Watching the run (edgessl.training.monitor, .tracking, .progress, .plots); none changes what is trained.

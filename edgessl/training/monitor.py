@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from rich.console import Console
 
-from edgessl.data import ImageDataset, load_dataset
+from edgessl.data import ImageDataset, load_labelled_splits
 from edgessl.errors import EdgesslError
 from edgessl.evaluation.features import extract_features
 from edgessl.evaluation.knn import knn_predict
@@ -78,10 +78,7 @@ class OnlineMonitor:
     ) -> OnlineMonitor:
         """Labelled ``train``/``test`` splits of the pretext dataset when it has them, else pretext images only."""
         try:
-            train = load_dataset(pretext.name, "train", data_root, pretext.image_size)
-            test = load_dataset(pretext.name, "test", data_root, pretext.image_size)
-            if train.labels is None or test.labels is None:
-                raise EdgesslError("its train/test splits carry no labels")
+            train, test = load_labelled_splits(pretext.name, data_root, pretext.image_size, purpose="online kNN")
         except EdgesslError as exc:
             console.print(
                 f"online kNN skipped: {pretext.name} has no labelled train/test splits ({exc})", markup=False

@@ -22,7 +22,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from edgessl.errors import ConfigError
-from edgessl.methods.base import Method, OptimizerConfig, ParamGroup
+from edgessl.methods.base import Method, OptimizerConfig, ParamGroup, is_bias_or_norm
 from edgessl.registry import Registry
 
 OptimizerBuilder = Callable[[list[dict[str, Any]], OptimizerConfig, float], Optimizer]
@@ -99,11 +99,6 @@ def trust_ratio(param: torch.Tensor, grad: torch.Tensor, eta: float) -> torch.Te
     w_norm, g_norm = param.norm(), grad.norm()
     ratio = eta * w_norm / g_norm
     return torch.where((w_norm > 0) & (g_norm > 0), ratio, torch.ones_like(ratio))
-
-
-def is_bias_or_norm(param: torch.Tensor) -> bool:
-    """Biases and normalisation scales/shifts are the 1-D parameters."""
-    return param.ndim <= 1
 
 
 def torch_param_groups(model: nn.Module, config: OptimizerConfig, lr: float) -> list[dict[str, Any]]:
@@ -185,18 +180,20 @@ class WarmupSchedule:
     warmup_steps: int
     total_steps: int
     shape: str
+    floor: float = 0.0  # the factor the shape ends at (OptimizerConfig.final_lr_scale)
 
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
             return (step + 1) / self.warmup_steps
         decay_steps = max(self.total_steps - self.warmup_steps, 1)
-        return SCHEDULES.get(self.shape)(min((step - self.warmup_steps) / decay_steps, 1.0))
+        shape = SCHEDULES.get(self.shape)(min((step - self.warmup_steps) / decay_steps, 1.0))
+        return self.floor + (1.0 - self.floor) * shape
 
 
 def warmup_schedule(config: OptimizerConfig, steps_per_epoch: int, total_steps: int) -> WarmupSchedule:
     SCHEDULES.get(config.schedule)  # fail on a wrong name now, not at the first step
     return WarmupSchedule(
-        min(config.warmup_epochs * steps_per_epoch, total_steps), total_steps, config.schedule
+        min(config.warmup_epochs * steps_per_epoch, total_steps), total_steps, config.schedule, config.final_lr_scale
     )
 
 

@@ -24,9 +24,9 @@ import yaml
 from edgessl.config import config_from_dict, config_to_dict, merge_config
 from edgessl.errors import ConfigError
 from edgessl.methods import MethodConfig, method_class
+from edgessl.runs import CONFIG_FILE
 from edgessl.training.config import TrainConfig
 
-CONFIG_FILE = "config.yaml"
 PER_CALL_LIMITS = ("max_steps", "time_budget_s")  # not taken from a run's config.yaml on --resume
 WATCHING = ("monitor_every", "log_with", "log_every", "plots")  # how the run is watched, not what it trains
 RESUMABLE = ("epochs", "save_every", "data_root", "deterministic", *WATCHING, *PER_CALL_LIMITS)
@@ -121,9 +121,8 @@ def resume_changes(
     end the run before the epochs it has already trained.
     """
     old, new = _flatten(saved), _flatten(config_to_dict(resolved))
-    differences = {
-        key: (old.get(key), value) for key, value in new.items() if key != "out" and old.get(key) != value
-    }
+    skipped = ("out", *MIRRORED)
+    differences = {key: (old.get(key), value) for key, value in new.items() if key not in skipped and old.get(key) != value}
     refused = {key: pair for key, pair in differences.items() if key not in RESUMABLE}
     if refused:
         listed = "; ".join(

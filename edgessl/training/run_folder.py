@@ -9,8 +9,7 @@ pid from the lock file, which ``filelock`` empties when it tries to acquire.
 
 Checkpoints are written atomically (a temporary file, then a rename), so a save killed
 half-way leaves only a hidden ``.NAME.*.tmp`` file; holding the lock, the trainer removes
-those, and it resumes from whichever complete checkpoint is furthest along (a kill
-between writing ``epoch_NNNN.pt`` and ``last.pt`` leaves the epoch file newer).
+those, and resumes from :meth:`edgessl.runs.RunFolder.newest`.
 """
 
 from __future__ import annotations
@@ -25,8 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from edgessl.errors import EdgesslError
-from edgessl.files import ensure_writable_dir
-from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, checkpoint_epoch, read_position
+from edgessl.files import ensure_writable_dir, stale_temporaries
+from edgessl.runs import RunFolder
 
 LOCK_FILE = ".lock"
 
@@ -70,28 +69,15 @@ def locked(run_dir: Path, lock_file: str = LOCK_FILE, wait: bool = False) -> Ite
 
 def remove_stale_temp_files(run_dir: Path) -> list[Path]:
     """Delete the temporary files of saves that were killed half-way (call only while holding the lock)."""
-    folder = run_dir / CHECKPOINT_DIR
-    stale = sorted(folder.glob(".*.pt.*.tmp")) if folder.is_dir() else []
+    stale = stale_temporaries(RunFolder(run_dir).checkpoint_dir)
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
 
 
-def newest_checkpoint(run_dir: Path) -> Path | None:
-    """The complete checkpoint furthest along: ``last.pt`` or the newest ``epoch_NNNN.pt``, by step."""
-    folder = run_dir / CHECKPOINT_DIR
-    if not folder.is_dir():
-        return None
-    epochs = sorted((p for p in folder.iterdir() if checkpoint_epoch(p) is not None), key=checkpoint_epoch)
-    candidates = [p for p in (folder / LAST, *epochs[-1:]) if p.is_file()]
-    if not candidates:
-        return None
-    return max(candidates, key=read_position)  # last.pt wins a tie: it is the one written last
-
-
 def check_free_space(run_dir: Path, bytes_needed: int) -> None:
     """Fail before training when the disk cannot hold the run's checkpoints."""
-    folder = run_dir / CHECKPOINT_DIR
+    folder = RunFolder(run_dir).checkpoint_dir
     free = shutil.disk_usage(folder).free
     if free < bytes_needed:
         raise EdgesslError(

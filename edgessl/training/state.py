@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgessl.checkpoints import load_weights
 from edgessl.distributed import average_batchnorm_statistics
 from edgessl.errors import CheckpointError
-from edgessl.training.checkpoint import load_weights
 from edgessl.training.rng import rng_state, seed_everything, set_rng_state
 
 

@@ -37,23 +37,17 @@ import torch
 from rich.console import Console
 
 from edgessl import __version__, distributed
+from edgessl.checkpoints import load_checkpoint, save_checkpoint
 from edgessl.config import config_to_dict
 from edgessl.errors import CheckpointError, ConfigError, EdgesslError, TrainingDiverged
 from edgessl.files import ensure_writable_dir
 from edgessl.methods import Method, StepOutput, build_method
+from edgessl.runs import CHECKPOINT_DIR, CONFIG_FILE, LAST, RunFolder, epoch_checkpoint_name
 from edgessl.training import run_folder, tracking
-from edgessl.training.checkpoint import (
-    CHECKPOINT_DIR,
-    LAST,
-    epoch_checkpoint_name,
-    load_checkpoint,
-    save_checkpoint,
-)
 from edgessl.training.config import TrainConfig
 from edgessl.training.optim import build_optimizer, build_scheduler, scaled_lr
 from edgessl.training.progress import ProgressView, StopRequest
 from edgessl.training.resolve import (
-    CONFIG_FILE,
     config_yaml,
     resolve_method_config,
     resolved_train_config,
@@ -110,6 +104,16 @@ def checkpoints_to_write(config: TrainConfig, start_epoch: int) -> int:
     """Epoch checkpoints still to come, plus last.pt and one temporary file during a write."""
     remaining = range(start_epoch + 1, config.epochs + 1)
     return sum(1 for e in remaining if e % config.save_every == 0 or e == config.epochs) + 2
+
+
+def start_from_weights(method: Method, path: str) -> None:
+    """Load outside encoder weights into ``method`` and copy them into its momentum targets (they start equal)."""
+    from edgessl.backbones import load_backbone_weights
+
+    load_backbone_weights(method.representation().encoder, path)
+    with torch.no_grad():
+        for online, target in method.momentum_pairs():
+            target.load_state_dict(online.state_dict())
 
 
 def make_accelerator(config: TrainConfig, run_dir: Path):  # -> accelerate.Accelerator
@@ -187,6 +191,8 @@ class Trainer:
         self.total_steps = plan.steps_per_epoch * config.epochs
         self.changes: dict[str, tuple[Any, Any]] = {}  # what this resume changes, {field: (old, new)}
         self.resume_from = self._resume_point(resume)
+        if config.weights and not self.resume_from:
+            start_from_weights(self.method, config.weights)
         self.method.to(accelerator.device)
         optimizer = build_optimizer(self.method, self.method_config.optimizer, self.method_config.batch_size)
         self.scheduler = build_scheduler(
@@ -210,7 +216,7 @@ class Trainer:
 
     def _resume_point(self, resume: bool) -> tuple[Path, dict[str, Any]] | None:
         """The newest complete checkpoint to continue, after checking that it can be honoured."""
-        newest = run_folder.newest_checkpoint(self.run_dir)
+        newest = RunFolder(self.run_dir).newest()
         if newest is None:
             if resume:
                 raise ConfigError(
@@ -276,7 +282,7 @@ class Trainer:
             self.accelerator.wait_for_everyone()
             return self._loop(None)
         with run_folder.locked(self.run_dir):
-            if run_folder.newest_checkpoint(self.run_dir) != (
+            if RunFolder(self.run_dir).newest() != (
                 self.resume_from[0] if self.resume_from else None
             ):
                 raise run_folder.RunFolderBusy(
@@ -486,7 +492,7 @@ class Trainer:
     @contextmanager
     def _energy_meter(self) -> Iterator[Any]:
         """The profiling EnergyMeter over the loop; ``None`` (no energy record) when it cannot measure this device."""
-        from edgessl.profiling.energy import EnergyMeter
+        from edgessl.energy import EnergyMeter
 
         meter = EnergyMeter(self.accelerator.device)
         try:

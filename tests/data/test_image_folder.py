@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from edgessl.data import image_folder, read_split_arrays
+from edgessl.data.arrays import channel_stats
 from edgessl.errors import DataError
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -36,7 +37,7 @@ def test_cifar_folder_exact_split_counts(cifar10_small) -> None:
     train = read_split_arrays(str(cifar10_small), "train", image_size=32)
     test = read_split_arrays(str(cifar10_small), "test", image_size=32)
     unlabeled = read_split_arrays(str(cifar10_small), "unlabeled", image_size=32)
-    assert (len(train), len(test), len(unlabeled)) == (800, 200, 1000)
+    assert (len(train), len(test), len(unlabeled)) == (800, 200, 800)
     assert np.bincount(train.labels).tolist() == [80] * 10 and np.bincount(test.labels).tolist() == [20] * 10
     assert unlabeled.labels is None and train.class_names == tuple(CIFAR_CLASSES)
     assert train.images.shape == (800, 3, 32, 32) and train.skipped == ()
@@ -45,7 +46,13 @@ def test_cifar_folder_exact_split_counts(cifar10_small) -> None:
     in_train = next(p for p in first if p.name not in set(_hash_test_names(first)))
     expected = np.asarray(Image.open(in_train).convert("RGB")).transpose(2, 0, 1)
     assert np.array_equal(train.images[0], expected)
-    assert train.mean == test.mean  # one normalisation for every split
+    # The pretext split is the train split (no test image), and so are the statistics.
+    assert np.array_equal(unlabeled.images, train.images)
+    assert train.mean == test.mean == unlabeled.mean and train.std == test.std
+    assert np.allclose((train.mean, train.std), channel_stats(train.images), atol=1e-12)
+    assert not np.allclose(
+        train.mean, channel_stats(np.concatenate([train.images, test.images]))[0], atol=1e-6
+    )
 
 
 def _hash_test_names(files: list[Path]) -> list[str]:
@@ -125,8 +132,8 @@ def test_default_size_is_96(tmp_path) -> None:
     (tmp_path / "only").mkdir()
     for index in range(2):
         Image.new("RGB", (10, 10), (index * 200, 0, 0)).save(tmp_path / "only" / f"{index}.bmp")
-    split = read_split_arrays(str(tmp_path), "unlabeled")
-    assert split.images.shape == (2, 3, 96, 96)
+    split = read_split_arrays(str(tmp_path), "train")
+    assert split.images.shape == (1, 3, 96, 96)
 
 
 def test_folder_without_classes_serves_only_unlabeled(tmp_path) -> None:

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from edgessl import distributed
+from edgessl.checkpoints import load_checkpoint, load_representation
 from edgessl.cli import main
 from edgessl.errors import ConfigError
-from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, load_checkpoint, load_representation
+from edgessl.runs import CHECKPOINT_DIR, LAST
 from edgessl.training.run_log import METRICS_FILE, read_metrics
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
+from edgessl.checkpoints import LoadedRepresentation, load_checkpoint, save_checkpoint
 from edgessl.data.base import ImageDataset
 from edgessl.evaluation import sweep as sweep_module
 from edgessl.methods.base import Normalize, Representation
-from edgessl.training.checkpoint import LoadedRepresentation, load_checkpoint, save_checkpoint
 
 COLOURS = torch.tensor([[220, 40, 40], [40, 200, 60], [50, 60, 230], [230, 220, 40]], dtype=torch.float32)
 
@@ -99,11 +99,12 @@ class Counters:
         monkeypatch.setattr(sweep_module, "evaluate_representation", evaluate)
 
     def tiny_data(self) -> None:
-        def load_dataset(spec: str, split: str, root=None, image_size=None) -> ImageDataset:
-            self.data_loads.append((spec, split))
-            return colour_split(split, 12, image_size or 12, seed=0 if split == "train" else 1)
+        def load_labelled_splits(spec: str, root=None, image_size=None) -> tuple[ImageDataset, ImageDataset]:
+            self.data_loads.extend([(spec, "train"), (spec, "test")])
+            size = image_size or 12
+            return colour_split("train", 12, size, seed=0), colour_split("test", 12, size, seed=1)
 
-        self.monkeypatch.setattr(sweep_module, "load_dataset", load_dataset)
+        self.monkeypatch.setattr(sweep_module, "load_labelled_splits", load_labelled_splits)
 
 
 @pytest.fixture

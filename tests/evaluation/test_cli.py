@@ -99,3 +99,28 @@ def test_onnx_path_never_imports_torch(tmp_path: Path) -> None:
     )
     assert done.returncode == 1, done.stderr
     assert "ONNX model not found" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_eval_on_a_folder_states_bank_and_test_split(
+    tmp_path: Path, counters, write_run, capsys, cifar10_small, monkeypatch
+) -> None:
+    """train/ + val/: the statement names train/ as the kNN bank and val/ as the test split, with counts."""
+    import shutil
+
+    monkeypatch.setenv("EDGESSL_CACHE", str(tmp_path / "cache"))  # not the user's cache
+    folder = tmp_path / "folder"
+    for split, files in (("train", slice(0, 6)), ("val", slice(6, 9))):
+        for name in ("cat", "dog"):
+            (folder / split / name).mkdir(parents=True)
+            for path in sorted((cifar10_small / name).iterdir())[files]:
+                shutil.copy(path, folder / split / name / path.name)
+    write_run(tmp_path / "run", epochs=(5,))
+    assert main(["eval", str(tmp_path / "run" / "checkpoints" / "epoch_0005.pt"), "--data", str(folder),
+                 "--k", "3", "--device", "cpu"]) == 0  # fmt: skip
+    out = " ".join(capsys.readouterr().out.split())  # under the table; rich may wrap the line
+    assert f"kNN bank and probe training data: the train split: 12 files from {folder / 'train'}/" in out
+    assert (
+        f"accuracy measured on the test split: 6 files from {folder / 'val'}/ (val/ serves as the test split"
+        in out
+    )
+    assert counters.runs == [("knn", "epoch_0005.pt")]

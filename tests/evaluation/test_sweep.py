@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
+from edgessl.checkpoints import load_checkpoint, save_checkpoint
 from edgessl.errors import ConfigError
 from edgessl.evaluation import evaluate_checkpoints, sweep_run
-from edgessl.training.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test_sweep_is_ordered_by_epoch_resumes_and_writes_csv_and_png(
@@ -97,11 +97,11 @@ def test_checkpoints_of_a_real_method_load_and_evaluate(
         )
     sizes = []
 
-    def tiny(spec, split, root=None, image_size=None):
-        sizes.append(image_size)
-        return colour_data(split, 6, image_size, seed=0 if split == "train" else 1)
+    def tiny(spec, root=None, image_size=None):
+        sizes.extend([image_size, image_size])
+        return colour_data("train", 6, image_size, seed=0), colour_data("test", 6, image_size, seed=1)
 
-    monkeypatch.setattr(sweep_module, "load_dataset", tiny)
+    monkeypatch.setattr(sweep_module, "load_labelled_splits", tiny)
     records = evaluate_checkpoints(tmp_path, "colours", ["knn"], device="cpu", k=5)
     assert [(r["epoch"], r["method"], r["backbone"]) for r in records] == [
         (1, "rotnet", "shufflenetv2_x0_5"), (2, "rotnet", "shufflenetv2_x0_5")

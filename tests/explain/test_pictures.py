@@ -5,15 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from edgessl.evaluation.linear import Classifier, LinearOptions, train_linear_classifier
 from edgessl.explain.confusion import confusion_figure, confusion_matrix, top_confusions
 from edgessl.explain.retrieval import nearest_neighbours, pick_queries, retrieval_figure
-from edgessl.explain.saliency import (
-    Classifier,
-    fit_linear_head,
-    saliency_figure,
-    select_examples,
-    vanilla_saliency,
-)
+from edgessl.explain.saliency import saliency_figure, select_examples, vanilla_saliency
 
 
 def test_select_examples_picks_best_true_positives_and_worst_false_negatives() -> None:
@@ -52,7 +47,7 @@ def test_linear_head_separates_features_and_folds_standardisation() -> None:
     labels = torch.arange(3).repeat(40)
     centres = torch.tensor([[1000.0, 0.0], [0.0, 0.01], [-1000.0, -0.01]])
     features = centres[labels] + torch.randn(120, 2, generator=generator) * torch.tensor([50.0, 0.001])
-    head = fit_linear_head(features, labels, num_classes=3, epochs=30, lr=0.05, batch_size=32)
+    head = train_linear_classifier(features, labels, 3, LinearOptions(epochs=30, lr=0.05, batch_size=32)).head
     assert (head(features).argmax(1) == labels).float().mean() == 1.0
     classifier = Classifier(nn.Identity(), head)
     assert classifier(features).shape == (120, 3)

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from edgessl.backbones import build_backbone
+from edgessl.checkpoints import LoadedRepresentation
 from edgessl.data import load_dataset
 from edgessl.errors import UnknownNameError
 from edgessl.explain.report import EXPLAINERS, ExplainContext, ExplainOptions, resolve_kinds
 from edgessl.methods.base import Normalize, Representation
-from edgessl.training.checkpoint import LoadedRepresentation
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -12,11 +12,12 @@ import pytest
 import torch
 
 from edgessl import __version__
+from edgessl.checkpoints import save_checkpoint
 from edgessl.cli import main
 from edgessl.data.arrays import read_split_arrays
 from edgessl.export.metadata import read_metadata
 from edgessl.export.pipeline import ExportOptions, export_checkpoint
-from edgessl.training.checkpoint import epoch_checkpoint_name, save_checkpoint
+from edgessl.runs import epoch_checkpoint_name
 
 SIZE = 32
 INT8_KNN_BOUND_TRAINED = 0.05  # |kNN(fp32) - kNN(int8)| after 2 SimCLR steps (barely trained), 200 test images

@@ -25,3 +25,16 @@ def test_unknown_head_and_bad_batch_exit_2_before_loading(tmp_path: Path, capsys
     assert "Did you mean 'knn'" in capsys.readouterr().err
     assert main(["export", str(missing), "--fixed-batch", "0"]) == 2
     assert "--fixed-batch must be at least 1" in capsys.readouterr().err
+
+
+def test_bad_mobile_options_exit_2_before_loading(tmp_path: Path, capsys) -> None:
+    missing = tmp_path / "missing.pt"  # never read: options are checked first
+    assert main(["export", str(missing), "--input", "uint8-nchw"]) == 2
+    assert "Did you mean 'uint8-nhwc'" in capsys.readouterr().err
+    assert main(["export", str(missing), "--input", "uint8-nhwc", "--frame-size", "480by640"]) == 2
+    assert "HEIGHTxWIDTH" in capsys.readouterr().err
+    assert main(["export", str(missing), "--frame-size", "480x640"]) == 2
+    assert "add --input uint8-nhwc" in capsys.readouterr().err
+    assert main(["export", str(missing), "--weights", str(missing)]) == 2
+    assert "exactly one" in capsys.readouterr().err
+    assert not (tmp_path / "exported").exists()

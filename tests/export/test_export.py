@@ -21,7 +21,7 @@ import torch
 
 from edgessl.backbones import build_backbone
 from edgessl.data.arrays import read_split_arrays
-from edgessl.errors import CheckpointError, DataError, UnknownNameError
+from edgessl.errors import CheckpointError, DataError, EdgesslError, UnknownNameError
 from edgessl.evaluation.knn import knn_predict as torch_knn_predict
 from edgessl.export import verify
 from edgessl.export.metadata import ExportError, read_metadata
@@ -129,7 +129,7 @@ def test_in_graph_knn_equals_python_knn_exactly(exported, model, data):
 def test_linear_head_matches_python_classifier(data, model, tmp_path):
     spec, train, test = data
     result = export_representation(model, checkpoint_metadata(spec, train), ExportOptions(out_dir=tmp_path, head="linear", linear_epochs=30))
-    assert result.head_agreement == 1.0
+    assert result.agreement["linear"] == 1.0
     head = open_session(result.files["linear"])
     scores = onnx_features(head, test.images, output="scores")
     np.testing.assert_allclose(scores.sum(1), 1.0, rtol=1e-5)
@@ -199,3 +199,27 @@ def test_failed_verification_leaves_nothing_behind(data, model, tmp_path, monkey
     with pytest.raises(ExportError, match="failed verification"):
         export_representation(model, checkpoint_metadata(spec, train), ExportOptions(out_dir=tmp_path))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_foreign_graph_with_copied_metadata_and_unwritable_out_are_one_line(exported, data, model, tmp_path):
+    from onnx import TensorProto, helper
+
+    spec, train, test = data
+    source = onnx.load(exported.files["fp32"])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["pixels"], ["out"])],
+        "foreign",
+        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, [1, 5])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 5])],
+    )
+    foreign = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    for prop in source.metadata_props:  # edgessl's metadata, copied onto a graph that is not an encoder
+        foreign.metadata_props.add(key=prop.key, value=prop.value)
+    path = tmp_path / "foreign.onnx"
+    onnx.save(foreign, path)
+    assert read_metadata(path).image_size == read_metadata(exported.files["fp32"]).image_size
+    with pytest.raises(DataError, match="is not an edgessl encoder") as error:
+        onnx_features(open_session(path), test.images[:2])
+    assert "\n" not in str(error.value)
+    with pytest.raises(EdgesslError, match="cannot write to /proc/edgessl"):
+        export_representation(model, checkpoint_metadata(spec, train), ExportOptions(out_dir=Path("/proc/edgessl")))

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from edgessl.methods.losses import InfoNCELoss, normalized_regression_loss
+from edgessl.methods.losses import BarlowTwinsLoss, InfoNCELoss, VICRegLoss, normalized_regression_loss
 from edgessl.methods.splitbrain import ab_bin_centres, quantize_ab, quantize_l
 
 
@@ -140,3 +140,124 @@ def test_losses_run_in_float32_under_bf16_autocast() -> None:
     assert nt_xent.dtype == byol.dtype == torch.float32
     assert nt_xent.item() == pytest.approx(nt_xent_by_loops(a.float(), b.float(), 0.1), rel=1e-5)
     assert byol.item() == pytest.approx(normalized_regression_loss(a.float(), b.float()).item(), rel=1e-6)
+
+
+def columns(z: torch.Tensor) -> list[list[float]]:
+    return [[float(z[k, j]) for k in range(z.shape[0])] for j in range(z.shape[1])]
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def barlow_twins_by_loops(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+    """Zbontar et al. 2021 eq. 1-2 literally: each dimension standardised over the batch, C_ij = mean_b of
+    the products; returns (sum_i (1 - C_ii)^2, sum_{i != j} C_ij^2)."""
+
+    def standardised(column: list[float]) -> list[float]:
+        m = mean(column)
+        std = math.sqrt(mean([(x - m) ** 2 for x in column]) + 1e-5)  # biased, BatchNorm's eps
+        return [(x - m) / std for x in column]
+
+    za, zb = [standardised(c) for c in columns(a)], [standardised(c) for c in columns(b)]
+    d, n = len(za), len(za[0])
+    c = [[sum(za[i][k] * zb[j][k] for k in range(n)) / n for j in range(d)] for i in range(d)]
+    on = sum((1 - c[i][i]) ** 2 for i in range(d))
+    off = sum(c[i][j] ** 2 for i in range(d) for j in range(d) if i != j)
+    return on, off
+
+
+def vicreg_by_loops(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-4) -> tuple[float, float, float]:
+    """Bardes et al. 2022 eq. 1-5 term by term, normalised as their released code: (invariance, variance, covariance)."""
+    n, d = a.shape
+    invariance = sum(float(a[k, j] - b[k, j]) ** 2 for k in range(n) for j in range(d)) / (n * d)
+
+    def variance(z: torch.Tensor) -> float:  # eq. 1-2, gamma = 1, unbiased variance
+        hinge = []
+        for column in columns(z):
+            m = mean(column)
+            std = math.sqrt(sum((x - m) ** 2 for x in column) / (n - 1) + eps)
+            hinge.append(max(0.0, 1 - std))
+        return mean(hinge)
+
+    def covariance(z: torch.Tensor) -> float:  # eq. 3-4
+        cols = columns(z)
+        means = [mean(c) for c in cols]
+        total = 0.0
+        for i in range(d):
+            for j in range(d):
+                if i != j:
+                    cov = sum((cols[i][k] - means[i]) * (cols[j][k] - means[j]) for k in range(n)) / (n - 1)
+                    total += cov**2
+        return total / d
+
+    return invariance, (variance(a) + variance(b)) / 2, covariance(a) + covariance(b)
+
+
+def redundancy_pair(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Correlated views whose dimensions have stds from 0.1 to 3 (VICReg's hinge active on some, not all)."""
+    torch.manual_seed(seed)
+    a = torch.randn(9, 6) * torch.linspace(0.1, 3.0, 6) + torch.randn(6)
+    return a, 0.7 * a + 0.5 * torch.randn(9, 6)
+
+
+def test_barlow_twins_loss_matches_explicit_loops() -> None:
+    a, b = (t.requires_grad_() for t in redundancy_pair(5))
+    on, off = barlow_twins_by_loops(a.detach(), b.detach())
+    got = BarlowTwinsLoss(5e-3)(a, b)
+    assert got.metrics["on_diagonal"].item() == pytest.approx(on, rel=1e-5)
+    assert got.metrics["off_diagonal"].item() == pytest.approx(off, rel=1e-5)
+    assert got.loss.item() == pytest.approx(on + 5e-3 * off, rel=1e-5)
+    assert not any(m.requires_grad for m in got.metrics.values())  # diagnostics are detached
+    got.loss.backward()
+    assert a.grad is not None and b.grad is not None and a.grad.abs().sum() > 0 and b.grad.abs().sum() > 0
+
+
+def test_vicreg_loss_matches_explicit_loops() -> None:
+    a, b = redundancy_pair(6)
+    invariance, variance, covariance = vicreg_by_loops(a, b)
+    assert 0 < variance < 1  # the hinge is active on the narrow dimensions only
+    got = VICRegLoss(25.0, 25.0, 1.0, 1e-4)(a, b)
+    for name, expected in (("invariance", invariance), ("variance", variance), ("covariance", covariance)):
+        assert got.metrics[name].item() == pytest.approx(expected, rel=1e-5), name
+    assert got.loss.item() == pytest.approx(25 * invariance + 25 * variance + covariance, rel=1e-5)
+
+
+def test_redundancy_losses_vanish_at_their_optimum_and_reject_bad_input() -> None:
+    # Columns of a Hadamard matrix: mean 0, variance 1 (biased; 4/3 unbiased), mutually orthogonal.
+    z = torch.tensor([[1.0, 1.0, 1.0], [1.0, -1.0, -1.0], [-1.0, 1.0, -1.0], [-1.0, -1.0, 1.0]])
+    assert BarlowTwinsLoss(5e-3)(z, z).loss.item() == pytest.approx(3 * (1e-5 / (1 + 1e-5)) ** 2, abs=1e-9)
+    assert VICRegLoss(25.0, 25.0, 1.0, 1e-4)(z, z).loss.item() == 0.0
+    assert VICRegLoss(25.0, 25.0, 1.0, 1e-4)(z, z.flip(0)).metrics["invariance"].item() > 0
+    for loss in (BarlowTwinsLoss(5e-3), VICRegLoss(25.0, 25.0, 1.0, 1e-4)):
+        with pytest.raises(ValueError, match="N >= 2"):
+            loss(torch.randn(1, 3), torch.randn(1, 3))
+        with pytest.raises(ValueError, match="same shape"):
+            loss(torch.randn(4, 3), torch.randn(4, 2))
+    with pytest.raises(ValueError):
+        VICRegLoss(25.0, -1.0, 1.0, 1e-4)
+
+
+def test_redundancy_losses_run_in_float32_under_bf16_autocast() -> None:
+    a, b = (t.bfloat16() for t in redundancy_pair(7))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        barlow, vicreg = BarlowTwinsLoss(5e-3)(a, b), VICRegLoss(25.0, 25.0, 1.0, 1e-4)(a, b)
+    assert barlow.loss.dtype == vicreg.loss.dtype == torch.float32
+    on, off = barlow_twins_by_loops(a.float(), b.float())
+    assert barlow.loss.item() == pytest.approx(on + 5e-3 * off, rel=1e-5)
+    invariance, variance, covariance = vicreg_by_loops(a.float(), b.float())
+    assert vicreg.loss.item() == pytest.approx(25 * invariance + 25 * variance + covariance, rel=1e-5)
+
+
+def test_redundancy_losses_match_lightly() -> None:
+    """lightly is not a dependency: this runs where it is installed (its loss module needs only torch)."""
+    lightly_loss = pytest.importorskip("lightly.loss")
+    for seed in range(3):
+        a, b = redundancy_pair(seed)
+        assert BarlowTwinsLoss(5e-3)(a, b).loss.item() == pytest.approx(
+            lightly_loss.BarlowTwinsLoss(lambda_param=5e-3)(a, b).item(), rel=1e-5
+        )
+        assert VICRegLoss(25.0, 25.0, 1.0, 1e-4)(a, b).loss.item() == pytest.approx(
+            lightly_loss.VICRegLoss(lambda_param=25.0, mu_param=25.0, nu_param=1.0, eps=1e-4)(a, b).item(),
+            rel=1e-5,
+        )

@@ -7,8 +7,8 @@ import time
 import pytest
 import torch
 
+from edgessl.energy import EnergyMeter, _nvml_energy_mj, co2_kg, grid_intensity, modelled_kwh
 from edgessl.errors import ConfigError, UnknownNameError
-from edgessl.profiling.energy import EnergyMeter, _nvml_energy_mj, co2_kg, grid_intensity, modelled_kwh
 from edgessl.profiling.latency import torch_threads
 
 

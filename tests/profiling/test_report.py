@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edgessl.cli import main
-from edgessl.profiling.energy import EnergyReport
+from edgessl.energy import EnergyReport
 from edgessl.profiling.report import SCHEMA_VERSION, ProfileOptions, profile_backbones
 from edgessl.profiling.training_cost import TrainingCost
 
@@ -19,7 +19,7 @@ OPTIONS = {
     "image_size", "batch_sizes", "backends", "warmup", "repeats", "method", "train_batch_size", "train_steps",
     "train_warmup", "epochs", "gpu_tdp_w", "cpu_tdp_w", "pue", "grid_intensity_kg_per_kwh",
 }  # fmt: skip
-BACKBONE = {"name", "variant", "in_study", "feature_dim", "params", "compute", "latency", "latency_skipped", "training"}
+BACKBONE = {"name", "variant", "in_study", "feature_dim", "weights", "params", "compute", "latency", "latency_skipped", "training"}
 COMPUTE = {"image_size", "macs", "flops", "thop_matmul_conv_macs", "flop_counter_macs", "relative_difference", "agrees", "tolerance"}
 LATENCY = {
     "backend", "batch_size", "median_ms", "p90_ms", "repeats", "warmup", "threads", "speedup_vs_eager",
@@ -35,7 +35,7 @@ ENERGY = {
     "pue", "grid_intensity_kg_per_kwh",
 }  # fmt: skip
 
-_FAST = ["--input-size", "32", "--batch-sizes", "1,2", "--warmup", "0", "--repeats", "1", "--threads", "1", "--method", "none"]
+_FAST = ["--image-size", "32", "--batch-sizes", "1,2", "--warmup", "0", "--repeats", "1", "--threads", "1", "--method", "none"]
 
 
 def test_report_keys_are_pinned() -> None:

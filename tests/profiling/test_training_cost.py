@@ -8,9 +8,14 @@ import pytest
 import torch
 from torch import nn
 
+from edgessl.energy import EnergyMeter, EnergyReport
 from edgessl.methods.base import Method, MethodConfig, Representation
-from edgessl.profiling.energy import EnergyMeter, EnergyReport
-from edgessl.profiling.training_cost import STL10_PRETEXT_IMAGES, TrainingCost, measure_training_throughput, time_training_steps
+from edgessl.profiling.training_cost import (
+    STL10_PRETEXT_IMAGES,
+    TrainingCost,
+    measure_training_throughput,
+    time_training_steps,
+)
 
 
 class _TinyMethod(Method):
@@ -59,8 +64,6 @@ def test_projection_arithmetic() -> None:
 
 
 def test_real_method_step_is_measured() -> None:
-    pytest.importorskip("edgessl.methods.simclr", reason="SimCLR not written yet")
-    pytest.importorskip("edgessl.methods.byol", reason="method registry incomplete")
     cost = measure_training_throughput("simclr", "shufflenetv2", image_size=32, batch_size=4, steps=1, warmup=1, epochs=10)
     assert cost.images_per_second > 0 and cost.energy_per_epoch is not None
     assert cost.projected_seconds == pytest.approx(10 * STL10_PRETEXT_IMAGES / cost.images_per_second)

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from edgessl.checkpoints import save_checkpoint
+from edgessl.runs import CHECKPOINT_DIR, LAST
 from edgessl.study import runner
 from edgessl.study.config import StudyConfig
 from edgessl.study.results import CellResult
-from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, save_checkpoint
 
 
 class Interrupted(Exception):

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from edgessl.checkpoints import load_checkpoint
 from edgessl.errors import ConfigError
+from edgessl.runs import CHECKPOINT_DIR, LAST
 from edgessl.study import runner
 from edgessl.study.config import StudyConfig, dump_study
 from edgessl.study.results import read_cell
-from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, load_checkpoint
 from edgessl.training.run_folder import locked
 from edgessl.training.run_log import METRICS_FILE, read_metrics
 

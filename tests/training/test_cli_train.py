@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from edgessl.checkpoints import load_checkpoint
 from edgessl.cli import main
-from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, load_checkpoint
+from edgessl.runs import CHECKPOINT_DIR, LAST
 from edgessl.training.run_log import METRICS_FILE, read_metrics
 
 TINY = [

@@ -15,25 +15,19 @@ the loss from 4.98 to ~4.3 and kNN from 0.177 to 0.268).
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-import pytest
 import torch
 
+from edgessl.checkpoints import load_representation
 from edgessl.data import load_dataset
 from edgessl.evaluation.features import extract_features
 from edgessl.evaluation.knn import knn_predict
 from edgessl.methods import build_method
-from edgessl.training.checkpoint import load_representation
 from edgessl.training.config import TrainConfig
 from edgessl.training.resolve import resolve_method_config
 from edgessl.training.rng import seed_everything
 from edgessl.training.trainer import train
-
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("edgessl.methods.simclr") is None, reason="SimCLR not written yet"
-)
 
 SIZE = 32
 OVERRIDES = {

@@ -157,3 +157,16 @@ def test_weight_decay_schedule_is_a_cosine_from_start_to_end_on_decayed_groups_o
     assert [d[0] for d in decays] == pytest.approx(expected) and all(d[1] == 0.0 for d in decays)
     with pytest.raises(ConfigError, match="weight_decay_end needs a positive"):
         build_scheduler(optimizer, OptimizerConfig(weight_decay=0.0, weight_decay_end=0.1), 5, 10)
+
+
+def test_schedule_ends_at_final_lr_scale_of_the_peak() -> None:
+    param = nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=2.0)
+    scheduler = build_scheduler(optimizer, OptimizerConfig(final_lr_scale=1e-3, schedule="cosine"), 5, 10)
+    lrs = []
+    for _ in range(11):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == pytest.approx(2.0) and lrs[-1] == pytest.approx(2.0 * 1e-3)
+    assert lrs[5] == pytest.approx(2.0 * (1e-3 + (1 - 1e-3) * 0.5))  # half way down the cosine

@@ -12,10 +12,11 @@ import pytest
 import torch
 import yaml
 
+from edgessl.checkpoints import load_checkpoint, restore_method, save_checkpoint
 from edgessl.cli import main
 from edgessl.errors import CheckpointError
+from edgessl.runs import CHECKPOINT_DIR, LAST
 from edgessl.training import run_log
-from edgessl.training.checkpoint import CHECKPOINT_DIR, LAST, load_checkpoint, restore_method, save_checkpoint
 from edgessl.training.config import TrainConfig
 from edgessl.training.run_folder import RunFolderBusy, locked
 from edgessl.training.run_log import METRICS_FILE, read_metrics
@@ -351,3 +352,33 @@ def test_unknown_timm_model_lists_only_the_closest_few() -> None:
         build_backbone("timm:resnet_foo")
     closest = str(caught.value).split("Closest: ")[1].split(".")[0].split(", ")
     assert 1 <= len(closest) <= 5 and all("resnet" in name for name in closest)
+
+
+def test_train_starts_from_outside_weights_and_records_them(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+    from torchvision.models import shufflenet_v2_x0_5
+
+    torch.manual_seed(5)
+    outside = shufflenet_v2_x0_5().state_dict()  # torchvision's own key names
+    path = tmp_path / "encoder.safetensors"
+    save_file({k: v.contiguous() for k, v in outside.items()}, path)
+    config = TrainConfig(
+        method="byol", backbone="shufflenetv2", data="shapes10", split="test", image_size=16, epochs=1, batch_size=32,
+        max_steps=1, out=str(tmp_path / "run"), weights=str(path), monitor_every=0, plots=False,
+        method_overrides={"hidden_dim": 32, "out_dim": 16, "optimizer": {"name": "sgd", "lr": 1e-12, "warmup_epochs": 0}},
+    )  # fmt: skip
+    train(config, progress=False)
+    state = load_checkpoint(tmp_path / "run" / CHECKPOINT_DIR / LAST)
+    assert state["metadata"]["train_config"]["weights"] == str(path)
+    conv = outside["conv1.0.weight"]
+    for prefix in (
+        "encoder",
+        "target_encoder",
+    ):  # the EMA target starts as the same weights (edgessl's key names)
+        torch.testing.assert_close(state["model"][f"{prefix}.features.0.0.weight"], conv, atol=1e-6, rtol=0)
+    with pytest.raises(CheckpointError):
+        train(
+            TrainConfig(**{**config.__dict__, "out": str(tmp_path / "other"), "backbone": "resnet18"}),
+            progress=False,
+        )
+    assert not (tmp_path / "other").exists()

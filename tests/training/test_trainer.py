@@ -7,15 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from edgessl.checkpoints import load_checkpoint, load_representation, save_checkpoint
 from edgessl.errors import ConfigError, DiskFullError, EdgesslError, TrainingDiverged
-from edgessl.training.checkpoint import (
-    CHECKPOINT_DIR,
-    LAST,
-    list_checkpoints,
-    load_checkpoint,
-    load_representation,
-    save_checkpoint,
-)
+from edgessl.runs import CHECKPOINT_DIR, LAST, list_checkpoints
 from edgessl.training.config import TrainConfig
 from edgessl.training.resolve import resolve_method_config, resolved_train_config
 from edgessl.training.run_log import METRICS_FILE, read_metrics

@@ -156,7 +156,7 @@ def device_peak(device: str, threads: int) -> DevicePeak:
         name = torch.cuda.get_device_name(torch.device(device))
         spec = gpu_spec(name)
         if spec is None:
-            return DevicePeak(name, None, f"'{name}' is not in edgessl.profiling.device_peak.GPU_SPECS")
+            return DevicePeak(name, None, f"'{name}' is not in edgessl.hardware.GPU_SPECS")
         return DevicePeak(name, spec.fp32_tflops * 1e12 / 2, f"FP32 {spec.fp32_tflops} TFLOPS / 2 ({spec.source})")
     features = read_cpu_features()
     if features is None:

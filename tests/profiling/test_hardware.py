@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from edgessl.profiling.device_peak import cpu_peak_macs_per_second, efficiency, gpu_peak_macs_per_second, gpu_spec, parse_cpuinfo
+from edgessl.hardware import (
+    cpu_peak_macs_per_second,
+    efficiency,
+    gpu_peak_macs_per_second,
+    gpu_spec,
+    parse_cpuinfo,
+)
 
 _CPUINFO = """processor\t: 0
 model name\t: Test CPU

@@ -26,11 +26,15 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import torch
 
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
 from edgessl.errors import ConfigError, UnknownNameError
-from edgessl.profiling.device_peak import gpu_spec
+from edgessl.hardware import gpu_spec
 
 DEFAULT_GRID_INTENSITY = 0.42  # kgCO2eq/kWh, the study's figure (GCP asia-southeast1)
 DEFAULT_CPU_W_PER_CORE = 12.0  # Green Algorithms' default CPU power per core
@@ -170,7 +174,7 @@ class EnergyMeter:
         spec = gpu_spec(torch.cuda.get_device_name(self.device))
         return spec.tdp_w if spec is not None else None
 
-    def __enter__(self) -> EnergyMeter:
+    def __enter__(self) -> Self:
         self._report = None
         self.cpu_fraction = cpu_share()  # the thread count of the span, not of construction
         if self.device.type == "cuda":

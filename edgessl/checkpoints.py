@@ -10,16 +10,14 @@ heads, momentum targets, queues); and, for resuming, ``optimizer``, ``scheduler`
 ``position`` (epoch, step, steps_per_epoch, seed: the sampler position), ``rng`` (one
 dict of torch/CUDA/numpy/python states per process) and, under fp16, ``scaler``.
 
-A run folder keeps ``checkpoints/epoch_NNNN.pt`` every few epochs and ``last.pt``.
+Where a run keeps them and which one to use: :mod:`edgessl.runs`.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,16 +25,10 @@ from typing import Any
 import torch
 
 from edgessl.errors import CheckpointError, DiskFullError
+from edgessl.files import atomic_output
 
 FORMAT = "edgessl-checkpoint"
 FORMAT_VERSION = 1
-CHECKPOINT_DIR = "checkpoints"
-LAST = "last.pt"
-_EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pt$")
-
-
-def epoch_checkpoint_name(epoch: int) -> str:
-    return f"epoch_{epoch:04d}.pt"
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
@@ -45,26 +37,19 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     A crash or full disk mid-write leaves the previous checkpoint intact and no temporary
     file; a full disk is a :class:`DiskFullError` saying how much space the folder has.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **state}
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with atomic_output(path) as tmp, tmp.open("wb") as handle:
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
     except (OSError, RuntimeError) as exc:  # torch's zip writer reports ENOSPC as a RuntimeError
-        Path(tmp_name).unlink(missing_ok=True)
         if not is_disk_full(exc, path.parent):
             raise
         raise DiskFullError(
             f"no space left to write {path} ({free_megabytes(path.parent):.0f} MB free there); free some space and "
             f"continue with --resume: {path.name} and the earlier checkpoints are intact"
         ) from None
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def is_disk_full(exc: BaseException, folder: Path) -> bool:
@@ -132,11 +117,6 @@ def checkpoint_problems(state: dict[str, Any]) -> list[str]:
     return problems
 
 
-def read_position(path: Path) -> int:
-    """The optimiser step a checkpoint was saved at (its sampler position)."""
-    return int(load_checkpoint(path, mmap=True)["metadata"].get("step", 0))
-
-
 def describe_mismatch(
     expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], shown: int = 3
 ) -> str:
@@ -173,33 +153,6 @@ def load_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor], sour
             f"{source} does not fit {type(module).__name__}: {describe_mismatch(expected, weights)}"
         )
     module.load_state_dict(weights)
-
-
-def checkpoint_epoch(path: Path) -> int | None:
-    match = _EPOCH_FILE.match(path.name)
-    return int(match.group(1)) if match else None
-
-
-def list_checkpoints(run_or_checkpoint: str | Path) -> list[Path]:
-    """Every epoch checkpoint of a run folder ordered by epoch, or the single file given.
-
-    A run folder means all of its checkpoints, never "the first file found"; ``last.pt``
-    is used only when the run kept no epoch checkpoint.
-    """
-    target = Path(run_or_checkpoint)
-    if target.is_file():
-        return [target]
-    folder = target / CHECKPOINT_DIR if (target / CHECKPOINT_DIR).is_dir() else target
-    if not folder.is_dir():
-        raise CheckpointError(f"no run folder or checkpoint at {target}")
-    epochs = sorted((p for p in folder.iterdir() if checkpoint_epoch(p) is not None), key=checkpoint_epoch)
-    if epochs:
-        return epochs
-    if (folder / LAST).is_file():
-        return [folder / LAST]
-    raise CheckpointError(
-        f"{target} holds no checkpoints (expected {CHECKPOINT_DIR}/epoch_NNNN.pt or {LAST})"
-    )
 
 
 @dataclass(frozen=True)

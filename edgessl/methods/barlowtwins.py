@@ -1,0 +1,109 @@
+"""Barlow Twins (Zbontar, Jing, Misra, LeCun & Deny 2021, "Barlow Twins: Self-Supervised Learning
+via Redundancy Reduction").
+
+One encoder and a 3-layer projector embed two views (BYOL's asymmetric augmentation);
+the loss pulls the cross-correlation matrix of the two batch-standardised embeddings
+towards the identity: equal on the diagonal (invariance), zero off it (redundancy
+reduction). No negatives, no momentum target, no predictor, no stop-gradient. Biases and
+BN parameters learn at 0.024 times the weights' rate (0.0048 against 0.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from edgessl.augment import byol_views
+from edgessl.methods import METHODS
+from edgessl.methods.base import (
+    RGB,
+    Method,
+    MethodConfig,
+    OptimizerConfig,
+    ParamGroup,
+    Representation,
+    StepOutput,
+    is_bias_or_norm,
+)
+from edgessl.methods.heads import mlp_head
+from edgessl.methods.losses import BarlowTwinsLoss
+
+
+def _barlow_twins_optimizer() -> OptimizerConfig:
+    # Barlow Twins section 2 ("Optimization"), which follows BYOL: LARS, lr 0.2 x BatchSize/256
+    # for the weights, 10 warm-up epochs, then cosine decay (to 1/1000 in the paper; to 0 here).
+    return OptimizerConfig(
+        name="lars",
+        lr=0.2,
+        reference_batch_size=256,
+        weight_decay=1.5e-6,  # Barlow Twins section 2 (the released main.py defaults to 1e-6)
+        momentum=0.9,
+        warmup_epochs=10,
+        schedule="cosine",
+        final_lr_scale=1e-3,  # Barlow Twins section 2: cosine decay "by a factor of 1000"
+        exclude_bias_and_norm=True,  # Barlow Twins section 2: biases and BN excluded from LARS and decay
+    )
+
+
+@dataclass
+class BarlowTwinsConfig(MethodConfig):
+    # Barlow Twins trains at 2048 (section 2) and stays close to that down to 256 (section 4,
+    # figure 2), unlike SimCLR; 256 fits one edge-class GPU at 96x96, as the study's other methods.
+    batch_size: int = 256
+    optimizer: OptimizerConfig = field(default_factory=_barlow_twins_optimizer)
+    # Barlow Twins section 2: biases and BN parameters at lr 0.0048 (x BatchSize/256), the weights at 0.2.
+    bias_lr_scale: float = 0.024  # = 0.0048 / 0.2, so --lr moves both rates together
+    # Barlow Twins section 2: lambda = 5e-3 from their search (the released main.py uses 0.0051).
+    off_diagonal_weight: float = 5e-3
+    # Barlow Twins section 2 ("Architecture"): 3 linear layers of 8192, BN + ReLU after the first two.
+    hidden_dim: int = 8192
+    out_dim: int = 8192
+    # The released main.py converts the whole model to SyncBatchNorm: BN over the global batch.
+    sync_batchnorm: bool = True
+
+
+@METHODS.register("barlowtwins")
+class BarlowTwins(Method):
+    """Encoder + 3-layer projector; cross-correlation loss on BYOL's two views; the encoder is the representation."""
+
+    name = "barlowtwins"
+    Config = BarlowTwinsConfig
+
+    def __init__(
+        self, backbone: str, config: BarlowTwinsConfig, image_size: int, mean: RGB, std: RGB
+    ) -> None:
+        super().__init__(backbone, config, image_size, mean, std)
+        self.encoder = self.build_encoder(backbone)
+        # The released code: no bias in any projector Linear (BN follows, or the loss standardises).
+        self.projector = mlp_head(
+            self.encoder.feature_dim,
+            config.hidden_dim,
+            config.out_dim,
+            batch_norm=True,
+            hidden_layers=2,
+            out_bias=False,
+        )
+        self.criterion = BarlowTwinsLoss(config.off_diagonal_weight)
+        self.augment_first, self.augment_second = byol_views()  # Barlow Twins section 2: BYOL's augmentations
+
+    def make_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.augment_first(images, self.image_size), self.augment_second(images, self.image_size)
+
+    def _embed(self, view: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.encoder(self.normalize(view)))
+
+    def loss(self, views: tuple[torch.Tensor, torch.Tensor]) -> StepOutput:
+        first, second = views
+        # Each view through the network separately (per-view BN statistics), as the released code.
+        return self.criterion(self._embed(first), self._embed(second))
+
+    def param_groups(self) -> list[ParamGroup]:
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        return [
+            ParamGroup([p for p in trainable if not is_bias_or_norm(p)]),
+            ParamGroup([p for p in trainable if is_bias_or_norm(p)], lr_scale=self.config.bias_lr_scale),
+        ]
+
+    def representation(self) -> Representation:
+        return Representation(self.normalize, self.encoder, self.encoder.feature_dim)
