@@ -42,8 +42,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from edgessl import distributed
 from edgessl.data import load_dataset
+from edgessl.hardware import cpu_model
 from edgessl.methods import Method, build_method, method_class
-from edgessl.profiling.device_peak import cpu_model
 from edgessl.profiling.latency import time_calls
 from edgessl.training.optim import build_optimizer
 
