@@ -24,16 +24,18 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-from edgessl.errors import ConfigError, UnknownNameError
+from edgessl.errors import ConfigError, EdgesslError, UnknownNameError
 from edgessl.hardware import gpu_spec
 
 DEFAULT_GRID_INTENSITY = 0.42  # kgCO2eq/kWh, the study's figure (GCP asia-southeast1)
@@ -75,12 +77,17 @@ def grid_intensity(region: str) -> float:
     """kgCO2eq/kWh of ``provider:region`` (e.g. ``gcp:asia-southeast1``) from the table."""
     if region not in GRID_INTENSITY_KG_PER_KWH:
         raise UnknownNameError(
-            "region", region, GRID_INTENSITY_KG_PER_KWH, hint="Or give the intensity itself with --grid-intensity."
+            "region",
+            region,
+            GRID_INTENSITY_KG_PER_KWH,
+            hint="Or give the intensity itself with --grid-intensity.",
         )
     return GRID_INTENSITY_KG_PER_KWH[region]
 
 
-def modelled_kwh(seconds: float, gpu_tdp_w: float, cpu_tdp_w: float, cpu_fraction: float, pue: float) -> float:
+def modelled_kwh(
+    seconds: float, gpu_tdp_w: float, cpu_tdp_w: float, cpu_fraction: float, pue: float
+) -> float:
     """(GPU TDP + CPU TDP x fraction of CPU used) x hours x PUE, in kWh."""
     return (gpu_tdp_w + cpu_tdp_w * cpu_fraction) * seconds / 3600.0 * pue / 1000.0
 
@@ -115,7 +122,11 @@ class EnergyReport:
 
     def scaled(self, factor: float) -> EnergyReport:
         """The same power drawn ``factor`` times as long (projects a short run to an epoch)."""
-        scaled = {k: v * factor for k, v in asdict(self).items() if k in ("seconds", "energy_kwh", "co2_kg", "gpu_kwh", "cpu_kwh")}
+        scaled = {
+            k: v * factor
+            for k, v in asdict(self).items()
+            if k in ("seconds", "energy_kwh", "co2_kg", "gpu_kwh", "cpu_kwh")
+        }
         return EnergyReport(**{**asdict(self), **scaled})
 
 
@@ -158,7 +169,9 @@ class EnergyMeter:
         self.device = torch.device(device)
         self.pue = pue
         self.grid_intensity = grid_intensity_kg_per_kwh
-        self.cpu_tdp_w = cpu_tdp_w if cpu_tdp_w is not None else DEFAULT_CPU_W_PER_CORE * (os.cpu_count() or 1)
+        self.cpu_tdp_w = (
+            cpu_tdp_w if cpu_tdp_w is not None else DEFAULT_CPU_W_PER_CORE * (os.cpu_count() or 1)
+        )
         self.cpu_fraction = cpu_share()
         self.gpu_tdp_w = self._gpu_tdp(gpu_tdp_w)  # None: unknown, fine while NVML measures
         self._start: float | None = None
@@ -182,7 +195,9 @@ class EnergyMeter:
             self._start_mj = _nvml_energy_mj(self.device)
             if self._start_mj is None and self.gpu_tdp_w is None:
                 name = torch.cuda.get_device_name(self.device)
-                raise ConfigError(f"NVML cannot measure '{name}' and its TDP is not in the table; give it with --gpu-tdp WATTS")
+                raise ConfigError(
+                    f"NVML cannot measure '{name}' and its TDP is not in the table; give it with --gpu-tdp WATTS"
+                )
         self._start = time.perf_counter()
         return self
 
@@ -229,3 +244,37 @@ class EnergyMeter:
         if self._start is None:
             raise RuntimeError("EnergyMeter.report() called before the meter was entered")
         return self._measure()
+
+
+@contextmanager
+def optional_meter(device: str | torch.device, warn: Callable[[str], None]) -> Iterator[EnergyMeter | None]:
+    """An :class:`EnergyMeter` over the block, or ``None`` (no energy record) when it cannot measure ``device``.
+
+    Training must not fail for want of a power reading (an unlisted GPU without NVML):
+    ``warn`` is told why, once.
+    """
+    meter = EnergyMeter(device)
+    try:
+        meter.__enter__()
+    except EdgesslError as exc:
+        warn(f"energy not recorded: {exc}")
+        yield None
+        return
+    try:
+        yield meter
+    finally:
+        meter.__exit__(None, None, None)
+
+
+ENERGY_TOTALS = ("seconds", "energy_kwh", "co2_kg", "gpu_kwh", "cpu_kwh")  # what adds up across resumes
+
+
+def energy_so_far(meter: EnergyMeter | None, prior: dict[str, Any] | None) -> dict[str, Any] | None:
+    """This segment's energy report with the totals of earlier segments of the run added."""
+    if meter is None:
+        return prior
+    current = meter.report().as_dict()
+    return {
+        **current,
+        **{key: float((prior or {}).get(key, 0.0)) + float(current[key]) for key in ENERGY_TOTALS},
+    }

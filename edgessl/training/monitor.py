@@ -78,7 +78,9 @@ class OnlineMonitor:
     ) -> OnlineMonitor:
         """Labelled ``train``/``test`` splits of the pretext dataset when it has them, else pretext images only."""
         try:
-            train, test = load_labelled_splits(pretext.name, data_root, pretext.image_size, purpose="online kNN")
+            train, test = load_labelled_splits(
+                pretext.name, data_root, pretext.image_size, purpose="online kNN"
+            )
         except EdgesslError as exc:
             console.print(
                 f"online kNN skipped: {pretext.name} has no labelled train/test splits ({exc})", markup=False

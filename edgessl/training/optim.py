@@ -193,7 +193,10 @@ class WarmupSchedule:
 def warmup_schedule(config: OptimizerConfig, steps_per_epoch: int, total_steps: int) -> WarmupSchedule:
     SCHEDULES.get(config.schedule)  # fail on a wrong name now, not at the first step
     return WarmupSchedule(
-        min(config.warmup_epochs * steps_per_epoch, total_steps), total_steps, config.schedule, config.final_lr_scale
+        min(config.warmup_epochs * steps_per_epoch, total_steps),
+        total_steps,
+        config.schedule,
+        config.final_lr_scale,
     )
 
 

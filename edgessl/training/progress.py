@@ -123,3 +123,23 @@ def monitor_text(values: dict[str, Any]) -> str:
         for key, (label, style) in MONITOR_LABELS.items()
         if key in values
     )
+
+
+def start_line(trainer: Any, changes: dict[str, tuple[Any, Any]] | None) -> str:
+    """What the run is about to do, in one line: method, data, batch split, lr, steps, device, folder."""
+    from edgessl.training.optim import scaled_lr
+
+    config, plan, data, accelerator = trainer.config, trainer.plan, trainer.dataset, trainer.accelerator
+    changed = ", ".join(f"{key} {old} -> {new}" for key, (old, new) in (changes or {}).items())
+    what = (
+        "training"
+        if changes is None
+        else f"resuming from step {trainer.state.position.step}" + (f" ({changed})" if changed else "")
+    )
+    optimizer = trainer.method_config.optimizer
+    return (
+        f"{what}: {config.method} on {config.backbone}, {len(data):,} images {data.image_size}px, "
+        f"batch {plan.global_batch} ({accelerator.num_processes} process(es) x {config.grad_accum} accumulation), "
+        f"lr {scaled_lr(optimizer, plan.global_batch):.4g} ({optimizer.name}), "
+        f"{plan.steps_per_epoch} steps/epoch x {config.epochs} epochs on {accelerator.device} -> {config.out}"
+    )

@@ -122,7 +122,11 @@ def resume_changes(
     """
     old, new = _flatten(saved), _flatten(config_to_dict(resolved))
     skipped = ("out", *MIRRORED)
-    differences = {key: (old.get(key), value) for key, value in new.items() if key not in skipped and old.get(key) != value}
+    differences = {
+        key: (old.get(key), value)
+        for key, value in new.items()
+        if key not in skipped and old.get(key) != value
+    }
     refused = {key: pair for key, pair in differences.items() if key not in RESUMABLE}
     if refused:
         listed = "; ".join(

@@ -10,12 +10,52 @@ from __future__ import annotations
 import errno
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from edgessl.errors import DiskFullError
 
 METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass
+class PendingStep:
+    """A step whose loss and diagnostics are still on the device; ``extra`` holds host values (monitor)."""
+
+    step: int
+    epoch: int
+    lr: float
+    loss: Any  # a 0-d tensor
+    metrics: dict[str, Any]
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def read_back(pending: list[PendingStep], accelerator: Any, images_per_s: float) -> list[dict[str, Any]]:
+    """The records of ``pending`` steps: one device sync, averaged over processes, up to the first non-finite loss.
+
+    A non-finite loss is recorded as ``null`` and ends the list, so the log shows where
+    the run went wrong and stops there.
+    """
+    import torch
+
+    names = sorted(pending[0].metrics)
+    stacked = torch.stack([torch.stack([p.loss, *(p.metrics[n] for n in names)]) for p in pending])
+    if accelerator.num_processes > 1:
+        stacked = accelerator.reduce(stacked, reduction="mean")
+    records = []
+    for item, (loss, *metrics) in zip(pending, stacked.tolist(), strict=True):
+        finite = bool(np.isfinite(loss))
+        record = {"step": item.step, "epoch": item.epoch, "loss": loss if finite else None, "lr": item.lr}
+        records.append(
+            {**record, "images_per_s": images_per_s, **dict(zip(names, metrics, strict=True)), **item.extra}
+        )
+        if not finite:
+            records[-1]["nonfinite_loss"] = str(loss)
+            break
+    return records
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -72,6 +112,9 @@ class MetricsLog:
             f"no space left to write {self.path}; free some space and continue with --resume "
             "(the log and the last checkpoint are intact)"
         )
+
+    def has_records(self) -> bool:
+        return self.path.is_file() and self.path.stat().st_size > 0
 
     def close(self) -> None:
         if self._fd is not None:

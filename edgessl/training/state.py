@@ -105,3 +105,20 @@ class TrainingState:
             set_rng_state(checkpoint["rng"][index])
         else:  # more processes than the run had: fresh streams for the new ones
             seed_everything(self.seed + 7919 * index + step)
+
+
+def checkpoint_metadata(
+    config: Any, method_config: Any, dataset: Any, accelerator: Any, position: Position
+) -> dict[str, Any]:
+    """What a checkpoint says about its run (the trainer adds ``train_seconds`` and ``energy``)."""
+    from edgessl import __version__
+    from edgessl.config import config_to_dict
+
+    return {
+        "method": config.method, "backbone": config.backbone, "dataset": config.data, "split": config.split,
+        "method_config": config_to_dict(method_config), "train_config": config_to_dict(config),
+        "num_images": len(dataset), "image_size": dataset.image_size, "mean": list(dataset.mean), "std": list(dataset.std),
+        "epoch": position.epoch, "step": position.step, "resumes": list(position.resumes),
+        "num_processes": accelerator.num_processes, "mixed_precision": accelerator.mixed_precision,
+        "edgessl_version": __version__,
+    }  # fmt: skip

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgessl.errors import ConfigError
+from edgessl.errors import ConfigError, EdgesslError
 
 # tracker -> (module that must be importable, the extra that installs it)
 TRACKERS = {
@@ -71,3 +71,16 @@ def flat_config(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
                 value if isinstance(value, (bool, int, float, str)) or value is None else str(value)
             )
     return flat
+
+
+def start_trackers(accelerator: Any, run_dir: Path, log_with: str | None, config: dict[str, Any]) -> None:
+    """``accelerator.init_trackers`` with the run's config as hyper-parameters; a failure is one line."""
+    if not accelerator.log_with:
+        return
+    try:
+        accelerator.init_trackers(
+            run_dir.name, config=flat_config(config), init_kwargs=tracker_init_kwargs(run_dir)
+        )
+    except Exception as exc:  # noqa: BLE001 (each tracker library raises its own types)
+        first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        raise EdgesslError(f"could not start --log-with {log_with}: {first}") from None
