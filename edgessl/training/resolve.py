@@ -120,7 +120,10 @@ def resume_changes(
     Raises :class:`ConfigError` naming every other difference, and when ``epochs`` would
     end the run before the epochs it has already trained.
     """
-    old, new = _flatten(saved), _flatten(config_to_dict(resolved))
+    # A field the run's edgessl did not have yet counts as its default (so old runs stay resumable).
+    fresh = TrainConfig(method=resolved.method, backbone=resolved.backbone)
+    defaults = _flatten(config_to_dict(resolved_train_config(fresh, resolve_method_config(fresh))))
+    old, new = {**defaults, **_flatten(saved)}, _flatten(config_to_dict(resolved))
     skipped = ("out", *MIRRORED)
     differences = {
         key: (old.get(key), value)

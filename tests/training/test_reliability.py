@@ -382,3 +382,15 @@ def test_train_starts_from_outside_weights_and_records_them(tmp_path: Path) -> N
             progress=False,
         )
     assert not (tmp_path / "other").exists()
+
+
+def test_a_run_saved_before_a_config_field_existed_still_resumes(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(tiny(run, max_steps=15), progress=False)
+    last = run / CHECKPOINT_DIR / LAST
+    state = load_checkpoint(last)
+    for key in ("monitor_every", "weights"):  # as an older edgessl wrote it
+        del state["metadata"]["train_config"][key]
+    del state["metadata"]["train_config"]["method_overrides"]["optimizer"]["final_lr_scale"]
+    save_checkpoint({k: v for k, v in state.items() if k not in ("format", "format_version")}, last)
+    assert train(tiny(run), resume=True, progress=False).steps == 30
