@@ -86,7 +86,8 @@ def main() -> None:
     (RESULTS / "monitor_cost.json").write_text(json.dumps(result, indent=2) + "\n")
     m = result["machine"]
     rows = "\n".join(
-        f"| {i + 1} | {off:.1f} | {on:.1f} | {on / off - 1:+.1%} |" for i, (off, on) in enumerate(zip(times[0], times[1], strict=True))
+        f"| {i + 1} | {off:.1f} | {on:.1f} | {on / off - 1:+.1%} |"
+        for i, (off, on) in enumerate(zip(times[0], times[1], strict=True))
     )
     (RESULTS / "monitor_cost.md").write_text(
         f"# Online monitoring cost\n\n{args.method} on {args.backbone}, {args.data} '{args.split}' at {args.image_size}px, "

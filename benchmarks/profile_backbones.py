@@ -83,9 +83,11 @@ def _training_lines(reports: list[dict[str, Any]], method: str) -> list[str]:
         return [f"Pretraining cost not measured: method '{method}' was not importable when this ran."]
     options = trained[0][0]["options"]
     lines = [
-        (f"Pretraining ({method}, batch {options['train_batch_size']}, {options['train_steps']} timed steps after "
-        f"{options['train_warmup']} warm-up, {trained[0][0]['machine']['threads']} threads), projected to "
-        f"{options['epochs']} STL-10 epochs of 100,000 images; energy modelled as in edgessl.energy:"),
+        (
+            f"Pretraining ({method}, batch {options['train_batch_size']}, {options['train_steps']} timed steps after "
+            f"{options['train_warmup']} warm-up, {trained[0][0]['machine']['threads']} threads), projected to "
+            f"{options['epochs']} STL-10 epochs of 100,000 images; energy modelled as in edgessl.energy:"
+        ),
         "",
         "| backbone | images/s | per epoch (h) | total (h) | kWh | kgCO2eq | source |",
         "|---|---|---|---|---|---|---|",
@@ -139,11 +141,15 @@ def main() -> None:
         "",
         *_training_lines(reports, args.method),
         "",
-        (f"Machine: {machine['cpu_model']}, {machine['logical_cores']} cores (shared with other jobs: timings are noisy; {load}), "
-        f"torch {machine['torch_version']}, onnxruntime {machine['onnxruntime_version']}, {reports[0]['created'][:10]}."),
+        (
+            f"Machine: {machine['cpu_model']}, {machine['logical_cores']} cores (shared with other jobs: timings are noisy; {load}), "
+            f"torch {machine['torch_version']}, onnxruntime {machine['onnxruntime_version']}, {reports[0]['created'][:10]}."
+        ),
     ]
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{NAME}.json").write_text(json.dumps({"load_average": load, "runs": reports}, indent=2) + "\n")
+    (RESULTS / f"{NAME}.json").write_text(
+        json.dumps({"load_average": load, "runs": reports}, indent=2) + "\n"
+    )
     (RESULTS / f"{NAME}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"(written {datetime.datetime.now():%H:%M}) -> {RESULTS / NAME}.md / .json")

@@ -22,7 +22,9 @@ class UnknownNameError(EdgesslError, KeyError):
 
     exit_code = 2
 
-    def __init__(self, kind: str, name: str, choices: Iterable[str], hint: str = "", listed: int | None = None) -> None:
+    def __init__(
+        self, kind: str, name: str, choices: Iterable[str], hint: str = "", listed: int | None = None
+    ) -> None:
         """``listed`` caps the names shown to the closest few (for catalogues like timm's ~1,300 models)."""
         self.kind, self.name, self.choices = kind, name, sorted(choices)
         close = difflib.get_close_matches(name, self.choices, n=max(listed or 1, 1), cutoff=0.4)

@@ -49,6 +49,7 @@ def stale_temporaries(folder: Path) -> list[Path]:
     """Temporary files :func:`atomic_output` left in ``folder`` when its process was killed mid-write."""
     return sorted(folder.glob(f".*{TEMP_MARK}*")) if folder.is_dir() else []
 
+
 from edgessl.errors import EdgesslError
 
 

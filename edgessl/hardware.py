@@ -157,7 +157,9 @@ def device_peak(device: str, threads: int) -> DevicePeak:
         spec = gpu_spec(name)
         if spec is None:
             return DevicePeak(name, None, f"'{name}' is not in edgessl.hardware.GPU_SPECS")
-        return DevicePeak(name, spec.fp32_tflops * 1e12 / 2, f"FP32 {spec.fp32_tflops} TFLOPS / 2 ({spec.source})")
+        return DevicePeak(
+            name, spec.fp32_tflops * 1e12 / 2, f"FP32 {spec.fp32_tflops} TFLOPS / 2 ({spec.source})"
+        )
     features = read_cpu_features()
     if features is None:
         return DevicePeak("cpu", None, "no x86 /proc/cpuinfo to read flags and clock from")
@@ -170,7 +172,9 @@ def device_peak(device: str, threads: int) -> DevicePeak:
     return DevicePeak(features.model, peak, basis)
 
 
-def efficiency(macs_per_image: float, batch_size: int, seconds: float, peak_macs_per_second: float | None) -> float | None:
+def efficiency(
+    macs_per_image: float, batch_size: int, seconds: float, peak_macs_per_second: float | None
+) -> float | None:
     """Achieved MAC/s of one call as a fraction of the peak (None when the peak is unknown)."""
     if peak_macs_per_second is None or seconds <= 0:
         return None

@@ -88,7 +88,9 @@ class RunFolder:
             return [self.last]
         if not self.path.is_dir():
             raise CheckpointError(f"no run folder or checkpoint at {self.path}")
-        raise CheckpointError(f"{self.path} holds no checkpoints (expected {CHECKPOINT_DIR}/epoch_NNNN.pt or {LAST})")
+        raise CheckpointError(
+            f"{self.path} holds no checkpoints (expected {CHECKPOINT_DIR}/epoch_NNNN.pt or {LAST})"
+        )
 
     def pick(self, epoch: int | None = None) -> Path:
         """The checkpoint of ``epoch``, or the last epoch's (what export and explain use by default)."""
@@ -99,7 +101,9 @@ class RunFolder:
         if not matching:
             epochs = [e for e in map(checkpoint_epoch, checkpoints) if e is not None]
             kept = f"epochs {', '.join(map(str, epochs))}" if epochs else f"only {checkpoints[0].name}"
-            raise CheckpointError(f"{self.path} has no checkpoint of epoch {epoch} (it keeps {kept}); pick one of those")
+            raise CheckpointError(
+                f"{self.path} has no checkpoint of epoch {epoch} (it keeps {kept}); pick one of those"
+            )
         return matching[0]
 
     def newest(self) -> Path | None:

@@ -18,7 +18,9 @@ CACHE = Path(os.environ.get("EDGESSL_TEST_CACHE", Path.home() / ".cache" / "edge
 def stl10_mini_root() -> Path:
     """Folder holding the real STL-10 subset's ``stl10_binary/``."""
     if not (STL10_MINI / "stl10_binary").is_dir():
-        pytest.skip(f"real STL-10 subset not found at {STL10_MINI} (only present beside the project checkout)")
+        pytest.skip(
+            f"real STL-10 subset not found at {STL10_MINI} (only present beside the project checkout)"
+        )
     return STL10_MINI
 
 

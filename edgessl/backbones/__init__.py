@@ -15,7 +15,9 @@ from edgessl.registry import Registry
 EncoderFactory = Callable[[int], Encoder]  # in_channels -> Encoder
 
 TIMM_PREFIX = "timm:"
-BACKBONES: Registry[EncoderFactory] = Registry("backbone", hint=f"Any timm model works as {TIMM_PREFIX}<name>.")
+BACKBONES: Registry[EncoderFactory] = Registry(
+    "backbone", hint=f"Any timm model works as {TIMM_PREFIX}<name>."
+)
 
 # The study's FLOPs row of Table 1: multiply-accumulates at 224x224 (thop counts MACs).
 STUDY_MACS_224: dict[str, float] = {

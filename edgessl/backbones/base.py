@@ -30,15 +30,22 @@ class Encoder(nn.Module):
     """
 
     def __init__(
-        self, features: nn.Module, feature_dim: int, spec: BackboneSpec, pool: nn.Module | None = None,
-        source: nn.Module | None = None, head_prefixes: tuple[str, ...] = (),
+        self,
+        features: nn.Module,
+        feature_dim: int,
+        spec: BackboneSpec,
+        pool: nn.Module | None = None,
+        source: nn.Module | None = None,
+        head_prefixes: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         self.features = features
         self.pool = pool if pool is not None else nn.AdaptiveAvgPool2d(1)
         self.feature_dim = feature_dim
         self.spec = spec
-        self.weight_layout: WeightLayout | None = None if source is None else weight_layout(spec.variant, source, self, head_prefixes)
+        self.weight_layout: WeightLayout | None = (
+            None if source is None else weight_layout(spec.variant, source, self, head_prefixes)
+        )
 
     def forward_spatial(self, images: torch.Tensor) -> torch.Tensor:
         return self.features(images)

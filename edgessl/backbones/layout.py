@@ -16,7 +16,9 @@ class WeightLayout:
 
     library: str  # "torchvision resnet18", "timm efficientnet_lite0"
     to_encoder: dict[str, str]  # library key -> encoder key
-    head_prefixes: tuple[str, ...]  # library modules the encoder dropped (its classifier): "fc.", "classifier."
+    head_prefixes: tuple[
+        str, ...
+    ]  # library modules the encoder dropped (its classifier): "fc.", "classifier."
 
 
 def weight_layout(

@@ -15,9 +15,21 @@ def _resnet_encoder(name: str, make: Callable[..., ResNet], in_channels: int, in
     model = make(weights=None)
     replace_first_conv(model, in_channels)
     features = nn.Sequential(
-        model.conv1, model.bn1, model.relu, model.maxpool, model.layer1, model.layer2, model.layer3, model.layer4
+        model.conv1,
+        model.bn1,
+        model.relu,
+        model.maxpool,
+        model.layer1,
+        model.layer2,
+        model.layer3,
+        model.layer4,
     )
-    return Encoder(features, model.fc.in_features, BackboneSpec(name, f"torchvision {make.__name__}", in_study), source=model)
+    return Encoder(
+        features,
+        model.fc.in_features,
+        BackboneSpec(name, f"torchvision {make.__name__}", in_study),
+        source=model,
+    )
 
 
 @BACKBONES.register("resnet18")

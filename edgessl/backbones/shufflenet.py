@@ -29,7 +29,9 @@ def _shufflenet_encoder(name: str, width: str, in_channels: int) -> Encoder:
     make = _WIDTHS[width]
     model = make(weights=None)
     replace_first_conv(model, in_channels)
-    features = nn.Sequential(model.conv1, model.maxpool, model.stage2, model.stage3, model.stage4, model.conv5)
+    features = nn.Sequential(
+        model.conv1, model.maxpool, model.stage2, model.stage3, model.stage4, model.conv5
+    )
     spec = BackboneSpec(name, f"torchvision {make.__name__}", in_study=name == "shufflenetv2")
     return Encoder(features, model.fc.in_features, spec, source=model)
 

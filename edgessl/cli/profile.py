@@ -36,30 +36,90 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
     )
     what = parser.add_argument_group("what to profile")
-    what.add_argument("--backbone", action="append", default=[], metavar="NAME", help="backbone(s), repeatable or comma-separated; timm:<name> works")
+    what.add_argument(
+        "--backbone",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="backbone(s), repeatable or comma-separated; timm:<name> works",
+    )
     what.add_argument("--all", action="store_true", help="the study's five backbones")
     what.add_argument("--image-size", type=int, default=96, help="square image side (default 96, STL-10)")
     how = parser.add_argument_group("latency")
-    how.add_argument("--batch-sizes", type=_positive_ints, default=(1, 32), help="comma-separated (default 1,32)")
+    how.add_argument(
+        "--batch-sizes", type=_positive_ints, default=(1, 32), help="comma-separated (default 1,32)"
+    )
     how.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default cpu)")
-    how.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch and ORT intra-op threads (default: all cores)")
-    how.add_argument("--backends", type=_names, default=None, help="comma-separated subset of eager,channels_last,onnxruntime,onnxruntime-cuda")
+    how.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="torch and ORT intra-op threads (default: all cores)",
+    )
+    how.add_argument(
+        "--backends",
+        type=_names,
+        default=None,
+        help="comma-separated subset of eager,channels_last,onnxruntime,onnxruntime-cuda",
+    )
     how.add_argument("--warmup", type=int, default=5, help="untimed calls before timing (default 5)")
-    how.add_argument("--repeats", type=int, default=30, help="timed calls per backend and batch size (default 30)")
+    how.add_argument(
+        "--repeats", type=int, default=30, help="timed calls per backend and batch size (default 30)"
+    )
     train = parser.add_argument_group("training cost")
-    train.add_argument("--method", default="simclr", help="pretraining method to time, or 'none' to skip (default simclr)")
-    train.add_argument("--epochs", type=int, default=100, help="epochs to project the time and energy to (default 100, the study's)")
-    train.add_argument("--train-batch-size", type=int, default=32, help="batch of the timed steps (default 32)")
-    train.add_argument("--train-steps", type=int, default=3, help="timed training steps (default 3, after 1 warm-up)")
+    train.add_argument(
+        "--method", default="simclr", help="pretraining method to time, or 'none' to skip (default simclr)"
+    )
+    train.add_argument(
+        "--epochs",
+        type=int,
+        default=100,
+        help="epochs to project the time and energy to (default 100, the study's)",
+    )
+    train.add_argument(
+        "--train-batch-size", type=int, default=32, help="batch of the timed steps (default 32)"
+    )
+    train.add_argument(
+        "--train-steps", type=int, default=3, help="timed training steps (default 3, after 1 warm-up)"
+    )
     energy = parser.add_argument_group("energy and CO2")
-    energy.add_argument("--gpu-tdp", type=float, default=None, metavar="W", help="GPU board power (default: looked up by GPU name)")
-    energy.add_argument("--cpu-tdp", type=float, default=None, metavar="W", help="CPU package power (default: 12 W x logical cores)")
-    energy.add_argument("--pue", type=float, default=1.0, help="data-centre power usage effectiveness (default 1.0)")
+    energy.add_argument(
+        "--gpu-tdp",
+        type=float,
+        default=None,
+        metavar="W",
+        help="GPU board power (default: looked up by GPU name)",
+    )
+    energy.add_argument(
+        "--cpu-tdp",
+        type=float,
+        default=None,
+        metavar="W",
+        help="CPU package power (default: 12 W x logical cores)",
+    )
+    energy.add_argument(
+        "--pue", type=float, default=1.0, help="data-centre power usage effectiveness (default 1.0)"
+    )
     grid = energy.add_mutually_exclusive_group()
-    grid.add_argument("--region", default=None, help="provider:region for the grid intensity, e.g. gcp:asia-southeast1")
-    grid.add_argument("--grid-intensity", type=float, default=None, metavar="KG_PER_KWH", help="kgCO2eq per kWh (default 0.42, the study's)")
+    grid.add_argument(
+        "--region", default=None, help="provider:region for the grid intensity, e.g. gcp:asia-southeast1"
+    )
+    grid.add_argument(
+        "--grid-intensity",
+        type=float,
+        default=None,
+        metavar="KG_PER_KWH",
+        help="kgCO2eq per kWh (default 0.42, the study's)",
+    )
     add_weights_options(parser, with_backbone=False, with_normalization=False)
-    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH", help="write JSON (to stdout, or PATH) instead of tables")
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="PATH",
+        help="write JSON (to stdout, or PATH) instead of tables",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -69,11 +129,15 @@ def _backbones(args: argparse.Namespace) -> list[str]:
 
     names = [name for value in args.backbone for name in _names(value)]
     if args.all:
-        names += [name for name in backbone_names() if build_backbone(name).spec.in_study and name not in names]
+        names += [
+            name for name in backbone_names() if build_backbone(name).spec.in_study and name not in names
+        ]
     if not names:
         raise ConfigError("nothing to profile: give --backbone NAME (repeatable) or --all")
     if args.weights is not None and len(names) != 1:
-        raise ConfigError(f"--weights is a state dict for one backbone; got {len(names)} ({', '.join(names)})")
+        raise ConfigError(
+            f"--weights is a state dict for one backbone; got {len(names)} ({', '.join(names)})"
+        )
     return names
 
 
@@ -87,7 +151,12 @@ def _options(args: argparse.Namespace) -> Any:
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {args.device} but torch sees no CUDA device; use --device cpu")
-    for name, value in (("--threads", args.threads), ("--repeats", args.repeats), ("--epochs", args.epochs), ("--image-size", args.image_size)):
+    for name, value in (
+        ("--threads", args.threads),
+        ("--repeats", args.repeats),
+        ("--epochs", args.epochs),
+        ("--image-size", args.image_size),
+    ):
         if value < 1:
             raise ConfigError(f"{name} must be at least 1 (got {value})")
     intensity = grid_intensity(args.region) if args.region else args.grid_intensity
@@ -138,7 +207,9 @@ def _cost_table(report: dict[str, Any]) -> Any:
     from rich.table import Table
 
     size = report["options"]["image_size"]
-    table = Table(title=f"Size and compute per image at {size}x{size} (MACs = multiply-accumulates, FLOPs = 2 x MACs)")
+    table = Table(
+        title=f"Size and compute per image at {size}x{size} (MACs = multiply-accumulates, FLOPs = 2 x MACs)"
+    )
     table.add_column("backbone", no_wrap=True)
     for column in ("params", "trainable", "MACs (thop)", "FLOPs", "conv/linear MACs: thop", "flop_counter"):
         table.add_column(column, justify="right", no_wrap=True)
@@ -167,7 +238,9 @@ def _latency_table(report: dict[str, Any]) -> Any:
     from rich.table import Table
 
     machine = report["machine"]
-    table = Table(title=f"Inference latency per call on {machine['device_name']} ({machine['threads']} threads)")
+    table = Table(
+        title=f"Inference latency per call on {machine['device_name']} ({machine['threads']} threads)"
+    )
     table.add_column("backbone", no_wrap=True)
     table.add_column("backend", no_wrap=True)
     for column in ("batch", "median ms", "p90 ms", "images/s", "x eager", "% of peak"):
@@ -191,7 +264,9 @@ def _training_table(report: dict[str, Any]) -> Any:
     from rich.table import Table
 
     epochs = report["options"]["epochs"]
-    table = Table(title=f"Pretraining cost (measured steps, projected to STL-10 epochs of 100,000 images; {epochs} epochs)")
+    table = Table(
+        title=f"Pretraining cost (measured steps, projected to STL-10 epochs of 100,000 images; {epochs} epochs)"
+    )
     table.add_column("backbone", no_wrap=True)
     table.add_column("method", no_wrap=True)
     for column in ("batch", "images/s", "per epoch", f"{epochs} epochs", "kWh", "kgCO2eq", "energy source"):
@@ -240,11 +315,17 @@ def _render(report: dict[str, Any], console: Any) -> None:
     console.print(_latency_table(report))
     if any(entry["training"] for entry in report["backbones"]):
         console.print(_training_table(report))
-        energy = next(entry["training"]["projected_energy"] for entry in report["backbones"] if entry["training"])
+        energy = next(
+            entry["training"]["projected_energy"] for entry in report["backbones"] if entry["training"]
+        )
         console.print(_energy_basis(energy), soft_wrap=True)
     peak = report["machine"]["peak"]
     peak_text = f"{peak['peak_macs_per_second']:.3e} MAC/s" if peak["peak_macs_per_second"] else "unknown"
     console.print(f"Peak: {peak_text} ({peak['basis']}).", soft_wrap=True)
-    skipped = {backend: reason for entry in report["backbones"] for backend, reason in entry["latency_skipped"].items()}
+    skipped = {
+        backend: reason
+        for entry in report["backbones"]
+        for backend, reason in entry["latency_skipped"].items()
+    }
     for backend, reason in skipped.items():
         console.print(f"Skipped {backend}: {reason}.", soft_wrap=True)

@@ -80,7 +80,9 @@ def euclidean_majority_vote(
         counts.scatter_add_(1, votes_for, torch.ones_like(votes_for))
         nearest = torch.full(counts.shape, float("inf"), dtype=distances.dtype, device=queries.device)
         nearest.scatter_reduce_(1, votes_for, distances, reduce="amin")
-        nearest.masked_fill_(counts < counts.amax(1, keepdim=True), float("inf"))  # only the tied leaders compete
+        nearest.masked_fill_(
+            counts < counts.amax(1, keepdim=True), float("inf")
+        )  # only the tied leaders compete
         return nearest.argmin(1)
 
     return vote
@@ -148,7 +150,9 @@ def knn_predict(
     k = min(k, len(bank))
     rows = queries_per_chunk(len(bank), k, num_classes, memory_budget_bytes)
     vote = vote_with(bank, labels, k, num_classes, temperature)
-    predictions = [vote(chunk.to(device).float()).to(test_features.device) for chunk in test_features.split(rows)]
+    predictions = [
+        vote(chunk.to(device).float()).to(test_features.device) for chunk in test_features.split(rows)
+    ]
     return (
         torch.cat(predictions)
         if predictions

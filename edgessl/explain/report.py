@@ -72,8 +72,12 @@ class ExplainContext:
 
         # Full-batch steps: the problem is convex and small, and a few hundred of them at a
         # larger rate cost less than many tiny ones.
-        options = LinearOptions(epochs=self.options.head_epochs, lr=self.options.head_lr, batch_size=0, seed=self.options.seed)
-        trained = train_linear_classifier(self.train_features, self.train.labels, self.train.num_classes, options)
+        options = LinearOptions(
+            epochs=self.options.head_epochs, lr=self.options.head_lr, batch_size=0, seed=self.options.seed
+        )
+        trained = train_linear_classifier(
+            self.train_features, self.train.labels, self.train.num_classes, options
+        )
         return Classifier(self.model, trained.head.to(self.device)).eval()
 
     @cached_property

@@ -29,7 +29,12 @@ from edgessl.export.onnx_export import BATCH_DIM, OUTPUT_NAME
 SCORES, LABEL = "scores", "label"
 
 
-def _with_head(encoder: onnx.ModelProto, nodes: list[onnx.NodeProto], initializers: list[onnx.TensorProto], num_classes: int) -> onnx.ModelProto:
+def _with_head(
+    encoder: onnx.ModelProto,
+    nodes: list[onnx.NodeProto],
+    initializers: list[onnx.TensorProto],
+    num_classes: int,
+) -> onnx.ModelProto:
     """A copy of ``encoder`` whose ``features`` output feeds ``nodes``; outputs become scores and label."""
     model = onnx.ModelProto()
     model.CopyFrom(encoder)
@@ -39,14 +44,18 @@ def _with_head(encoder: onnx.ModelProto, nodes: list[onnx.NodeProto], initialize
     del graph.output[:]
     graph.node.extend(nodes)
     graph.initializer.extend(initializers)
-    graph.output.extend([
-        helper.make_tensor_value_info(SCORES, TensorProto.FLOAT, [batch_dim, num_classes]),
-        helper.make_tensor_value_info(LABEL, TensorProto.INT64, [batch_dim]),
-    ])
+    graph.output.extend(
+        [
+            helper.make_tensor_value_info(SCORES, TensorProto.FLOAT, [batch_dim, num_classes]),
+            helper.make_tensor_value_info(LABEL, TensorProto.INT64, [batch_dim]),
+        ]
+    )
     return model
 
 
-def knn_head(encoder: onnx.ModelProto, bank: np.ndarray, bank_labels: np.ndarray, num_classes: int, k: int = 200) -> onnx.ModelProto:
+def knn_head(
+    encoder: onnx.ModelProto, bank: np.ndarray, bank_labels: np.ndarray, num_classes: int, k: int = 200
+) -> onnx.ModelProto:
     """Encoder + Euclidean majority-vote kNN over ``bank`` (N, D) with ``bank_labels`` (N,)."""
     bank = np.ascontiguousarray(bank, dtype=np.float32)
     k = min(k, len(bank))
@@ -67,9 +76,18 @@ def knn_head(encoder: onnx.ModelProto, bank: np.ndarray, bank_labels: np.ndarray
         helper.make_node("MatMul", [OUTPUT_NAME, "knn_bank_t"], ["knn_dot"]),
         helper.make_node("Mul", ["knn_dot", "knn_two"], ["knn_dot2"]),
         helper.make_node("Sub", ["knn_bank_sq", "knn_dot2"], ["knn_partial_distance"]),
-        helper.make_node("TopK", ["knn_partial_distance", "knn_k"], ["knn_top_distance", "knn_top_index"], axis=1, largest=0, sorted=1),
+        helper.make_node(
+            "TopK",
+            ["knn_partial_distance", "knn_k"],
+            ["knn_top_distance", "knn_top_index"],
+            axis=1,
+            largest=0,
+            sorted=1,
+        ),
         helper.make_node("Gather", ["knn_bank_labels", "knn_top_index"], ["knn_top_label"], axis=0),
-        helper.make_node("OneHot", ["knn_top_label", "knn_depth", "knn_onehot_values"], ["knn_onehot"], axis=-1),
+        helper.make_node(
+            "OneHot", ["knn_top_label", "knn_depth", "knn_onehot_values"], ["knn_onehot"], axis=-1
+        ),
         helper.make_node("ReduceSum", ["knn_onehot", "knn_axis1"], ["knn_counts"], keepdims=0),
         helper.make_node("Mul", ["knn_onehot", "knn_rank_weight"], ["knn_ranked"]),
         helper.make_node("ReduceMax", ["knn_ranked", "knn_axis1"], ["knn_nearest_bonus"], keepdims=0),
@@ -83,12 +101,13 @@ def knn_head(encoder: onnx.ModelProto, bank: np.ndarray, bank_labels: np.ndarray
 
 def linear_head(encoder: onnx.ModelProto, weight: np.ndarray, bias: np.ndarray) -> onnx.ModelProto:
     """Encoder + ``softmax(features @ weight + bias)``; ``weight`` is (D, C)."""
-    init = [numpy_helper.from_array(weight.astype(np.float32), "linear_weight"), numpy_helper.from_array(bias.astype(np.float32), "linear_bias")]
+    init = [
+        numpy_helper.from_array(weight.astype(np.float32), "linear_weight"),
+        numpy_helper.from_array(bias.astype(np.float32), "linear_bias"),
+    ]
     nodes = [
         helper.make_node("Gemm", [OUTPUT_NAME, "linear_weight", "linear_bias"], ["linear_logits"]),
         helper.make_node("Softmax", ["linear_logits"], [SCORES], axis=1),
         helper.make_node("ArgMax", ["linear_logits"], [LABEL], axis=1, keepdims=0),
     ]
     return _with_head(encoder, nodes, init, weight.shape[1])
-
-

@@ -174,7 +174,12 @@ def _linear(encoder, bank, labels, num_classes, options):
 
     from edgessl.evaluation.linear import LinearOptions, train_linear_classifier
 
-    trained = train_linear_classifier(torch.from_numpy(bank), torch.from_numpy(labels), num_classes, LinearOptions(epochs=options.linear_epochs))
+    trained = train_linear_classifier(
+        torch.from_numpy(bank),
+        torch.from_numpy(labels),
+        num_classes,
+        LinearOptions(epochs=options.linear_epochs),
+    )
     # the probe's head on raw features (standardisation folded in), as Gemm's (D, C) weight and (C,) bias
     weight = trained.head.weight.detach().T.numpy().astype(np.float32)
     bias = trained.head.bias.detach().numpy().astype(np.float32)

@@ -45,19 +45,35 @@ def calibration_subset(images: np.ndarray, count: int, seed: int = 0) -> np.ndar
     return images[np.sort(np.random.default_rng(seed).choice(len(images), count, replace=False))]
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, calibration_images: np.ndarray, metadata: ModelMetadata, batch_size: int = 32) -> None:
+def quantize_int8(
+    fp32_path: Path,
+    out_path: Path,
+    calibration_images: np.ndarray,
+    metadata: ModelMetadata,
+    batch_size: int = 32,
+) -> None:
     """Write the int8 QDQ model of ``fp32_path`` to ``out_path`` (which must be a temporary path)."""
     reader = ImageCalibration(calibration_images, batch_size)
-    with tempfile.TemporaryDirectory(prefix="edgessl-int8-") as workdir, contextlib.redirect_stdout(io.StringIO()):
+    with (
+        tempfile.TemporaryDirectory(prefix="edgessl-int8-") as workdir,
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
         prepared = Path(workdir) / "prepared.onnx"
         try:
             quant_pre_process(str(fp32_path), str(prepared))
             quantize_static(
-                str(prepared), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                str(prepared),
+                str(out_path),
+                reader,
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
             )
         except Exception as exc:
-            raise ExportError(f"int8 quantisation failed: {(str(exc).splitlines() or [type(exc).__name__])[0][:300]}") from exc
+            raise ExportError(
+                f"int8 quantisation failed: {(str(exc).splitlines() or [type(exc).__name__])[0][:300]}"
+            ) from exc
     proto = onnx.load(str(out_path))
     set_metadata(proto, metadata)
     onnx.save_model(proto, str(out_path), save_as_external_data=False)

@@ -97,7 +97,9 @@ class BYOL(Method):
         )
         with torch.no_grad():  # collapse shows as the std of the l2-normalised predictions going to 0
             spread = nn.functional.normalize(predictions[0].float(), dim=1).std(0).mean()
-        return StepOutput(loss, {"prediction_std": spread, "tau": torch.tensor(self.last_momentum, device=loss.device)})
+        return StepOutput(
+            loss, {"prediction_std": spread, "tau": torch.tensor(self.last_momentum, device=loss.device)}
+        )
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [(self.encoder, self.target_encoder), (self.projector, self.target_projector)]

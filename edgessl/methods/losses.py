@@ -128,7 +128,10 @@ class BarlowTwinsLoss(nn.Module):
         """``a``, ``b``: ``(N, D)`` projections of the two views (this process's part of the batch)."""
         _check_pair(a, b)
         with torch.autocast(a.device.type, enabled=False):
-            a, b = distributed.gather_with_grad(at_least_float32(a)), distributed.gather_with_grad(at_least_float32(b))
+            a, b = (
+                distributed.gather_with_grad(at_least_float32(a)),
+                distributed.gather_with_grad(at_least_float32(b)),
+            )
             c = _standardize(a).T @ _standardize(b) / len(a)
             on = (torch.diagonal(c) - 1).pow(2).sum()
             off = off_diagonal(c).pow(2).sum()
@@ -165,7 +168,10 @@ class VICRegLoss(nn.Module):
         """``a``, ``b``: ``(N, D)`` embeddings (expander outputs) of the two views."""
         _check_pair(a, b)
         with torch.autocast(a.device.type, enabled=False):
-            a, b = distributed.gather_with_grad(at_least_float32(a)), distributed.gather_with_grad(at_least_float32(b))
+            a, b = (
+                distributed.gather_with_grad(at_least_float32(a)),
+                distributed.gather_with_grad(at_least_float32(b)),
+            )
             terms = {
                 "invariance": F.mse_loss(a, b),
                 "variance": (_variance_hinge(a, self.eps) + _variance_hinge(b, self.eps)) / 2,

@@ -71,7 +71,9 @@ class MoCoV2Config(MethodConfig):
     sync_batchnorm: bool = False
 
 
-def positive_negative_gap(queries: torch.Tensor, keys: torch.Tensor, queue: torch.Tensor) -> dict[str, torch.Tensor]:
+def positive_negative_gap(
+    queries: torch.Tensor, keys: torch.Tensor, queue: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """Mean cosine of each query with its key and with the queue; their gap shrinking towards 0 means no learning.
 
     The mean over the queue is ``q . mean(queue)`` (a dot product is linear), so this costs
@@ -79,7 +81,11 @@ def positive_negative_gap(queries: torch.Tensor, keys: torch.Tensor, queue: torc
     """
     positive = (queries * keys).sum(1).mean()
     negative = (queries @ nn.functional.normalize(queue, dim=1).mean(0)).mean()
-    return {"positive_similarity": positive, "negative_similarity": negative, "similarity_gap": positive - negative}
+    return {
+        "positive_similarity": positive,
+        "negative_similarity": negative,
+        "similarity_gap": positive - negative,
+    }
 
 
 def enqueue(queue: torch.Tensor, pointer: torch.Tensor, keys: torch.Tensor) -> None:
@@ -124,7 +130,9 @@ class MoCoV2(Method):
         queries = self.head(self.encoder(self.normalize(query_view)))
         with torch.no_grad():
             keys = nn.functional.normalize(self._keys(self.normalize(key_view)), dim=1)
-        loss = self.criterion(queries, keys, self.queue)  # normalised into a new tensor: enqueue may then write
+        loss = self.criterion(
+            queries, keys, self.queue
+        )  # normalised into a new tensor: enqueue may then write
         with torch.no_grad():
             diagnostics = positive_negative_gap(nn.functional.normalize(queries, dim=1), keys, self.queue)
             enqueue(self.queue, self.queue_pointer, distributed.gather(keys))  # every process's keys

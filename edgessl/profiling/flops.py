@@ -107,7 +107,9 @@ def count_macs(model: nn.Module, image_size: int, in_channels: int = 3) -> float
     return _thop_counts(probe, image)[0]
 
 
-def count_compute(model: nn.Module, image_size: int, in_channels: int = 3, tolerance: float = TOLERANCE) -> MacCount:
+def count_compute(
+    model: nn.Module, image_size: int, in_channels: int = 3, tolerance: float = TOLERANCE
+) -> MacCount:
     """MACs of one image by thop, cross-checked against ``torch.utils.flop_counter``."""
     probe, image = _probe(model, image_size, in_channels)
     total, matmul_share = _thop_counts(probe, image)

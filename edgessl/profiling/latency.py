@@ -143,7 +143,9 @@ def _ort_prepare(provider: str) -> Callable[[nn.Module, torch.device, int], Bind
                 options = ort.SessionOptions()
                 options.intra_op_num_threads = threads
                 options.inter_op_num_threads = 1
-                sessions[image_size] = ort.InferenceSession(proto.SerializeToString(), options, providers=[provider])
+                sessions[image_size] = ort.InferenceSession(
+                    proto.SerializeToString(), options, providers=[provider]
+                )
             session, feed = sessions[image_size], {INPUT_NAME: batch.cpu().numpy()}
             return lambda: session.run(None, feed)
 
@@ -171,8 +173,18 @@ def _always(device: torch.device) -> str | None:
 
 for _backend in (
     Backend("eager", "PyTorch eager, contiguous (NCHW)", _always, _eager_prepare(torch.contiguous_format)),
-    Backend("channels_last", "PyTorch eager, channels_last (NHWC) model and input", _always, _eager_prepare(torch.channels_last)),
-    Backend("onnxruntime", "ONNX Runtime, CPUExecutionProvider", _ort_provider_missing("CPUExecutionProvider", None), _ort_prepare("CPUExecutionProvider")),
+    Backend(
+        "channels_last",
+        "PyTorch eager, channels_last (NHWC) model and input",
+        _always,
+        _eager_prepare(torch.channels_last),
+    ),
+    Backend(
+        "onnxruntime",
+        "ONNX Runtime, CPUExecutionProvider",
+        _ort_provider_missing("CPUExecutionProvider", None),
+        _ort_prepare("CPUExecutionProvider"),
+    ),
     Backend(
         "onnxruntime-cuda",
         "ONNX Runtime, CUDAExecutionProvider (numpy in/out: includes copies)",
@@ -207,7 +219,9 @@ def measure_latency(
     """Median/p90 latency of ``model`` for every available backend and batch size."""
     device = torch.device(device)
     chosen = [BACKENDS.get(name) for name in backends]
-    skipped = {backend.name: reason for backend in chosen if (reason := backend.unavailable(device)) is not None}
+    skipped = {
+        backend.name: reason for backend in chosen if (reason := backend.unavailable(device)) is not None
+    }
     runnable = [backend for backend in chosen if backend.name not in skipped]
     generator = torch.Generator().manual_seed(seed)
     rows: list[LatencyStats] = []

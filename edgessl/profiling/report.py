@@ -95,7 +95,9 @@ def _machine(options: ProfileOptions) -> dict[str, Any]:
     }
 
 
-def profile_backbone(name: str, options: ProfileOptions, peak_macs_per_second: float | None) -> dict[str, Any]:
+def profile_backbone(
+    name: str, options: ProfileOptions, peak_macs_per_second: float | None
+) -> dict[str, Any]:
     """One backbone's entry of the report (see the module docstring for its keys)."""
     from edgessl.backbones import build_backbone, load_backbone_weights
 
@@ -126,7 +128,11 @@ def profile_backbone(name: str, options: ProfileOptions, peak_macs_per_second: f
     training = None
     if options.method is not None:
         meter = EnergyMeter(
-            options.device, options.gpu_tdp_w, options.cpu_tdp_w, options.pue, options.grid_intensity_kg_per_kwh
+            options.device,
+            options.gpu_tdp_w,
+            options.cpu_tdp_w,
+            options.pue,
+            options.grid_intensity_kg_per_kwh,
         )
         training = measure_training_throughput(
             options.method,

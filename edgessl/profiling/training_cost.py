@@ -25,6 +25,7 @@ from edgessl.training.optim import build_optimizer
 
 STL10_PRETEXT_IMAGES = 100_000  # STL-10's unlabelled split, the study's pretext set
 
+
 @dataclass
 class TrainingCost:
     """Measured pretraining throughput and what it implies for a full run."""
@@ -71,7 +72,9 @@ class TrainingCost:
         return values
 
 
-def time_training_steps(model: Method, images: torch.Tensor, steps: int, warmup: int, meter: EnergyMeter) -> None:
+def time_training_steps(
+    model: Method, images: torch.Tensor, steps: int, warmup: int, meter: EnergyMeter
+) -> None:
     """Run ``warmup`` then ``steps`` trainer steps of ``model`` on ``images``; ``meter`` spans the timed ones."""
     model.train()
     optimizer = build_optimizer(model, model.config.optimizer, len(images))  # the trainer's, LARS included
@@ -117,7 +120,9 @@ def measure_training_throughput(
     with torch_threads(threads):
         torch.manual_seed(seed)
         model = build_method(method, backbone, image_size, mean, std).to(device)
-        images = torch.randint(0, 256, (batch_size, 3, image_size, image_size), dtype=torch.uint8, device=device)
+        images = torch.randint(
+            0, 256, (batch_size, 3, image_size, image_size), dtype=torch.uint8, device=device
+        )
         meter = meter if meter is not None else EnergyMeter(device)
         time_training_steps(model, images, steps, warmup, meter)
         measured = meter.report()

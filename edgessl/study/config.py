@@ -43,7 +43,9 @@ class StudyConfig:
     )  # per protocol, e.g. {"finetune": {"epochs": 30}}
     out: str = "studies/study"
     seed: int = 0
-    precision: str | None = None  # accelerate mixed precision "no", "fp16", "bf16"; None: accelerate's configuration
+    precision: str | None = (
+        None  # accelerate mixed precision "no", "fp16", "bf16"; None: accelerate's configuration
+    )
     device: str | None = None  # evaluation device (None: CUDA when available)
 
     def __post_init__(self) -> None:

@@ -7,7 +7,9 @@ import sys
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edgessl", *args], check=False, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "edgessl", *args], check=False, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_unknown_backbone_is_one_line_with_exit_code_2() -> None:

@@ -10,7 +10,9 @@ import pytest
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "API.md"
 
 
-def test_the_api_page_code_runs_and_makes_what_it_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_the_api_page_code_runs_and_makes_what_it_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     (code,) = re.findall(r"```python\n(.*?)```", PAGE.read_text(), flags=re.DOTALL)
     monkeypatch.chdir(tmp_path)
     exec(compile(code, str(PAGE), "exec"), {})  # noqa: S102 (our own documentation page)

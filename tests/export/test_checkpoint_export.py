@@ -20,7 +20,9 @@ from edgessl.export.pipeline import ExportOptions, export_checkpoint
 from edgessl.runs import epoch_checkpoint_name
 
 SIZE = 32
-INT8_KNN_BOUND_TRAINED = 0.05  # |kNN(fp32) - kNN(int8)| after 2 SimCLR steps (barely trained), 200 test images
+INT8_KNN_BOUND_TRAINED = (
+    0.05  # |kNN(fp32) - kNN(int8)| after 2 SimCLR steps (barely trained), 200 test images
+)
 
 
 def simclr_or_skip(train, backbone: str):
@@ -43,17 +45,30 @@ def run_folder(cifar10_small: Path, tmp_path_factory) -> tuple[Path, str]:
     run = tmp_path_factory.mktemp("run")
     for epoch in (1, 2):
         method.train()
-        for batch in images[torch.randperm(len(images))[:16]].split(16):  # one SimCLR step per epoch (steps are slow on CPU)
+        for batch in images[torch.randperm(len(images))[:16]].split(
+            16
+        ):  # one SimCLR step per epoch (steps are slow on CPU)
             loss = method(batch).loss
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         metadata = {
-            "method": "simclr", "backbone": "squeezenet", "method_config": {}, "train_config": {}, "dataset": spec,
-            "image_size": SIZE, "mean": list(train.mean), "std": list(train.std), "epoch": epoch, "step": epoch,
+            "method": "simclr",
+            "backbone": "squeezenet",
+            "method_config": {},
+            "train_config": {},
+            "dataset": spec,
+            "image_size": SIZE,
+            "mean": list(train.mean),
+            "std": list(train.std),
+            "epoch": epoch,
+            "step": epoch,
             "edgessl_version": __version__,
         }
-        save_checkpoint({"metadata": metadata, "model": method.state_dict()}, run / "checkpoints" / epoch_checkpoint_name(epoch))
+        save_checkpoint(
+            {"metadata": metadata, "model": method.state_dict()},
+            run / "checkpoints" / epoch_checkpoint_name(epoch),
+        )
     return run, spec
 
 
@@ -70,8 +85,13 @@ def test_run_folder_exports_last_epoch_with_int8_within_bound(run_folder, tmp_pa
 def test_cli_exports_checkpoint_file(run_folder, tmp_path, capsys):
     run, spec = run_folder
     checkpoint = run / "checkpoints" / epoch_checkpoint_name(1)
-    assert main(["export", str(checkpoint), "--out", str(tmp_path), "--data", spec, "--fixed-batch", "2"]) == 0
+    assert (
+        main(["export", str(checkpoint), "--out", str(tmp_path), "--data", spec, "--fixed-batch", "2"]) == 0
+    )
     printed = capsys.readouterr().out
     assert "epoch 1" in printed and "relative" in printed
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["simclr_squeezenet_e0001.onnx", "simclr_squeezenet_e0001_b2.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "simclr_squeezenet_e0001.onnx",
+        "simclr_squeezenet_e0001_b2.onnx",
+    ]
     assert np.isfinite(read_metadata(tmp_path / "simclr_squeezenet_e0001.onnx").mean).all()

@@ -38,7 +38,11 @@ INT8_KNN_BOUND = 0.05  # |kNN(fp32) - kNN(int8)| on random-init features, 200 te
 @pytest.fixture(scope="module")
 def data(cifar10_small: Path):
     spec = str(cifar10_small)
-    return spec, read_split_arrays(spec, "train", image_size=SIZE), read_split_arrays(spec, "test", image_size=SIZE)
+    return (
+        spec,
+        read_split_arrays(spec, "train", image_size=SIZE),
+        read_split_arrays(spec, "test", image_size=SIZE),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +54,15 @@ def model(data) -> Representation:
 
 
 def checkpoint_metadata(spec: str, train) -> dict:
-    return {"method": "random", "backbone": BACKBONE, "image_size": SIZE, "mean": train.mean, "std": train.std, "epoch": 3, "dataset": spec}
+    return {
+        "method": "random",
+        "backbone": BACKBONE,
+        "image_size": SIZE,
+        "mean": train.mean,
+        "std": train.std,
+        "epoch": 3,
+        "dataset": spec,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -75,13 +87,22 @@ def test_fp32_parity_on_real_images_and_dynamic_batch(exported, model, data):
 
 def test_metadata_weights_inside_and_fixed_batch(exported, model, data):
     meta = read_metadata(exported.files["fp32"])
-    assert (meta.image_size, meta.backbone, meta.method, meta.epoch, meta.feature_dim) == (SIZE, BACKBONE, "random", 3, model.feature_dim)
+    assert (meta.image_size, meta.backbone, meta.method, meta.epoch, meta.feature_dim) == (
+        SIZE,
+        BACKBONE,
+        "random",
+        3,
+        model.feature_dim,
+    )
     assert meta.channel_order == "RGB" and (meta.mean, meta.std) == (data[1].mean, data[1].std)
     proto = onnx.load(str(exported.files["fp32"]), load_external_data=False)
     assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
     assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
     fixed = ort.InferenceSession(str(exported.files["fixed"]), providers=["CPUExecutionProvider"])
-    assert fixed.get_inputs()[0].shape == [4, 3, SIZE, SIZE] and fixed.get_outputs()[0].shape == [4, model.feature_dim]
+    assert fixed.get_inputs()[0].shape == [4, 3, SIZE, SIZE] and fixed.get_outputs()[0].shape == [
+        4,
+        model.feature_dim,
+    ]
     assert exported.parity["fixed"].max_relative < 1e-4
     out_dir = exported.files["fp32"].parent
     assert not [p for p in out_dir.iterdir() if p.name.startswith(".")], "temporary files left behind"
@@ -104,10 +125,18 @@ def test_ort_format_loads_and_lists_operators(exported, data):
         path = exported.files[f"{role}.ort"]
         assert path.suffix == ".ort" and path.read_bytes()[4:8] == b"ORTM"  # flatbuffer file identifier
         reference = onnx_features(open_session(exported.files[role]), test.images[:16])
-        np.testing.assert_allclose(onnx_features(open_session(path), test.images[:16]), reference, rtol=0, atol=0.05 * np.abs(reference).max() + 1e-6)
+        np.testing.assert_allclose(
+            onnx_features(open_session(path), test.images[:16]),
+            reference,
+            rtol=0,
+            atol=0.05 * np.abs(reference).max() + 1e-6,
+        )
     operators = exported.mobile.operators
     flat = {op for ops in operators.values() for op in ops}
-    assert {"TopK", "QuantizeLinear"} <= flat and {"Conv", "FusedConv"} & flat  # Conv+ReLU fuses to com.microsoft FusedConv
+    assert {"TopK", "QuantizeLinear"} <= flat and {
+        "Conv",
+        "FusedConv",
+    } & flat  # Conv+ReLU fuses to com.microsoft FusedConv
     assert exported.mobile.config.read_text().count(";") >= 2 * len(operators)
 
 
@@ -119,7 +148,13 @@ def test_in_graph_knn_equals_python_knn_exactly(exported, model, data):
     in_graph = onnx_features(head, test.images, output="label")
     numpy_vote = knn_predict(bank, train.labels, queries, len(train.class_names), k=K)
     np.testing.assert_array_equal(in_graph, numpy_vote)
-    torch_vote = torch_knn_predict(torch.from_numpy(bank), torch.from_numpy(train.labels), torch.from_numpy(queries), len(train.class_names), k=K)
+    torch_vote = torch_knn_predict(
+        torch.from_numpy(bank),
+        torch.from_numpy(train.labels),
+        torch.from_numpy(queries),
+        len(train.class_names),
+        k=K,
+    )
     np.testing.assert_array_equal(in_graph, torch_vote.numpy())
     scores = onnx_features(head, test.images, output="scores")
     np.testing.assert_allclose(scores.sum(1), 1.0, rtol=1e-6)
@@ -128,7 +163,11 @@ def test_in_graph_knn_equals_python_knn_exactly(exported, model, data):
 
 def test_linear_head_matches_python_classifier(data, model, tmp_path):
     spec, train, test = data
-    result = export_representation(model, checkpoint_metadata(spec, train), ExportOptions(out_dir=tmp_path, head="linear", linear_epochs=30))
+    result = export_representation(
+        model,
+        checkpoint_metadata(spec, train),
+        ExportOptions(out_dir=tmp_path, head="linear", linear_epochs=30),
+    )
     assert result.agreement["linear"] == 1.0
     head = open_session(result.files["linear"])
     scores = onnx_features(head, test.images, output="scores")
@@ -152,14 +191,30 @@ def test_onnx_only_evaluation_imports_no_torch_and_matches_pytorch_knn(exported,
     spec, train, test = data
     predictions_file = tmp_path / "knn.npy"
     completed = subprocess.run(
-        [sys.executable, "-c", TORCH_FREE.format(k=K), str(exported.files["fp32"]), spec, str(predictions_file)],
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            sys.executable,
+            "-c",
+            TORCH_FREE.format(k=K),
+            str(exported.files["fp32"]),
+            spec,
+            str(predictions_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     report = json.loads(completed.stdout.strip().splitlines()[-1])
     assert report["torch"] is False
     bank = verify.torch_features(model, train.images)
     queries = verify.torch_features(model, test.images)
-    expected = torch_knn_predict(torch.from_numpy(bank), torch.from_numpy(train.labels), torch.from_numpy(queries), len(train.class_names), k=K)
+    expected = torch_knn_predict(
+        torch.from_numpy(bank),
+        torch.from_numpy(train.labels),
+        torch.from_numpy(queries),
+        len(train.class_names),
+        k=K,
+    )
     np.testing.assert_array_equal(np.load(predictions_file), expected.numpy())
     assert report["knn"] == pytest.approx(float((expected.numpy() == test.labels).mean()))
     assert 0.1 < report["linear"] <= 1.0
@@ -187,7 +242,11 @@ def test_bad_models_and_images_are_one_line_errors(exported, data, tmp_path):
         open_session(truncated)
     assert "\n" not in str(error.value)
     session = open_session(exported.files["fp32"])
-    for images in (test.images[:, :1], test.images[:, :, :16, :16], np.concatenate([test.images[:2]] * 2, axis=1)):
+    for images in (
+        test.images[:, :1],
+        test.images[:, :, :16, :16],
+        np.concatenate([test.images[:2]] * 2, axis=1),
+    ):
         with pytest.raises(DataError) as error:
             onnx_features(session, images)
         assert "\n" not in str(error.value)
@@ -222,4 +281,6 @@ def test_foreign_graph_with_copied_metadata_and_unwritable_out_are_one_line(expo
         onnx_features(open_session(path), test.images[:2])
     assert "\n" not in str(error.value)
     with pytest.raises(EdgesslError, match="cannot write to /proc/edgessl"):
-        export_representation(model, checkpoint_metadata(spec, train), ExportOptions(out_dir=Path("/proc/edgessl")))
+        export_representation(
+            model, checkpoint_metadata(spec, train), ExportOptions(out_dir=Path("/proc/edgessl"))
+        )

@@ -13,7 +13,13 @@ from edgessl.profiling.flops import count_compute, count_macs, count_parameters
 
 
 def _tiny() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 10),
+    )
 
 
 def test_conv_and_linear_macs_match_hand_count() -> None:
@@ -57,7 +63,9 @@ _ENCODER_MACS_96 = {
 def test_study_backbones_match_the_study_row_and_both_counters_agree(name: str) -> None:
     encoder = build_backbone(name)
     at_224 = count_compute(encoder, 224)
-    assert at_224.agrees, f"{name}: thop {at_224.thop_matmul_conv_macs:.4g} vs flop_counter {at_224.flop_counter_macs:.4g}"
+    assert at_224.agrees, (
+        f"{name}: thop {at_224.thop_matmul_conv_macs:.4g} vs flop_counter {at_224.flop_counter_macs:.4g}"
+    )
     with_head = at_224.flop_counter_macs + _HEAD_MACS_224[name]
     assert with_head == pytest.approx(STUDY_MACS_224[name], rel=0.10)
     assert count_macs(encoder, 96) == _ENCODER_MACS_96[name]

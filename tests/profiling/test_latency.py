@@ -18,7 +18,9 @@ def encoder() -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("backend", ["channels_last", "onnxruntime"])
-def test_backends_compute_what_eager_computes_and_take_longer_on_bigger_batches(encoder: torch.nn.Module, backend: str) -> None:
+def test_backends_compute_what_eager_computes_and_take_longer_on_bigger_batches(
+    encoder: torch.nn.Module, backend: str
+) -> None:
     bind = BACKENDS.get(backend).prepare(encoder, torch.device("cpu"), 1)  # ORT: one export, symbolic batch
     batch = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -31,8 +33,18 @@ def test_backends_compute_what_eager_computes_and_take_longer_on_bigger_batches(
     assert 0 < one < thirty_two
 
 
-def test_latency_rows_are_positive_ordered_by_batch_and_ratios_are_consistent(encoder: torch.nn.Module) -> None:
-    result = measure_latency(encoder, 48, batch_sizes=(1, 32), backends=("eager", "channels_last", "onnxruntime-cuda"), threads=1, warmup=1, repeats=5)
+def test_latency_rows_are_positive_ordered_by_batch_and_ratios_are_consistent(
+    encoder: torch.nn.Module,
+) -> None:
+    result = measure_latency(
+        encoder,
+        48,
+        batch_sizes=(1, 32),
+        backends=("eager", "channels_last", "onnxruntime-cuda"),
+        threads=1,
+        warmup=1,
+        repeats=5,
+    )
     assert result.skipped.keys() == {"onnxruntime-cuda"}  # CPU run: the CUDA provider is reported, not run
     rows = {(row.backend, row.batch_size): row for row in result.rows}
     assert rows.keys() == {(b, n) for b in ("eager", "channels_last") for n in (1, 32)}
@@ -40,7 +52,9 @@ def test_latency_rows_are_positive_ordered_by_batch_and_ratios_are_consistent(en
         assert 0 < row.median_ms <= row.p90_ms and row.threads == 1
         assert row.speedup_vs_eager == pytest.approx(rows[("eager", batch_size)].median_ms / row.median_ms)
         if batch_size == 32:
-            assert row.median_ms > rows[(backend, 1)].median_ms  # a batch of 32 takes longer per call than 1 image
+            assert (
+                row.median_ms > rows[(backend, 1)].median_ms
+            )  # a batch of 32 takes longer per call than 1 image
     assert rows[("eager", 1)].speedup_vs_eager == 1.0
 
 
@@ -50,7 +64,9 @@ class _Unexportable(torch.nn.Module):
 
 
 def test_a_model_onnx_cannot_export_is_skipped_with_the_reason() -> None:
-    result = measure_latency(_Unexportable(), 8, batch_sizes=(1,), backends=("eager", "onnxruntime"), warmup=0, repeats=1)
+    result = measure_latency(
+        _Unexportable(), 8, batch_sizes=(1,), backends=("eager", "onnxruntime"), warmup=0, repeats=1
+    )
     assert [row.backend for row in result.rows] == ["eager"]
     assert "export failed" in result.skipped["onnxruntime"] and "\x1b" not in result.skipped["onnxruntime"]
 

@@ -55,15 +55,34 @@ def test_timed_steps_update_the_weights() -> None:
 
 def test_projection_arithmetic() -> None:
     energy = EnergyReport(seconds=1000.0, energy_kwh=0.01, co2_kg=0.0042, source="tdp-model")
-    cost = TrainingCost("simclr", "resnet18", 96, 32, 3, 1, 2, "cpu", "adam", images_per_second=100.0, epochs=100, energy_per_epoch=energy)
+    cost = TrainingCost(
+        "simclr",
+        "resnet18",
+        96,
+        32,
+        3,
+        1,
+        2,
+        "cpu",
+        "adam",
+        images_per_second=100.0,
+        epochs=100,
+        energy_per_epoch=energy,
+    )
     assert cost.seconds_per_epoch == STL10_PRETEXT_IMAGES / 100.0 == 1000.0
     assert cost.projected_seconds == 100_000.0 and cost.seconds_per_step == pytest.approx(0.32)
     projected = cost.projected_energy()
-    assert projected is not None and projected.energy_kwh == pytest.approx(1.0) and projected.co2_kg == pytest.approx(0.42)
+    assert (
+        projected is not None
+        and projected.energy_kwh == pytest.approx(1.0)
+        and projected.co2_kg == pytest.approx(0.42)
+    )
     assert cost.as_dict()["projected_energy"]["seconds"] == pytest.approx(100_000.0)
 
 
 def test_real_method_step_is_measured() -> None:
-    cost = measure_training_throughput("simclr", "shufflenetv2", image_size=32, batch_size=4, steps=1, warmup=1, epochs=10)
+    cost = measure_training_throughput(
+        "simclr", "shufflenetv2", image_size=32, batch_size=4, steps=1, warmup=1, epochs=10
+    )
     assert cost.images_per_second > 0 and cost.energy_per_epoch is not None
     assert cost.projected_seconds == pytest.approx(10 * STL10_PRETEXT_IMAGES / cost.images_per_second)
