@@ -44,7 +44,7 @@ from edgessl import distributed
 from edgessl.data import load_dataset
 from edgessl.hardware import cpu_model
 from edgessl.methods import Method, build_method, method_class
-from edgessl.profiling.latency import time_calls
+from edgessl.timing import time_calls
 from edgessl.training.optim import build_optimizer
 
 RESULTS = Path(__file__).parent / "results"

@@ -36,7 +36,7 @@ from torchvision.transforms import v2
 
 from edgessl.augment.views import ViewAugment
 from edgessl.hardware import cpu_model
-from edgessl.profiling.latency import time_calls
+from edgessl.timing import time_calls
 from edgessl.training.config import TrainConfig
 from edgessl.training.sampling import epoch_permutation
 from edgessl.training.trainer import Trainer

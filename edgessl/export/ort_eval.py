@@ -116,7 +116,7 @@ def onnx_features(
 
 def latency_ms(session: Any, batch_size: int, image_size: int, repeats: int = 20, warmup: int = 5) -> float:
     """Median wall time of one ``session.run`` on a random batch of what the model takes, after ``warmup`` untimed runs."""
-    import time
+    from edgessl.timing import summarise, time_calls
 
     shape = session.get_inputs()[0].shape
     rng = np.random.default_rng(0)
@@ -124,14 +124,8 @@ def latency_ms(session: Any, batch_size: int, image_size: int, repeats: int = 20
         batch = {INPUT_NAME: rng.integers(0, 256, (batch_size, *shape[1:]), dtype=np.uint8)}
     else:
         batch = {INPUT_NAME: rng.random((batch_size, 3, image_size, image_size), dtype=np.float32)}
-    for _ in range(warmup):
-        session.run(None, batch)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        session.run(None, batch)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1000.0)
+    times = time_calls({"run": lambda: session.run(None, batch)}, warmup, repeats)["run"]
+    return summarise(times)[0]
 
 
 @VOTES.register("euclidean")

@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import copy
 import re
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
 from edgessl.registry import Registry
+from edgessl.timing import Call, summarise, time_calls
 
-Call = Callable[[], object]  # one inference on a prepared input
 Bind = Callable[[torch.Tensor], Call]  # prepares a float batch for the backend
 
 
@@ -80,34 +78,6 @@ def torch_threads(threads: int) -> Iterator[None]:
 
 def _synchronizer(device: torch.device) -> Callable[[], None]:
     return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-
-
-def time_calls(
-    calls: Mapping[str, Call], warmup: int, repeats: int, synchronize: Callable[[], None] = lambda: None
-) -> dict[str, list[float]]:
-    """Seconds of ``repeats`` calls of each entry after ``warmup`` untimed ones.
-
-    The calls are interleaved (one of each per round) so that a burst of load from other
-    processes slows every backend alike instead of the one that happened to be running.
-    """
-    for _ in range(warmup):
-        for call in calls.values():
-            call()
-    synchronize()
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            synchronize()
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
-def summarise(times: Sequence[float]) -> tuple[float, float]:
-    """(median, 90th percentile) in milliseconds."""
-    values = np.asarray(times, dtype=np.float64) * 1000.0
-    return float(np.median(values)), float(np.percentile(values, 90))
 
 
 def _eager_prepare(memory_format: torch.memory_format) -> Callable[[nn.Module, torch.device, int], Bind]:

@@ -8,7 +8,8 @@ import torch
 
 from edgessl.backbones import build_backbone
 from edgessl.errors import UnknownNameError
-from edgessl.profiling.latency import BACKENDS, measure_latency, summarise, time_calls
+from edgessl.profiling.latency import BACKENDS, measure_latency
+from edgessl.timing import summarise, time_calls
 
 
 @pytest.fixture(scope="module")
