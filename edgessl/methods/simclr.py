@@ -44,6 +44,7 @@ class SimCLRConfig(MethodConfig):
     hidden_dim: int = 2048  # SimCLR section 2.1 / B.4: hidden layer as wide as ResNet-50's h (2048)
     out_dim: int = 128  # SimCLR section 4 / B.4: 128-d projection
     colour_strength: float = 1.0  # SimCLR appendix A: colour-distortion strength s = 1
+    crop_scale: tuple[float, float] = (0.08, 1.0)  # SimCLR appendix A.1: crop area 8%..100% of the image
 
 
 @METHODS.register("simclr")
@@ -61,7 +62,7 @@ class SimCLR(Method):
             self.encoder.feature_dim, config.hidden_dim, config.out_dim, batch_norm=True
         )
         self.criterion = InfoNCELoss(config.temperature)
-        self.augment = simclr_view(config.colour_strength)
+        self.augment = simclr_view(config.colour_strength, config.crop_scale)
 
     def make_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.augment(images, self.image_size), self.augment(images, self.image_size)
