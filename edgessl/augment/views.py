@@ -179,16 +179,17 @@ class ViewAugment:
         return apply_where(x, flags, lambda s, index: AF.gaussian_blur(s, sigmas[index], kernel))
 
 
-def simclr_view(strength: float = 1.0) -> ViewAugment:
+def simclr_view(strength: float = 1.0, crop_scale: tuple[float, float] = (0.08, 1.0)) -> ViewAugment:
     """SimCLR's view (Chen et al. 2020, "A Simple Framework for Contrastive Learning", appendix A).
 
     Crop scale (0.08, 1) and ratio (3/4, 4/3), flip 0.5 (A.1); colour jitter with
     strength s = 1.0 -> brightness/contrast/saturation 0.8 s, hue 0.2 s, applied with
     p 0.8, grayscale p 0.2 (A.1 pseudo-code); Gaussian blur p 0.5, sigma (0.1, 2.0),
-    kernel 10% of the side (A.1). No solarisation.
+    kernel 10% of the side (A.1). No solarisation. ``crop_scale`` narrows the crop's area
+    range for data whose class is a whole object (a crop of 8% of the image loses it).
     """
     return ViewAugment(
-        crop_scale=(0.08, 1.0),  # SimCLR A.1
+        crop_scale=crop_scale,  # SimCLR A.1: (0.08, 1)
         brightness=0.8 * strength,  # SimCLR A.1: 0.8 s
         contrast=0.8 * strength,  # SimCLR A.1: 0.8 s
         saturation=0.8 * strength,  # SimCLR A.1: 0.8 s

@@ -179,7 +179,9 @@ def read_labelled_splits(
     train, test = (read_split_arrays(spec, split, root, image_size) for split in ("train", "test"))
     for split in (train, test):
         if split.labels is None:
-            raise DataError(f"dataset '{spec}' split '{split.split}' has no labels; {purpose} needs labelled train and test splits")
+            raise DataError(
+                f"dataset '{spec}' split '{split.split}' has no labels; {purpose} needs labelled train and test splits"
+            )
     return train, test
 
 

@@ -52,6 +52,7 @@ class SimCLRConfig(MethodConfig):
     # SimCLR section 2.2 ("Global BN"): BN mean and variance aggregated over all devices, so a
     # positive pair cannot be found from shard statistics.
     sync_batchnorm: bool = True
+    crop_scale: tuple[float, float] = (0.08, 1.0)  # SimCLR appendix A.1: crop area 8%..100% of the image
 
 
 @METHODS.register("simclr")
@@ -69,7 +70,7 @@ class SimCLR(Method):
             self.encoder.feature_dim, config.hidden_dim, config.out_dim, batch_norm=True
         )
         self.criterion = InfoNCELoss(config.temperature)
-        self.augment = simclr_view(config.colour_strength)
+        self.augment = simclr_view(config.colour_strength, config.crop_scale)
 
     def make_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.augment(images, self.image_size), self.augment(images, self.image_size)

