@@ -122,14 +122,13 @@ def _evaluate(state: DemoState, console: Console) -> None:
     import torch
 
     from edgessl.checkpoints import load_representation
-    from edgessl.data import load_dataset
+    from edgessl.data import load_labelled_splits
     from edgessl.evaluation import evaluate_representation
     from edgessl.evaluation.baselines import pixel_representation
     from edgessl.methods import build_method
 
     o = state.options
-    train_split = load_dataset(o.data, "train", o.data_root, o.image_size)
-    test_split = load_dataset(o.data, "test", o.data_root, o.image_size)
+    train_split, test_split = load_labelled_splits(o.data, o.data_root, o.image_size, purpose="the demo")
     torch.manual_seed(o.seed)
     models = {
         "pretrained": load_representation(state.checkpoint).model,

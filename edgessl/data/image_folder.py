@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +42,7 @@ import numpy as np
 
 from edgessl.data.arrays import SplitArrays, channel_stats, check_split
 from edgessl.errors import DataError
+from edgessl.files import atomic_output
 
 DEFAULT_IMAGE_SIZE = 96
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
@@ -264,21 +264,15 @@ def load_cached(path: Path) -> DecodedFolder | None:
 
 def save_cached(path: Path, decoded: DecodedFolder) -> None:
     """Write atomically, so a concurrent reader never sees half a file; an unwritable cache only warns."""
-    temporary = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as handle:
-            temporary = Path(handle.name)
+        with atomic_output(path) as temporary, temporary.open("wb") as handle:
             np.savez(
                 handle,
                 files=np.array(decoded.files, dtype=str),
                 images=decoded.images,
                 skipped=np.array(decoded.skipped, dtype=str),
             )
-        os.replace(temporary, path)
     except OSError as exc:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
         warnings.warn(f"could not write the image cache {path}: {exc}", stacklevel=3)
 
 
