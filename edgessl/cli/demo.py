@@ -7,12 +7,16 @@ from pathlib import Path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from edgessl.demo import DemoOptions  # the defaults live there, once
+
+    d = DemoOptions()
     parser = subparsers.add_parser(
         "demo",
         help="the whole pipeline on the built-in dataset in a few CPU minutes",
         description="Pretrain a small encoder, compare it with random initialisation (kNN, linear), profile it, "
         "export it to ONNX (fp32 + int8, verified), evaluate it on ONNX Runtime alone and draw a retrieval grid.",
     )
+<<<<<<< HEAD
     parser.add_argument(
         "--data", default="shapes10", help="dataset: shapes10 (built in), stl10, or an image folder"
     )
@@ -41,6 +45,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--export-dir", type=Path, default=Path("exported"), help="ONNX output folder (default: exported/)"
     )
+=======
+    parser.add_argument("--data", default=d.data, help="dataset: shapes10 (built in), stl10, cifar10, cifar100, or an image folder")
+    parser.add_argument("--data-root", default=d.data_root, help="where the dataset's files are (stl10, cifar10, cifar100)")
+    parser.add_argument("--method", default=d.method, help=f"pretraining method (default: {d.method})")
+    parser.add_argument("--backbone", default=d.backbone, help=f"encoder (default: {d.backbone}, the study's x0.5)")
+    parser.add_argument("--image-size", type=int, default=d.image_size, help=f"image side in pixels (default: {d.image_size})")
+    parser.add_argument("--minutes", type=float, default=d.minutes, help=f"pretraining budget in minutes (default: {d.minutes:g})")
+    parser.add_argument("--epochs", type=int, default=d.epochs, help=f"pretraining schedule length; --minutes may stop it earlier (default: {d.epochs})")
+    parser.add_argument("--knn-k", type=int, default=d.knn_k, help=f"neighbours for the kNN evaluations (default: {d.knn_k})")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size, help=f"pretraining batch size (default: {d.batch_size})")
+    parser.add_argument("--out", type=Path, default=d.out, help=f"run folder root (default: {d.out})")
+    parser.add_argument("--export-dir", type=Path, default=d.export_dir, help=f"ONNX output folder (default: {d.export_dir}/)")
+>>>>>>> wt-data
     parser.set_defaults(handler=run)
 
 
