@@ -16,48 +16,46 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Pretrain a small encoder, compare it with random initialisation (kNN, linear), profile it, "
         "export it to ONNX (fp32 + int8, verified), evaluate it on ONNX Runtime alone and draw a retrieval grid.",
     )
-<<<<<<< HEAD
     parser.add_argument(
-        "--data", default="shapes10", help="dataset: shapes10 (built in), stl10, or an image folder"
+        "--data",
+        default=d.data,
+        help="dataset: shapes10 (built in), stl10, cifar10, cifar100, or an image folder",
     )
-    parser.add_argument("--data-root", default=None, help="where the dataset's files are (stl10)")
-    parser.add_argument("--method", default="simclr", help="pretraining method (default: simclr)")
     parser.add_argument(
-        "--backbone", default="shufflenetv2", help="encoder (default: shufflenetv2, the study's x0.5)"
+        "--data-root", default=d.data_root, help="where the dataset's files are (stl10, cifar10, cifar100)"
     )
-    parser.add_argument("--image-size", type=int, default=32, help="image side in pixels (default: 32)")
+    parser.add_argument("--method", default=d.method, help=f"pretraining method (default: {d.method})")
     parser.add_argument(
-        "--minutes", type=float, default=3.0, help="pretraining budget in minutes (default: 3)"
+        "--backbone", default=d.backbone, help=f"encoder (default: {d.backbone}, the study's x0.5)"
+    )
+    parser.add_argument(
+        "--image-size", type=int, default=d.image_size, help=f"image side in pixels (default: {d.image_size})"
+    )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=d.minutes,
+        help=f"pretraining budget in minutes (default: {d.minutes:g})",
     )
     parser.add_argument(
         "--epochs",
         type=int,
-        default=10,
-        help="pretraining schedule length; --minutes may stop it earlier (default: 10)",
+        default=d.epochs,
+        help=f"pretraining schedule length; --minutes may stop it earlier (default: {d.epochs})",
     )
     parser.add_argument(
-        "--knn-k", type=int, default=20, help="neighbours for the kNN evaluations (default: 20)"
-    )
-    parser.add_argument("--batch-size", type=int, default=128, help="pretraining batch size (default: 128)")
-    parser.add_argument(
-        "--out", type=Path, default=Path("runs/demo"), help="run folder root (default: runs/demo)"
+        "--knn-k", type=int, default=d.knn_k, help=f"neighbours for the kNN evaluations (default: {d.knn_k})"
     )
     parser.add_argument(
-        "--export-dir", type=Path, default=Path("exported"), help="ONNX output folder (default: exported/)"
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help=f"pretraining batch size (default: {d.batch_size})",
     )
-=======
-    parser.add_argument("--data", default=d.data, help="dataset: shapes10 (built in), stl10, cifar10, cifar100, or an image folder")
-    parser.add_argument("--data-root", default=d.data_root, help="where the dataset's files are (stl10, cifar10, cifar100)")
-    parser.add_argument("--method", default=d.method, help=f"pretraining method (default: {d.method})")
-    parser.add_argument("--backbone", default=d.backbone, help=f"encoder (default: {d.backbone}, the study's x0.5)")
-    parser.add_argument("--image-size", type=int, default=d.image_size, help=f"image side in pixels (default: {d.image_size})")
-    parser.add_argument("--minutes", type=float, default=d.minutes, help=f"pretraining budget in minutes (default: {d.minutes:g})")
-    parser.add_argument("--epochs", type=int, default=d.epochs, help=f"pretraining schedule length; --minutes may stop it earlier (default: {d.epochs})")
-    parser.add_argument("--knn-k", type=int, default=d.knn_k, help=f"neighbours for the kNN evaluations (default: {d.knn_k})")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size, help=f"pretraining batch size (default: {d.batch_size})")
     parser.add_argument("--out", type=Path, default=d.out, help=f"run folder root (default: {d.out})")
-    parser.add_argument("--export-dir", type=Path, default=d.export_dir, help=f"ONNX output folder (default: {d.export_dir}/)")
->>>>>>> wt-data
+    parser.add_argument(
+        "--export-dir", type=Path, default=d.export_dir, help=f"ONNX output folder (default: {d.export_dir}/)"
+    )
     parser.set_defaults(handler=run)
 
 
