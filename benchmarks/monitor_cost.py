@@ -1,7 +1,8 @@
 """What watching a run costs: training wall time with the online monitor at its default interval vs off.
 
 The same run (method, backbone, data, seed, epochs) is trained twice in one process,
-alternating the order over ``--repeats`` rounds so that drift of the machine hits both:
+after one untimed warm-up run (first-run costs), alternating the order over ``--repeats`` rounds so
+that drift of the machine hits both:
 ``monitor_every=0`` (no monitor) and the default ``monitor_every=1`` (online kNN on 1,000 +
 500 fixed images and the collapse measures, every epoch). Both write metrics.jsonl and
 checkpoints as usual; plots and trackers are off in both. The cost is the median ratio
@@ -60,6 +61,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     times: dict[int, list[float]] = {0: [], 1: []}
     with tempfile.TemporaryDirectory() as workdir:
+        timed_run(
+            Path(workdir) / "warm-up", 1, args
+        )  # untimed: first-run costs (data generation, kernel choice)
         for round_index in range(args.repeats):
             order = (0, 1) if round_index % 2 == 0 else (1, 0)
             for every in order:
