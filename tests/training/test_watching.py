@@ -172,17 +172,35 @@ def test_a_collapsing_run_shows_its_embedding_std_going_to_zero(tmp_path: Path, 
             records[0]["prediction_std"] > 0.05
         )  # spread at initialisation (1/sqrt(64) = 0.125 on the sphere)
         final[name] = sum(r["prediction_std"] for r in records[-10:]) / 10
-    assert final["byol-collapsing"] < 0.003 < final["byol"]
+    # from ~0.1 at initialisation to a few thousandths, several times below BYOL's own at the same settings
+    assert final["byol-collapsing"] < 0.01 and final["byol-collapsing"] < 0.25 * final["byol"]
 
 
 def test_online_knn_rises_during_a_short_simclr_run(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from edgessl.data import load_dataset
+    from edgessl.methods import build_method
+    from edgessl.training.monitor import OnlineMonitor
+    from edgessl.training.resolve import resolve_method_config
+    from edgessl.training.rng import seed_everything
+
+    from edgessl.demo import SHORT_SCHEDULE_OVERRIDES
+
+    # the demo's run (its short-schedule recipe, 6-epoch schedule), stopped after its second epoch
     config = TrainConfig(
-        method="simclr", backbone="shufflenetv2", data="shapes10", split="train", image_size=32, epochs=4, batch_size=128,
-        out=str(tmp_path), plots=False, seed=0,
-        method_overrides={"temperature": 0.2, "colour_strength": 0.5,
-                          "optimizer": {"name": "sgd", "lr": 0.1, "warmup_epochs": 0, "weight_decay": 5e-4}},
+        method="simclr", backbone="shufflenetv2", data="shapes10", split="unlabeled", image_size=32, epochs=6,
+        max_steps=156, batch_size=128, out=str(tmp_path), plots=False, seed=0,
+        method_overrides=SHORT_SCHEDULE_OVERRIDES["simclr"],
     )  # fmt: skip
+    pretext = load_dataset("shapes10", "unlabeled", image_size=32)
+    seed_everything(config.seed)  # the trainer's initial weights, before its first step
+    initial = build_method(
+        "simclr", "shufflenetv2", 32, pretext.mean, pretext.std, resolve_method_config(config)
+    )
+    monitor = OnlineMonitor.for_dataset(pretext, None, torch.device("cpu"), Console(quiet=True))
+    at_start = monitor.measure(initial.representation())["knn_accuracy"]
     train(config, progress=False)
     knn = [r["knn_accuracy"] for r in read_metrics(tmp_path / METRICS_FILE) if "knn_accuracy" in r]
-    assert len(knn) == 4
-    assert knn[-1] > knn[0] + 0.04, knn
+    assert len(knn) == 2
+    assert knn[-1] > at_start + 0.10, (at_start, knn)
