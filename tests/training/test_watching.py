@@ -180,12 +180,11 @@ def test_online_knn_rises_during_a_short_simclr_run(tmp_path: Path) -> None:
     from rich.console import Console
 
     from edgessl.data import load_dataset
+    from edgessl.demo import SHORT_SCHEDULE_OVERRIDES
     from edgessl.methods import build_method
     from edgessl.training.monitor import OnlineMonitor
     from edgessl.training.resolve import resolve_method_config
     from edgessl.training.rng import seed_everything
-
-    from edgessl.demo import SHORT_SCHEDULE_OVERRIDES
 
     # the demo's run (its short-schedule recipe, 6-epoch schedule), stopped after its second epoch
     config = TrainConfig(
