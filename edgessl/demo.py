@@ -234,7 +234,7 @@ STEPS: tuple[tuple[str, Callable[[DemoState, Console], None], str], ...] = (
 
 
 def run_demo(options: DemoOptions, console: Console) -> DemoState:
-    """Run every step in order; a failing step raises :class:`DemoStepFailed` naming it.
+    """Run every step in order; a step failing on a user error raises :class:`DemoStepFailed` naming it.
 
     Steps are timed by the wall clock (``time.time``), and the summary says where the
     time went, so the demo's own report can be checked against a stopwatch.
@@ -246,11 +246,11 @@ def run_demo(options: DemoOptions, console: Console) -> DemoState:
         started = time.time()
         try:
             step(state, console)
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # the demo's promise is to name the failing step, whatever failed
+        except EdgesslError as exc:  # a user error names its step; a bug keeps its traceback (errors.py)
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise DemoStepFailed(f"demo step '{name}' failed: {reason} — {hint}") from exc
+            failure = DemoStepFailed(f"demo step '{name}' failed: {reason} — {hint}")
+            failure.exit_code = exc.exit_code
+            raise failure from exc
         seconds[name] = time.time() - started
         console.print(f"[dim]{name} took {seconds[name]:.1f} s[/]")
     steps = ", ".join(f"{name} {value:.0f} s" for name, value in seconds.items())

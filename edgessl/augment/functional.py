@@ -130,6 +130,28 @@ def resized_crop(
     return torch.matmul(down.unsqueeze(1), rows)
 
 
+def padded_random_crop(
+    images: torch.Tensor, padding: int, flip_p: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """torchvision's ``RandomCrop(size, padding)`` (zero padding) then ``RandomHorizontalFlip(flip_p)``, batched.
+
+    Each sample is zero-padded by ``padding`` on every side and cropped back to its size at
+    offsets uniform over the ``2 * padding + 1`` positions per axis; any dtype (uint8 stays uint8).
+    """
+    n, _, height, width = images.shape
+    device = images.device
+    padded = F.pad(images, (padding,) * 4)
+    top = torch.randint(0, 2 * padding + 1, (n, 1), device=device, generator=generator)
+    left = torch.randint(0, 2 * padding + 1, (n, 1), device=device, generator=generator)
+    rows = top + torch.arange(height, device=device)  # (n, H)
+    cols = left + torch.arange(width, device=device)  # (n, W)
+    flips = coin_flips(flip_p, n, device, generator).unsqueeze(1)
+    cols = torch.where(flips, cols.flip(1), cols)
+    batch = torch.arange(n, device=device).view(n, 1, 1)
+    crops = padded.permute(0, 2, 3, 1)[batch, rows.unsqueeze(2), cols.unsqueeze(1)]  # (n, H, W, C)
+    return crops.permute(0, 3, 1, 2).contiguous()
+
+
 def rgb_to_grayscale(images: torch.Tensor) -> torch.Tensor:
     """Luma ``(N, 1, H, W)`` with the ITU-R 601-2 weights."""
     r, g, b = images.unbind(1)

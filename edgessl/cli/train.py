@@ -37,6 +37,12 @@ FLAGS = (
     ("image_size", "--image-size", int, "training image size (default: the dataset's native size)"),
     ("epochs", "--epochs", int, "epochs over the pretext split (default 100)"),
     (
+        "recipe",
+        "--recipe",
+        str,
+        "the method's hyper-parameter set (default paper; short: 100-300 epochs at batch 256, 32-96 px)",
+    ),
+    (
         "batch_size",
         "--batch-size",
         int,
@@ -82,7 +88,7 @@ FLAGS = (
 
 
 class _HelpNamingMethods(argparse.RawDescriptionHelpFormatter):
-    """Appends the registered method names to ``--method``'s help; keeps the description's and the
+    """Appends the registered method names to ``--method``'s help and their recipes to ``--recipe``'s; keeps the description's and the
     epilog's line breaks (the launch commands are a table).
 
     Only when ``train --help`` is printed: the registry imports torch, which ``edgessl --help``
@@ -91,11 +97,14 @@ class _HelpNamingMethods(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = super()._get_help_string(action)
-        if action.dest != "method":
+        if action.dest not in ("method", "recipe"):
             return text
-        from edgessl.methods import method_names
+        from edgessl.methods import method_class, method_names
 
-        return f"{text}: {', '.join(method_names())}"
+        if action.dest == "method":
+            return f"{text}: {', '.join(method_names())}"
+        listed = "; ".join(f"{name}: {', '.join(method_class(name).recipes)}" for name in method_names())
+        return f"{text}. {listed}"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

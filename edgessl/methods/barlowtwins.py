@@ -11,6 +11,7 @@ BN parameters learn at 0.024 times the weights' rate (0.0048 against 0.2).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
@@ -28,6 +29,7 @@ from edgessl.methods.base import (
 )
 from edgessl.methods.heads import mlp_head
 from edgessl.methods.losses import BarlowTwinsLoss
+from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
 
 
 def _barlow_twins_optimizer() -> OptimizerConfig:
@@ -69,6 +71,19 @@ class BarlowTwins(Method):
 
     name = "barlowtwins"
     Config = BarlowTwinsConfig
+    recipes: ClassVar[dict[str, Recipe]] = {
+        PAPER: PAPER_RECIPE,
+        SHORT: Recipe(
+            "100-300 epochs at batch 256 on 32-96 px images",
+            {"optimizer": {"lr": 0.3, "weight_decay": 1e-4}, "hidden_dim": 2048, "out_dim": 2048},
+            (
+                (
+                    "lr 0.3 x B/256, weight decay 1e-4, projector 2048-2048: solo-learn's CIFAR Barlow Twins script (LARS, 2048-wide projector, batch 256); "
+                    "the paper's 8192-wide head and 1e-6 decay are for 1000 epochs at batch 2048"
+                ),
+            ),
+        ),
+    }
 
     def __init__(
         self, backbone: str, config: BarlowTwinsConfig, image_size: int, mean: RGB, std: RGB

@@ -19,6 +19,7 @@ from torch import nn
 from edgessl import distributed
 from edgessl.backbones import Encoder, build_backbone
 from edgessl.backbones.base import Normalize, Representation
+from edgessl.methods.recipes import PAPER, PAPER_RECIPE, Recipe
 
 RGB = tuple[float, float, float]
 
@@ -28,12 +29,17 @@ class OptimizerConfig:
     """Optimiser and schedule; every method overrides the defaults with its paper's."""
 
     name: str = "adam"  # one of edgessl.training.optim.OPTIMIZERS
-    lr: float = 1e-3  # for the method's reference batch size, scaled linearly with it
+    lr: float = 1e-3  # for the method's reference batch size, scaled with it by ``lr_scaling``
     reference_batch_size: int = 256
+    # "linear": lr x B / reference (Goyal et al. 2017); "sqrt": lr x sqrt(B / reference)
+    # (SimCLR appendix B.1, for small batches and short schedules)
+    lr_scaling: str = "linear"
     weight_decay: float = 0.0
     momentum: float = 0.9  # SGD / LARS only
     warmup_epochs: int = 0
-    schedule: str = "cosine"  # "cosine" or "constant", after warmup
+    schedule: str = (
+        "cosine"  # one of edgessl.training.optim.SCHEDULES ("cosine", "step", "constant"), after warmup
+    )
     final_lr_scale: float = 0.0  # the schedule ends at this fraction of the peak rate (Barlow Twins: 1e-3)
     # Biases and normalisation parameters (the 1-D ones) get no weight decay and no LARS
     # trust ratio, as SimCLR and BYOL specify.
@@ -85,6 +91,8 @@ class Method(nn.Module, ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type[MethodConfig]] = MethodConfig
+    # Named hyper-parameter sets over the Config defaults (:mod:`edgessl.methods.recipes`).
+    recipes: ClassVar[dict[str, Recipe]] = {PAPER: PAPER_RECIPE}
 
     def __init__(self, backbone: str, config: MethodConfig, image_size: int, mean: RGB, std: RGB) -> None:
         super().__init__()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -27,6 +28,7 @@ from edgessl.methods.base import (
 )
 from edgessl.methods.heads import mlp_head
 from edgessl.methods.losses import normalized_regression_loss
+from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
 
 
 def _byol_optimizer() -> OptimizerConfig:
@@ -64,6 +66,20 @@ class BYOL(Method):
 
     name = "byol"
     Config = BYOLConfig
+    recipes: ClassVar[dict[str, Recipe]] = {
+        PAPER: PAPER_RECIPE,
+        SHORT: Recipe(
+            "100-300 epochs at batch 256 on 32-96 px images",
+            {"base_momentum": 0.99, "optimizer": {"lr": 0.45, "weight_decay": 1e-6}},
+            (
+                (
+                    "tau 0.99, lr 0.45 x B/256, weight decay 1e-6: DeepMind's 100-epoch preset "
+                    "(deepmind-research byol/configs/byol.py; its 300-epoch preset keeps tau 0.99 at lr 0.3); "
+                    "0.996 / 0.2 / 1.5e-6 are its 1000-epoch values"
+                ),
+            ),
+        ),
+    }
 
     def __init__(self, backbone: str, config: BYOLConfig, image_size: int, mean: RGB, std: RGB) -> None:
         super().__init__(backbone, config, image_size, mean, std)

@@ -19,12 +19,14 @@ def mlp_head(
     batch_norm: bool,
     hidden_layers: int = 1,
     out_bias: bool = True,
+    out_batch_norm: bool = False,
 ) -> nn.Sequential:
     """``hidden_layers`` x ``(Linear -> [BatchNorm1d] -> ReLU)`` at ``hidden_dim``, then ``Linear(hidden, out)``.
 
     A hidden Linear has no bias when BatchNorm follows it (the BN shift replaces it).
     ``out_bias=False`` where the loss standardises or centres the output per dimension
-    (Barlow Twins, VICReg): a bias there would get no gradient.
+    (Barlow Twins, VICReg): a bias there would get no gradient. ``out_batch_norm`` batch-normalises
+    the output too (SimCLR's official head), which replaces the output bias.
     """
     layers: list[nn.Module] = []
     width = in_dim
@@ -34,5 +36,7 @@ def mlp_head(
             layers.append(nn.BatchNorm1d(hidden_dim))
         layers.append(nn.ReLU(inplace=True))
         width = hidden_dim
-    layers.append(nn.Linear(width, out_dim, bias=out_bias))
+    layers.append(nn.Linear(width, out_dim, bias=out_bias and not out_batch_norm))
+    if out_batch_norm:
+        layers.append(nn.BatchNorm1d(out_dim))
     return nn.Sequential(*layers)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -38,6 +39,7 @@ from edgessl.methods import METHODS
 from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, Representation, StepOutput
 from edgessl.methods.heads import mlp_head
 from edgessl.methods.losses import InfoNCELoss
+from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
 
 
 def _mocov2_optimizer() -> OptimizerConfig:
@@ -63,6 +65,9 @@ class MoCoV2Config(MethodConfig):
     temperature: float = 0.2  # MoCo v2, table 1: tau = 0.2 with the MLP head
     hidden_dim: int = 2048  # MoCo v2, section 2: "2-layer MLP head (hidden layer 2048-d, with ReLU)"
     out_dim: int = 128  # He et al. 2020, section 3.3: 128-D normalised embedding
+    # MoCo v2's head has no BN (section 2). On: every head layer batch-normalised, the output one
+    # too, as MoCo v3 (Chen, Xie & He 2021, section 4) and lightly's MoCoProjectionHead(batch_norm=True).
+    head_batch_norm: bool = False
     shuffle_bn_splits: int = (
         8  # one process only: the official 8 GPUs of 32 keys each (He et al. 2020, section 3.3)
     )
@@ -107,11 +112,39 @@ class MoCoV2(Method):
 
     name = "mocov2"
     Config = MoCoV2Config
+    recipes: ClassVar[dict[str, Recipe]] = {
+        PAPER: PAPER_RECIPE,
+        SHORT: Recipe(
+            "100-300 epochs at batch 256 on 32-96 px images",
+            {"queue_size": 16384, "momentum": 0.99, "head_batch_norm": True, "optimizer": {"lr": 0.3}},
+            (
+                (
+                    "lr 0.3 at batch 256, key momentum 0.99: solo-learn's CIFAR MoCo v2+ script "
+                    "(SGD, weight decay 1e-4 and temperature 0.2 as the paper)"
+                ),
+                (
+                    "queue 16,384: He et al. 2020 figure 3 (accuracy nearly flat from 16,384 to 65,536 keys); "
+                    "65,536 is most of a 100,000-image set, so many queries meet an older key of their own image"
+                ),
+                (
+                    "BN in every head layer: MoCo v3 (Chen, Xie & He 2021, section 4); without it the head's shared "
+                    "output direction collapses MoCo on ShuffleNetV2 at 32 px in short runs, in edgessl and in the "
+                    "lightly-built MoCo alike (benchmarks/results/method_parity.md)"
+                ),
+            ),
+        ),
+    }
 
     def __init__(self, backbone: str, config: MoCoV2Config, image_size: int, mean: RGB, std: RGB) -> None:
         super().__init__(backbone, config, image_size, mean, std)
         self.encoder = self.build_encoder(backbone)
-        self.head = mlp_head(self.encoder.feature_dim, config.hidden_dim, config.out_dim, batch_norm=False)
+        self.head = mlp_head(
+            self.encoder.feature_dim,
+            config.hidden_dim,
+            config.out_dim,
+            batch_norm=config.head_batch_norm,
+            out_batch_norm=config.head_batch_norm,
+        )
         self.key_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.key_head = copy.deepcopy(self.head).requires_grad_(False)
         self.criterion = InfoNCELoss(config.temperature)

@@ -2,28 +2,34 @@
 
 Every image of the batch is shown at 0, 90, 180 and 270 degrees in the same step (their
 section 3, implementation details: all four rotated copies together beat one random rotation) and a linear head on
-the pooled features classifies the rotation.
+the pooled features classifies the rotation. Before rotating, each image gets the random
+crop (zero padding of 1/8 of the side) and horizontal flip of the released CIFAR-10 code
+(gidariss/FeatureLearningRotNet, ``dataloader.py``: ``RandomCrop(32, padding=4)``,
+``RandomHorizontalFlip()``), so the network does not see the same pixels every epoch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from edgessl.augment import rotate_all_four, to_float
+from edgessl.augment.functional import padded_random_crop
 from edgessl.methods import METHODS
 from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, Representation
+from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
 
 NUM_ROTATIONS = 4  # 0/90/180/270 degrees: the best rotation set in Gidaris et al. 2018, section 3.1
 
 
 def _rotnet_optimizer() -> OptimizerConfig:
-    # Gidaris et al. 2018, section 3.1 (CIFAR-10 setup): SGD, batch 128, momentum 0.9,
-    # weight decay 5e-4, lr 0.1. They decay the rate in steps; the trainer's schedules are
-    # cosine or constant, and cosine is used here.
+    # Gidaris et al. 2018, section 3.1 (CIFAR-10 setup) and the released config
+    # CIFAR10_RotNet_NIN4blocks.py: SGD with Nesterov momentum 0.9, batch 128, weight decay
+    # 5e-4, lr 0.1, divided by 5 after 30, 60 and 80 of 100 epochs (the "step" schedule).
     return OptimizerConfig(
         name="sgd",
         lr=0.1,
@@ -31,7 +37,8 @@ def _rotnet_optimizer() -> OptimizerConfig:
         weight_decay=5e-4,
         momentum=0.9,
         warmup_epochs=0,
-        schedule="cosine",
+        schedule="step",
+        kwargs={"nesterov": True},
     )
 
 
@@ -39,18 +46,32 @@ def _rotnet_optimizer() -> OptimizerConfig:
 class RotNetConfig(MethodConfig):
     batch_size: int = 128  # Gidaris et al. 2018, section 3.1: 128 images (x4 rotations) per batch
     optimizer: OptimizerConfig = field(default_factory=_rotnet_optimizer)
+    crop_padding: float = 0.125  # the released code's RandomCrop(32, padding=4): 1/8 of the side
+    hflip_p: float = 0.5  # the released code's RandomHorizontalFlip()
 
 
 @METHODS.register("rotnet")
 class RotNet(Method):
     """4-way rotation classification with a plain linear head on the pooled encoder features.
 
-    Views are the images themselves, rotated; no other augmentation (the paper's point is
-    that rotation alone is the supervisory signal).
+    Views are the images, randomly translated and flipped as the released code, then rotated.
     """
 
     name = "rotnet"
     Config = RotNetConfig
+    recipes: ClassVar[dict[str, Recipe]] = {
+        PAPER: PAPER_RECIPE,
+        SHORT: Recipe(
+            "100-300 epochs at batch 256 on 32-96 px images: the paper's own CIFAR-10 recipe at batch 256",
+            {"batch_size": 256},
+            (
+                (
+                    "Gidaris et al. 2018 already train CIFAR-10 for 100 epochs (at batch 128); "
+                    "lr 0.1 x B/128 by the linear rule"
+                ),
+            ),
+        ),
+    }
 
     def __init__(self, backbone: str, config: RotNetConfig, image_size: int, mean: RGB, std: RGB) -> None:
         super().__init__(backbone, config, image_size, mean, std)
@@ -58,7 +79,9 @@ class RotNet(Method):
         self.head = nn.Linear(self.encoder.feature_dim, NUM_ROTATIONS)
 
     def make_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        rotated, labels = rotate_all_four(images)  # rotate the uint8 batch: a quarter of the bytes
+        padding = round(self.config.crop_padding * images.shape[-1])
+        moved = padded_random_crop(images, padding, self.config.hflip_p)  # uint8: a quarter of the bytes
+        rotated, labels = rotate_all_four(moved)
         return to_float(rotated), labels
 
     def loss(self, views: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:

@@ -12,6 +12,7 @@ global batch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
@@ -20,6 +21,7 @@ from edgessl.methods import METHODS
 from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, Representation
 from edgessl.methods.heads import mlp_head
 from edgessl.methods.losses import InfoNCELoss
+from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
 
 
 def _simclr_optimizer() -> OptimizerConfig:
@@ -48,6 +50,9 @@ class SimCLRConfig(MethodConfig):
     temperature: float = 0.5
     hidden_dim: int = 2048  # SimCLR section 2.1 / B.4: hidden layer as wide as ResNet-50's h (2048)
     out_dim: int = 128  # SimCLR section 4 / B.4: 128-d projection
+    # google-research/simclr (`projection_head`, `linear_layer(use_bn=True)`): every layer of the
+    # head is batch-normalised, the output one too (without ReLU); lightly's SimCLRProjectionHead as well.
+    output_batch_norm: bool = True
     colour_strength: float = 1.0  # SimCLR appendix A: colour-distortion strength s = 1
     # SimCLR section 2.2 ("Global BN"): BN mean and variance aggregated over all devices, so a
     # positive pair cannot be found from shard statistics.
@@ -61,13 +66,36 @@ class SimCLR(Method):
 
     name = "simclr"
     Config = SimCLRConfig
+    recipes: ClassVar[dict[str, Recipe]] = {
+        PAPER: PAPER_RECIPE,
+        SHORT: Recipe(
+            "100-300 epochs at batch 256 on 32-96 px images",
+            {
+                "optimizer": {"lr": 1.2, "lr_scaling": "sqrt"},  # 0.075 x sqrt(B): 1.2 at B = 256
+                "temperature": 0.2,
+                "colour_strength": 0.5,
+            },
+            (
+                (
+                    "lr 0.075 x sqrt(BatchSize), square-root scaling: SimCLR appendix B.1 (better than the linear "
+                    "rule for small batches and fewer epochs, figure B.1)"
+                ),
+                "temperature 0.2: solo-learn's CIFAR SimCLR script; 0.5 (appendix B.9) is their 1000-epoch CIFAR setting",
+                "colour strength 0.5: SimCLR appendix B.9 (CIFAR-10)",
+            ),
+        ),
+    }
 
     def __init__(self, backbone: str, config: SimCLRConfig, image_size: int, mean: RGB, std: RGB) -> None:
         super().__init__(backbone, config, image_size, mean, std)
         self.encoder = self.build_encoder(backbone)
         # BN in the hidden layer, as the official implementation (google-research/simclr).
         self.projector = mlp_head(
-            self.encoder.feature_dim, config.hidden_dim, config.out_dim, batch_norm=True
+            self.encoder.feature_dim,
+            config.hidden_dim,
+            config.out_dim,
+            batch_norm=True,
+            out_batch_norm=config.output_batch_norm,
         )
         self.criterion = InfoNCELoss(config.temperature)
         self.augment = simclr_view(config.colour_strength, config.crop_scale)

@@ -13,10 +13,19 @@ full-width copies of the backbone, one taking 1 channel (L) and one taking 2 (ab
 built by ``build_backbone(name, in_channels)``. That doubles parameters, compute and
 training memory relative to the other methods, and the representation is 2 x feature_dim wide.
 
-Predictions: a 1x1 convolution on each sub-network's last spatial map, upsampled
-bilinearly to 1/4 of the input side, compared to targets quantised from the Lab image
-averaged to that grid (colorization networks predict at reduced resolution: Zhang et al.
-2016 at 1/4). Targets are hard: each position's nearest bin.
+Predictions come from a hypercolumn (Hariharan et al. 2015; Larsson et al. 2016 colorize from
+one): the last map at each of the sub-network's final ``hypercolumn_levels`` resolutions,
+each through a 1x1 convolution, upsampled bilinearly to 1/4 of the input side and summed
+(a linear classifier on the upsampled, concatenated maps, computed without building them).
+They are compared to targets quantised from the Lab image averaged to that grid
+(colorization networks predict at reduced resolution: Zhang et al. 2016 at 1/4). Targets
+are hard: each position's nearest bin. Why not the final map alone: a stride-32 backbone
+leaves 3x3 positions at 96 px (1x1 at 32 px) to predict a 24x24 target, so the loss could
+only learn blurred colour; the paper's AlexNet halves keep a 6x6 map at 227 px and Zhang et
+al. 2016 dilate their network to keep 1/4 resolution. A hypercolumn of the stride-32, -16 and
+-8 maps gives 12x12 at 96 px and trains every stage directly, without changing the backbone
+(dilation would change the architecture being evaluated). Backbones whose features are not a
+plain ``nn.Sequential`` (timm) use their final map only.
 
 The in-gamut ab bins are computed, not copied: every 24-bit sRGB colour is converted to Lab
 (kornia, D65) and the 10 x 10 ab cells centred on multiples of 10 that are hit are kept.
@@ -30,6 +39,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import kornia
 import torch
@@ -39,6 +49,7 @@ from torch.nn import functional as F
 from edgessl.augment import ViewAugment
 from edgessl.methods import METHODS
 from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, Representation
+from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
 
 AB_BIN_SIZE = 10.0  # Zhang et al. 2017, section 3.2 (from Zhang et al. 2016): ab grid of size 10
 L_BIN_SIZE = 2.0  # Zhang et al. 2017, section 3.2: L in 50 bins of size 2
@@ -95,11 +106,59 @@ class SplitBrainEncoder(nn.Module):
         return torch.cat([self.l_net(lab[:, :1]), self.ab_net(lab[:, 1:])], dim=1)
 
 
+def pyramid_maps(encoder: nn.Module, images: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """The last map at each of the final ``levels`` resolutions of ``encoder.features``, coarsest last."""
+    features = encoder.features
+    if levels == 1 or not isinstance(features, nn.Sequential):
+        return [encoder.forward_spatial(images)]
+    maps: list[torch.Tensor] = []
+    x = images
+    for layer in features:
+        x = layer(x)
+        if maps and maps[-1].shape[-2:] == x.shape[-2:]:
+            maps[-1] = x
+        else:
+            maps.append(x)
+    return maps[-levels:]
+
+
+@torch.no_grad()
+def pyramid_widths(encoder: nn.Module, in_channels: int, image_size: int, levels: int) -> list[int]:
+    """Channels of each :func:`pyramid_maps` map at ``image_size``, from one probe pass in eval mode."""
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        probe = torch.zeros(1, in_channels, image_size, image_size)
+        return [m.shape[1] for m in pyramid_maps(encoder, probe, levels)]
+    finally:
+        encoder.train(was_training)
+
+
+class HypercolumnClassifier(nn.Module):
+    """Sum of 1x1-conv logits of several maps, each upsampled to the target grid."""
+
+    def __init__(self, widths: list[int], classes: int) -> None:
+        super().__init__()
+        self.levels = nn.ModuleList(nn.Conv2d(width, classes, kernel_size=1) for width in widths)
+
+    def forward(self, maps: list[torch.Tensor], grid: tuple[int, int]) -> torch.Tensor:
+        return sum(
+            F.interpolate(level(m), size=grid, mode="bilinear", align_corners=False)
+            for level, m in zip(self.levels, maps, strict=True)
+        )
+
+
 def _splitbrain_optimizer() -> OptimizerConfig:
     # Zhang et al. 2017 train as their colorization paper (Zhang et al. 2016, section 3):
-    # Adam, beta (0.9, 0.99), weight decay 1e-3, lr 3e-5, batch 40. The trainer's Adam keeps torch's betas.
+    # Adam, beta (0.9, 0.99), weight decay 1e-3, lr 3e-5, batch 40.
     return OptimizerConfig(
-        name="adam", lr=3e-5, reference_batch_size=40, weight_decay=1e-3, warmup_epochs=0, schedule="cosine"
+        name="adam",
+        lr=3e-5,
+        reference_batch_size=40,
+        weight_decay=1e-3,
+        warmup_epochs=0,
+        schedule="cosine",
+        kwargs={"betas": (0.9, 0.99)},
     )
 
 
@@ -108,6 +167,7 @@ class SplitBrainConfig(MethodConfig):
     batch_size: int = 40  # Zhang et al. 2016, section 3 (followed by Zhang et al. 2017)
     optimizer: OptimizerConfig = field(default_factory=_splitbrain_optimizer)
     target_stride: int = 4  # predictions and targets at 1/4 of the input side (Zhang et al. 2016, section 2)
+    hypercolumn_levels: int = 3  # the stride-32, -16 and -8 maps (see the module docstring)
     crop_scale: float = (
         176 / 256
     ) ** 2  # Zhang et al. 2016: 176px crops of 256px images, as a fraction of the area
@@ -119,6 +179,20 @@ class SplitBrain(Method):
 
     name = "splitbrain"
     Config = SplitBrainConfig
+    recipes: ClassVar[dict[str, Recipe]] = {
+        PAPER: PAPER_RECIPE,
+        SHORT: Recipe(
+            "100-300 epochs at batch 256 on 32-96 px images",
+            {"batch_size": 256, "optimizer": {"lr": 1e-3, "reference_batch_size": 256}},
+            (
+                (
+                    "no short schedule is published: Zhang et al.'s 3e-5 at batch 40 is for about 450,000 steps; "
+                    "Adam's own default lr 1e-3 (Kingma & Ba 2015) at batch 256, measured against the paper's in "
+                    "benchmarks/results/recipes.md"
+                ),
+            ),
+        ),
+    }
 
     def __init__(self, backbone: str, config: SplitBrainConfig, image_size: int, mean: RGB, std: RGB) -> None:
         super().__init__(backbone, config, image_size, mean, std)
@@ -126,8 +200,11 @@ class SplitBrain(Method):
         self.l_net = self.build_encoder(backbone, in_channels=1)
         self.ab_net = self.build_encoder(backbone, in_channels=2)
         self.register_buffer("ab_centres", ab_bin_centres().clone(), persistent=False)
-        self.ab_classifier = nn.Conv2d(self.l_net.feature_dim, len(self.ab_centres), kernel_size=1)
-        self.l_classifier = nn.Conv2d(self.ab_net.feature_dim, L_BINS, kernel_size=1)
+        levels = config.hypercolumn_levels
+        self.ab_classifier = HypercolumnClassifier(
+            pyramid_widths(self.l_net, 1, image_size, levels), len(self.ab_centres)
+        )
+        self.l_classifier = HypercolumnClassifier(pyramid_widths(self.ab_net, 2, image_size, levels), L_BINS)
         # Colour augmentations would corrupt the targets: only a fixed-area crop and flips.
         self.augment = ViewAugment(
             crop_scale=(config.crop_scale, config.crop_scale),
@@ -150,10 +227,9 @@ class SplitBrain(Method):
     def loss(self, lab: torch.Tensor) -> torch.Tensor:
         ab_target, l_target = self.targets(lab)
         grid = ab_target.shape[1:]
-        ab_logits = self.ab_classifier(self.l_net.forward_spatial(lab[:, :1]))
-        l_logits = self.l_classifier(self.ab_net.forward_spatial(lab[:, 1:]))
-        ab_logits = F.interpolate(ab_logits, size=grid, mode="bilinear", align_corners=False)
-        l_logits = F.interpolate(l_logits, size=grid, mode="bilinear", align_corners=False)
+        levels = self.config.hypercolumn_levels
+        ab_logits = self.ab_classifier(pyramid_maps(self.l_net, lab[:, :1], levels), grid)
+        l_logits = self.l_classifier(pyramid_maps(self.ab_net, lab[:, 1:], levels), grid)
         return F.cross_entropy(ab_logits, ab_target) + F.cross_entropy(l_logits, l_target)
 
     def representation(self) -> Representation:

@@ -12,6 +12,7 @@ standardisation of the embeddings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 
@@ -20,6 +21,7 @@ from edgessl.methods import METHODS
 from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, Representation, StepOutput
 from edgessl.methods.heads import mlp_head
 from edgessl.methods.losses import VICRegLoss
+from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
 
 
 def _vicreg_optimizer() -> OptimizerConfig:
@@ -62,6 +64,19 @@ class VICReg(Method):
 
     name = "vicreg"
     Config = VICRegConfig
+    recipes: ClassVar[dict[str, Recipe]] = {
+        PAPER: PAPER_RECIPE,
+        SHORT: Recipe(
+            "100-300 epochs at batch 256 on 32-96 px images",
+            {"optimizer": {"lr": 0.3, "weight_decay": 1e-4}, "hidden_dim": 2048, "out_dim": 2048},
+            (
+                (
+                    "lr 0.3 x B/256, weight decay 1e-4, projector 2048-2048: solo-learn's CIFAR VICReg script (LARS, 2048-wide expander, batch 256); "
+                    "the paper's 8192-wide head and 1e-6 decay are for 1000 epochs at batch 2048"
+                ),
+            ),
+        ),
+    }
 
     def __init__(self, backbone: str, config: VICRegConfig, image_size: int, mean: RGB, std: RGB) -> None:
         super().__init__(backbone, config, image_size, mean, std)

@@ -28,6 +28,8 @@ class StudyConfig:
     image_size: int | None = None  # None keeps the dataset's native size
     pretext_split: str = "unlabeled"  # the split pretext training sees
     epochs: int = 100
+    # every method's named hyper-parameter set (edgessl.methods.recipes); presets pick the one for their epochs
+    recipe: str = "paper"
     save_every: int = 5  # a checkpoint (and so a point on Figures 1-2) every N epochs
     batch_size: int | None = None  # None: each method's paper default
     batch_sizes: dict[str, int] = field(default_factory=dict)  # per "method" or "method-backbone"

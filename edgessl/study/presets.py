@@ -39,6 +39,7 @@ def study_stl10() -> StudyConfig:
         image_size=96,
         pretext_split="unlabeled",
         epochs=100,
+        recipe="short",  # 100 epochs at batch 256 on 96 px: the regime the short recipes are for
         save_every=5,
         protocols=("finetune", "knn"),
         table_protocol="finetune",
@@ -64,6 +65,7 @@ def study_quick() -> StudyConfig:
         image_size=32,
         pretext_split="train",
         epochs=5,
+        recipe="short",  # 5 epochs: far from the papers' 200-1000, closest to the short recipes
         save_every=1,
         batch_size=64,
         protocols=("knn",),

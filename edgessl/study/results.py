@@ -39,6 +39,7 @@ class CellResult:
     image_size: int
     energy_kwh: float | None = None
     co2_kg: float | None = None
+    recipe: str = "paper"  # the method's hyper-parameter set (edgessl.methods.recipes)
 
     def max_accuracy(self, protocol: str) -> float | None:
         """Table 1's number: the best validation accuracy over all checkpoints."""

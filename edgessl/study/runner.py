@@ -188,15 +188,17 @@ def training_done(epoch: int, step: int, config: StudyConfig) -> bool:
 
 
 def validate_names(config: StudyConfig) -> None:
-    """Fail before any training when a method, backbone, protocol or protocol option is wrong."""
+    """Fail before any training when a method, its recipe, a backbone, protocol or protocol option is wrong."""
     from edgessl.backbones import BACKBONES, TIMM_PREFIX, backbone_names
     from edgessl.evaluation import PROTOCOLS
     from edgessl.methods import METHODS, method_names
+    from edgessl.training.resolve import recipe_overrides
 
     method_names()  # imports the method modules, which fills the registry
     backbone_names()  # likewise for the backbone families
     for name in config.methods:
         METHODS.get(name)
+        recipe_overrides(name, config.recipe)
     for name in config.backbones:
         if not name.startswith(TIMM_PREFIX):
             BACKBONES.get(name)
@@ -281,6 +283,7 @@ def train_config(config: StudyConfig, method: str, backbone: str, run_dir: Path)
         "split": config.pretext_split,
         "image_size": config.image_size,
         "epochs": config.epochs,
+        "recipe": config.recipe,
         "save_every": config.save_every,
         "out": str(run_dir),
         "seed": config.seed,
@@ -337,6 +340,7 @@ def measure_cell(
     return CellResult(
         method=method,
         backbone=backbone,
+        recipe=str(meta.get("recipe", "paper")),  # runs from before recipes trained the paper's
         epochs=loaded.epoch,
         steps=int(meta.get("step", 0)),
         curves=curves,

@@ -1,6 +1,7 @@
 """Table 1 of the reference study, for any grid: accuracy per method x backbone, then costs.
 
-Rows: the maximum validation accuracy over pretraining checkpoints per method; then, per
+Rows: the maximum validation accuracy over pretraining checkpoints per method (labelled with
+the recipe its cells trained with, :mod:`edgessl.methods.recipes`); then, per
 backbone and averaged over the methods trained on it, the representation's MACs (thop's
 multiply-accumulates; FLOPs = 2 x MACs, both shown because papers mix them up — the
 reference study's "FLOPs" row is in fact MACs at 224x224), parameters, training time,
@@ -83,6 +84,12 @@ def cost_rows(image_size: int) -> list[CostRow]:
     ]
 
 
+def method_label(method: str, recipes: Sequence[str]) -> str:
+    """``simclr (short recipe)``: a method's row says which hyper-parameters its numbers come from."""
+    names = sorted(set(recipes))
+    return f"{method} ({' / '.join(names)} recipe)" if names else method
+
+
 def build_table(
     cells: Sequence[CellResult],
     protocol: str,
@@ -95,7 +102,7 @@ def build_table(
     by_key = {(cell.method, cell.backbone): cell for cell in cells}
     rows = [
         TableRow(
-            method,
+            method_label(method, [cell.recipe for cell in cells if cell.method == method]),
             tuple(
                 by_key[method, backbone].max_accuracy(protocol) if (method, backbone) in by_key else None
                 for backbone in backbones

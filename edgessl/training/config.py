@@ -40,6 +40,8 @@ class TrainConfig:
     max_steps: int | None = None
     time_budget_s: float | None = None  # stop (and save) once this much training time has passed in all
     weights: str | None = None  # a plain state dict (.safetensors, or .pth) to start the encoder from
+    # the method's named hyper-parameter set (edgessl.methods.recipes): "paper" or "short" (100-300 epochs)
+    recipe: str = "paper"
     # merged into the method's Config
     method_overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     # Watching the run (edgessl.training.monitor, .tracking, .progress, .plots); none changes what is trained.

@@ -21,6 +21,7 @@ get the two collapse measures on pretext images and skip the kNN, saying so once
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from rich.console import Console
@@ -74,13 +75,17 @@ class OnlineMonitor:
 
     @classmethod
     def for_dataset(
-        cls, pretext: ImageDataset, data_root: str | None, device: torch.device, console: Console
+        cls,
+        pretext: ImageDataset,
+        spec: str,
+        data_root: str | None,
+        device: torch.device,
+        console: Console,
     ) -> OnlineMonitor:
-        """Labelled ``train``/``test`` splits of the pretext dataset when it has them, else pretext images only."""
+        """Labelled ``train``/``test`` splits of dataset ``spec`` (a name or an image-folder path, as the
+        run's ``data``) when it has them, else the pretext images only."""
         try:
-            train, test = load_labelled_splits(
-                pretext.name, data_root, pretext.image_size, purpose="online kNN"
-            )
+            train, test = load_labelled_splits(spec, data_root, pretext.image_size, purpose="online kNN")
         except EdgesslError as exc:
             console.print(
                 f"online kNN skipped: {pretext.name} has no labelled train/test splits ({exc})", markup=False
@@ -108,3 +113,10 @@ class OnlineMonitor:
             )
             values["knn_accuracy"] = float((predicted.cpu() == data.query_labels).float().mean())
         return values
+
+
+def run_monitor(config: Any, dataset: ImageDataset, accelerator: Any, console: Any) -> OnlineMonitor | None:
+    """The monitor of a training run: on the main process when ``config.monitor_every`` is on, else None."""
+    if not config.monitor_every or not accelerator.is_main_process:
+        return None
+    return OnlineMonitor.for_dataset(dataset, config.data, config.data_root, accelerator.device, console)

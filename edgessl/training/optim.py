@@ -1,12 +1,13 @@
 """Optimisers and learning-rate schedules by name, built from a method's :class:`OptimizerConfig`.
 
 ``OPTIMIZERS`` maps ``sgd``, ``adam``, ``adamw`` and ``lars`` to builders; ``SCHEDULES``
-maps ``cosine`` and ``constant`` to the shape after a linear warm-up. The trainer asks
+maps ``cosine``, ``step`` and ``constant`` to the shape after a linear warm-up. The trainer asks
 for ``build_optimizer`` and ``build_scheduler`` and never branches on a name.
 
-Learning rates follow the papers' linear scaling rule: ``OptimizerConfig.lr`` is the rate
-for ``reference_batch_size`` and the rate used is ``lr * batch_size / reference_batch_size``
-(SimCLR: 0.3 x B/256 with LARS; BYOL: 0.2 x B/256; MoCo v2: 0.03 for 256).
+Learning rates follow the papers' scaling rules: ``OptimizerConfig.lr`` is the rate for
+``reference_batch_size`` and the rate used is ``lr * batch_size / reference_batch_size``
+(SimCLR: 0.3 x B/256 with LARS; BYOL: 0.2 x B/256; MoCo v2: 0.03 for 256), or with
+``lr_scaling="sqrt"`` ``lr * sqrt(batch_size / reference_batch_size)`` (SimCLR appendix B.1).
 """
 
 from __future__ import annotations
@@ -30,9 +31,14 @@ OPTIMIZERS: Registry[OptimizerBuilder] = Registry("optimizer")
 SCHEDULES: Registry[Callable[[float], float]] = Registry("learning-rate schedule")
 
 
+LR_SCALING: Registry[Callable[[float], float]] = Registry("learning-rate scaling")
+LR_SCALING.register("linear")(lambda ratio: ratio)  # Goyal et al. 2017, as SimCLR, BYOL and MoCo
+LR_SCALING.register("sqrt")(math.sqrt)  # SimCLR appendix B.1: 0.075 x sqrt(B) for small batches
+
+
 def scaled_lr(config: OptimizerConfig, batch_size: int) -> float:
-    """The linear scaling rule (Goyal et al. 2017), used by SimCLR, BYOL and MoCo."""
-    return config.lr * batch_size / config.reference_batch_size
+    """``config.lr`` moved from the reference batch size to ``batch_size`` by ``config.lr_scaling``."""
+    return config.lr * LR_SCALING.get(config.lr_scaling)(batch_size / config.reference_batch_size)
 
 
 class LARS(Optimizer):
@@ -162,6 +168,19 @@ def build_optimizer(model: nn.Module, config: OptimizerConfig, batch_size: int) 
 def _cosine(progress: float) -> float:
     """Half a cosine from 1 to 0 (SGDR without restarts, as SimCLR, BYOL and MoCo v2 use)."""
     return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+# RotNet's released CIFAR-10 schedule (gidariss/FeatureLearningRotNet, config
+# CIFAR10_RotNet_NIN4blocks: LUT_lr [(30, 0.1), (60, 0.02), (80, 0.004), (100, 0.0008)]):
+# x0.2 after 30%, 60% and 80% of training, stated as fractions so it spans any run length.
+STEP_MILESTONES = (0.3, 0.6, 0.8)
+STEP_FACTOR = 0.2
+
+
+@SCHEDULES.register("step")
+def _step(progress: float) -> float:
+    """RotNet's step decay: x0.2 at each of ``STEP_MILESTONES`` (fractions of training)."""
+    return STEP_FACTOR ** sum(progress >= milestone for milestone in STEP_MILESTONES)
 
 
 @SCHEDULES.register("constant")

@@ -138,7 +138,8 @@ def start_line(trainer: Any, changes: dict[str, tuple[Any, Any]] | None) -> str:
     )
     optimizer = trainer.method_config.optimizer
     return (
-        f"{what}: {config.method} on {config.backbone}, {len(data):,} images {data.image_size}px, "
+        f"{what}: {config.method} ({config.recipe} recipe) on {config.backbone}, "
+        f"{len(data):,} images {data.image_size}px, "
         f"batch {plan.global_batch} ({accelerator.num_processes} process(es) x {config.grad_accum} accumulation), "
         f"lr {scaled_lr(optimizer, plan.global_batch):.4g} ({optimizer.name}), "
         f"{plan.steps_per_epoch} steps/epoch x {config.epochs} epochs on {accelerator.device} -> {config.out}"

@@ -2,7 +2,8 @@
 
 Precedence: command-line flags over a ``--config`` YAML file (or, on ``--resume``
 without one, the run's own ``config.yaml``) over the method's paper defaults;
-``--set KEY=VALUE`` changes a field of the method's config. Everything is typed and
+``--recipe NAME`` swaps the paper defaults for a named set (:mod:`edgessl.methods.recipes`)
+and ``--set KEY=VALUE`` changes a field of the method's config on top of it. Everything is typed and
 checked here, once, before any file is read or written (:mod:`edgessl.config`).
 
 A resume continues the run its checkpoint describes. It may change only what leaves the
@@ -78,11 +79,28 @@ def requested_config(
     return config
 
 
+def recipe_overrides(method: str, recipe: str) -> dict[str, Any]:
+    """The overrides of ``method``'s recipe ``recipe``; a recipe the method lacks is a ConfigError."""
+    recipes = method_class(method).recipes
+    if recipe not in recipes:
+        raise ConfigError(
+            f"{method} has no recipe '{recipe}'; choose one of {', '.join(recipes)} "
+            "(see 'edgessl train --help')"
+        )
+    return recipes[recipe].overrides
+
+
 def resolve_method_config(config: TrainConfig) -> MethodConfig:
-    """Method defaults < ``method_overrides`` < the run's ``batch_size`` and ``lr``."""
+    """Method (paper) defaults < the recipe < ``method_overrides`` < the run's ``batch_size`` and ``lr``."""
     cls = method_class(config.method)
     method_config = merge_config(
-        cls.Config, cls.Config(), config.method_overrides, "--set / method_overrides"
+        cls.Config,
+        cls.Config(),
+        recipe_overrides(config.method, config.recipe),
+        f"the {config.recipe} recipe",
+    )
+    method_config = merge_config(
+        cls.Config, method_config, config.method_overrides, "--set / method_overrides"
     )
     if config.batch_size is not None:
         method_config = dataclasses.replace(method_config, batch_size=config.batch_size)

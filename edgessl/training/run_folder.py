@@ -8,8 +8,8 @@ rather than the ``filelock`` package because the refused process must read the h
 pid from the lock file, which ``filelock`` empties when it tries to acquire.
 
 Checkpoints are written atomically (a temporary file, then a rename), so a save killed
-half-way leaves only a hidden ``.NAME.*.tmp`` file; holding the lock, the trainer removes
-those, and resumes from :meth:`edgessl.runs.RunFolder.newest`.
+half-way leaves only a hidden ``.NAME.*.tmp<suffix>`` file; holding the lock, the trainer
+removes those (:func:`prepare_for_writing`), and resumes from :meth:`edgessl.runs.RunFolder.newest`.
 """
 
 from __future__ import annotations
@@ -73,6 +73,17 @@ def remove_stale_temp_files(run_dir: Path) -> list[Path]:
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
+
+
+def prepare_for_writing(
+    run_dir: Path, checkpoint_bytes_needed: int, config_text: str, config_file: str
+) -> None:
+    """Under the lock, before the first step: clear killed saves' debris, check the checkpoint folder
+    is writable and the disk can hold the run's checkpoints, and write the resolved config."""
+    remove_stale_temp_files(run_dir)
+    ensure_writable_dir(RunFolder(run_dir).checkpoint_dir)
+    check_free_space(run_dir, checkpoint_bytes_needed)
+    (run_dir / config_file).write_text(config_text)
 
 
 def check_free_space(run_dir: Path, bytes_needed: int) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edgessl.errors import DiskFullError
+from edgessl.errors import DiskFullError, TrainingDiverged
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -120,3 +120,12 @@ class MetricsLog:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def diverged(record: dict[str, Any], last: Path, saved_step: int) -> TrainingDiverged:
+    """The error for a NaN/inf loss in ``record``: where it happened and which checkpoint survives."""
+    kept = f"{last} (step {saved_step}) was kept" if saved_step else "no checkpoint was written"
+    return TrainingDiverged(
+        f"the loss became {record['nonfinite_loss']} at step {record['step']}; training stopped and {kept}. "
+        "Try a lower --lr, --precision no (fp32), or a longer warm-up (--set optimizer.warmup_epochs=N)"
+    )

@@ -115,10 +115,29 @@ def checkpoint_metadata(
     from edgessl.config import config_to_dict
 
     return {
-        "method": config.method, "backbone": config.backbone, "dataset": config.data, "split": config.split,
+        "method": config.method, "recipe": config.recipe, "backbone": config.backbone, "dataset": config.data, "split": config.split,
         "method_config": config_to_dict(method_config), "train_config": config_to_dict(config),
         "num_images": len(dataset), "image_size": dataset.image_size, "mean": list(dataset.mean), "std": list(dataset.std),
         "epoch": position.epoch, "step": position.step, "resumes": list(position.resumes),
         "num_processes": accelerator.num_processes, "mixed_precision": accelerator.mixed_precision,
         "edgessl_version": __version__,
     }  # fmt: skip
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training at a step boundary after ``last.pt`` was saved."""
+
+    def __init__(self, checkpoint: Path, step: int) -> None:
+        super().__init__(f"interrupted at step {step}; saved {checkpoint}")
+        self.checkpoint, self.step = checkpoint, step
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    last_checkpoint: Path
+    epochs_done: int  # completed epochs
+    steps: int  # optimiser steps in all, across resumes
+    train_seconds: float  # wall-clock training time, across resumes
+    images_per_second: float  # of this call's steps
+    final_loss: float

@@ -84,3 +84,10 @@ def start_trackers(accelerator: Any, run_dir: Path, log_with: str | None, config
     except Exception as exc:  # noqa: BLE001 (each tracker library raises its own types)
         first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         raise EdgesslError(f"could not start --log-with {log_with}: {first}") from None
+
+
+def log_records(accelerator: Any, records: list[dict[str, Any]]) -> None:
+    """Every numeric field of each ``metrics.jsonl`` record to the started trackers, at its step."""
+    for record in records:
+        scalars = {k: v for k, v in record.items() if k != "step" and isinstance(v, (int, float))}
+        accelerator.log(scalars, step=record["step"])

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +34,16 @@ from rich.console import Console
 from edgessl.checkpoints import save_checkpoint
 from edgessl.config import config_to_dict
 from edgessl.energy import energy_so_far, optional_meter
-from edgessl.errors import TrainingDiverged
-from edgessl.files import ensure_writable_dir
 from edgessl.methods import StepOutput, build_method
 from edgessl.runs import CONFIG_FILE, RunFolder, epoch_checkpoint_name
 from edgessl.training import run_folder, tracking
 from edgessl.training.config import TrainConfig
+from edgessl.training.monitor import run_monitor
 from edgessl.training.optim import build_optimizer, build_scheduler
 from edgessl.training.progress import ProgressView, StopRequest, start_line
 from edgessl.training.resolve import config_yaml, resolve_method_config, resolved_train_config
 from edgessl.training.rng import seed_everything, set_deterministic
-from edgessl.training.run_log import METRICS_FILE, MetricsLog, PendingStep, read_back
+from edgessl.training.run_log import METRICS_FILE, MetricsLog, PendingStep, diverged, read_back
 from edgessl.training.sampling import epoch_permutation, micro_batches, place_images, plan_batches
 from edgessl.training.setup import (
     checkpoint_bytes,
@@ -54,30 +52,10 @@ from edgessl.training.setup import (
     resume_point,
     start_from_weights,
 )
-from edgessl.training.state import TrainingState, checkpoint_metadata
+from edgessl.training.state import TrainingInterrupted, TrainingState, TrainResult, checkpoint_metadata
 
-FLUSH_EVERY = (
-    10  # optimiser steps between loss read-backs and cross-process stop checks (each waits for the device)
-)
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped training at a step boundary after ``last.pt`` was saved."""
-
-    def __init__(self, checkpoint: Path, step: int) -> None:
-        super().__init__(f"interrupted at step {step}; saved {checkpoint}")
-        self.checkpoint, self.step = checkpoint, step
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    run_dir: Path
-    last_checkpoint: Path
-    epochs_done: int  # completed epochs
-    steps: int  # optimiser steps in all, across resumes
-    train_seconds: float  # wall-clock training time, across resumes
-    images_per_second: float  # of this call's steps
-    final_loss: float
+# Optimiser steps between loss read-backs and cross-process stop checks (each waits for the device).
+FLUSH_EVERY = 10
 
 
 class Trainer:
@@ -112,7 +90,7 @@ class Trainer:
             start_from_weights(self.method, config.weights)
         self._prepare_optimisation()
         self.images = place_images(data.images, self.accelerator.device)
-        self.monitor = self._make_monitor()
+        self.monitor = run_monitor(self.config, self.dataset, self.accelerator, self.console)
         self._order: tuple[int, torch.Tensor | None] = (-1, None)
 
     def _prepare_optimisation(self) -> None:
@@ -131,14 +109,6 @@ class Trainer:
             self.scheduler.stretch(steps_per_epoch, self.total_steps)  # a longer --epochs stretches the rest
         else:  # a different augmentation stream per process
             seed_everything(self.config.seed + 7919 * self.accelerator.process_index)
-
-    def _make_monitor(self):  # -> OnlineMonitor | None
-        if not self.config.monitor_every or not self.accelerator.is_main_process:
-            return None
-        from edgessl.training.monitor import OnlineMonitor
-
-        device = self.accelerator.device
-        return OnlineMonitor.for_dataset(self.dataset, self.config.data_root, device, self.console)
 
     @property
     def run_dir(self) -> Path:
@@ -177,13 +147,10 @@ class Trainer:
                 raise run_folder.RunFolderBusy(
                     f"{self.run_dir} changed while this run started; run the command again"
                 )
-            run_folder.remove_stale_temp_files(self.run_dir)
-            ensure_writable_dir(self.folder.checkpoint_dir)
             needed = checkpoint_bytes(self.method) * checkpoints_to_write(
                 self.config, self.state.position.epoch
             )
-            run_folder.check_free_space(self.run_dir, needed)
-            (self.run_dir / CONFIG_FILE).write_text(config_yaml(self.config))
+            run_folder.prepare_for_writing(self.run_dir, needed, config_yaml(self.config), CONFIG_FILE)
             log = MetricsLog(self.run_dir / METRICS_FILE)
             log.truncate_after(self.state.position.step)
             tracking.start_trackers(
@@ -281,17 +248,9 @@ class Trainer:
         self.window_start = now
         if log is not None:
             log.write(records)
-            for record in records:
-                scalars = {k: v for k, v in record.items() if k != "step" and isinstance(v, (int, float))}
-                self.accelerator.log(scalars, step=record["step"])
+            tracking.log_records(self.accelerator, records)
         if "nonfinite_loss" in records[-1]:
-            saved = self.state.position.saved_step
-            kept = f"{self.folder.last} (step {saved}) was kept" if saved else "no checkpoint was written"
-            raise TrainingDiverged(
-                f"the loss became {records[-1]['nonfinite_loss']} at step {records[-1]['step']}; training "
-                f"stopped and {kept}. Try a lower --lr, --precision no (fp32), or a longer warm-up "
-                "(--set optimizer.warmup_epochs=N)"
-            )
+            raise diverged(records[-1], self.folder.last, self.state.position.saved_step)
         return records[-1]
 
     def _save(self, epoch_file: bool) -> None:

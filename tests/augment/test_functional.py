@@ -119,3 +119,25 @@ def test_crop_falls_back_to_a_centre_crop_when_nothing_fits() -> None:
     boxes = AF.sample_crop_boxes(5, 10, 40, (0.9, 1.0), (0.9, 1.1), torch.device("cpu"))
     expected = torch.tensor([[(40 - 11) // 2, 0, (40 - 11) // 2 + 11, 10]], dtype=torch.float32)
     assert torch.equal(boxes, expected.expand(5, 4))
+
+
+def test_padded_random_crop_matches_torchvision_random_crop_and_flip_per_sample() -> None:
+    images = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
+    out = AF.padded_random_crop(images, 2, 0.5, torch.Generator().manual_seed(3))
+    assert out.dtype == torch.uint8 and out.shape == images.shape
+    # The same draws, in the same order, replayed per image with torchvision's crop and flip.
+    draws = torch.Generator().manual_seed(3)
+    top = torch.randint(0, 5, (6, 1), generator=draws)
+    left = torch.randint(0, 5, (6, 1), generator=draws)
+    flips = torch.rand(6, generator=draws) < 0.5
+    for i in range(6):
+        padded = TF.pad(images[i], [2])  # zero fill, as RandomCrop(padding=2)
+        expected = TF.crop(padded, int(top[i]), int(left[i]), 8, 8)
+        expected = TF.hflip(expected) if flips[i] else expected
+        assert torch.equal(out[i], expected), i
+    assert flips.any() and not flips.all()  # both branches were checked
+
+
+def test_padded_random_crop_without_padding_or_flip_is_the_identity() -> None:
+    images = torch.rand(3, 3, 5, 5)
+    assert torch.equal(AF.padded_random_crop(images, 0, 0.0), images)

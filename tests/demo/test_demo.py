@@ -53,6 +53,18 @@ def test_a_failing_step_is_named_with_what_to_do(tmp_path: Path) -> None:
         run_demo(options, Console(file=open(tmp_path / "log.txt", "w")))  # noqa: SIM115
 
 
+def test_a_bug_in_a_step_keeps_its_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only user errors become one-line step failures; anything else is a bug and must show where it is."""
+    from edgessl import demo
+
+    def broken(state, console) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(demo, "STEPS", (("pretrain", broken, "hint"),))
+    with pytest.raises(ZeroDivisionError, match="a bug"):
+        run_demo(DemoOptions(out=tmp_path / "runs"), Console(file=open(tmp_path / "log.txt", "w")))  # noqa: SIM115
+
+
 def test_demo_recipe_reaches_the_method(tmp_path: Path) -> None:
     """The demo's short-schedule settings arrive in the SimCLR it trains (views, head, optimiser)."""
     from edgessl.demo import pretrain_config

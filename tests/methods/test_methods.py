@@ -228,12 +228,65 @@ def test_paper_defaults() -> None:
 
 
 def test_rotnet_views_are_all_four_rotations_of_every_image(small_method: SmallMethod) -> None:
-    method = small_method("rotnet")
+    method = small_method("rotnet", crop_padding=0.0, hflip_p=0.0)
     images = uint8_batch(3)
     views, labels = method.make_views(images)
     assert views.shape == (12, 3, 32, 32) and views.dtype == torch.float32
     assert labels.tolist() == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3
     assert torch.equal(views[4], torch.rot90(images[1], 1, dims=(1, 2)) / 255.0)
+
+
+def test_rotnet_translates_and_flips_each_image_before_rotating_it(small_method: SmallMethod) -> None:
+    method = small_method("rotnet")  # the released code's RandomCrop(padding = 1/8 side) and flip
+    images = uint8_batch(8)
+    views, _ = method.make_views(images)
+    upright = views[:8]
+    for k in range(1, 4):  # every rotation is of the same translated, flipped image
+        assert torch.equal(views[8 * k : 8 * (k + 1)], torch.rot90(upright, k, dims=(2, 3)))
+    assert not torch.equal(upright, images / 255.0)  # the views are not the raw images
+    again, _ = method.make_views(images)
+    assert not torch.equal(again[:8], upright)  # and differ from one call (epoch) to the next
+
+
+def test_simclr_projector_batch_normalises_its_output_as_the_official_head(small_method: SmallMethod) -> None:
+    method = small_method("simclr")
+    layers = [type(layer).__name__ for layer in method.projector]
+    assert layers == ["Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d"]
+    assert method.projector[0].bias is None and method.projector[3].bias is None
+    plain = small_method("simclr", output_batch_norm=False)
+    assert [type(layer).__name__ for layer in plain.projector][-1] == "Linear" and plain.projector[
+        -1
+    ].bias is not None
+
+
+@pytest.mark.parametrize(
+    ("backbone", "size", "grids"), [("shufflenetv2", 32, [4, 2, 1]), ("resnet18", 96, [12, 6, 3])]
+)
+def test_splitbrain_hypercolumn_uses_the_final_three_resolutions(
+    small_method: SmallMethod, backbone: str, size: int, grids: list[int]
+) -> None:
+    from edgessl.methods.splitbrain import pyramid_maps
+
+    method = small_method("splitbrain", backbone=backbone, size=size)
+    maps = pyramid_maps(method.l_net, torch.rand(2, 1, size, size), 3)
+    assert [m.shape[-1] for m in maps] == grids
+    assert maps[-1].shape[1] == method.l_net.feature_dim  # the coarsest is the final map
+
+
+def test_splitbrain_hypercolumn_logits_equal_a_1x1_conv_on_the_upsampled_concatenated_maps() -> None:
+    from edgessl.methods.splitbrain import HypercolumnClassifier
+
+    torch.manual_seed(0)
+    maps = [torch.rand(2, 4, 8, 8), torch.rand(2, 6, 4, 4), torch.rand(2, 5, 2, 2)]
+    classifier = HypercolumnClassifier([4, 6, 5], classes=7)
+    grid = (8, 8)
+    upsampled = torch.cat(
+        [torch.nn.functional.interpolate(m, size=grid, mode="bilinear", align_corners=False) for m in maps], 1
+    )
+    weight = torch.cat([level.weight for level in classifier.levels], dim=1)
+    bias = sum(level.bias for level in classifier.levels)
+    expected = torch.nn.functional.conv2d(upsampled, weight, bias)
+    assert torch.allclose(classifier(maps, grid), expected, atol=1e-5)
 
 
 def test_enqueue_wraps_around_a_queue_not_divisible_by_the_batch() -> None:

@@ -6,25 +6,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tiny_runs import TINY_FLAGS
 
 from edgessl.checkpoints import load_checkpoint
 from edgessl.cli import main
 from edgessl.runs import CHECKPOINT_DIR, LAST
 from edgessl.training.run_log import METRICS_FILE, read_metrics
 
-TINY = [
-    "--method",
-    "tiny",
-    "--backbone",
-    "tiny",
-    "--data",
-    "shapes10",
-    "--split",
-    "test",
-    "--image-size",
-    "16",
-    "--no-progress",
-]
+TINY = [*TINY_FLAGS, "--no-progress"]
 
 
 def test_print_config_precedence_flags_over_yaml_over_defaults(

@@ -170,3 +170,33 @@ def test_schedule_ends_at_final_lr_scale_of_the_peak() -> None:
         scheduler.step()
     assert lrs[0] == pytest.approx(2.0) and lrs[-1] == pytest.approx(2.0 * 1e-3)
     assert lrs[5] == pytest.approx(2.0 * (1e-3 + (1 - 1e-3) * 0.5))  # half way down the cosine
+
+
+def test_rotnet_step_schedule_divides_by_five_at_30_60_and_80_percent() -> None:
+    param = nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=0.1)
+    scheduler = build_scheduler(
+        optimizer, OptimizerConfig(schedule="step"), steps_per_epoch=10, total_steps=100
+    )
+    lrs = []
+    for _ in range(100):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    # The released config's LUT_lr: 0.1 for epochs 0-29, 0.02 to 59, 0.004 to 79, 0.0008 to 99.
+    assert [lrs[i] for i in (0, 29, 30, 59, 60, 79, 80, 99)] == pytest.approx(
+        [0.1, 0.1, 0.02, 0.02, 0.004, 0.004, 0.0008, 0.0008]
+    )
+
+
+def test_lr_scaling_linear_and_square_root() -> None:
+    from edgessl.training.optim import scaled_lr
+
+    linear = OptimizerConfig(lr=0.3, reference_batch_size=256)
+    sqrt = OptimizerConfig(lr=1.2, reference_batch_size=256, lr_scaling="sqrt")
+    assert scaled_lr(linear, 1024) == pytest.approx(1.2)
+    # SimCLR appendix B.1: 0.075 x sqrt(B), i.e. 1.2 at 256 and 2.4 at 1024.
+    assert scaled_lr(sqrt, 1024) == pytest.approx(0.075 * math.sqrt(1024))
+    assert scaled_lr(sqrt, 64) == pytest.approx(0.075 * math.sqrt(64))
+    with pytest.raises(UnknownNameError):
+        scaled_lr(OptimizerConfig(lr_scaling="cubic"), 256)

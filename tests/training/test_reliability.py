@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tiny_runs import TINY_FLAGS, tiny_config
 
 from edgessl.checkpoints import load_checkpoint, restore_method, save_checkpoint
 from edgessl.cli import main
@@ -22,37 +23,12 @@ from edgessl.training.run_folder import RunFolderBusy, locked
 from edgessl.training.run_log import METRICS_FILE, read_metrics
 from edgessl.training.trainer import train
 
-TINY = [
-    "--method",
-    "tiny",
-    "--backbone",
-    "tiny",
-    "--data",
-    "shapes10",
-    "--split",
-    "test",
-    "--image-size",
-    "16",
-    "--no-progress",
-]
+TINY = [*TINY_FLAGS, "--no-progress"]
 REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny(out: Path, **changes) -> TrainConfig:
-    values = {
-        "method": "tiny",
-        "backbone": "tiny",
-        "data": "shapes10",
-        "split": "test",
-        "image_size": 16,
-        "epochs": 2,
-        "batch_size": 64,
-        "save_every": 1,
-        "out": str(out),
-        "seed": 3,
-        "deterministic": True,
-    }
-    return TrainConfig(**{**values, **changes})
+    return tiny_config(out, **{"epochs": 2, "save_every": 1, "seed": 3, "deterministic": True, **changes})
 
 
 def error_line(capsys: pytest.CaptureFixture[str]) -> str:

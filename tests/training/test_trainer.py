@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_runs import tiny_config as tiny_run
 
 from edgessl.checkpoints import load_checkpoint, load_representation, save_checkpoint
 from edgessl.errors import ConfigError, DiskFullError, EdgesslError, TrainingDiverged
@@ -17,20 +18,7 @@ from edgessl.training.trainer import TrainingInterrupted, train
 
 
 def tiny_config(out: Path, **changes) -> TrainConfig:
-    values = {
-        "method": "tiny",
-        "backbone": "tiny",
-        "data": "shapes10",
-        "split": "test",
-        "image_size": 16,
-        "epochs": 3,
-        "batch_size": 64,
-        "save_every": 2,
-        "out": str(out),
-        "seed": 3,
-        "deterministic": True,
-    }
-    return TrainConfig(**{**values, **changes})
+    return tiny_run(out, **{"epochs": 3, "save_every": 2, "seed": 3, "deterministic": True, **changes})
 
 
 def final_state(run: Path) -> tuple[dict[str, torch.Tensor], list[float]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_runs import TINY_FLAGS, tiny_config
 
 from edgessl.cli import main
 from edgessl.errors import ConfigError
@@ -19,24 +20,11 @@ from edgessl.training.monitor import effective_rank, embedding_std
 from edgessl.training.run_log import METRICS_FILE, read_metrics
 from edgessl.training.trainer import train
 
-TINY = [
-    "--method",
-    "tiny",
-    "--backbone",
-    "tiny",
-    "--data",
-    "shapes10",
-    "--split",
-    "test",
-    "--image-size",
-    "16",
-]
+TINY = TINY_FLAGS
 
 
 def tiny(out: Path, **changes) -> TrainConfig:
-    values = {"method": "tiny", "backbone": "tiny", "data": "shapes10", "split": "test", "image_size": 16, "epochs": 2,
-              "batch_size": 64, "out": str(out), "seed": 1, "plots": False}  # fmt: skip
-    return TrainConfig(**{**values, **changes})
+    return tiny_config(out, **{"epochs": 2, "seed": 1, "plots": False, **changes})
 
 
 def scalar_records(run: Path) -> list[dict]:
@@ -197,9 +185,24 @@ def test_online_knn_rises_during_a_short_simclr_run(tmp_path: Path) -> None:
     initial = build_method(
         "simclr", "shufflenetv2", 32, pretext.mean, pretext.std, resolve_method_config(config)
     )
-    monitor = OnlineMonitor.for_dataset(pretext, None, torch.device("cpu"), Console(quiet=True))
+    monitor = OnlineMonitor.for_dataset(pretext, "shapes10", None, torch.device("cpu"), Console(quiet=True))
     at_start = monitor.measure(initial.representation())["knn_accuracy"]
     train(config, progress=False)
     knn = [r["knn_accuracy"] for r in read_metrics(tmp_path / METRICS_FILE) if "knn_accuracy" in r]
     assert len(knn) == 2
     assert knn[-1] > at_start + 0.10, (at_start, knn)
+
+
+def test_online_knn_finds_the_labelled_splits_of_an_image_folder(cifar10_small: Path) -> None:
+    """The run's ``data`` is a folder path; the monitor must read its train/test splits from that path."""
+    from rich.console import Console
+
+    from edgessl.data import load_dataset
+    from edgessl.training.monitor import BANK_SIZE, OnlineMonitor
+
+    pretext = load_dataset(str(cifar10_small), "train", image_size=16)
+    monitor = OnlineMonitor.for_dataset(
+        pretext, str(cifar10_small), None, torch.device("cpu"), Console(quiet=True)
+    )
+    assert monitor.data.bank is not None and len(monitor.data.bank) == min(BANK_SIZE, len(pretext))
+    assert monitor.data.num_classes == 10

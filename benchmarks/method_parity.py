@@ -1,0 +1,417 @@
+"""Method parity: edgessl's SimCLR, MoCo v2 and BYOL against the same methods built from lightly's parts.
+
+Each method is trained twice per seed at equal settings: by ``edgessl.training.train``
+(batched augmentation on the device, edgessl's heads and losses) and by a plain loop
+over lightly's transforms, heads and losses with a standard torchvision ``DataLoader``.
+Both sides use the same encoder (``edgessl.backbones.build_backbone``, seeded alike),
+the same images, epochs, batch, SGD settings and per-step cosine schedule, and both
+encoders are scored by the same kNN code on the same held-out images: cosine-weighted
+(k=20, T=0.07) and the study's Euclidean majority vote (k=20). Random-init and
+raw-pixel features are scored beside them.
+
+Data: CIFAR-10 JPEGs from ``../shared/data/cifar10/train.zip``; the first ``--train``
+images of each class are the pretraining set and the kNN bank, the next ``--test`` of
+each class the kNN queries (never seen in pretraining).
+
+How the two BYOL losses are matched: edgessl sums two ``2 - 2 cos`` terms (BYOL eq. 2-3),
+lightly's example averages two ``-cos`` terms, whose gradient is 4x smaller. The
+lightly-built loop multiplies its loss by 4, so the same learning rate and weight decay
+mean the same step on both sides (SGD's weight decay is added to the gradient, so it is
+unchanged by the loss scale).
+
+lightly is a benchmark-only dependency (``pip install lightly --no-deps`` plus
+``lightning-utilities``); edgessl never imports it.
+
+Run (alone on the machine):
+    python benchmarks/method_parity.py            # full: about an hour on 2 CPU cores
+    python benchmarks/method_parity.py --quick    # checks the script in a few minutes
+Writes benchmarks/results/method_parity.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from cifar_knn import IMAGE_SIZE, RESULTS, Data, knn_scores, machine, prepare_data, seed_all, spread
+from torch import nn
+
+from edgessl.backbones import build_backbone
+from edgessl.backbones.base import Normalize
+from edgessl.checkpoints import load_representation
+from edgessl.evaluation.baselines import pixel_representation
+from edgessl.training import TrainConfig, train
+
+DATA = Path(__file__).resolve().parent / "data" / "parity-cifar10"
+BACKBONE = "shufflenetv2"  # edgessl's registered ShuffleNetV2 is the x0.5 width (the study's)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What both implementations of one method share."""
+
+    epochs: int
+    batch_size: int = 256
+    lr: float = 0.1  # SGD, momentum 0.9, no warm-up, per-step cosine to 0, for both
+    weight_decay: float = 5e-4
+    temperature: float = 0.2  # SimCLR / MoCo v2
+    hidden_dim: int = 1024
+    out_dim: int = 128
+    queue_size: int = 4096  # MoCo v2
+    momentum: float = 0.99  # MoCo v2's key-encoder EMA (constant); BYOL's base tau (cosine to 1)
+    head_batch_norm: bool = False  # MoCo v2: BN in every head layer (MoCo v3's head)
+
+
+# BYOL: DeepMind's shortest preset (40 epochs: tau 0.97, byol/configs/byol.py), so the target
+# moves enough within the benchmark's few epochs for BYOL to learn at all.
+# MoCo v2: with its paper head (no BN) both implementations collapse here (positive and negative
+# similarities both reach 0.99 within 50 steps; kNN 12.7% edgessl, 14.6% lightly-built, below random
+# init, seed 0) — the head's output shares one direction the loss cannot see past while the queue
+# still holds random vectors. BN in the head (MoCo v3's, lightly's MoCoProjectionHead(batch_norm=True))
+# removes that shared component, and both learn: so parity is measured with it on both sides.
+METHOD_SETTINGS = {"byol": {"momentum": 0.97}, "mocov2": {"head_batch_norm": True}}
+
+
+# ---------------------------------------------------------------- edgessl side
+
+
+def edgessl_overrides(method: str, s: Settings) -> dict:
+    optimizer = {
+        "name": "sgd",
+        "lr": s.lr,
+        "reference_batch_size": s.batch_size,
+        "weight_decay": s.weight_decay,
+        "momentum": 0.9,
+        "warmup_epochs": 0,
+        "schedule": "cosine",
+        "exclude_bias_and_norm": False,  # lightly's loop decays every parameter
+    }
+    per_method = {
+        "simclr": {"temperature": s.temperature, "hidden_dim": s.hidden_dim, "out_dim": s.out_dim},
+        "mocov2": {
+            "temperature": s.temperature,
+            "hidden_dim": s.hidden_dim,
+            "out_dim": s.out_dim,
+            "queue_size": s.queue_size,
+            "momentum": s.momentum,
+            "head_batch_norm": s.head_batch_norm,
+        },
+        "byol": {"hidden_dim": s.hidden_dim, "out_dim": 256, "base_momentum": s.momentum},
+    }
+    colour = {"simclr": {"colour_strength": 0.5}}  # lightly's advice for CIFAR-sized images
+    return {"optimizer": optimizer, **per_method[method], **colour.get(method, {})}
+
+
+def train_edgessl(
+    method: str, seed: int, s: Settings, work: Path, extra: dict | None = None
+) -> tuple[nn.Module, float]:
+    config = TrainConfig(
+        method=method,
+        backbone=BACKBONE,
+        data=str(DATA),
+        split="train",
+        image_size=IMAGE_SIZE,
+        epochs=s.epochs,
+        batch_size=s.batch_size,
+        save_every=s.epochs,
+        out=str(work / f"edgessl-{method}-{seed}"),
+        seed=seed,
+        monitor_every=0,
+        plots=False,
+        log_every=10_000,
+        method_overrides={**edgessl_overrides(method, s), **(extra or {})},
+    )
+    result = train(config)
+    return load_representation(result.last_checkpoint).model, result.images_per_second
+
+
+# ---------------------------------------------------------------- lightly side
+
+
+class ImageTensorDataset(torch.utils.data.Dataset):
+    """uint8 (N, 3, H, W) images as PIL images through a lightly transform, the usual torchvision pipeline."""
+
+    def __init__(self, images: torch.Tensor, transform: Callable) -> None:
+        from torchvision.transforms.functional import to_pil_image
+
+        self.pictures = [to_pil_image(image) for image in images]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.pictures)
+
+    def __getitem__(self, index: int):
+        return self.transform(self.pictures[index])
+
+
+class LightlyModel(nn.Module):
+    """Encoder with lightly's heads; ``loss(views)`` is lightly's loss for the method."""
+
+    def __init__(self, method: str, s: Settings, encoder: nn.Module) -> None:
+        super().__init__()
+        from lightly.loss import NegativeCosineSimilarity, NTXentLoss
+        from lightly.models.modules import (
+            BYOLPredictionHead,
+            BYOLProjectionHead,
+            MoCoProjectionHead,
+            SimCLRProjectionHead,
+        )
+
+        self.method, self.s = method, s
+        self.encoder = encoder
+        dim = encoder.feature_dim
+        if method == "simclr":
+            self.projector = SimCLRProjectionHead(dim, s.hidden_dim, s.out_dim)
+            self.criterion = NTXentLoss(temperature=s.temperature)
+        elif method == "mocov2":
+            self.projector = MoCoProjectionHead(dim, s.hidden_dim, s.out_dim, batch_norm=s.head_batch_norm)
+            self.criterion = NTXentLoss(temperature=s.temperature, memory_bank_size=(s.queue_size, s.out_dim))
+        else:
+            self.projector = BYOLProjectionHead(dim, s.hidden_dim, 256)
+            self.predictor = BYOLPredictionHead(256, s.hidden_dim, 256)
+            self.criterion = NegativeCosineSimilarity()
+        if method != "simclr":
+            self.target_encoder = copy.deepcopy(encoder).requires_grad_(False)
+            self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
+
+    def loss(self, views: list[torch.Tensor], progress: float) -> torch.Tensor:
+        from lightly.models.utils import update_momentum
+
+        x0, x1 = views
+        if self.method == "simclr":
+            return self.criterion(self.projector(self.encoder(x0)), self.projector(self.encoder(x1)))
+        tau = self.s.momentum if self.method == "mocov2" else cosine_schedule_at(progress, self.s.momentum)
+        update_momentum(self.encoder, self.target_encoder, m=tau)
+        update_momentum(self.projector, self.target_projector, m=tau)
+        if self.method == "mocov2":
+            query = self.projector(self.encoder(x0))
+            with torch.no_grad():
+                key = self.target_projector(self.target_encoder(x1))
+            return self.criterion(query, key)
+        p0 = self.predictor(self.projector(self.encoder(x0)))
+        p1 = self.predictor(self.projector(self.encoder(x1)))
+        with torch.no_grad():
+            z0 = self.target_projector(self.target_encoder(x0))
+            z1 = self.target_projector(self.target_encoder(x1))
+        # x4: the sum of two 2-2cos terms, as edgessl (see the module docstring)
+        return 4 * 0.5 * (self.criterion(p0, z1) + self.criterion(p1, z0))
+
+
+def cosine_schedule_at(progress: float, start: float) -> float:
+    """BYOL's tau from ``start`` to 1 by a cosine over training (lightly's ``cosine_schedule``, by progress)."""
+    return 1.0 - (1.0 - start) * (math.cos(math.pi * progress) + 1.0) / 2.0
+
+
+def lightly_transform(method: str, mean, std):
+    from lightly.transforms import BYOLTransform, MoCoV2Transform, SimCLRTransform
+    from lightly.transforms.byol_transform import BYOLView1Transform, BYOLView2Transform
+
+    normalize = {"mean": list(mean), "std": list(std)}
+    if method == "simclr":
+        return SimCLRTransform(input_size=IMAGE_SIZE, cj_strength=0.5, gaussian_blur=0.5, normalize=normalize)
+    if method == "mocov2":
+        return MoCoV2Transform(input_size=IMAGE_SIZE, normalize=normalize)
+    return BYOLTransform(
+        BYOLView1Transform(input_size=IMAGE_SIZE, normalize=normalize),
+        BYOLView2Transform(input_size=IMAGE_SIZE, normalize=normalize),
+    )
+
+
+def train_lightly(
+    method: str, seed: int, s: Settings, images: torch.Tensor, mean, std
+) -> tuple[nn.Module, float]:
+    seed_all(seed)
+    model = LightlyModel(method, s, build_backbone(BACKBONE))
+    dataset = ImageTensorDataset(images, lightly_transform(method, mean, std))
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=s.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=2,
+        persistent_workers=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=s.lr, momentum=0.9, weight_decay=s.weight_decay)
+    total = s.epochs * len(loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total))
+    )
+    model.train()
+    step, start = 0, time.perf_counter()
+    for _ in range(s.epochs):
+        for views in loader:
+            loss = model.loss(views, step / total)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+        if not math.isfinite(float(loss.detach())):
+            raise RuntimeError(f"lightly-built {method} diverged")
+    seconds = time.perf_counter() - start
+    return nn.Sequential(Normalize(mean, std), model.encoder).eval(), total * s.batch_size / seconds
+
+
+def random_encoder(seed: int, data: Data) -> nn.Module:
+    seed_all(seed)
+    return nn.Sequential(Normalize(data.mean, data.std), build_backbone(BACKBONE))
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def write_report(record: dict) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    name = record["report"]
+    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    lines = [
+        "# Method parity: edgessl vs the same method built from lightly's parts",
+        "",
+        (
+            f"CIFAR-10 JPEGs at {IMAGE_SIZE}px: {record['train_images']} pretraining images (also the kNN bank), "
+            f"{record['test_images']} held-out queries. {BACKBONE}, seeds {record['seeds']}. kNN k=20: "
+            "cosine-weighted (T=0.07) and Euclidean majority vote. Mean ± standard deviation over seeds; "
+            "images/s is pretraining throughput (two views per image) end to end, "
+            "each side's own data pipeline included."
+        ),
+        "",
+        "| method | epochs | implementation | kNN cosine % | kNN Euclidean % | images/s | per-seed cosine |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    order = ("—", "simclr", "mocov2", "byol")
+    for row in sorted(record["rows"], key=lambda row: order.index(row["method"])):
+        lines.append(
+            f"| {row['method']} | {row['epochs']} | {row['implementation']} | {spread(row['cosine'])} | "
+            f"{spread(row['euclidean'])} | {spread(row['images_per_second'])} | "
+            f"{', '.join(f'{v:.1f}' for v in row['cosine'])} |"
+        )
+    lines += ["", "| method | edgessl − lightly (cosine mean) | target ≥ −0.5 |", "|---|---|---|"]
+    for method, gap in record["gaps"].items():
+        lines.append(f"| {method} | {gap:+.1f} | {'met' if gap >= -0.5 else 'NOT met'} |")
+    lines += ["", "Shared settings per method:", ""]
+    for method, settings in record["settings"].items():
+        lines.append(f"- {method}: `{json.dumps(settings)}`")
+    lines += ["", f"Machine: {record['machine']}", ""]
+    (RESULTS / f"{name}.md").write_text("\n".join(lines))
+
+
+def keep_other_methods(record: dict, methods: list[str]) -> None:
+    """Carry the existing report's rows, settings and gaps of methods other than ``methods`` into ``record``."""
+    path = RESULTS / f"{record['report']}.json"
+    if not path.is_file():
+        return
+    old = json.loads(path.read_text())
+    record["rows"] += [row for row in old["rows"] if row["method"] not in ("—", *methods)]
+    for key in ("settings", "gaps"):
+        record[key].update({m: v for m, v in old[key].items() if m not in methods})
+    record["earlier_runs"] = old.get("earlier_runs", []) + [old["machine"]]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one seed: checks the script")
+    parser.add_argument("--methods", default="simclr,mocov2,byol")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--train", type=int, default=500, help="pretraining images per class")
+    parser.add_argument("--test", type=int, default=200, help="held-out query images per class")
+    parser.add_argument("--epochs", default="simclr=15,mocov2=15,byol=20")
+    parser.add_argument("--report", default=None, help="results file name (default method_parity[_quick])")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the report's rows of methods not run now (rerun one method)",
+    )
+    parser.add_argument("--sides", default="edgessl,lightly", help="which implementations to train")
+    parser.add_argument(
+        "--edgessl-set",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="extra edgessl method override for ablations, e.g. output_batch_norm=false",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.train, args.test, args.epochs = 1, 60, 20, "simclr=1,mocov2=1,byol=1"
+    methods, sides = args.methods.split(","), args.sides.split(",")
+    extra = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.edgessl_set)}
+    epochs = {name: int(value) for name, value in (item.split("=") for item in args.epochs.split(","))}
+    data = prepare_data(DATA, args.train, args.test)
+    record = {
+        "quick": args.quick,
+        "report": args.report or ("method_parity_quick" if args.quick else "method_parity"),
+        "train_images": len(data.bank),
+        "test_images": len(data.queries),
+        "seeds": list(range(args.seeds)),
+        "machine": machine(),
+        "rows": [],
+        "settings": {},
+        "gaps": {},
+        "edgessl_extra_overrides": extra,
+    }
+    if args.update:
+        keep_other_methods(record, methods)
+    baselines = {
+        "random init": lambda seed: random_encoder(seed, data),
+        "raw pixels": lambda seed: pixel_representation(IMAGE_SIZE, data.mean, data.std),
+    }
+    for name, build in baselines.items():
+        scores = [knn_scores(build(seed), data) for seed in record["seeds"]]
+        record["rows"].append(
+            {
+                "method": "—",
+                "epochs": 0,
+                "implementation": name,
+                "cosine": [x["cosine"] for x in scores],
+                "euclidean": [x["euclidean"] for x in scores],
+                "images_per_second": [0.0],
+            }
+        )
+        print(name, scores[0], flush=True)
+    with tempfile.TemporaryDirectory() as work:
+        for method in methods:
+            settings = Settings(epochs=epochs[method], **METHOD_SETTINGS.get(method, {}))
+            record["settings"][method] = asdict(settings)
+            results = {side: [] for side in sides}
+            for seed in record["seeds"]:
+                for side in sides:  # interleaved: both see the same machine state
+                    if side == "edgessl":
+                        model, rate = train_edgessl(method, seed, settings, Path(work), extra)
+                    else:
+                        model, rate = train_lightly(method, seed, settings, data.bank, data.mean, data.std)
+                    scores = knn_scores(model, data)
+                    results[side].append({**scores, "images_per_second": rate})
+                    print(method, side, seed, scores, f"{rate:.0f} img/s", flush=True)
+            for side, runs in results.items():
+                record["rows"].append(
+                    {
+                        "method": method,
+                        "epochs": settings.epochs,
+                        "implementation": side if side == "edgessl" else "lightly-built",
+                        **{
+                            key: [run[key] for run in runs]
+                            for key in ("cosine", "euclidean", "images_per_second")
+                        },
+                    }
+                )
+            if len(results) == 2:
+                record["gaps"][method] = statistics.mean(
+                    r["cosine"] for r in results["edgessl"]
+                ) - statistics.mean(r["cosine"] for r in results["lightly"])
+            write_report(record)
+    write_report(record)
+    print((RESULTS / f"{record['report']}.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
