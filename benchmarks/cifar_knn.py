@@ -9,6 +9,7 @@ each class (never seen in pretraining) as the queries.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import random
@@ -98,3 +99,12 @@ def machine() -> str:
         f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}; "
         f"{time.strftime('%Y-%m-%dT%H:%M%z')}; 1-minute load at start {os.getloadavg()[0]:.1f}"
     )
+
+
+def save_report(record: dict, lines: list[str]) -> Path:
+    """``RESULTS/<record["report"]>.json`` (the record) and ``.md`` (``lines``); returns the Markdown path."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{record['report']}.json").write_text(json.dumps(record, indent=2) + "\n")
+    path = RESULTS / f"{record['report']}.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -25,7 +25,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from cifar_knn import IMAGE_SIZE, RESULTS, knn_scores, machine, prepare_data, seed_all
+from cifar_knn import IMAGE_SIZE, RESULTS, knn_scores, machine, prepare_data, save_report, seed_all
 
 from edgessl.checkpoints import load_representation
 from edgessl.methods import build_method, method_class
@@ -78,9 +78,6 @@ def recipe_settings(method: str, recipe: str) -> dict:
 
 
 def write_report(record: dict) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    name = record["report"]
-    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
     lines = [
         "# Recipes at one fixed budget: short vs paper vs random init",
         "",
@@ -112,8 +109,8 @@ def write_report(record: dict) -> None:
                 f"- {method} `{recipe}`: batch {settings['batch_size']}, {settings['optimizer']}; "
                 f"recipe overrides `{json.dumps(settings['overrides'])}`"
             )
-    lines += ["", f"Machine: {record['machine']}", ""]
-    (RESULTS / f"{name}.md").write_text("\n".join(lines))
+    lines += ["", f"Machine: {record['machine']}"]
+    save_report(record, lines)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
             table.add_row(
                 name,
                 grid,
-                f"{preset.data} @{preset.image_size}",
-                str(preset.epochs),
+                f"{preset.train.data} @{preset.train.image_size}",
+                str(preset.train.epochs),
                 ", ".join(preset.protocols),
             )
         console.print(table)
@@ -82,13 +82,11 @@ def run(args: argparse.Namespace) -> int:
     config = resolve_study(args.config).with_out(args.out)
     overrides = {
         key: value
-        for key, value in (
-            ("data_root", args.data_root),
-            ("device", args.device),
-            ("table_protocol", args.table_protocol),
-        )
+        for key, value in (("device", args.device), ("table_protocol", args.table_protocol))
         if value is not None
     }
+    if args.data_root is not None:
+        overrides["train"] = replace(config.train, data_root=args.data_root)
     config = replace(config, **overrides)
     if args.print_config:
         console.print(escape(dump_study(config)), end="")

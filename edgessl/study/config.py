@@ -1,4 +1,4 @@
-"""What a study is: methods x backbones x dataset x epochs x protocols, as one dataclass.
+"""What a study is: methods x backbones x one pretraining run's settings x protocols, as one dataclass.
 
 A study config is a YAML file (or a registered preset, see :mod:`edgessl.study.presets`)
 whose keys are the fields of :class:`StudyConfig`; unknown keys are an error so a typo
@@ -14,40 +14,36 @@ from typing import Any
 
 from edgessl.config import config_from_dict, config_to_dict
 from edgessl.errors import ConfigError
+from edgessl.training.config import TrainConfig
+
+
+def _default_train() -> TrainConfig:
+    return TrainConfig(data="shapes10", split="unlabeled", epochs=100, save_every=5)
 
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """One study grid; every cell ``(method, backbone)`` is pretrained then evaluated."""
+    """One study grid; every cell ``(method, backbone)`` is pretrained then evaluated.
+
+    ``train`` is every cell's pretraining run, a :class:`~edgessl.training.config.TrainConfig`
+    (any ``edgessl train`` option: data, image size, epochs, recipe, checkpoint cadence, seed,
+    precision, ``grad_accum``, ``deterministic``, ``time_budget_s``, ...); each cell sets its own
+    ``method``, ``backbone`` and ``out``, and ``batch_sizes`` / ``method_overrides`` refine it per
+    method or cell. Evaluation (``protocols``) reads the same ``train.data`` at ``train.image_size``.
+    """
 
     methods: tuple[str, ...]
     backbones: tuple[str, ...]
     name: str = "study"
-    data: str = "shapes10"  # registered dataset name or image-folder path
-    data_root: str | None = None  # where the dataset's files are (None: the loader's default)
-    image_size: int | None = None  # None keeps the dataset's native size
-    pretext_split: str = "unlabeled"  # the split pretext training sees
-    epochs: int = 100
-    # every method's named hyper-parameter set (edgessl.methods.recipes); presets pick the one for their epochs
-    recipe: str = "paper"
-    save_every: int = 5  # a checkpoint (and so a point on Figures 1-2) every N epochs
-    batch_size: int | None = None  # None: each method's paper default
+    train: TrainConfig = field(default_factory=_default_train)
     batch_sizes: dict[str, int] = field(default_factory=dict)  # per "method" or "method-backbone"
-    lr: float | None = None  # None: each method's paper default, scaled with batch size
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # per method: Config fields
-    max_steps: int | None = (
-        None  # stop each cell after this many optimiser steps (smoke runs); the cell counts as trained
-    )
     protocols: tuple[str, ...] = ("finetune",)
     table_protocol: str | None = None  # protocol of Table 1 / Figures 1-2; None: protocols[0]
     eval_options: dict[str, dict[str, Any]] = field(
         default_factory=dict
     )  # per protocol, e.g. {"finetune": {"epochs": 30}}
     out: str = "studies/study"
-    seed: int = 0
-    precision: str | None = (
-        None  # accelerate mixed precision "no", "fp16", "bf16"; None: accelerate's configuration
-    )
     device: str | None = None  # evaluation device (None: CUDA when available)
 
     def __post_init__(self) -> None:
@@ -65,9 +61,9 @@ class StudyConfig:
         return [(method, backbone) for method in self.methods for backbone in self.backbones]
 
     def batch_size_for(self, method: str, backbone: str) -> int | None:
-        """The most specific batch size: ``method-backbone``, then ``method``, then the study's."""
+        """The most specific batch size: ``method-backbone``, then ``method``, then ``train.batch_size``."""
         return self.batch_sizes.get(
-            cell_name(method, backbone), self.batch_sizes.get(method, self.batch_size)
+            cell_name(method, backbone), self.batch_sizes.get(method, self.train.batch_size)
         )
 
     def with_out(self, out: str | Path | None) -> StudyConfig:
@@ -87,10 +83,6 @@ def _problems(config: StudyConfig) -> list[str]:
             problems.append(f"'{key}' is empty; list at least one")
         elif len(set(values)) != len(values):
             problems.append(f"'{key}' lists a name twice")
-    if config.epochs < 1:
-        problems.append(f"epochs must be >= 1, got {config.epochs}")
-    if config.save_every < 1:
-        problems.append(f"save_every must be >= 1, got {config.save_every}")
     if config.table_protocol is not None and config.table_protocol not in config.protocols:
         problems.append(
             f"table_protocol '{config.table_protocol}' is not one of protocols {list(config.protocols)}"
@@ -107,6 +99,12 @@ def study_from_dict(values: dict[str, Any]) -> StudyConfig:
     """Build a config from a mapping (a parsed YAML file); unknown keys name the valid ones."""
     if not isinstance(values, dict):
         raise ConfigError(f"a study config is a mapping of StudyConfig fields, got {type(values).__name__}")
+    moved = sorted(set(values) & _MOVED_UNDER_TRAIN)
+    if moved:
+        raise ConfigError(
+            f"study config: {', '.join(moved)} now go under 'train:', as edgessl train options "
+            f"(e.g. 'train: {{epochs: 100, image_size: 96}}'; pretext_split is train.split)"
+        )
     missing = [key for key in _REQUIRED if key not in values]
     if missing:
         raise ConfigError(
@@ -116,6 +114,11 @@ def study_from_dict(values: dict[str, Any]) -> StudyConfig:
 
 
 _REQUIRED = ("methods", "backbones")
+# Keys of the flat schema before ``train`` (edgessl 0.1), named in the error that says where they went.
+_MOVED_UNDER_TRAIN = {
+    "data", "data_root", "image_size", "pretext_split", "epochs", "save_every", "batch_size", "lr",
+    "max_steps", "seed", "precision", "recipe",
+}  # fmt: skip
 
 
 def study_to_dict(config: StudyConfig) -> dict[str, Any]:

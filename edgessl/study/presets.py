@@ -1,6 +1,6 @@
 """Named studies: ``edgessl study study-stl10`` instead of a YAML file.
 
-``edgessl study --show-preset NAME`` prints a preset as YAML, the easiest start for a
+``edgessl study NAME --print-config`` prints a preset as YAML, the easiest start for a
 study of one's own.
 """
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from edgessl.registry import Registry
 from edgessl.study.config import StudyConfig, load_study_file
+from edgessl.training.config import TrainConfig
 
 PRESETS: Registry[Callable[[], StudyConfig]] = Registry(
     "study preset", hint="Or pass the path of a YAML study config."
@@ -35,12 +36,14 @@ def study_stl10() -> StudyConfig:
         name="study-stl10",
         methods=STUDY_METHODS,
         backbones=STUDY_BACKBONES,
-        data="stl10",
-        image_size=96,
-        pretext_split="unlabeled",
-        epochs=100,
-        recipe="short",  # 100 epochs at batch 256 on 96 px: the regime the short recipes are for
-        save_every=5,
+        train=TrainConfig(
+            data="stl10",
+            image_size=96,
+            split="unlabeled",
+            epochs=100,
+            recipe="short",  # 100 epochs at batch 256 on 96 px: the regime the short recipes are for
+            save_every=5,
+        ),
         protocols=("finetune", "knn"),
         table_protocol="finetune",
         out="studies/study-stl10",
@@ -61,13 +64,15 @@ def study_quick() -> StudyConfig:
         name="study-quick",
         methods=("simclr", "rotnet"),
         backbones=("shufflenetv2", "squeezenet"),
-        data="shapes10",
-        image_size=32,
-        pretext_split="train",
-        epochs=5,
-        recipe="short",  # 5 epochs: far from the papers' 200-1000, closest to the short recipes
-        save_every=1,
-        batch_size=64,
+        train=TrainConfig(
+            data="shapes10",
+            image_size=32,
+            split="train",
+            epochs=5,
+            recipe="short",  # 5 epochs: far from the papers' 200-1000, closest to the short recipes
+            save_every=1,
+            batch_size=64,
+        ),
         protocols=("knn",),
         out="studies/study-quick",
     )

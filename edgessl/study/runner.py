@@ -35,7 +35,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +184,8 @@ def is_finished(result: CellResult | None, config: StudyConfig) -> bool:
 
 def training_done(epoch: int, step: int, config: StudyConfig) -> bool:
     """The trainer stops at ``epochs`` or, for smoke runs, at ``max_steps``: either is done."""
-    return epoch >= config.epochs or (config.max_steps is not None and step >= config.max_steps)
+    train = config.train
+    return epoch >= train.epochs or (train.max_steps is not None and step >= train.max_steps)
 
 
 def validate_names(config: StudyConfig) -> None:
@@ -192,13 +193,13 @@ def validate_names(config: StudyConfig) -> None:
     from edgessl.backbones import BACKBONES, TIMM_PREFIX, backbone_names
     from edgessl.evaluation import PROTOCOLS
     from edgessl.methods import METHODS, method_names
-    from edgessl.training.resolve import recipe_overrides
+    from edgessl.training.resolve import resolve_method_config
 
     method_names()  # imports the method modules, which fills the registry
     backbone_names()  # likewise for the backbone families
     for name in config.methods:
         METHODS.get(name)
-        recipe_overrides(name, config.recipe)
+        resolve_method_config(train_config(config, name, config.backbones[0], Path(config.out)))
     for name in config.backbones:
         if not name.startswith(TIMM_PREFIX):
             BACKBONES.get(name)
@@ -220,7 +221,7 @@ def run_cell(
     state = training_state(run_dir)
     if state is None or not training_done(*state, config):
         where = f"from epoch {state[0]} (step {state[1]})" if state else "from scratch"
-        say(f"  pretraining {where} to epoch {config.epochs}")
+        say(f"  pretraining {where} to epoch {config.train.epochs}")
         cell_config = train_config(config, method, backbone, run_dir)
         if launch is None:
             pretrain(cell_config, resume=state is not None, console=console, progress=progress)
@@ -273,27 +274,16 @@ def training_state(run_dir: Path) -> tuple[int, int] | None:
 
 
 def train_config(config: StudyConfig, method: str, backbone: str, run_dir: Path):  # -> TrainConfig
-    from edgessl.training.config import TrainConfig
-
-    values: dict[str, Any] = {
-        "method": method,
-        "backbone": backbone,
-        "data": config.data,
-        "data_root": config.data_root,
-        "split": config.pretext_split,
-        "image_size": config.image_size,
-        "epochs": config.epochs,
-        "recipe": config.recipe,
-        "save_every": config.save_every,
-        "out": str(run_dir),
-        "seed": config.seed,
-        "precision": config.precision,
-        "max_steps": config.max_steps,
-        "method_overrides": dict(config.method_overrides.get(method, {})),
-        "batch_size": config.batch_size_for(method, backbone),
-        "lr": config.lr,
-    }
-    return TrainConfig(**values)
+    """The study's ``train`` run for one cell: its method, backbone, folder, batch size and overrides."""
+    train = config.train
+    return replace(
+        train,
+        method=method,
+        backbone=backbone,
+        out=str(run_dir),
+        batch_size=config.batch_size_for(method, backbone),
+        method_overrides={**train.method_overrides, **config.method_overrides.get(method, {})},
+    )
 
 
 def evaluate_run(config: StudyConfig, run_dir: Path, protocol: str) -> tuple[tuple[int, float], ...]:
@@ -302,10 +292,10 @@ def evaluate_run(config: StudyConfig, run_dir: Path, protocol: str) -> tuple[tup
 
     records = evaluate_checkpoints(
         run_dir,
-        config.data,
+        config.train.data,
         [protocol],
-        data_root=config.data_root,
-        image_size=config.image_size,
+        data_root=config.train.data_root,
+        image_size=config.train.image_size,
         device=config.device,
         **config.eval_options.get(protocol, {}),
     )
@@ -335,7 +325,7 @@ def measure_cell(
 
     loaded = load_representation(RunFolder(run_dir).last)
     meta = loaded.metadata
-    image_size = int(meta.get("image_size") or config.image_size)
+    image_size = int(meta.get("image_size") or config.train.image_size)
     energy = meta.get("energy") or {}
     return CellResult(
         method=method,

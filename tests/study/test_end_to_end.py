@@ -12,6 +12,7 @@ from edgessl.data import load_dataset
 from edgessl.study import runner
 from edgessl.study.config import StudyConfig, dump_study
 from edgessl.study.results import read_cell
+from edgessl.training.config import TrainConfig
 
 
 def write_tiny_folder(root: Path, counts: dict[str, int]) -> Path:
@@ -39,11 +40,7 @@ def test_quick_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         name="tiny",
         methods=("rotnet", "simclr"),
         backbones=("squeezenet",),
-        data=str(data),
-        image_size=32,
-        epochs=2,
-        save_every=1,
-        batch_size=8,
+        train=TrainConfig(data=str(data), image_size=32, epochs=2, save_every=1, batch_size=8),
         protocols=("knn",),
         eval_options={"knn": {"k": 5}},
         out=str(tmp_path / "study"),

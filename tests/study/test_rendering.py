@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 
 from edgessl.errors import ConfigError, UnknownNameError
 from edgessl.study.config import StudyConfig, load_study_file, study_from_dict
@@ -13,10 +15,18 @@ from edgessl.study.figures import figure_by_backbone, figure_by_method, save_fig
 from edgessl.study.presets import STUDY_BACKBONES, STUDY_METHODS, preset_names, resolve_study
 from edgessl.study.results import CellResult, read_cell, write_cell
 from edgessl.study.table import build_table
+from edgessl.training.config import TrainConfig
 
 
 def cell(
-    method: str, backbone: str, curve, seconds: float, macs: float, params: int, kwh: float | None = None
+    method: str,
+    backbone: str,
+    curve,
+    seconds: float,
+    macs: float,
+    params: int,
+    kwh: float | None = None,
+    recipe: str = "paper",
 ) -> CellResult:
     return CellResult(
         method=method,
@@ -31,6 +41,7 @@ def cell(
         image_size=32,
         energy_kwh=kwh,
         co2_kg=None if kwh is None else kwh * 0.42,
+        recipe=recipe,
     )
 
 
@@ -38,7 +49,7 @@ CELLS = [
     cell("simclr", "resnet18", [(1, 0.25), (2, 0.625), (3, 0.5)], 100.0, 4.0e7, 11_000_000, 0.5),
     cell("simclr", "squeezenet", [(1, 0.125), (2, 0.375)], 30.0, 1.0e7, 700_000, 0.25),
     cell("rotnet", "resnet18", [(1, 0.75)], 300.0, 6.0e7, 12_000_000, None),
-    cell("byol", "squeezenet", [(1, 0.0625), (2, 0.1875)], 50.0, 3.0e7, 900_000, 0.75),
+    cell("byol", "squeezenet", [(1, 0.0625), (2, 0.1875)], 50.0, 3.0e7, 900_000, 0.75, recipe="short"),
 ]
 
 
@@ -48,9 +59,9 @@ def test_table_markdown_and_csv_hold_exact_values() -> None:
     )
     markdown = table.to_markdown().splitlines()
     assert markdown[2] == "|  | resnet18 | squeezenet |"
-    assert "| simclr | 0.625 | 0.375 |" in markdown
-    assert "| rotnet | 0.750 | n/a |" in markdown
-    assert "| byol | n/a | 0.188 |" in markdown
+    assert "| simclr (paper recipe) | 0.625 | 0.375 |" in markdown
+    assert "| rotnet (paper recipe) | 0.750 | n/a |" in markdown
+    assert "| byol (short recipe) | n/a | 0.188 |" in markdown
     assert "| Avg. MACs @32x32 (thop multiply-accumulates) | 5.000E+07 | 2.000E+07 |" in markdown
     assert "| Avg. FLOPs @32x32 (= 2 x MACs) | 1.000E+08 | 4.000E+07 |" in markdown
     assert "| Avg. MACs @224x224 (the study's 'FLOPs' row) | 2.450E+09 | 9.800E+08 |" in markdown
@@ -59,7 +70,11 @@ def test_table_markdown_and_csv_hold_exact_values() -> None:
     assert "| Avg. energy (kWh) | 0.5 | 0.5 |" in markdown  # rotnet's unknown energy is not a zero
     csv_rows = [line.split(",") for line in table.to_csv().splitlines()]
     assert csv_rows[0] == ["row", "resnet18", "squeezenet"]
-    assert csv_rows[1:4] == [["simclr", "0.625", "0.375"], ["rotnet", "0.75", ""], ["byol", "", "0.1875"]]
+    assert csv_rows[1:4] == [
+        ["simclr (paper recipe)", "0.625", "0.375"],
+        ["rotnet (paper recipe)", "0.75", ""],
+        ["byol (short recipe)", "", "0.1875"],
+    ]
     assert ["Avg. training time (s)", "200.0", "40.0"] in csv_rows
     linear = build_table(CELLS, "linear")
     assert linear.rows[0].values == (0.5, 0.5) and linear.columns == ("resnet18", "squeezenet")
@@ -97,27 +112,35 @@ def test_presets_and_yaml_configs(tmp_path: Path) -> None:
     full = resolve_study("study-stl10")
     assert (
         len(full.cells()) == 25
-        and full.image_size == 96
-        and full.save_every == 5
+        and full.train.image_size == 96
+        and full.train.save_every == 5
         and full.protocol == "finetune"
     )
     quick = resolve_study("study-quick")
-    assert quick.data == "shapes10" and quick.protocol == "knn"
+    assert quick.train.data == "shapes10" and quick.protocol == "knn"
+    assert (
+        full.train.recipe == quick.train.recipe == "short"
+    )  # the presets' epochs are the short recipes' regime
     config_file = tmp_path / "mine.yaml"
     config_file.write_text(
-        "methods: [simclr]\nbackbones: [squeezenet, resnet18]\nepochs: 4\nbatch_sizes: {simclr-resnet18: 8}\nbatch_size: 16\n"
+        "methods: [simclr]\nbackbones: [squeezenet, resnet18]\nbatch_sizes: {simclr-resnet18: 8}\n"
+        "train: {epochs: 4, batch_size: 16, grad_accum: 2}\n"
     )
     config = resolve_study(config_file)
-    assert config.name == "mine" and config.methods == ("simclr",) and config.epochs == 4
+    assert config.name == "mine" and config.methods == ("simclr",) and config.train.epochs == 4
+    assert config.train.grad_accum == 2  # any edgessl train option reaches every cell
     assert (
         config.batch_size_for("simclr", "resnet18") == 8
         and config.batch_size_for("simclr", "squeezenet") == 16
     )
     with pytest.raises(UnknownNameError, match="study-quick"):
         resolve_study("study-quik")
-    config_file.write_text("methods: [simclr]\nbackbones: [squeezenet]\nepoch: 4\n")
+    config_file.write_text("methods: [simclr]\nbackbones: [squeezenet]\ntrain: {epoch: 4}\n")
     with pytest.raises(ConfigError, match="epoch"):
         load_study_file(config_file)
+    config_file.write_text("methods: [simclr]\nbackbones: [squeezenet]\nepochs: 4\npretext_split: train\n")
+    with pytest.raises(ConfigError, match="epochs, pretext_split now go under 'train:'"):
+        load_study_file(config_file)  # the flat schema of edgessl 0.1 says where its keys went
     config_file.write_text("methods: [simclr\n")
     with pytest.raises(ConfigError, match="YAML"):
         load_study_file(config_file)
@@ -140,5 +163,36 @@ def test_cli_lists_and_prints_presets(capsys: pytest.CaptureFixture[str]) -> Non
     )
     printed = capsys.readouterr().out
     assert "out: elsewhere" in printed and "table_protocol: knn" in printed
+    assert main(["study", "study-quick", "--data-root", "/data/here", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["train"]["data_root"] == "/data/here" and printed["train"]["recipe"] == "short"
+    assert study_from_dict(printed) == replace(
+        resolve_study("study-quick"),
+        train=replace(resolve_study("study-quick").train, data_root="/data/here"),
+    )  # what --print-config prints loads back as the same study
     assert main(["study", "study-quick", "--table-protocol", "linear"]) == 2
     assert "not one of protocols" in capsys.readouterr().err
+
+
+def test_a_study_passes_its_recipe_to_every_cell_and_rejects_an_unknown_one(tmp_path: Path) -> None:
+    from edgessl.study.runner import train_config, validate_names
+
+    study = StudyConfig(
+        methods=("byol", "rotnet"),
+        backbones=("squeezenet",),
+        train=TrainConfig(recipe="short", method_overrides={"hidden_dim": 64}),
+        method_overrides={"byol": {"base_momentum": 0.9}},
+    )
+    cell = train_config(study, "byol", "squeezenet", tmp_path)
+    assert (cell.recipe, cell.method, cell.backbone, cell.out) == (
+        "short",
+        "byol",
+        "squeezenet",
+        str(tmp_path),
+    )
+    assert cell.method_overrides == {"hidden_dim": 64, "base_momentum": 0.9}  # the study's, then the method's
+    assert study_from_dict({"methods": ["simclr"], "backbones": ["squeezenet"]}).train.recipe == "paper"
+    with pytest.raises(ConfigError, match="rotnet has no recipe 'long'"):
+        validate_names(
+            StudyConfig(methods=("rotnet",), backbones=("squeezenet",), train=TrainConfig(recipe="long"))
+        )

@@ -15,6 +15,7 @@ from edgessl.runs import CHECKPOINT_DIR, LAST
 from edgessl.study import runner
 from edgessl.study.config import StudyConfig
 from edgessl.study.results import CellResult
+from edgessl.training.config import TrainConfig
 
 
 class Interrupted(Exception):
@@ -34,7 +35,7 @@ class FakeStudy:
         monkeypatch.setattr(
             runner,
             "train_config",
-            lambda config, method, backbone, run_dir: (run_dir, config.epochs, config.max_steps),
+            lambda config, method, backbone, run_dir: (run_dir, config.train.epochs, config.train.max_steps),
         )
         monkeypatch.setattr(runner, "evaluate_run", self.evaluate)
         monkeypatch.setattr(runner, "measure_cell", self.measure)
@@ -54,7 +55,7 @@ class FakeStudy:
 
     def evaluate(self, config: StudyConfig, run_dir: Path, protocol: str):
         self.eval_calls.append((run_dir.name, protocol))
-        return tuple((epoch, epoch / 10) for epoch in range(1, config.epochs + 1))
+        return tuple((epoch, epoch / 10) for epoch in range(1, config.train.epochs + 1))
 
     def measure(self, config, method, backbone, run_dir, curves) -> CellResult:
         epoch, step = runner.training_state(run_dir)
@@ -65,8 +66,7 @@ def config(tmp_path: Path, epochs: int = 2, max_steps: int | None = None) -> Stu
     return StudyConfig(
         methods=("simclr", "rotnet"),
         backbones=("squeezenet",),
-        epochs=epochs,
-        max_steps=max_steps,
+        train=TrainConfig(epochs=epochs, max_steps=max_steps),
         protocols=("knn",),
         out=str(tmp_path / "study"),
     )
@@ -87,7 +87,7 @@ def test_interrupted_study_skips_finished_cells(tmp_path: Path, monkeypatch: pyt
     assert len(fake.train_calls) == 3 and len(fake.eval_calls) == 2  # nothing left to do
     assert again.skipped == ["simclr-squeezenet", "rotnet-squeezenet"]
     table = (tmp_path / "study" / runner.TABLE_MD).read_text()
-    assert "| simclr | 0.200 |" in table and "| rotnet | 0.200 |" in table
+    assert "| simclr (paper recipe) | 0.200 |" in table and "| rotnet (paper recipe) | 0.200 |" in table
     for name in (runner.TABLE_CSV, runner.FIGURE_1, runner.FIGURE_2, runner.STUDY_FILE):
         assert (tmp_path / "study" / name).is_file()
 

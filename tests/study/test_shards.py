@@ -16,6 +16,7 @@ from edgessl.runs import CHECKPOINT_DIR, LAST
 from edgessl.study import runner
 from edgessl.study.config import StudyConfig, dump_study
 from edgessl.study.results import read_cell
+from edgessl.training.config import TrainConfig
 from edgessl.training.run_folder import locked
 from edgessl.training.run_log import METRICS_FILE, read_metrics
 
@@ -44,7 +45,11 @@ def test_a_claimed_cell_is_left_to_its_worker(tmp_path: Path, monkeypatch: pytes
 
     monkeypatch.setattr(runner, "run_cell", fake_run_cell)
     config = StudyConfig(
-        ("simclr", "rotnet"), ("squeezenet",), epochs=1, protocols=("knn",), out=str(tmp_path)
+        ("simclr", "rotnet"),
+        ("squeezenet",),
+        train=TrainConfig(epochs=1),
+        protocols=("knn",),
+        out=str(tmp_path),
     )
     claim = tmp_path / runner.RUNS_DIR / "simclr-squeezenet"
     with locked(claim, runner.CLAIM_FILE):  # another worker holds this cell
@@ -59,12 +64,7 @@ def test_two_shards_at_once_finish_every_cell_exactly_once(tmp_path: Path) -> No
         name="sharded",
         methods=("rotnet", "simclr", "byol"),
         backbones=("shufflenetv2",),
-        data="shapes10",
-        image_size=16,
-        pretext_split="test",
-        epochs=1,
-        max_steps=2,
-        batch_size=16,
+        train=TrainConfig(data="shapes10", image_size=16, split="test", epochs=1, max_steps=2, batch_size=16),
         method_overrides={name: {"hidden_dim": 32, "out_dim": 16} for name in ("simclr", "byol")},
         protocols=("knn",),
         eval_options={"knn": {"k": 5}},
