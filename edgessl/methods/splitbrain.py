@@ -21,8 +21,8 @@ They are compared to targets quantised from the Lab image averaged to that grid
 (colorization networks predict at reduced resolution: Zhang et al. 2016 at 1/4). Targets
 are hard: each position's nearest bin. Why not the final map alone: a stride-32 backbone
 leaves 3x3 positions at 96 px (1x1 at 32 px) to predict a 24x24 target, so the loss could
-only learn blurred colour; the paper's AlexNet halves keep a 6x6 map at 227 px and Zhang et
-al. 2016 dilate their network to keep 1/4 resolution. A hypercolumn of the stride-32, -16 and
+only learn blurred colour (Zhang et al. 2016 dilate their colorization network to keep 1/4
+resolution). A hypercolumn of the stride-32, -16 and
 -8 maps gives 12x12 at 96 px and trains every stage directly, without changing the backbone
 (dilation would change the architecture being evaluated). Backbones whose features are not a
 plain ``nn.Sequential`` (timm) use their final map only.
