@@ -99,7 +99,7 @@ def write_report(record: dict) -> None:
         for recipe, row in rows.items():
             lines.append(
                 f"| {method} | {recipe} | {row['cosine']:.1f} | {row['euclidean']:.1f} | "
-                f"{row.get('steps', '—')} | {row.get('train_seconds', 0):.0f} | "
+                f"{row.get('steps', '—')} | {format(row['train_seconds'], '.0f') if 'train_seconds' in row else '—'} | "
                 f"{f'{gap:+.1f}' if recipe == 'short' and gap is not None else ''} |"
             )
     lines += ["", "What each recipe resolves to:", ""]
