@@ -601,7 +601,7 @@ def projection(ctx: Context, record: Record) -> None:
     sizes, study = ctx.sizes, study_stl10()
     device_name = ctx.document["sections"]["environment"].get("device_name", str(ctx.device))
     record.update(
-        study=study.name, epochs=study.epochs, epoch_images=STL10_PRETEXT_IMAGES, image_size=sizes.projection_image_size,
+        study=study.name, epochs=study.train.epochs, epoch_images=STL10_PRETEXT_IMAGES, image_size=sizes.projection_image_size,
         steps=sizes.projection_steps, warmup=sizes.warmup, rows=[], totals={}, skipped={}, errors=[],
     )  # fmt: skip
     for (
@@ -617,7 +617,7 @@ def projection(ctx: Context, record: Record) -> None:
                 with ctx.autocast(precision):
                     cost = measure_training_throughput(
                         method, backbone, sizes.projection_image_size, batch, sizes.projection_steps, sizes.warmup,
-                        ctx.device, torch.get_num_threads(), study.epochs,
+                        ctx.device, torch.get_num_threads(), study.train.epochs,
                     )  # fmt: skip
             except Exception as exc:  # noqa: BLE001 -- recorded; the other cells still run
                 record["errors"].append({"cell": f"{precision} {method}-{backbone}", "error": one_line(exc)})

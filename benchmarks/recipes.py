@@ -92,7 +92,9 @@ def write_report(record: dict) -> None:
         "| method | recipe | kNN cosine % | kNN Euclidean % | steps | train s | short − paper (cosine) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for method, rows in record["methods"].items():
+    ordered = sorted(record["methods"], key=lambda m: STUDY_METHODS.index(m) if m in STUDY_METHODS else 99)
+    for method in ordered:
+        rows = record["methods"][method]
         gap = (
             rows["short"]["cosine"] - rows["paper"]["cosine"] if "short" in rows and "paper" in rows else None
         )
@@ -110,6 +112,7 @@ def write_report(record: dict) -> None:
                 f"recipe overrides `{json.dumps(settings['overrides'])}`"
             )
     lines += ["", f"Machine: {record['machine']}"]
+    lines += [f"Earlier rows kept from: {machine}" for machine in record.get("earlier_runs", [])]
     save_report(record, lines)
 
 
@@ -121,6 +124,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test", type=int, default=200, help="held-out query images per class")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--update", action="store_true", help="keep the report's other methods (rerun one method)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.train, args.test, args.epochs = 30, 10, 1
@@ -135,6 +141,13 @@ def main(argv: list[str] | None = None) -> None:
         "methods": {},
         "settings": {},
     }
+    previous = RESULTS / f"{record['report']}.json"
+    if args.update and previous.is_file():
+        old = json.loads(previous.read_text())
+        rerun = args.methods.split(",")
+        for key in ("methods", "settings"):
+            record[key] = {name: value for name, value in old[key].items() if name not in rerun}
+        record["earlier_runs"] = [*old.get("earlier_runs", []), old["machine"]]
     with tempfile.TemporaryDirectory() as work:
         for method in args.methods.split(","):
             rows: dict[str, dict] = {}
