@@ -120,13 +120,16 @@ def test_splitbrain_cross_entropy_matches_manual_quantisation() -> None:
     flat = ab.permute(0, 2, 3, 1).reshape(-1, 1, 2)
     by_hand = ((flat - ab_bin_centres()) ** 2).sum(-1).argmin(1).view(2, 8, 8)
     assert torch.equal(ab_target, by_hand)
-    # the loss is the sum of the two cross-entropies on those targets
-    ab_logits = F.interpolate(
-        method.ab_classifier(method.l_net.forward_spatial(lab[:, :1])), size=(8, 8), mode="bilinear"
-    )
-    l_logits = F.interpolate(
-        method.l_classifier(method.ab_net.forward_spatial(lab[:, 1:])), size=(8, 8), mode="bilinear"
-    )
+    # the loss is the sum of the two cross-entropies on those targets; logits: each hypercolumn
+    # level's 1x1 conv upsampled to the target grid, summed
+    from edgessl.methods.splitbrain import pyramid_maps
+
+    def logits(classifier, net, x):
+        maps = pyramid_maps(net, x, method.config.hypercolumn_levels)
+        return sum(F.interpolate(c(m), size=(8, 8), mode="bilinear") for c, m in zip(classifier.levels, maps))
+
+    ab_logits = logits(method.ab_classifier, method.l_net, lab[:, :1])
+    l_logits = logits(method.l_classifier, method.ab_net, lab[:, 1:])
     log_ab, log_l = ab_logits.log_softmax(1), l_logits.log_softmax(1)
     manual = -log_ab.gather(1, by_hand[:, None]).mean() - log_l.gather(1, l_target[:, None]).mean()
     assert method.loss(lab).item() == pytest.approx(manual.item(), rel=1e-5)

@@ -66,7 +66,9 @@ def test_quick_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert calls == [("rotnet", False), ("simclr", False), ("simclr", False)]  # rotnet was not retrained
     table = (tmp_path / "study" / runner.TABLE_CSV).read_text().splitlines()
     assert (
-        table[0] == "row,squeezenet" and table[1].startswith("rotnet,0.") and table[2].startswith("simclr,0.")
+        table[0] == "row,squeezenet"
+        and table[1].startswith("rotnet (paper recipe),0.")
+        and table[2].startswith("simclr (paper recipe),0.")
     )
     assert main(["study", str(config_file), "--no-progress"]) == 0
     assert len(calls) == 3
