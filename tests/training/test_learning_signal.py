@@ -1,4 +1,4 @@
-"""Learning signal on real images: a short CPU SimCLR pretraining beats the same encoder at random init.
+"""Learning signal on real images: short CPU pretrainings (SimCLR, RotNet) beat the same encoder at random init.
 
 ShuffleNetV2 at 32x32 on 4,000 real CIFAR-10 images (the ``cifar10_medium`` fixture's
 train split, labels unused), 3 epochs at batch 64 (186 steps, ~100 s on 2 shared
@@ -78,5 +78,30 @@ def test_short_simclr_pretraining_beats_random_init(tmp_path: Path, cifar10_medi
     result = train(config, progress=False)
     trained = knn_accuracy(load_representation(result.last_checkpoint).model, bank, queries)
     assert trained > baseline + 0.05, (
+        f"kNN accuracy {trained:.3f} after pretraining vs {baseline:.3f} at random init"
+    )
+
+
+def test_short_rotnet_pretraining_beats_random_init(tmp_path: Path, cifar10_medium: Path) -> None:
+    """RotNet's recipe (the released code's crop, flip and step decay) learns on real images in a few epochs.
+
+    Measured: 6 epochs at batch 64 (372 steps, about a minute on 2 shared cores) take Euclidean kNN
+    from 0.179 at random init to 0.250; the bar is half that gain.
+    """
+    bank = load_dataset(str(cifar10_medium), "train", image_size=SIZE)
+    queries = load_dataset(str(cifar10_medium), "test", image_size=SIZE)
+    config = TrainConfig(
+        method="rotnet", backbone="shufflenetv2", data=str(cifar10_medium), split="train", image_size=SIZE,
+        epochs=6, batch_size=64, save_every=6, out=str(tmp_path), seed=0, recipe="short", monitor_every=0,
+        plots=False,
+    )  # fmt: skip
+    seed_everything(config.seed)
+    initial = build_method(
+        "rotnet", "shufflenetv2", SIZE, bank.mean, bank.std, resolve_method_config(config)
+    ).representation()
+    baseline = knn_accuracy(initial, bank, queries)
+    result = train(config, progress=False)
+    trained = knn_accuracy(load_representation(result.last_checkpoint).model, bank, queries)
+    assert trained > baseline + 0.035, (
         f"kNN accuracy {trained:.3f} after pretraining vs {baseline:.3f} at random init"
     )
