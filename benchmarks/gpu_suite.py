@@ -729,6 +729,10 @@ def run_section(ctx: Context, name: str, slice_s: float) -> None:
         record["traceback"] = traceback.format_exc(limit=12)
     finally:
         record["seconds"] = time.monotonic() - start
+        # A stop can land inside accelerate's Accelerator() and leave its process-wide state half
+        # built (GradientState without plugin_kwargs), which breaks every later Accelerator in
+        # the process — the next section's, or the rest of a test session's.
+        fresh_accelerate_state()
         ctx.free_memory()
         ctx.save()
 
