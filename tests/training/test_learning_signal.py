@@ -53,6 +53,17 @@ def knn_accuracy(model: torch.nn.Module, bank, queries) -> float:
     return (predicted == queries.labels).float().mean().item()
 
 
+def knn_before_and_after(config: TrainConfig, bank, queries) -> tuple[float, float]:
+    """kNN accuracy of the run's encoder at its initial weights (same seed, before any step), then after training."""
+    seed_everything(config.seed)
+    initial = build_method(
+        config.method, config.backbone, SIZE, bank.mean, bank.std, resolve_method_config(config)
+    ).representation()
+    baseline = knn_accuracy(initial, bank, queries)
+    result = train(config, progress=False)
+    return baseline, knn_accuracy(load_representation(result.last_checkpoint).model, bank, queries)
+
+
 def test_short_simclr_pretraining_beats_random_init(tmp_path: Path, cifar10_medium: Path) -> None:
     bank = load_dataset(str(cifar10_medium), "train", image_size=SIZE)
     queries = load_dataset(str(cifar10_medium), "test", image_size=SIZE)
@@ -69,14 +80,7 @@ def test_short_simclr_pretraining_beats_random_init(tmp_path: Path, cifar10_medi
         seed=0,
         method_overrides=OVERRIDES,
     )
-    seed_everything(config.seed)  # the trainer's initial weights, before any step
-    initial = build_method(
-        "simclr", "shufflenetv2", SIZE, bank.mean, bank.std, resolve_method_config(config)
-    ).representation()
-    baseline = knn_accuracy(initial, bank, queries)
-
-    result = train(config, progress=False)
-    trained = knn_accuracy(load_representation(result.last_checkpoint).model, bank, queries)
+    baseline, trained = knn_before_and_after(config, bank, queries)
     assert trained > baseline + 0.05, (
         f"kNN accuracy {trained:.3f} after pretraining vs {baseline:.3f} at random init"
     )
@@ -95,13 +99,7 @@ def test_short_rotnet_pretraining_beats_random_init(tmp_path: Path, cifar10_medi
         epochs=6, batch_size=64, save_every=6, out=str(tmp_path), seed=0, recipe="short", monitor_every=0,
         plots=False,
     )  # fmt: skip
-    seed_everything(config.seed)
-    initial = build_method(
-        "rotnet", "shufflenetv2", SIZE, bank.mean, bank.std, resolve_method_config(config)
-    ).representation()
-    baseline = knn_accuracy(initial, bank, queries)
-    result = train(config, progress=False)
-    trained = knn_accuracy(load_representation(result.last_checkpoint).model, bank, queries)
+    baseline, trained = knn_before_and_after(config, bank, queries)
     assert trained > baseline + 0.035, (
         f"kNN accuracy {trained:.3f} after pretraining vs {baseline:.3f} at random init"
     )
