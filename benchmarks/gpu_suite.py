@@ -475,8 +475,8 @@ def throughput_cell(ctx: Context, variant: Variant, method: str, backbone: str) 
     return {
         **speeds,
         **ratios(speeds),
-        "dataset_on": str(trainer.images.device),
-        "images": len(trainer.images),
+        "dataset_on": str(trainer.train_step.images.device),
+        "images": len(trainer.train_step.images),
         "first_step_s": first_step_s,
         "first_step_max_s": max(first_step_s.values()),
     }

@@ -99,7 +99,7 @@ def loader_batches(loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Ten
 def build_trainer(config: TrainConfig) -> Trainer:
     """The trainer of ``config``, quiet, in training mode: what every pipeline below shares."""
     trainer = Trainer(config, resume=False, console=Console(quiet=True), progress=False)
-    trainer.model.train()
+    trainer.train_step.model.train()
     return trainer
 
 
@@ -109,16 +109,16 @@ def pipelines(trainer: Trainer, workers: int = 2) -> dict[str, Callable[[], None
     The model-only and torchvision steps run under the trainer's autocast (as its own
     ``forward`` does under mixed precision), so all three compare the same arithmetic.
     """
-    model, optimizer, accelerator = trainer.method, trainer.optimizer, trainer.accelerator
-    batch, size = trainer.plan.global_batch, trainer.dataset.image_size
-    order = epoch_permutation(len(trainer.images), trainer.config.seed, 0)
+    model, optimizer, accelerator = trainer.method, trainer.train_step.optimizer, trainer.accelerator
+    images, batch, size = trainer.train_step.images, trainer.plan.global_batch, trainer.dataset.image_size
+    order = epoch_permutation(len(images), trainer.config.seed, 0)
     position = {"batch": 0}
 
     def end_to_end() -> None:
         trainer.step(order, position["batch"] % trainer.plan.steps_per_epoch)
         position["batch"] += 1
 
-    clean = trainer.images[order[:batch].to(trainer.images.device)].to(accelerator.device)
+    clean = images[order[:batch].to(images.device)].to(accelerator.device)
     with torch.no_grad(), accelerator.autocast():
         ready_views = model.make_views(clean)
 
@@ -129,7 +129,7 @@ def pipelines(trainer: Trainer, workers: int = 2) -> dict[str, Callable[[], None
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    dataset = TwoViewDataset(trainer.images.cpu(), method_views(model), size)
+    dataset = TwoViewDataset(images.cpu(), method_views(model), size)
     loader = DataLoader(
         dataset,
         batch_size=batch,

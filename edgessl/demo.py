@@ -166,9 +166,7 @@ def _profile(state: DemoState, console: Console) -> None:
     from edgessl.profiling.report import ProfileOptions, profile_backbones
 
     o = state.options
-    options = ProfileOptions(
-        image_size=o.image_size, batch_sizes=(1, 32), repeats=10, warmup=3, method=o.method, train_steps=2
-    )
+    options = ProfileOptions(image_size=o.image_size, batch_sizes=(1, 32), repeats=10, warmup=3)
     report = profile_backbones([o.backbone], options)["backbones"][0]
     latency = {(row["backend"], row["batch_size"]): row for row in report["latency"]}
     eager, ort = latency.get(("eager", 1)), latency.get(("onnxruntime", 1))

@@ -1,9 +1,10 @@
-"""What pretraining costs: measured images/s of a real step, projected to epochs, energy and CO2.
+"""What pretraining costs: measured images/s of the trainer's step, projected to epochs, energy and CO2.
 
-One step is what the trainer runs: ``loss = method(images_uint8)`` (augmentation on the
-device, forward of every branch), ``loss.backward()``, an optimiser step and the
-method's momentum update. The first ``warmup`` steps are not timed (allocator, oneDNN
-kernel selection). The time per STL-10 pretext epoch is ``STL10_PRETEXT_IMAGES /
+The timed step is the trainer's own :class:`~edgessl.training.step.TrainStep`, built by
+the same :func:`~edgessl.training.step.build_train_step`: the method's forward on uint8
+images (augmentation on the device, every branch), accelerate's backward, the method's
+optimiser (LARS included) and schedules, and its momentum update. The first ``warmup``
+steps are not timed (allocator, oneDNN kernel selection). The time per STL-10 pretext epoch is ``STL10_PRETEXT_IMAGES /
 images_per_second`` and N epochs take N times that: data loading is excluded (edgessl
 keeps datasets in memory as uint8, so it is small), and so are evaluation passes.
 
@@ -19,9 +20,9 @@ from typing import Any
 import torch
 
 from edgessl.energy import EnergyMeter, EnergyReport
-from edgessl.methods.base import Method
+from edgessl.errors import ConfigError
 from edgessl.profiling.latency import torch_threads
-from edgessl.training.optim import build_optimizer
+from edgessl.training.step import TrainStep, build_train_step
 
 STL10_PRETEXT_IMAGES = 100_000  # STL-10's unlabelled split, the study's pretext set
 
@@ -72,25 +73,38 @@ class TrainingCost:
         return values
 
 
-def time_training_steps(
-    model: Method, images: torch.Tensor, steps: int, warmup: int, meter: EnergyMeter
-) -> None:
-    """Run ``warmup`` then ``steps`` trainer steps of ``model`` on ``images``; ``meter`` spans the timed ones."""
-    model.train()
-    optimizer = build_optimizer(model, model.config.optimizer, len(images))  # the trainer's, LARS included
-    total = max(warmup + steps, 1)
-
-    def step(index: int) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        model(images).loss.backward()
-        optimizer.step()
-        model.after_optimizer_step(index / total)
-
+def time_training_steps(step: TrainStep, steps: int, warmup: int, meter: EnergyMeter) -> None:
+    """Run ``warmup`` then ``steps`` optimiser steps of ``step`` on all its images; ``meter`` spans the timed ones."""
+    step.model.train()
+    batch, total = [torch.arange(len(step.images))], max(warmup + steps, 1)
     for index in range(warmup):
-        step(index)
+        step(batch, (index + 1) / total)
     with meter:
         for index in range(warmup, warmup + steps):
-            step(index)
+            step(batch, (index + 1) / total)
+
+
+def profiling_accelerator(device: torch.device):  # -> accelerate.Accelerator
+    """A one-process fp32 Accelerator on ``device`` (a caller may still autocast around the steps).
+
+    accelerate keeps one device and precision per process, so a process that already
+    trains otherwise cannot profile here: that is a clear error, not a silent measurement
+    of another device or precision.
+    """
+    from accelerate import Accelerator
+
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)
+    try:
+        accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision="no")
+    except ValueError:
+        accelerator = None
+    if accelerator is None or accelerator.device.type != device.type:
+        raise ConfigError(
+            f"cannot profile training on {device}: this process already runs accelerate on another "
+            "device or precision; profile in a process of its own"
+        )
+    return accelerator
 
 
 def measure_training_throughput(
@@ -119,12 +133,14 @@ def measure_training_throughput(
     device = torch.device(device)
     with torch_threads(threads):
         torch.manual_seed(seed)
-        model = build_method(method, backbone, image_size, mean, std).to(device)
-        images = torch.randint(
-            0, 256, (batch_size, 3, image_size, image_size), dtype=torch.uint8, device=device
+        model = build_method(method, backbone, image_size, mean, std)
+        images = torch.randint(0, 256, (batch_size, 3, image_size, image_size), dtype=torch.uint8)
+        accelerator = profiling_accelerator(device)
+        step = build_train_step(
+            accelerator, model, model.config.optimizer, batch_size, 1, warmup + steps, images
         )
         meter = meter if meter is not None else EnergyMeter(device)
-        time_training_steps(model, images, steps, warmup, meter)
+        time_training_steps(step, steps, warmup, meter)
         measured = meter.report()
     images_per_second = batch_size * steps / measured.seconds
     epoch_scale = STL10_PRETEXT_IMAGES / (batch_size * steps)

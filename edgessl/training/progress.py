@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -29,6 +30,14 @@ class StopRequest:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+
+    def agreed(self, accelerator: Any, out_of_time: bool) -> bool:
+        """Whether every process stops at this step: Ctrl-C or ``out_of_time`` on any one stops all (one reduce)."""
+        flags = torch.tensor([float(self.requested), float(out_of_time)], device=accelerator.device)
+        if accelerator.num_processes > 1:
+            flags = accelerator.reduce(flags, reduction="sum")
+        self.requested, out_of_time = (bool(value > 0) for value in flags.tolist())
+        return self.requested or out_of_time
 
     @contextmanager
     def installed(self) -> Iterator[StopRequest]:

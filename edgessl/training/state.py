@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgessl.checkpoints import load_weights
 from edgessl.distributed import average_batchnorm_statistics
 from edgessl.errors import CheckpointError
 from edgessl.training.rng import rng_state, seed_everything, set_rng_state
+
+if TYPE_CHECKING:
+    from edgessl.training.step import TrainStep
 
 
 @dataclass
@@ -36,33 +39,26 @@ class Position:
 class TrainingState:
     """The resumable state of a run; every process holds one (RNG streams are per process)."""
 
-    def __init__(
-        self, accelerator: Any, model: Any, optimizer: Any, scheduler: Any, steps_per_epoch: int, seed: int
-    ) -> None:
-        self.accelerator, self.model, self.optimizer, self.scheduler = (
-            accelerator,
-            model,
-            optimizer,
-            scheduler,
-        )
+    def __init__(self, step: TrainStep, steps_per_epoch: int, seed: int) -> None:
+        self.step = step  # the model, optimiser, schedules and accelerator whose state this is
         self.steps_per_epoch, self.seed = steps_per_epoch, seed
         self.position = Position()
 
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint body at the current step boundary (collective: every process calls it)."""
         rng = [rng_state()]
-        if self.accelerator.num_processes > 1:
+        if self.step.accelerator.num_processes > 1:
             from accelerate.utils import gather_object
 
             rng = gather_object(rng)
             # Unsynchronised BatchNorm layers hold per-process statistics: save (and continue
             # with) their mean, the same on every process.
-            average_batchnorm_statistics(self.model)
+            average_batchnorm_statistics(self.step.model)
         position = self.position
         state = {
-            "model": self.accelerator.unwrap_model(self.model).state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            "model": self.step.method.state_dict(),
+            "optimizer": self.step.optimizer.state_dict(),
+            "scheduler": self.step.scheduler.state_dict(),
             "position": {
                 "epoch": position.epoch,
                 "step": position.step,
@@ -71,8 +67,8 @@ class TrainingState:
             },
             "rng": rng,
         }
-        if self.accelerator.scaler is not None:
-            state["scaler"] = self.accelerator.scaler.state_dict()
+        if self.step.accelerator.scaler is not None:
+            state["scaler"] = self.step.accelerator.scaler.state_dict()
         return state
 
     def load_state_dict(
@@ -85,11 +81,11 @@ class TrainingState:
                 f"{source} was trained with {saved['steps_per_epoch']} steps per epoch, this run has {self.steps_per_epoch}; "
                 "resume with the same data and batch size"
             )
-        load_weights(self.accelerator.unwrap_model(self.model), checkpoint["model"], str(source))
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
-        if "scaler" in checkpoint and self.accelerator.scaler is not None:
-            self.accelerator.scaler.load_state_dict(checkpoint["scaler"])
+        load_weights(self.step.method, checkpoint["model"], str(source))
+        self.step.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.step.scheduler.load_state_dict(checkpoint["scheduler"])
+        if "scaler" in checkpoint and self.step.accelerator.scaler is not None:
+            self.step.accelerator.scaler.load_state_dict(checkpoint["scaler"])
         meta, step = checkpoint["metadata"], int(saved["step"])
         resume = {"step": step, "changes": {key: list(pair) for key, pair in changes.items()}}
         self.position = Position(
@@ -100,7 +96,7 @@ class TrainingState:
             step,
             (*meta.get("resumes", ()), resume),
         )
-        index = self.accelerator.process_index
+        index = self.step.accelerator.process_index
         if index < len(checkpoint["rng"]):
             set_rng_state(checkpoint["rng"][index])
         else:  # more processes than the run had: fresh streams for the new ones

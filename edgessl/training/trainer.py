@@ -17,14 +17,15 @@ repeats no step and skips none. A run killed outright (SIGKILL, power loss) rest
 from its newest complete checkpoint, written at every epoch end.
 
 Batch size is global: ``batch_size`` images per optimiser step across all processes
-and accumulation steps, as the papers count it. Building a run is :mod:`.setup`; its
-resumable state :mod:`.state`; the run folder's lock :mod:`.run_folder`.
+and accumulation steps, as the papers count it. Building a run is :mod:`.setup`; one
+optimiser step (also what ``edgessl profile`` times) :mod:`.step`; the resumable state
+:mod:`.state`; the run folder's lock :mod:`.run_folder`.
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,11 @@ from edgessl.runs import CONFIG_FILE, RunFolder, epoch_checkpoint_name
 from edgessl.training import run_folder, tracking
 from edgessl.training.config import TrainConfig
 from edgessl.training.monitor import run_monitor
-from edgessl.training.optim import build_optimizer, build_scheduler
 from edgessl.training.progress import ProgressView, StopRequest, start_line
 from edgessl.training.resolve import config_yaml, resolve_method_config, resolved_train_config
 from edgessl.training.rng import seed_everything, set_deterministic
 from edgessl.training.run_log import METRICS_FILE, MetricsLog, PendingStep, diverged, read_back
-from edgessl.training.sampling import epoch_permutation, micro_batches, place_images, plan_batches
+from edgessl.training.sampling import epoch_permutation, micro_batches, plan_batches
 from edgessl.training.setup import (
     checkpoint_bytes,
     checkpoints_to_write,
@@ -53,6 +53,7 @@ from edgessl.training.setup import (
     start_from_weights,
 )
 from edgessl.training.state import TrainingInterrupted, TrainingState, TrainResult, checkpoint_metadata
+from edgessl.training.step import build_train_step
 
 # Optimiser steps between loss read-backs and cross-process stop checks (each waits for the device).
 FLUSH_EVERY = 10
@@ -89,72 +90,55 @@ class Trainer:
         if config.weights and not self.resume_from:
             start_from_weights(self.method, config.weights)
         self._prepare_optimisation()
-        self.images = place_images(data.images, self.accelerator.device)
         self.monitor = run_monitor(self.config, self.dataset, self.accelerator, self.console)
-        self._order: tuple[int, torch.Tensor | None] = (-1, None)
+        # one shuffle per epoch, drawn when the epoch starts (a function of seed and epoch only)
+        self.epoch_order = lru_cache(maxsize=1)(partial(epoch_permutation, len(data), config.seed))
 
     def _prepare_optimisation(self) -> None:
-        """Optimiser, schedules and the accelerate-wrapped model; restored from the checkpoint when resuming."""
-        optimizer_config, steps_per_epoch = self.method_config.optimizer, self.plan.steps_per_epoch
-        self.method.to(self.accelerator.device)
-        optimizer = build_optimizer(self.method, optimizer_config, self.method_config.batch_size)
-        self.scheduler = build_scheduler(optimizer, optimizer_config, steps_per_epoch, self.total_steps)
-        self.model, self.optimizer = self.accelerator.prepare(self.method, optimizer)
-        parts = (self.accelerator, self.model, self.optimizer, self.scheduler)
-        self.state = TrainingState(*parts, steps_per_epoch, self.config.seed)
+        """The step (optimiser, schedules, accelerate-wrapped model) and its state, restored when resuming."""
+        config, steps_per_epoch = self.method_config, self.plan.steps_per_epoch
+        self.train_step = step = build_train_step(
+            self.accelerator, self.method, config.optimizer, config.batch_size, steps_per_epoch,
+            self.total_steps, self.dataset.images,
+        )  # fmt: skip
+        self.state = TrainingState(step, steps_per_epoch, self.config.seed)
         if self.resume_from:
             self.state.load_state_dict(
                 self.resume_from.checkpoint, self.resume_from.path, self.resume_from.changes
             )
-            self.scheduler.stretch(steps_per_epoch, self.total_steps)  # a longer --epochs stretches the rest
+            step.scheduler.stretch(steps_per_epoch, self.total_steps)  # a longer --epochs stretches the rest
         else:  # a different augmentation stream per process
             seed_everything(self.config.seed + 7919 * self.accelerator.process_index)
-
-    @property
-    def run_dir(self) -> Path:
-        return self.folder.path
 
     # ----------------------------------------------------------------------- the loop
 
     def step(self, order: torch.Tensor, batch_in_epoch: int) -> StepOutput:
-        """One optimiser step over ``grad_accum`` micro-batches; the mean loss and diagnostics stay on the device."""
-        device, chunks = self.accelerator.device, micro_batches(order, self.plan, batch_in_epoch)
-        total, metrics = torch.zeros((), device=device), {}
-        for index, chunk in enumerate(chunks):
-            batch = self.images[chunk.to(self.images.device)].to(device, non_blocking=True)
-            with nullcontext() if index == len(chunks) - 1 else self.accelerator.no_sync(self.model):
-                out = self.model(batch)
-                self.accelerator.backward(out.loss)  # divides by grad_accum
-            total += out.loss.detach().float()
-            for name, value in out.metrics.items():
-                metrics[name] = metrics.get(name, 0.0) + value.detach().float() / len(chunks)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.state.position.step += 1
-        self.accelerator.unwrap_model(self.model).after_optimizer_step(
-            self.state.position.step / self.total_steps
-        )
-        return StepOutput(total / len(chunks), metrics)
+        """The optimiser step of batch ``batch_in_epoch`` of the epoch's ``order``; the loss stays on the device."""
+        position = self.state.position
+        chunks = micro_batches(order, self.plan, batch_in_epoch)
+        out = self.train_step(chunks, (position.step + 1) / self.total_steps)
+        position.step += 1
+        return out
 
     def run(self) -> TrainResult:
         """Train under the run folder's lock (only the main process writes files)."""
         if not self.accelerator.is_main_process:
             self.accelerator.wait_for_everyone()
             return self._loop(None)
-        with run_folder.locked(self.run_dir):
+        run_dir = self.folder.path
+        with run_folder.locked(run_dir):
             if self.folder.newest() != (self.resume_from.path if self.resume_from else None):
                 raise run_folder.RunFolderBusy(
-                    f"{self.run_dir} changed while this run started; run the command again"
+                    f"{run_dir} changed while this run started; run the command again"
                 )
             needed = checkpoint_bytes(self.method) * checkpoints_to_write(
                 self.config, self.state.position.epoch
             )
-            run_folder.prepare_for_writing(self.run_dir, needed, config_yaml(self.config), CONFIG_FILE)
-            log = MetricsLog(self.run_dir / METRICS_FILE)
+            run_folder.prepare_for_writing(run_dir, needed, config_yaml(self.config), CONFIG_FILE)
+            log = MetricsLog(run_dir / METRICS_FILE)
             log.truncate_after(self.state.position.step)
             tracking.start_trackers(
-                self.accelerator, self.run_dir, self.config.log_with, config_to_dict(self.config)
+                self.accelerator, run_dir, self.config.log_with, config_to_dict(self.config)
             )
             changes = self.resume_from.changes if self.resume_from else None
             self.console.print(start_line(self, changes), highlight=False)
@@ -167,7 +151,7 @@ class Trainer:
                 if self.config.plots and log.has_records():
                     from edgessl.training.plots import plot_run
 
-                    plot_run(self.run_dir)
+                    plot_run(run_dir)
 
     def _loop(self, log: MetricsLog | None) -> TrainResult:
         position = self.state.position
@@ -176,7 +160,7 @@ class Trainer:
         view = ProgressView(self.console, watching, target, position.step, self.config.log_every)
         stop, pending, stopping, first_step, loss = StopRequest(), [], False, position.step, float("nan")
         self.segment_start = self.window_start = time.perf_counter()
-        self.model.train()
+        self.train_step.model.train()
         try:
             with stop.installed(), optional_meter(self.accelerator.device, self.console.print) as self.meter:
                 while position.step < target and not stopping:
@@ -207,36 +191,27 @@ class Trainer:
         position, seconds = self.state.position, time.perf_counter() - self.segment_start
         speed = (position.step - first_step) * self.plan.global_batch / max(seconds, 1e-9)
         total = position.prior_seconds + seconds
-        return TrainResult(self.run_dir, self.folder.last, position.epoch, position.step, total, speed, loss)
+        return TrainResult(
+            self.folder.path, self.folder.last, position.epoch, position.step, total, speed, loss
+        )
 
     def _advance(self, pending: list[PendingStep]) -> bool:
         """One step at the sampler's position, queued in ``pending`` (with the monitor at due epoch ends); True at an epoch end."""
         position, steps_per_epoch = self.state.position, self.plan.steps_per_epoch
         batch_in_epoch = position.batch_in_epoch(steps_per_epoch)
-        if self._order[0] != position.epoch:
-            self._order = (
-                position.epoch,
-                epoch_permutation(len(self.images), self.config.seed, position.epoch),
-            )
-        lr = self.scheduler.get_last_lr()[0]
-        out = self.step(self._order[1], batch_in_epoch)
+        lr = self.train_step.scheduler.get_last_lr()[0]
+        out = self.step(self.epoch_order(position.epoch), batch_in_epoch)
         pending.append(PendingStep(position.step, position.epoch + 1, lr, out.loss, out.metrics))
         epoch_end = batch_in_epoch == steps_per_epoch - 1
         if epoch_end and self.monitor is not None and (position.epoch + 1) % self.config.monitor_every == 0:
-            pending[-1].extra.update(
-                self.monitor.measure(self.accelerator.unwrap_model(self.model).representation())
-            )
+            pending[-1].extra.update(self.monitor.measure(self.method.representation()))
         return epoch_end
 
     def _should_stop(self, stop: StopRequest) -> bool:
         """Ctrl-C or the time budget on any process stops every process at this step: one reduce of one tensor."""
         seconds = self.state.position.prior_seconds + time.perf_counter() - self.segment_start
         out_of_time = self.config.time_budget_s is not None and seconds >= self.config.time_budget_s
-        flags = torch.tensor([float(stop.requested), float(out_of_time)], device=self.accelerator.device)
-        if self.accelerator.num_processes > 1:
-            flags = self.accelerator.reduce(flags, reduction="sum")
-        stop.requested, out_of_time = (bool(value > 0) for value in flags.tolist())
-        return stop.requested or out_of_time
+        return stop.agreed(self.accelerator, out_of_time)
 
     def _flush(self, pending: list[PendingStep], log: MetricsLog | None) -> dict[str, Any]:
         """Log the pending steps (metrics.jsonl, trackers) and return the last record; a NaN/inf loss stops the run."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -9,13 +10,20 @@ import torch
 from torch import nn
 
 from edgessl.energy import EnergyMeter, EnergyReport
+from edgessl.errors import ConfigError
 from edgessl.methods.base import Method, MethodConfig, Representation
 from edgessl.profiling.training_cost import (
     STL10_PRETEXT_IMAGES,
     TrainingCost,
     measure_training_throughput,
+    profiling_accelerator,
     time_training_steps,
 )
+from edgessl.training.optim import OptimizerConfig
+from edgessl.training.step import build_train_step
+
+# accelerate keeps one device per process: profile where this process's trainer tests train
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 class _TinyMethod(Method):
@@ -38,18 +46,23 @@ class _TinyMethod(Method):
         return Representation(self.normalize, self.encoder, 4)
 
 
-def test_timed_steps_update_the_weights() -> None:
+def test_timed_steps_are_the_trainers_steps() -> None:
+    """Weights learn, the loss falls, and the schedules advance once per step, as in training."""
     torch.manual_seed(0)
     model = _TinyMethod()
     before = model.head.weight.detach().clone()
     images = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
     with torch.no_grad():
         loss_before = model(images).loss.item()
+    step = build_train_step(
+        profiling_accelerator(torch.device("cpu")), model, OptimizerConfig(), 4, 1, 4, images
+    )
     meter = EnergyMeter("cpu")
-    time_training_steps(model, images, steps=3, warmup=1, meter=meter)
+    time_training_steps(step, steps=3, warmup=1, meter=meter)
     assert not torch.equal(before, model.head.weight)  # backward and optimiser steps ran
     with torch.no_grad():
-        assert model(images).loss.item() < loss_before
+        assert model(images.to(DEVICE)).loss.item() < loss_before
+    assert step.scheduler.lr.last_epoch == 4  # the hand-made step the profiler used to time had no schedule
     assert meter.report().seconds > 0
 
 
@@ -82,7 +95,30 @@ def test_projection_arithmetic() -> None:
 
 def test_real_method_step_is_measured() -> None:
     cost = measure_training_throughput(
-        "simclr", "shufflenetv2", image_size=32, batch_size=4, steps=1, warmup=1, epochs=10
+        "simclr", "shufflenetv2", image_size=32, batch_size=4, steps=1, warmup=1, device=DEVICE, epochs=10
     )
     assert cost.images_per_second > 0 and cost.energy_per_epoch is not None
     assert cost.projected_seconds == pytest.approx(10 * STL10_PRETEXT_IMAGES / cost.images_per_second)
+
+
+@pytest.fixture
+def fresh_accelerate_state() -> Iterator[None]:
+    """accelerate's process-wide state forgotten before and after (accelerate's own tests reset it so)."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    def reset() -> None:
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
+
+    reset()
+    yield
+    reset()
+
+
+@pytest.mark.usefixtures("fresh_accelerate_state")
+def test_profiling_refuses_a_process_that_trains_at_another_precision() -> None:
+    from accelerate import Accelerator
+
+    Accelerator(cpu=True, mixed_precision="bf16")  # what a bf16 run earlier in this process leaves
+    with pytest.raises(ConfigError, match="profile in a process of its own"):
+        profiling_accelerator(torch.device("cpu"))

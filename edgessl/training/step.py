@@ -1,0 +1,75 @@
+"""One optimiser step: the unit the trainer loops over and the profiler times.
+
+A step takes a list of index micro-batches into the uint8 dataset (one per accumulation
+step; :func:`~edgessl.training.sampling.micro_batches`), and for each moves the images to
+the device, runs the method's forward (its views are made there) and accelerate's
+backward, with gradient synchronisation only on the last; then the optimiser, the
+schedules and the method's momentum update. The trainer and ``edgessl profile`` build it
+with the same :func:`build_train_step`, so the images/s a profile reports are those of
+this code, not of a second hand-made loop.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from edgessl.methods import Method, StepOutput
+from edgessl.training.optim import OptimizerConfig, Schedules, build_optimizer, build_scheduler
+from edgessl.training.sampling import place_images
+
+
+@dataclass
+class TrainStep:
+    """What one optimiser step updates (accelerate-prepared model and optimiser, schedules) and samples from."""
+
+    accelerator: Any  # accelerate.Accelerator
+    model: torch.nn.Module  # the method, wrapped by accelerate (DDP under several processes)
+    optimizer: torch.optim.Optimizer
+    scheduler: Schedules
+    images: torch.Tensor  # the uint8 dataset, on the device when it fits (place_images)
+
+    @property
+    def method(self) -> Method:
+        return self.accelerator.unwrap_model(self.model)
+
+    def __call__(self, chunks: list[torch.Tensor], progress: float) -> StepOutput:
+        """One step over the micro-batches ``chunks``; ``progress`` is the run's fraction done after it.
+
+        The mean loss and the diagnostics stay on the device (reading them waits for it).
+        """
+        device = self.accelerator.device
+        total, metrics = torch.zeros((), device=device), {}
+        for index, chunk in enumerate(chunks):
+            batch = self.images[chunk.to(self.images.device)].to(device, non_blocking=True)
+            with nullcontext() if index == len(chunks) - 1 else self.accelerator.no_sync(self.model):
+                out = self.model(batch)
+                self.accelerator.backward(out.loss)  # divides by grad_accum
+            total += out.loss.detach().float()
+            for name, value in out.metrics.items():
+                metrics[name] = metrics.get(name, 0.0) + value.detach().float() / len(chunks)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.method.after_optimizer_step(progress)
+        return StepOutput(total / len(chunks), metrics)
+
+
+def build_train_step(
+    accelerator: Any,
+    method: Method,
+    optimizer_config: OptimizerConfig,
+    batch_size: int,
+    steps_per_epoch: int,
+    total_steps: int,
+    images: torch.Tensor,
+) -> TrainStep:
+    """The step of ``method`` on ``accelerator``'s device: optimiser at ``batch_size``'s scaled lr, schedules, images placed."""
+    method.to(accelerator.device)
+    optimizer = build_optimizer(method, optimizer_config, batch_size)
+    scheduler = build_scheduler(optimizer, optimizer_config, steps_per_epoch, total_steps)
+    model, optimizer = accelerator.prepare(method, optimizer)
+    return TrainStep(accelerator, model, optimizer, scheduler, place_images(images, accelerator.device))
