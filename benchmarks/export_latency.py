@@ -40,7 +40,7 @@ import torch
 
 from edgessl.backbones import STUDY_MACS_224, build_backbone
 from edgessl.checkpoints import load_representation
-from edgessl.data.arrays import read_split_arrays
+from edgessl.data.reading import read_split_arrays
 from edgessl.evaluation.knn import knn_predict
 from edgessl.export.ort_eval import latency_ms, onnx_features, open_session
 from edgessl.export.pipeline import ExportOptions, export_representation

@@ -134,7 +134,7 @@ def run_weights(args: argparse.Namespace) -> int:
 
 def splits_statement(data: str, data_root: str | None) -> str:
     """Which split is the kNN bank (and probe training data) and which is measured, and their files."""
-    from edgessl.data.arrays import split_source
+    from edgessl.data.reading import split_source
 
     return (
         f"kNN bank and probe training data: {split_source(data, 'train', data_root)}; "

@@ -4,7 +4,7 @@ A dataset spec is a registered name (``stl10``, ``shapes10``) or a path to an im
 folder. Splits: ``unlabeled`` (pretext), ``train`` (downstream training), ``test``
 (downstream validation); STL-10 also has ``train+unlabeled``.
 
-Two layers: :mod:`edgessl.data.arrays` reads any dataset into numpy without torch (the
+Two layers: :mod:`edgessl.data.reading` reads any dataset into numpy without torch (the
 ONNX-only evaluator uses it directly), and :func:`load_dataset` wraps that into torch
 tensors. Importing this package does not import torch; ``ImageDataset`` and
 ``channel_stats`` load :mod:`edgessl.data.base` (and torch) on first use.
@@ -15,13 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgessl.data.arrays import (
-    DATASETS,
-    SplitArrays,
-    read_labelled_splits,
-    read_split_arrays,
-    register_readers,
-)
+from edgessl.data.arrays import DATASETS, SplitArrays
+from edgessl.data.reading import read_labelled_splits, read_split_arrays
 
 if TYPE_CHECKING:
     from edgessl.data.base import ImageDataset, channel_stats
@@ -41,7 +36,7 @@ def load_dataset(
 def load_labelled_splits(
     spec: str, root: str | Path | None = None, image_size: int | None = None, purpose: str = "evaluation"
 ) -> tuple[ImageDataset, ImageDataset]:
-    """:func:`~edgessl.data.arrays.read_labelled_splits` as tensors: the labelled train and test splits."""
+    """:func:`~edgessl.data.reading.read_labelled_splits` as tensors: the labelled train and test splits."""
     from edgessl.data.base import ImageDataset
 
     train, test = read_labelled_splits(spec, root, image_size, purpose)
@@ -49,12 +44,11 @@ def load_labelled_splits(
 
 
 def dataset_names() -> list[str]:
-    register_readers()
     return DATASETS.names()
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy so that ``import edgessl.data.arrays`` (which runs this file) stays torch-free.
+    # Lazy so that ``import edgessl.data.reading`` (which runs this file) stays torch-free.
     if name in ("ImageDataset", "channel_stats"):
         from edgessl.data import base
 

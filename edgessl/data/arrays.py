@@ -1,9 +1,10 @@
-"""The torch-free core of the data layer: every dataset as numpy arrays.
+"""The torch-free core of the data layer: what every reader shares (``SplitArrays``, the registry, resizing).
 
 ``edgessl eval --onnx`` runs with numpy and onnxruntime only (as on a phone), so the
-readers that decode STL-10, image folders and the built-in ``shapes10`` return plain
-numpy arrays here; :func:`edgessl.data.load_dataset` wraps them into torch tensors for
-training. Importing this module (or any reader it dispatches to) never imports torch.
+readers that decode CIFAR, STL-10, image folders and the built-in ``shapes10`` return
+plain numpy arrays (:mod:`edgessl.data.reading` picks the reader for a spec);
+:func:`edgessl.data.load_dataset` wraps them into torch tensors for training. Importing
+this module (or any reader) never imports torch.
 
 Resizing happens here, once, inside the readers, always with PIL's antialiased bilinear
 filter: :func:`resize_images` for STL-10's 96x96 arrays, at decode time for image files
@@ -138,64 +139,3 @@ def check_split(dataset: str, split: str, splits: Iterable[str]) -> None:
 def check_image_size(image_size: int | None) -> None:
     if image_size is not None and image_size < 8:
         raise ConfigError(f"image size {image_size} is too small: use 8 pixels or more (e.g. 32, 64, 96)")
-
-
-def register_readers() -> None:
-    # Importing a reader module registers its names; none of them imports torch.
-    from edgessl.data import cifar, image_folder, stl10, synthetic  # noqa: F401
-
-
-def is_folder_spec(spec: str) -> bool:
-    """A spec names an image folder when it is not registered and looks like a path."""
-    return spec not in DATASETS and (
-        os.sep in spec or "/" in spec or spec.startswith(("~", ".")) or Path(spec).exists()
-    )
-
-
-def read_split_arrays(
-    spec: str, split: str, root: str | Path | None = None, image_size: int | None = None
-) -> SplitArrays:
-    """Read ``split`` of a registered dataset, or of the image folder at path ``spec``.
-
-    ``root`` locates a registered dataset's files (STL-10); it is ignored for a folder
-    path and for ``shapes10``. ``image_size`` None keeps each dataset's native size.
-    """
-    register_readers()
-    check_image_size(image_size)
-    if is_folder_spec(spec):
-        from edgessl.data.image_folder import read_image_folder
-
-        return read_image_folder(Path(spec).expanduser(), split, image_size)
-    return DATASETS.get(spec)(split, Path(root).expanduser() if root is not None else None, image_size)
-
-
-def read_labelled_splits(
-    spec: str, root: str | Path | None = None, image_size: int | None = None, purpose: str = "evaluation"
-) -> tuple[SplitArrays, SplitArrays]:
-    """The labelled ``train`` (kNN bank, probe training data) and ``test`` splits every evaluator uses.
-
-    A split without labels is a :class:`DataError` naming ``purpose`` (what needed them).
-    """
-    train, test = (read_split_arrays(spec, split, root, image_size) for split in ("train", "test"))
-    for split in (train, test):
-        if split.labels is None:
-            raise DataError(
-                f"dataset '{spec}' split '{split.split}' has no labels; {purpose} needs labelled train and test splits"
-            )
-    return train, test
-
-
-def split_source(spec: str, split: str, root: str | Path | None = None) -> str:
-    """Where ``split``'s images come from, in words (what ``edgessl eval`` states); reads no image.
-
-    For an image folder it names the folder and the file count (e.g. that ``val/`` serves
-    as the test split); a registered dataset's splits are its own, named as such.
-    """
-    register_readers()
-    if is_folder_spec(spec):
-        from edgessl.data.image_folder import SPLITS, discover
-
-        check_split("image-folder", split, SPLITS)
-        return f"the {split} split: {discover(Path(spec).expanduser().resolve()).sources[split]}"
-    DATASETS.get(spec)
-    return f"{spec}'s {split} split"

@@ -2,7 +2,7 @@
 
 ``edgessl eval --onnx exported/model.onnx --data stl10`` calls :func:`evaluate_onnx`.
 Nothing imported on this path imports torch: images come from the torch-free
-:mod:`edgessl.data.arrays`, features from an ``onnxruntime.InferenceSession``, and the
+:mod:`edgessl.data.reading`, features from an ``onnxruntime.InferenceSession``, and the
 protocols are numpy:
 
 - ``knn``: the same votes as :mod:`edgessl.evaluation.knn`, so predictions match the
@@ -255,7 +255,7 @@ def evaluate_onnx(
     ``{"onnx", "data", "image_size", "train_size", "test_size", "feature_dim",
     "<protocol>": {"accuracy", ...options}, "predictions": {protocol: ndarray}}``.
     """
-    from edgessl.data.arrays import read_labelled_splits
+    from edgessl.data.reading import read_labelled_splits
 
     runners = {name: ONNX_PROTOCOLS.get(name) for name in protocols}
     VOTES.get(metric)

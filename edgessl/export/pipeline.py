@@ -193,7 +193,7 @@ def _linear(encoder, bank, labels, num_classes, options):
 def read_splits(
     spec: str | None, root: str | None, image_size: int, verify_images: int, need_labels: bool
 ) -> Splits:
-    from edgessl.data.arrays import read_labelled_splits, read_split_arrays
+    from edgessl.data.reading import read_labelled_splits, read_split_arrays
 
     if not spec:
         raise ConfigError(
@@ -236,7 +236,7 @@ def export_weights(
     pass the normalisation the weights were trained with (ImageNet's for ImageNet weights).
     """
     from edgessl.backbones import weights_representation
-    from edgessl.data.arrays import read_split_arrays
+    from edgessl.data.reading import read_split_arrays
 
     options.validate()
     if not options.data:

@@ -106,8 +106,8 @@ def test_cifar100_reads_fine_labels(tmp_path, real_images) -> None:
 def test_cifar_files_read_without_torch(cifar10_written) -> None:
     code = (
         "import sys\n"
-        "import edgessl.data.arrays as arrays\n"
-        f"split = arrays.read_split_arrays('cifar10', 'test', {str(cifar10_written[0])!r})\n"
+        "import edgessl.data.reading as reading\n"
+        f"split = reading.read_split_arrays('cifar10', 'test', {str(cifar10_written[0])!r})\n"
         "assert len(split) == 10 and 'torch' not in sys.modules, 'torch was imported'\n"
         "print('ok')\n"
     )

@@ -17,8 +17,8 @@ from edgessl.errors import ConfigError, DataError, UnknownNameError
 def test_reading_arrays_never_imports_torch() -> None:
     code = (
         "import sys\n"
-        "import edgessl.data.arrays as arrays\n"
-        "split = arrays.read_split_arrays('shapes10', 'test', image_size=16)\n"
+        "import edgessl.data.reading as reading\n"
+        "split = reading.read_split_arrays('shapes10', 'test', image_size=16)\n"
         "assert split.images.shape == (1000, 3, 16, 16) and split.labels.dtype.name == 'int64'\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "print('ok')\n"

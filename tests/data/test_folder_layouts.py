@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from edgessl.data import read_split_arrays
-from edgessl.data.arrays import channel_stats, split_source
+from edgessl.data.arrays import channel_stats
+from edgessl.data.reading import split_source
 from edgessl.errors import DataError
 
 CLASSES = ["airplane", "cat", "ship"]

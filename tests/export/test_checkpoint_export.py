@@ -14,7 +14,7 @@ import torch
 from edgessl import __version__
 from edgessl.checkpoints import save_checkpoint
 from edgessl.cli import main
-from edgessl.data.arrays import read_split_arrays
+from edgessl.data.reading import read_split_arrays
 from edgessl.export.metadata import read_metadata
 from edgessl.export.pipeline import ExportOptions, export_checkpoint
 from edgessl.runs import epoch_checkpoint_name

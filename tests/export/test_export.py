@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from edgessl.backbones import build_backbone
-from edgessl.data.arrays import read_split_arrays
+from edgessl.data.reading import read_split_arrays
 from edgessl.errors import CheckpointError, DataError, EdgesslError, UnknownNameError
 from edgessl.evaluation.knn import knn_predict as torch_knn_predict
 from edgessl.export import verify

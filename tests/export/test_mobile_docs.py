@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from edgessl.backbones import build_backbone
-from edgessl.data.arrays import read_split_arrays
+from edgessl.data.reading import read_split_arrays
 from edgessl.export.ort_eval import run_batches
 from edgessl.export.pipeline import ExportOptions, export_representation
 from edgessl.methods.base import Normalize, Representation

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from edgessl.backbones import build_backbone
 from edgessl.cli import main
-from edgessl.data.arrays import read_split_arrays
+from edgessl.data.reading import read_split_arrays
 from edgessl.export import verify
 from edgessl.export.metadata import read_metadata
 from edgessl.export.ort_eval import onnx_features, open_session, run_batches

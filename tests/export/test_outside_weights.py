@@ -16,7 +16,7 @@ import torchvision
 from safetensors.torch import save_file
 
 from edgessl.cli import main
-from edgessl.data.arrays import read_split_arrays
+from edgessl.data.reading import read_split_arrays
 from edgessl.export.metadata import read_metadata
 from edgessl.export.ort_eval import knn_predict, onnx_features, open_session
 

@@ -1,0 +1,70 @@
+"""Which reader serves a dataset spec: a registered name's, or the image-folder reader for a path.
+
+This module sits above every reader (:mod:`.cifar`, :mod:`.stl10`, :mod:`.image_folder`,
+:mod:`.synthetic`), which register their names in :data:`~edgessl.data.arrays.DATASETS`
+on import; :mod:`.arrays` below them holds only what they share. Like them, it never
+imports torch, so ``edgessl eval --onnx`` reads data with numpy alone.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import edgessl.data.cifar
+import edgessl.data.stl10
+import edgessl.data.synthetic  # noqa: F401
+from edgessl.data.arrays import DATASETS, SplitArrays, check_image_size, check_split
+from edgessl.data.image_folder import SPLITS as FOLDER_SPLITS
+from edgessl.data.image_folder import discover, read_image_folder
+from edgessl.errors import DataError
+
+
+def is_folder_spec(spec: str) -> bool:
+    """A spec names an image folder when it is not registered and looks like a path."""
+    return spec not in DATASETS and (
+        os.sep in spec or "/" in spec or spec.startswith(("~", ".")) or Path(spec).exists()
+    )
+
+
+def read_split_arrays(
+    spec: str, split: str, root: str | Path | None = None, image_size: int | None = None
+) -> SplitArrays:
+    """Read ``split`` of a registered dataset, or of the image folder at path ``spec``.
+
+    ``root`` locates a registered dataset's files (STL-10); it is ignored for a folder
+    path and for ``shapes10``. ``image_size`` None keeps each dataset's native size.
+    """
+    check_image_size(image_size)
+    if is_folder_spec(spec):
+        return read_image_folder(Path(spec).expanduser(), split, image_size)
+    return DATASETS.get(spec)(split, Path(root).expanduser() if root is not None else None, image_size)
+
+
+def read_labelled_splits(
+    spec: str, root: str | Path | None = None, image_size: int | None = None, purpose: str = "evaluation"
+) -> tuple[SplitArrays, SplitArrays]:
+    """The labelled ``train`` (kNN bank, probe training data) and ``test`` splits every evaluator uses.
+
+    A split without labels is a :class:`DataError` naming ``purpose`` (what needed them).
+    """
+    train, test = (read_split_arrays(spec, split, root, image_size) for split in ("train", "test"))
+    for split in (train, test):
+        if split.labels is None:
+            raise DataError(
+                f"dataset '{spec}' split '{split.split}' has no labels; {purpose} needs labelled train and test splits"
+            )
+    return train, test
+
+
+def split_source(spec: str, split: str, root: str | Path | None = None) -> str:
+    """Where ``split``'s images come from, in words (what ``edgessl eval`` states); reads no image.
+
+    For an image folder it names the folder and the file count (e.g. that ``val/`` serves
+    as the test split); a registered dataset's splits are its own, named as such.
+    """
+    if is_folder_spec(spec):
+        check_split("image-folder", split, FOLDER_SPLITS)
+        return f"the {split} split: {discover(Path(spec).expanduser().resolve()).sources[split]}"
+    DATASETS.get(spec)
+    return f"{spec}'s {split} split"
