@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from edgessl.errors import EdgesslError
-from edgessl.files import ensure_writable_dir, stale_temporaries
+from edgessl.files import atomic_output, ensure_writable_dir, stale_temporaries
 from edgessl.runs import RunFolder
 
 LOCK_FILE = ".lock"
@@ -76,14 +76,18 @@ def remove_stale_temp_files(run_dir: Path) -> list[Path]:
 
 
 def prepare_for_writing(
-    run_dir: Path, checkpoint_bytes_needed: int, config_text: str, config_file: str
+    run_dir: Path, resumes: Path | None, checkpoint_bytes_needed: int, config_text: str, config_file: str
 ) -> None:
-    """Under the lock, before the first step: clear killed saves' debris, check the checkpoint folder
-    is writable and the disk can hold the run's checkpoints, and write the resolved config."""
+    """Under the lock, before the first step: check that the newest checkpoint is still the one the
+    run was built to resume (``resumes``; None for a new run), clear killed saves' debris, check the
+    checkpoint folder is writable and the disk can hold the run's checkpoints, write the resolved config."""
+    if RunFolder(run_dir).newest() != resumes:
+        raise RunFolderBusy(f"{run_dir} changed while this run started; run the command again")
     remove_stale_temp_files(run_dir)
     ensure_writable_dir(RunFolder(run_dir).checkpoint_dir)
     check_free_space(run_dir, checkpoint_bytes_needed)
-    (run_dir / config_file).write_text(config_text)
+    with atomic_output(run_dir / config_file) as tmp:
+        tmp.write_text(config_text)
 
 
 def check_free_space(run_dir: Path, bytes_needed: int) -> None:

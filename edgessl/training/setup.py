@@ -69,16 +69,13 @@ def start_from_weights(method: Method, path: str) -> None:
             target.load_state_dict(online.state_dict())
 
 
-def checkpoint_bytes(model: torch.nn.Module) -> int:
-    """Rough size of one checkpoint: weights plus up to two optimiser slots per parameter."""
+def checkpoint_bytes_to_write(model: torch.nn.Module, config: TrainConfig, start_epoch: int) -> int:
+    """Rough disk need of the rest of the run: each checkpoint to come (the epoch files still due, ``last.pt``,
+    one temporary file during a write) holds the weights plus up to two optimiser slots per parameter."""
     params = sum(p.numel() * p.element_size() for p in model.parameters())
-    return 3 * params + sum(b.numel() * b.element_size() for b in model.buffers())
-
-
-def checkpoints_to_write(config: TrainConfig, start_epoch: int) -> int:
-    """Epoch checkpoints still to come, plus last.pt and one temporary file during a write."""
+    one = 3 * params + sum(b.numel() * b.element_size() for b in model.buffers())
     remaining = range(start_epoch + 1, config.epochs + 1)
-    return sum(1 for e in remaining if e % config.save_every == 0 or e == config.epochs) + 2
+    return one * (sum(1 for e in remaining if e % config.save_every == 0 or e == config.epochs) + 2)
 
 
 @dataclass(frozen=True)

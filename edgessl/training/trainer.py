@@ -46,8 +46,7 @@ from edgessl.training.rng import seed_everything, set_deterministic
 from edgessl.training.run_log import METRICS_FILE, MetricsLog, PendingStep, diverged, read_back
 from edgessl.training.sampling import epoch_permutation, micro_batches, plan_batches
 from edgessl.training.setup import (
-    checkpoint_bytes,
-    checkpoints_to_write,
+    checkpoint_bytes_to_write,
     make_accelerator,
     resume_point,
     start_from_weights,
@@ -125,16 +124,10 @@ class Trainer:
         if not self.accelerator.is_main_process:
             self.accelerator.wait_for_everyone()
             return self._loop(None)
-        run_dir = self.folder.path
+        run_dir, resumes = self.folder.path, self.resume_from.path if self.resume_from else None
         with run_folder.locked(run_dir):
-            if self.folder.newest() != (self.resume_from.path if self.resume_from else None):
-                raise run_folder.RunFolderBusy(
-                    f"{run_dir} changed while this run started; run the command again"
-                )
-            needed = checkpoint_bytes(self.method) * checkpoints_to_write(
-                self.config, self.state.position.epoch
-            )
-            run_folder.prepare_for_writing(run_dir, needed, config_yaml(self.config), CONFIG_FILE)
+            needed = checkpoint_bytes_to_write(self.method, self.config, self.state.position.epoch)
+            run_folder.prepare_for_writing(run_dir, resumes, needed, config_yaml(self.config), CONFIG_FILE)
             log = MetricsLog(run_dir / METRICS_FILE)
             log.truncate_after(self.state.position.step)
             tracking.start_trackers(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from rich.console import Console
 from tiny_runs import TINY_FLAGS, tiny_config
 
 from edgessl.checkpoints import load_checkpoint, restore_method, save_checkpoint
@@ -21,7 +22,7 @@ from edgessl.training import run_log
 from edgessl.training.config import TrainConfig
 from edgessl.training.run_folder import RunFolderBusy, locked
 from edgessl.training.run_log import METRICS_FILE, read_metrics
-from edgessl.training.trainer import train
+from edgessl.training.trainer import Trainer, train
 
 TINY = [*TINY_FLAGS, "--no-progress"]
 REPO = Path(__file__).resolve().parents[2]
@@ -71,6 +72,17 @@ def test_second_writer_is_refused_naming_the_holder_and_a_killed_holder_blocks_n
     assert result.steps == 3
     with locked(run), pytest.raises(RunFolderBusy, match=f"pid {os.getpid()}"):
         train(tiny(run), resume=True, progress=False)
+
+
+def test_a_run_folder_that_changes_between_building_and_training_is_refused(tmp_path: Path) -> None:
+    """Another process may finish a run in the folder while this one builds: neither overwrites the other."""
+    run = tmp_path / "run"
+    starting = Trainer(tiny(run), resume=False, console=Console(quiet=True), progress=False)
+    train(tiny(run, max_steps=3), progress=False)  # the other writer, done before this one takes the lock
+    written = (run / CHECKPOINT_DIR / LAST).read_bytes()
+    with pytest.raises(RunFolderBusy, match="changed while this run started; run the command again"):
+        starting.run()
+    assert (run / CHECKPOINT_DIR / LAST).read_bytes() == written
 
 
 # ---------------------------------------------------------------- 2 and 6: what a resume may change
