@@ -167,8 +167,8 @@ class LoadedRepresentation:
         return int(self.metadata.get("epoch", 0))
 
 
-def restore_method(state: dict[str, Any], source: str = "the checkpoint"):  # -> edgessl.methods.Method
-    """Rebuild the method recorded in a loaded checkpoint and load its weights."""
+def recorded_method(state: dict[str, Any], source: str = "the checkpoint"):  # -> edgessl.methods.Method
+    """The method a loaded checkpoint records (method, backbone, image size, normalisation, config), untrained."""
     from edgessl.config import config_from_dict
     from edgessl.methods import build_method, method_class
 
@@ -178,18 +178,42 @@ def restore_method(state: dict[str, Any], source: str = "the checkpoint"):  # ->
             f"{source} carries the edgessl marker but cannot be used: {'; '.join(problems)}"
         )
     meta = state["metadata"]
-    cls = method_class(meta["method"])
-    config = config_from_dict(cls.Config, meta.get("method_config", {}))
-    method = build_method(
+    config = config_from_dict(method_class(meta["method"]).Config, meta.get("method_config", {}))
+    return build_method(
         meta["method"], meta["backbone"], meta["image_size"], tuple(meta["mean"]), tuple(meta["std"]), config
     )
+
+
+def restore_method(state: dict[str, Any], source: str = "the checkpoint"):  # -> edgessl.methods.Method
+    """Rebuild the method recorded in a loaded checkpoint and load all its weights (pretext heads included)."""
+    method = recorded_method(state, source)
+    meta = state["metadata"]
     load_weights(method, state["model"], f"the checkpoint of {meta['method']} on {meta['backbone']}")
     return method
 
 
+def representation_weights(
+    method: torch.nn.Module, representation: torch.nn.Module, weights: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """The tensors of ``weights`` (a state dict of ``method``) that ``representation`` shares, by its own names.
+
+    Matching is by identity of the shared parameters and buffers, so the pretext heads are
+    simply not asked for; a name the file lacks is left out and reported by :func:`load_weights`.
+    """
+    names = {id(tensor): name for name, tensor in method.state_dict(keep_vars=True).items()}
+    shared = representation.state_dict(keep_vars=True).items()
+    return {own: weights[names[id(t)]] for own, t in shared if names.get(id(t)) in weights}
+
+
 def load_representation(path: str | Path) -> LoadedRepresentation:
-    """The learned representation of a checkpoint, ready for evaluation or export."""
+    """The learned representation of a checkpoint, ready for evaluation or export.
+
+    Only the representation's weights are loaded, strictly: evaluation and export never use
+    the pretext heads, so a run whose head has since changed shape (SimCLR's output
+    BatchNorm, Split-Brain's hypercolumn) still evaluates and exports.
+    """
     state = load_checkpoint(path)
-    method = restore_method(state, str(path))
-    model = method.representation().eval()
-    return LoadedRepresentation(model=model, metadata={**state["metadata"], "checkpoint": str(path)})
+    method = recorded_method(state, str(path))
+    model = method.representation()
+    load_weights(model, representation_weights(method, model, state["model"]), f"the encoder in {path}")
+    return LoadedRepresentation(model=model.eval(), metadata={**state["metadata"], "checkpoint": str(path)})

@@ -14,7 +14,7 @@ import yaml
 from rich.console import Console
 from tiny_runs import TINY_FLAGS, tiny_config
 
-from edgessl.checkpoints import load_checkpoint, restore_method, save_checkpoint
+from edgessl.checkpoints import load_checkpoint, load_representation, restore_method, save_checkpoint
 from edgessl.cli import main
 from edgessl.errors import CheckpointError
 from edgessl.runs import CHECKPOINT_DIR, LAST
@@ -330,6 +330,38 @@ def test_marker_without_metadata_and_weight_mismatch_name_the_problem(tmp_path: 
     message = str(caught.value)
     assert "missing: queue" in message and "unexpected: head.weight" in message
     assert "encoder.0.weight (4, 3, 3, 3) vs (8, 3, 3, 3)" in message
+
+
+def test_a_run_whose_pretext_head_changed_since_still_evaluates_but_a_broken_encoder_does_not(
+    tmp_path: Path,
+) -> None:
+    """A SimCLR checkpoint from before the projector's output BatchNorm: its config has no such key."""
+    from edgessl.methods import build_method, method_class
+
+    size, mean, std = 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    torch.manual_seed(0)
+    old = build_method(
+        "simclr", "shufflenetv2", size, mean, std, method_class("simclr").Config(output_batch_norm=False)
+    )
+    metadata = {
+        "method": "simclr", "backbone": "shufflenetv2", "method_config": {}, "train_config": {},
+        "dataset": "shapes10", "image_size": size, "mean": list(mean), "std": list(std), "epoch": 1, "step": 1,
+    }  # fmt: skip
+    path = tmp_path / "old.pt"
+    save_checkpoint({"metadata": metadata, "model": old.state_dict()}, path)
+    with pytest.raises(
+        CheckpointError, match="does not fit SimCLR: missing: projector"
+    ):  # the whole method no longer does
+        restore_method(load_checkpoint(path))
+    images = torch.rand(3, 3, size, size)
+    loaded = load_representation(path)
+    with torch.no_grad():
+        assert torch.equal(loaded.model(images), old.eval().representation()(images))
+    broken = old.state_dict()
+    broken.pop(next(key for key in broken if key.startswith("encoder.")))
+    save_checkpoint({"metadata": metadata, "model": broken}, path)
+    with pytest.raises(CheckpointError, match="does not fit Representation: missing: encoder"):
+        load_representation(path)
 
 
 def test_unknown_timm_model_lists_only_the_closest_few() -> None:
