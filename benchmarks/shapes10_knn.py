@@ -29,15 +29,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from edgessl.profiling.device_peak import cpu_model
-from edgessl.training.checkpoint import load_representation
 from torch import nn
 
+from edgessl.checkpoints import load_representation
 from edgessl.data import load_dataset
 from edgessl.data.synthetic import generate_split
 from edgessl.demo import DemoOptions, pretrain_config
 from edgessl.evaluation import evaluate_representation
 from edgessl.evaluation.baselines import pixel_representation
+from edgessl.hardware import cpu_model
 from edgessl.methods import build_method
 from edgessl.methods.base import Normalize, Representation
 from edgessl.training import train
