@@ -34,6 +34,7 @@ from rich.console import Console
 
 from edgessl.checkpoints import save_checkpoint
 from edgessl.config import config_to_dict
+from edgessl.distributed import average_batchnorm_statistics
 from edgessl.energy import energy_so_far, optional_meter
 from edgessl.methods import StepOutput, build_method
 from edgessl.runs import CONFIG_FILE, RunFolder, epoch_checkpoint_name
@@ -196,8 +197,10 @@ class Trainer:
         out = self.step(self.epoch_order(position.epoch), batch_in_epoch)
         pending.append(PendingStep(position.step, position.epoch + 1, lr, out.loss, out.metrics))
         epoch_end = batch_in_epoch == steps_per_epoch - 1
-        if epoch_end and self.monitor is not None and (position.epoch + 1) % self.config.monitor_every == 0:
-            pending[-1].extra.update(self.monitor.measure(self.method.representation()))
+        if epoch_end and self.config.monitor_every and (position.epoch + 1) % self.config.monitor_every == 0:
+            average_batchnorm_statistics(self.train_step.model)  # the epoch checkpoint's (collective)
+            if self.monitor is not None:  # the main process measures what it will save
+                pending[-1].extra.update(self.monitor.measure(self.method.representation()))
         return epoch_end
 
     def _should_stop(self, stop: StopRequest) -> bool:

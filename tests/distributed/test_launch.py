@@ -8,12 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from rich.console import Console
 
 from edgessl import distributed
 from edgessl.checkpoints import load_checkpoint, load_representation
 from edgessl.cli import main
+from edgessl.data import load_dataset
 from edgessl.errors import ConfigError
 from edgessl.runs import CHECKPOINT_DIR, LAST
+from edgessl.training.monitor import OnlineMonitor
 from edgessl.training.run_log import METRICS_FILE, read_metrics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,3 +100,30 @@ def test_a_launch_that_got_fewer_processes_than_asked_is_refused(monkeypatch: py
     with pytest.raises(ConfigError, match="started 2 processes but accelerate set up 1"):
         distributed.check_process_count(1)  # ...that accelerate did not join into one group
     distributed.check_process_count(2)
+
+
+def test_online_knn_under_two_processes_measures_the_checkpoint_it_saves(tmp_path: Path) -> None:
+    """RotNet keeps per-process BatchNorm: the monitor must see the averaged statistics the epoch file holds."""
+    run = tmp_path / "run"
+    launched = accelerate_launch(
+        "--multi_gpu", "--num_processes", "2", "--main_process_port", "0", "-m", "edgessl", "train",
+        "--method", "rotnet", "--backbone", "shufflenetv2", "--data", "shapes10", "--split", "test",
+        "--image-size", "16", "--batch-size", "128", "--epochs", "1", "--monitor-every", "1",
+        "--no-plots", "--no-progress", "--out", str(run),
+    )  # fmt: skip
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert (
+        load_checkpoint(run / CHECKPOINT_DIR / LAST)["metadata"]["method_config"]["sync_batchnorm"] is False
+    )
+    online = read_metrics(run / METRICS_FILE)[-1]
+    monitor = OnlineMonitor.for_dataset(
+        load_dataset("shapes10", "test", image_size=16),
+        "shapes10",
+        None,
+        torch.device("cpu"),
+        Console(quiet=True),
+    )
+    offline = monitor.measure(load_representation(run / CHECKPOINT_DIR / "epoch_0001.pt").model)
+    assert online["knn_accuracy"] == offline["knn_accuracy"]
+    assert online["embedding_std"] == pytest.approx(offline["embedding_std"], rel=1e-6, abs=0)
+    assert online["effective_rank"] == pytest.approx(offline["effective_rank"], rel=1e-5, abs=0)
