@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Importing a reader registers its dataset names in DATASETS (image_folder is imported below for its names).
 import edgessl.data.cifar
 import edgessl.data.stl10
 import edgessl.data.synthetic  # noqa: F401

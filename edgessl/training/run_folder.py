@@ -81,10 +81,11 @@ def prepare_for_writing(
     """Under the lock, before the first step: check that the newest checkpoint is still the one the
     run was built to resume (``resumes``; None for a new run), clear killed saves' debris, check the
     checkpoint folder is writable and the disk can hold the run's checkpoints, write the resolved config."""
-    if RunFolder(run_dir).newest() != resumes:
+    folder = RunFolder(run_dir)
+    if folder.newest() != resumes:
         raise RunFolderBusy(f"{run_dir} changed while this run started; run the command again")
     remove_stale_temp_files(run_dir)
-    ensure_writable_dir(RunFolder(run_dir).checkpoint_dir)
+    ensure_writable_dir(folder.checkpoint_dir)
     check_free_space(run_dir, checkpoint_bytes_needed)
     with atomic_output(run_dir / config_file) as tmp:
         tmp.write_text(config_text)
