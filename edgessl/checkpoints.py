@@ -167,10 +167,10 @@ class LoadedRepresentation:
         return int(self.metadata.get("epoch", 0))
 
 
-def recorded_method(state: dict[str, Any], source: str = "the checkpoint"):  # -> edgessl.methods.Method
-    """The method a loaded checkpoint records (method, backbone, image size, normalisation, config), untrained."""
+def recorded_arguments(state: dict[str, Any], source: str = "the checkpoint") -> tuple[Any, tuple[Any, ...]]:
+    """The method class a loaded checkpoint records and its build arguments (backbone, config, image size, mean, std)."""
     from edgessl.config import config_from_dict
-    from edgessl.methods import build_method, method_class
+    from edgessl.methods import method_class
 
     problems = checkpoint_problems(state)
     if problems:
@@ -178,10 +178,20 @@ def recorded_method(state: dict[str, Any], source: str = "the checkpoint"):  # -
             f"{source} carries the edgessl marker but cannot be used: {'; '.join(problems)}"
         )
     meta = state["metadata"]
-    config = config_from_dict(method_class(meta["method"]).Config, meta.get("method_config", {}))
-    return build_method(
-        meta["method"], meta["backbone"], meta["image_size"], tuple(meta["mean"]), tuple(meta["std"]), config
-    )
+    cls = method_class(meta["method"])
+    config = config_from_dict(cls.Config, meta.get("method_config", {}))
+    return cls, (meta["backbone"], config, meta["image_size"], tuple(meta["mean"]), tuple(meta["std"]))
+
+
+def recorded_method(state: dict[str, Any], source: str = "the checkpoint"):  # -> edgessl.methods.Method
+    """The method a loaded checkpoint records (method, backbone, image size, normalisation, config), untrained.
+
+    A method with a frozen teacher rebuilds it from its recorded source.
+    """
+    from edgessl.methods import build_method
+
+    cls, (backbone, config, image_size, mean, std) = recorded_arguments(state, source)
+    return build_method(cls.name, backbone, image_size, mean, std, config)
 
 
 def restore_method(state: dict[str, Any], source: str = "the checkpoint"):  # -> edgessl.methods.Method
@@ -192,28 +202,18 @@ def restore_method(state: dict[str, Any], source: str = "the checkpoint"):  # ->
     return method
 
 
-def representation_weights(
-    method: torch.nn.Module, representation: torch.nn.Module, weights: dict[str, torch.Tensor]
-) -> dict[str, torch.Tensor]:
-    """The tensors of ``weights`` (a state dict of ``method``) that ``representation`` shares, by its own names.
-
-    Matching is by identity of the shared parameters and buffers, so the pretext heads are
-    simply not asked for; a name the file lacks is left out and reported by :func:`load_weights`.
-    """
-    names = {id(tensor): name for name, tensor in method.state_dict(keep_vars=True).items()}
-    shared = representation.state_dict(keep_vars=True).items()
-    return {own: weights[names[id(t)]] for own, t in shared if names.get(id(t)) in weights}
-
-
 def load_representation(path: str | Path) -> LoadedRepresentation:
     """The learned representation of a checkpoint, ready for evaluation or export.
 
-    Only the representation's weights are loaded, strictly: evaluation and export never use
-    the pretext heads, so a run whose head has since changed shape (SimCLR's output
-    BatchNorm, Split-Brain's hypercolumn) still evaluates and exports.
+    Only the representation is built (no pretext heads, no projector, no teacher) and only its
+    weights are loaded, strictly, by the names :meth:`Method.representation_weight_names` gives:
+    a run whose head has since changed shape (SimCLR's output BatchNorm, Split-Brain's
+    hypercolumn) still evaluates and exports, and a distilled run never re-reads its teacher.
     """
     state = load_checkpoint(path)
-    method = recorded_method(state, str(path))
-    model = method.representation()
-    load_weights(model, representation_weights(method, model, state["model"]), f"the encoder in {path}")
+    cls, arguments = recorded_arguments(state, str(path))
+    model = cls.build_representation(*arguments)
+    names = cls.representation_weight_names(list(model.state_dict()))
+    weights = {own: state["model"][theirs] for own, theirs in names.items() if theirs in state["model"]}
+    load_weights(model, weights, f"the encoder in {path}")
     return LoadedRepresentation(model=model.eval(), metadata={**state["metadata"], "checkpoint": str(path)})

@@ -5,7 +5,15 @@ Adding a method is one module with a :class:`Method` subclass registered here.
 
 from __future__ import annotations
 
-from edgessl.methods.base import Method, MethodConfig, OptimizerConfig, ParamGroup, Representation, StepOutput
+from edgessl.methods.base import (
+    Method,
+    MethodConfig,
+    OptimizerConfig,
+    ParamGroup,
+    Representation,
+    StepOutput,
+    TrainingProgress,
+)
 from edgessl.registry import Registry
 
 METHODS: Registry[type[Method]] = Registry("method")
@@ -34,7 +42,10 @@ def build_method(
     config: MethodConfig | None = None,
 ) -> Method:
     cls = method_class(name)
-    return cls(backbone, config if config is not None else cls.Config(), image_size, mean, std)
+    method = cls(backbone, config if config is not None else cls.Config(), image_size, mean, std)
+    for module in method.frozen_modules().values():  # the contract: no gradients, eval mode, whatever built them
+        module.requires_grad_(False).eval()
+    return method
 
 
 __all__ = [
@@ -45,6 +56,7 @@ __all__ = [
     "ParamGroup",
     "Representation",
     "StepOutput",
+    "TrainingProgress",
     "build_method",
     "method_class",
     "method_names",

@@ -23,7 +23,6 @@ from edgessl.methods.base import (
     MethodConfig,
     OptimizerConfig,
     ParamGroup,
-    Representation,
     StepOutput,
     is_bias_or_norm,
 )
@@ -119,6 +118,3 @@ class BarlowTwins(Method):
             ParamGroup([p for p in trainable if not is_bias_or_norm(p)]),
             ParamGroup([p for p in trainable if is_bias_or_norm(p)], lr_scale=self.config.bias_lr_scale),
         ]
-
-    def representation(self) -> Representation:
-        return Representation(self.normalize, self.encoder, self.encoder.feature_dim)

@@ -1,15 +1,24 @@
 """The contract between a self-supervised method and the trainer.
 
 A method is a small ``nn.Module``: how views are made from a uint8 batch, the loss on
-those views, which modules follow others by momentum, and which module is the learned
-representation. It knows nothing about devices, loops or checkpoints; the trainer
-knows no method by name.
+those views, which modules follow others by momentum, which are frozen (a teacher it
+distils from), and which module is the learned representation. It knows nothing about
+devices, loops or checkpoints; the trainer knows no method by name.
+
+What the trainer does for every method, in this order each step: sets :attr:`Method.progress`,
+runs ``forward`` (views, then loss) and backward, clips gradients (``OptimizerConfig.clip_grad_norm``),
+calls :meth:`Method.before_optimizer_step`, steps the optimiser, then
+:meth:`Method.after_optimizer_step` (momentum targets). Frozen modules (:attr:`Method.frozen`)
+stay in eval mode with no gradients, outside the optimiser, SyncBatchNorm, the disk estimate
+and the checkpoint; their provenance (:meth:`Method.frozen_provenance`) goes into the
+checkpoint's metadata instead, so a resume can refuse a teacher that changed.
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
@@ -47,6 +56,10 @@ class OptimizerConfig:
     weight_decay_end: float | None = (
         None  # cosine schedule of weight decay to this value (DINO); None: constant
     )
+    # Gradient clipping before each optimiser step: None is off. "total" scope clips the norm of all
+    # gradients together (torch's clip_grad_norm_); "parameter" clips each tensor's own (DINO's utils.clip_gradients).
+    clip_grad_norm: float | None = None
+    clip_grad_scope: str = "total"
     kwargs: dict[str, Any] = field(default_factory=dict)  # further optimiser arguments, e.g. Adam betas
 
 
@@ -75,6 +88,29 @@ def is_bias_or_norm(param: torch.Tensor) -> bool:
     return param.ndim <= 1
 
 
+class TrainingProgress(NamedTuple):
+    """Where training is when a step runs: what schedules inside a method (DINO's teacher temperature,
+    its frozen last layer in the first epoch) are functions of."""
+
+    step: int  # 0-based index of the optimiser step being taken
+    steps_per_epoch: int
+    total_steps: int
+
+    @property
+    def epoch(self) -> int:
+        """0-based epoch of this step."""
+        return self.step // self.steps_per_epoch
+
+    @property
+    def epochs(self) -> int:
+        return self.total_steps // self.steps_per_epoch
+
+    @property
+    def fraction(self) -> float:
+        """Fraction of training done before this step, in [0, 1)."""
+        return self.step / self.total_steps
+
+
 class StepOutput(NamedTuple):
     """What one forward pass of a method gives the trainer: the loss and the method's own diagnostics."""
 
@@ -93,6 +129,13 @@ class Method(nn.Module, ABC):
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     # Named hyper-parameter sets over the Config defaults (:mod:`edgessl.methods.recipes`).
     recipes: ClassVar[dict[str, Recipe]] = {PAPER: PAPER_RECIPE}
+    # Attribute names of frozen submodules (a teacher): see the module docstring.
+    frozen: ClassVar[tuple[str, ...]] = ()
+    # Which attributes make the learned representation: Representation part -> attribute of the method.
+    # Evaluation and export build only these (:meth:`build_representation`) and load their weights by name.
+    representation_source: ClassVar[Mapping[str, str]] = {"preprocess": "normalize", "encoder": "encoder"}
+    # Whether momentum targets copy the online BatchNorm statistics (BYOL, MoCo) or keep their own (DINO).
+    momentum_copies_buffers: ClassVar[bool] = True
 
     def __init__(self, backbone: str, config: MethodConfig, image_size: int, mean: RGB, std: RGB) -> None:
         super().__init__()
@@ -101,6 +144,26 @@ class Method(nn.Module, ABC):
         self.image_size = image_size
         self.normalize = Normalize(mean, std)
         self.last_momentum = self.momentum(0.0)
+        self.progress = TrainingProgress(0, 1, 1)  # set by the trainer before every step
+
+    @classmethod
+    def build_representation(
+        cls, backbone: str, config: MethodConfig, image_size: int, mean: RGB, std: RGB
+    ) -> Representation:
+        """An untrained representation of this method, built alone (no pretext heads, no teacher), whose
+        state-dict names :meth:`representation_weight_names` maps to the method's own."""
+        encoder = cls.build_encoder(backbone)
+        return Representation(Normalize(mean, std), encoder, encoder.feature_dim)
+
+    @classmethod
+    def representation_weight_names(cls, names: list[str]) -> dict[str, str]:
+        """Representation state-dict name -> the method's state-dict name, for ``names`` of the representation."""
+        parts = sorted(cls.representation_source.items(), key=lambda item: -len(item[0]))
+        mapped = {}
+        for name in names:
+            part, attribute = next((p, a) for p, a in parts if name.startswith(f"{p}."))
+            mapped[name] = attribute + name[len(part) :]
+        return mapped
 
     @staticmethod
     def build_encoder(backbone: str, in_channels: int = 3) -> Encoder:
@@ -118,9 +181,50 @@ class Method(nn.Module, ABC):
         trainer averages over the steps between log lines and logs beside the loss.
         """
 
-    @abstractmethod
     def representation(self) -> Representation:
         """The module whose features are evaluated and exported (shares weights with self)."""
+        encoder = getattr(self, self.representation_source["encoder"])
+        return Representation(getattr(self, self.representation_source["preprocess"]), encoder, encoder.feature_dim)
+
+    # ----------------------------------------------------------------- frozen modules
+
+    def frozen_modules(self) -> dict[str, nn.Module]:
+        return {name: getattr(self, name) for name in self.frozen}
+
+    def frozen_provenance(self) -> dict[str, Any]:
+        """What each frozen module is and where it came from (its ``provenance`` attribute), for the checkpoint."""
+        return {name: dict(getattr(module, "provenance", {})) for name, module in self.frozen_modules().items()}
+
+    def _frozen_prefixes(self) -> tuple[str, ...]:
+        return tuple(f"{name}." for name in self.frozen)
+
+    def train(self, mode: bool = True) -> Method:
+        """Train mode for everything but the frozen modules, which stay in eval mode (their BatchNorm never moves)."""
+        super().train(mode)
+        for module in self.frozen_modules().values():
+            module.eval()
+        return self
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The learned state only: frozen modules are rebuilt from their source, never stored."""
+        state = super().state_dict(*args, **kwargs)
+        prefix = kwargs.get("prefix", args[1] if len(args) > 1 else "")
+        frozen = tuple(prefix + name for name in self._frozen_prefixes())
+        for key in [key for key in state if key.startswith(frozen)] if frozen else []:
+            del state[key]
+        return state
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False):
+        """Load the learned state; frozen modules keep their weights (strictness applies to the rest)."""
+        result = super().load_state_dict(state_dict, strict=False, assign=assign)
+        frozen = self._frozen_prefixes()
+        missing = [key for key in result.missing_keys if not frozen or not key.startswith(frozen)]
+        if strict and (missing or result.unexpected_keys):
+            raise RuntimeError(
+                f"state dict does not fit {type(self).__name__}: missing {missing[:3]}, unexpected "
+                f"{result.unexpected_keys[:3]}"
+            )
+        return type(result)(missing, result.unexpected_keys)
 
     def forward(self, images: torch.Tensor) -> StepOutput:
         with torch.no_grad():
@@ -133,11 +237,11 @@ class Method(nn.Module, ABC):
         return out if isinstance(out, StepOutput) else StepOutput(out, {})
 
     def global_batchnorm_modules(self) -> list[nn.Module]:
-        """The submodules whose BatchNorm layers ``sync_batchnorm`` makes global: the whole method by default.
+        """The submodules whose BatchNorm layers ``sync_batchnorm`` makes global: all but the frozen ones by default.
 
         MoCo v2 names its query side only: its key encoder's per-process statistics are its shuffled BN.
         """
-        return [self]
+        return [module for name, module in self.named_children() if name not in self.frozen]
 
     def synchronize_batchnorm(self, device: torch.device | str) -> int:
         """Make the BatchNorm layers of :meth:`global_batchnorm_modules` global (for training on
@@ -155,7 +259,16 @@ class Method(nn.Module, ABC):
 
     def param_groups(self) -> list[ParamGroup]:
         """How the optimiser treats this method's parameters; one group of every trainable one by default."""
-        return [ParamGroup([p for p in self.parameters() if p.requires_grad])]
+        return [ParamGroup(self.trainable_parameters())]
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters the optimiser steps: not momentum targets, not frozen modules."""
+        frozen = {id(p) for module in self.frozen_modules().values() for p in module.parameters()}
+        return [p for p in self.parameters() if p.requires_grad and id(p) not in frozen]
+
+    def before_optimizer_step(self) -> None:
+        """Called after backward and gradient clipping, before the optimiser steps (DINO cancels its last
+        layer's gradients in the first epoch here); nothing by default."""
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """(online, target) pairs where target follows online by EMA; none by default."""
@@ -173,8 +286,9 @@ class Method(nn.Module, ABC):
         for online, target in self.momentum_pairs():
             for p_online, p_target in zip(online.parameters(), target.parameters(), strict=True):
                 p_target.lerp_(p_online.detach(), 1.0 - tau)
-            for b_online, b_target in zip(online.buffers(), target.buffers(), strict=True):
-                b_target.copy_(b_online)
+            if self.momentum_copies_buffers:
+                for b_online, b_target in zip(online.buffers(), target.buffers(), strict=True):
+                    b_target.copy_(b_online)
 
 
 def cosine_momentum(base: float, progress: float) -> float:

@@ -22,7 +22,6 @@ from edgessl.methods.base import (
     Method,
     MethodConfig,
     OptimizerConfig,
-    Representation,
     StepOutput,
     cosine_momentum,
 )
@@ -122,6 +121,3 @@ class BYOL(Method):
 
     def momentum(self, progress: float) -> float:
         return cosine_momentum(self.config.base_momentum, progress)  # BYOL section 3.3
-
-    def representation(self) -> Representation:
-        return Representation(self.normalize, self.encoder, self.encoder.feature_dim)

@@ -36,7 +36,7 @@ from torch import nn
 from edgessl import distributed
 from edgessl.augment import mocov2_view
 from edgessl.methods import METHODS
-from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, Representation, StepOutput
+from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, StepOutput
 from edgessl.methods.heads import mlp_head
 from edgessl.methods.losses import InfoNCELoss
 from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
@@ -198,6 +198,3 @@ class MoCoV2(Method):
 
     def momentum(self, progress: float) -> float:
         return self.config.momentum  # constant (He et al. 2020, section 3.2)
-
-    def representation(self) -> Representation:
-        return Representation(self.normalize, self.encoder, self.encoder.feature_dim)

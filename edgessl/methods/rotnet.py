@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from edgessl.augment import rotate_all_four, to_float
 from edgessl.augment.functional import padded_random_crop
 from edgessl.methods import METHODS
-from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, Representation
+from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig
 from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
 
 NUM_ROTATIONS = 4  # 0/90/180/270 degrees: the best rotation set in Gidaris et al. 2018, section 3.1
@@ -88,6 +88,3 @@ class RotNet(Method):
     def loss(self, views: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         images, labels = views
         return F.cross_entropy(self.head(self.encoder(self.normalize(images))), labels)
-
-    def representation(self) -> Representation:
-        return Representation(self.normalize, self.encoder, self.encoder.feature_dim)

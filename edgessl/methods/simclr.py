@@ -18,7 +18,7 @@ import torch
 
 from edgessl.augment import simclr_view
 from edgessl.methods import METHODS
-from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, Representation
+from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig
 from edgessl.methods.heads import mlp_head
 from edgessl.methods.losses import InfoNCELoss
 from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
@@ -108,6 +108,3 @@ class SimCLR(Method):
         # One pass over both views: BN statistics over all 2N images, as the paper's global BN.
         z = self.projector(self.encoder(self.normalize(torch.cat(views))))
         return self.criterion(z[:n], z[n:])
-
-    def representation(self) -> Representation:
-        return Representation(self.normalize, self.encoder, self.encoder.feature_dim)

@@ -232,6 +232,19 @@ class SplitBrain(Method):
         l_logits = self.l_classifier(pyramid_maps(self.ab_net, lab[:, 1:], levels), grid)
         return F.cross_entropy(ab_logits, ab_target) + F.cross_entropy(l_logits, l_target)
 
+    representation_source: ClassVar[dict[str, str]] = {
+        "preprocess": "to_lab",
+        "encoder.l_net": "l_net",
+        "encoder.ab_net": "ab_net",
+    }
+
+    @classmethod
+    def build_representation(
+        cls, backbone: str, config: SplitBrainConfig, image_size: int, mean: RGB, std: RGB
+    ) -> Representation:
+        l_net, ab_net = cls.build_encoder(backbone, in_channels=1), cls.build_encoder(backbone, in_channels=2)
+        return Representation(LabInput(), SplitBrainEncoder(l_net, ab_net), 2 * l_net.feature_dim)
+
     def representation(self) -> Representation:
         return Representation(
             self.to_lab, SplitBrainEncoder(self.l_net, self.ab_net), 2 * self.l_net.feature_dim

@@ -18,7 +18,7 @@ import torch
 
 from edgessl.augment import byol_views
 from edgessl.methods import METHODS
-from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, Representation, StepOutput
+from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, StepOutput
 from edgessl.methods.heads import mlp_head
 from edgessl.methods.losses import VICRegLoss
 from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
@@ -105,6 +105,3 @@ class VICReg(Method):
         first, second = views
         # Each view through the network separately (per-view BN statistics), as the released code.
         return self.criterion(self._embed(first), self._embed(second))
-
-    def representation(self) -> Representation:
-        return Representation(self.normalize, self.encoder, self.encoder.feature_dim)

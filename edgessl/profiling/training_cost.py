@@ -21,6 +21,7 @@ import torch
 
 from edgessl.energy import EnergyMeter, EnergyReport
 from edgessl.errors import ConfigError
+from edgessl.methods import TrainingProgress
 from edgessl.profiling.latency import torch_threads
 from edgessl.training.step import TrainStep, build_train_step
 
@@ -76,12 +77,13 @@ class TrainingCost:
 def time_training_steps(step: TrainStep, steps: int, warmup: int, meter: EnergyMeter) -> None:
     """Run ``warmup`` then ``steps`` optimiser steps of ``step`` on all its images; ``meter`` spans the timed ones."""
     step.model.train()
+    # One step an "epoch", so first-epoch rules (DINO's frozen last layer) end with the warm-up as in a real run.
     batch, total = [torch.arange(len(step.images))], max(warmup + steps, 1)
     for index in range(warmup):
-        step(batch, (index + 1) / total)
+        step(batch, TrainingProgress(index, 1, total))
     with meter:
         for index in range(warmup, warmup + steps):
-            step(batch, (index + 1) / total)
+            step(batch, TrainingProgress(index, 1, total))
 
 
 def profiling_accelerator(device: torch.device):  # -> accelerate.Accelerator

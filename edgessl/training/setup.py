@@ -69,11 +69,12 @@ def start_from_weights(method: Method, path: str) -> None:
             target.load_state_dict(online.state_dict())
 
 
-def checkpoint_bytes_to_write(model: torch.nn.Module, config: TrainConfig, start_epoch: int) -> int:
+def checkpoint_bytes_to_write(method: Method, config: TrainConfig, start_epoch: int) -> int:
     """Rough disk need of the rest of the run: each checkpoint to come (the epoch files still due, ``last.pt``,
-    one temporary file during a write) holds the weights plus up to two optimiser slots per parameter."""
-    params = sum(p.numel() * p.element_size() for p in model.parameters())
-    one = 3 * params + sum(b.numel() * b.element_size() for b in model.buffers())
+    one temporary file during a write) holds the stored state (not the frozen modules) plus up to two
+    optimiser slots per trainable parameter."""
+    stored = sum(t.numel() * t.element_size() for t in method.state_dict().values())
+    one = stored + 2 * sum(p.numel() * p.element_size() for p in method.trainable_parameters())
     remaining = range(start_epoch + 1, config.epochs + 1)
     return one * (sum(1 for e in remaining if e % config.save_every == 0 or e == config.epochs) + 2)
 
@@ -113,3 +114,18 @@ def resume_point(run_dir: Path, resume: bool, config: TrainConfig) -> ResumePoin
         )
     changes = resume_changes(meta.get("train_config", {}), config, int(previous["position"]["epoch"]), newest)
     return ResumePoint(newest, previous, changes)
+
+
+def check_frozen_unchanged(method: Method, resume: ResumePoint | None) -> None:
+    """A resume rebuilds the frozen modules (a teacher) from their source: refuse one whose weights changed."""
+    if resume is None:
+        return
+    recorded = resume.checkpoint["metadata"].get("frozen", {})
+    for name, now in method.frozen_provenance().items():
+        before = recorded.get(name, {})
+        if before.get("sha256") != now.get("sha256"):
+            raise CheckpointError(
+                f"the {name} of {resume.path} changed since the run started: {now.get('source')} now hashes to "
+                f"{str(now.get('sha256'))[:12]}, the run was trained with {str(before.get('sha256'))[:12]}; "
+                f"restore that {name}, or start a new run in another --out"
+            )

@@ -3,8 +3,8 @@
 A step takes a list of index micro-batches into the uint8 dataset (one per accumulation
 step; :func:`~edgessl.training.sampling.micro_batches`), and for each moves the images to
 the device, runs the method's forward (its views are made there) and accelerate's
-backward, with gradient synchronisation only on the last; then the optimiser, the
-schedules and the method's momentum update. The trainer and ``edgessl profile`` build it
+backward, with gradient synchronisation only on the last; then gradient clipping, the
+method's pre-step hook, the optimiser, the schedules and the method's momentum update. The trainer and ``edgessl profile`` build it
 with the same :func:`build_train_step`, so the images/s a profile reports are those of
 this code, not of a second hand-made loop.
 """
@@ -17,8 +17,15 @@ from typing import Any
 
 import torch
 
-from edgessl.methods import Method, StepOutput
-from edgessl.training.optim import OptimizerConfig, Schedules, build_optimizer, build_scheduler
+from edgessl.methods import Method, StepOutput, TrainingProgress
+from edgessl.training.optim import (
+    OptimizerConfig,
+    Schedules,
+    build_optimizer,
+    build_scheduler,
+    check_clipping,
+    clip_gradients,
+)
 from edgessl.training.sampling import place_images
 
 
@@ -31,17 +38,19 @@ class TrainStep:
     optimizer: torch.optim.Optimizer
     scheduler: Schedules
     images: torch.Tensor  # the uint8 dataset, on the device when it fits (place_images)
+    optimizer_config: OptimizerConfig  # gradient clipping
 
     @property
     def method(self) -> Method:
         return self.accelerator.unwrap_model(self.model)
 
-    def __call__(self, chunks: list[torch.Tensor], progress: float) -> StepOutput:
-        """One step over the micro-batches ``chunks``; ``progress`` is the run's fraction done after it.
+    def __call__(self, chunks: list[torch.Tensor], progress: TrainingProgress) -> StepOutput:
+        """One step over the micro-batches ``chunks``, the run's step ``progress.step``.
 
         The mean loss and the diagnostics stay on the device (reading them waits for it).
         """
-        device = self.accelerator.device
+        device, method = self.accelerator.device, self.method
+        method.progress = progress
         total, metrics = torch.zeros((), device=device), {}
         for index, chunk in enumerate(chunks):
             batch = self.images[chunk.to(self.images.device)].to(device, non_blocking=True)
@@ -51,10 +60,12 @@ class TrainStep:
             total += out.loss.detach().float()
             for name, value in out.metrics.items():
                 metrics[name] = metrics.get(name, 0.0) + value.detach().float() / len(chunks)
+        clip_gradients(self.accelerator, self.optimizer, self.optimizer_config)
+        method.before_optimizer_step()
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self.method.after_optimizer_step(progress)
+        method.after_optimizer_step((progress.step + 1) / progress.total_steps)  # the fraction done after it
         return StepOutput(total / len(chunks), metrics)
 
 
@@ -68,8 +79,10 @@ def build_train_step(
     images: torch.Tensor,
 ) -> TrainStep:
     """The step of ``method`` on ``accelerator``'s device: optimiser at ``batch_size``'s scaled lr, schedules, images placed."""
+    check_clipping(optimizer_config)
     method.to(accelerator.device)
     optimizer = build_optimizer(method, optimizer_config, batch_size)
     scheduler = build_scheduler(optimizer, optimizer_config, steps_per_epoch, total_steps)
     model, optimizer = accelerator.prepare(method, optimizer)
-    return TrainStep(accelerator, model, optimizer, scheduler, place_images(images, accelerator.device))
+    placed = place_images(images, accelerator.device)
+    return TrainStep(accelerator, model, optimizer, scheduler, placed, optimizer_config)

@@ -36,7 +36,7 @@ from edgessl.checkpoints import save_checkpoint
 from edgessl.config import config_to_dict
 from edgessl.distributed import average_batchnorm_statistics
 from edgessl.energy import energy_so_far, optional_meter
-from edgessl.methods import StepOutput, build_method
+from edgessl.methods import StepOutput, TrainingProgress, build_method
 from edgessl.runs import CONFIG_FILE, RunFolder, epoch_checkpoint_name
 from edgessl.training import run_folder, tracking
 from edgessl.training.config import TrainConfig
@@ -47,6 +47,7 @@ from edgessl.training.rng import seed_everything, set_deterministic
 from edgessl.training.run_log import METRICS_FILE, MetricsLog, PendingStep, diverged, read_back
 from edgessl.training.sampling import epoch_permutation, micro_batches, plan_batches
 from edgessl.training.setup import (
+    check_frozen_unchanged,
     checkpoint_bytes_to_write,
     make_accelerator,
     resume_point,
@@ -87,6 +88,7 @@ class Trainer:
         self.plan = plan_batches(len(data), method_config.batch_size, processes, rank, config.grad_accum)
         self.total_steps = self.plan.steps_per_epoch * config.epochs
         self.resume_from = resume_point(self.folder.path, resume, self.config)
+        check_frozen_unchanged(self.method, self.resume_from)
         if config.weights and not self.resume_from:
             start_from_weights(self.method, config.weights)
         self._prepare_optimisation()
@@ -116,7 +118,7 @@ class Trainer:
         """The optimiser step of batch ``batch_in_epoch`` of the epoch's ``order``; the loss stays on the device."""
         position = self.state.position
         chunks = micro_batches(order, self.plan, batch_in_epoch)
-        out = self.train_step(chunks, (position.step + 1) / self.total_steps)
+        out = self.train_step(chunks, TrainingProgress(position.step, self.plan.steps_per_epoch, self.total_steps))
         position.step += 1
         return out
 
@@ -229,6 +231,8 @@ class Trainer:
         metadata = checkpoint_metadata(
             self.config, self.method_config, self.dataset, self.accelerator, position
         )
+        if self.method.frozen:
+            metadata["frozen"] = self.method.frozen_provenance()  # where the teacher came from, and its hash
         seconds = position.prior_seconds + time.perf_counter() - self.segment_start
         metadata.update(train_seconds=seconds, energy=energy_so_far(self.meter, position.prior_energy))
         state = {"metadata": metadata, **self.state.state_dict()}
