@@ -138,6 +138,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="a method config field, e.g. temperature=0.2 (repeatable)",
     )
+    parser.add_argument(
+        "--weights", metavar="FILE", help="start the encoder from a state dict (.safetensors, or .pth)"
+    )
+    teacher = parser.add_argument_group("distillation (seed)")
+    teacher.add_argument(
+        "--teacher",
+        metavar="RUN|CHECKPOINT|BACKBONE",
+        help="the frozen teacher: an edgessl run folder or checkpoint, or a backbone name with --teacher-weights",
+    )
+    teacher.add_argument(
+        "--teacher-weights",
+        metavar="FILE",
+        help="the teacher backbone's state dict (torchvision/timm/edgessl)",
+    )
+    teacher.add_argument(
+        "--teacher-image-size", type=int, metavar="PX", help="the teacher's input size (default: its run's)"
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     parser.add_argument(
         "--print-config", action="store_true", help="print the resolved configuration as YAML and exit"
@@ -160,7 +177,17 @@ def requested(args: argparse.Namespace):  # -> TrainConfig
     flags = {dest: getattr(args, dest) for dest, *_ in FLAGS}
     flags["deterministic"] = args.deterministic
     flags["plots"] = args.plots
-    return requested_config(flags, args.config, args.set, args.resume)
+    flags["weights"] = args.weights
+    teacher = {
+        f"teacher.{field}": value
+        for field, value in (
+            ("source", args.teacher),
+            ("weights", args.teacher_weights),
+            ("image_size", args.teacher_image_size),
+        )
+        if value is not None
+    }
+    return requested_config(flags, args.config, args.set, args.resume, teacher)
 
 
 def run(args: argparse.Namespace) -> int:

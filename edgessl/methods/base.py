@@ -184,7 +184,9 @@ class Method(nn.Module, ABC):
     def representation(self) -> Representation:
         """The module whose features are evaluated and exported (shares weights with self)."""
         encoder = getattr(self, self.representation_source["encoder"])
-        return Representation(getattr(self, self.representation_source["preprocess"]), encoder, encoder.feature_dim)
+        return Representation(
+            getattr(self, self.representation_source["preprocess"]), encoder, encoder.feature_dim
+        )
 
     # ----------------------------------------------------------------- frozen modules
 
@@ -193,7 +195,9 @@ class Method(nn.Module, ABC):
 
     def frozen_provenance(self) -> dict[str, Any]:
         """What each frozen module is and where it came from (its ``provenance`` attribute), for the checkpoint."""
-        return {name: dict(getattr(module, "provenance", {})) for name, module in self.frozen_modules().items()}
+        return {
+            name: dict(getattr(module, "provenance", {})) for name, module in self.frozen_modules().items()
+        }
 
     def _frozen_prefixes(self) -> tuple[str, ...]:
         return tuple(f"{name}." for name in self.frozen)

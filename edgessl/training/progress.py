@@ -147,9 +147,19 @@ def start_line(trainer: Any, changes: dict[str, tuple[Any, Any]] | None) -> str:
     )
     optimizer = trainer.method_config.optimizer
     return (
-        f"{what}: {config.method} ({config.recipe} recipe) on {config.backbone}, "
+        f"{what}: {config.method} ({config.recipe} recipe) on {config.backbone}{frozen_clause(trainer.method)}, "
         f"{len(data):,} images {data.image_size}px, "
         f"batch {plan.global_batch} ({accelerator.num_processes} process(es) x {config.grad_accum} accumulation), "
         f"lr {scaled_lr(optimizer, plan.global_batch):.4g} ({optimizer.name}), "
         f"{plan.steps_per_epoch} steps/epoch x {config.epochs} epochs on {accelerator.device} -> {config.out}"
     )
+
+
+def frozen_clause(method: Any) -> str:
+    """``", from teacher resnet18 (11.2M params, simclr run at 32px, RUN/checkpoints/last.pt)"`` per frozen module."""
+    parts = []
+    for name, seen in method.frozen_provenance().items():
+        trained = f"{seen['method']} run, " if seen.get("method") else ""
+        size = f"{seen.get('params', 0) / 1e6:.1f}M params, {trained}{seen.get('image_size')}px"
+        parts.append(f", from {name} {seen.get('backbone')} ({size}, {seen.get('source')})")
+    return "".join(parts)

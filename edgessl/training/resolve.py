@@ -62,9 +62,16 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def requested_config(
-    flags: dict[str, Any], config_file: str | None = None, sets: list[str] = (), resume: bool = False
+    flags: dict[str, Any],
+    config_file: str | None = None,
+    sets: list[str] = (),
+    resume: bool = False,
+    method_flags: dict[str, Any] | None = None,
 ) -> TrainConfig:
-    """Flags over ``config_file`` (or, when resuming, the run's config.yaml) over defaults, typed."""
+    """Flags over ``config_file`` (or, when resuming, the run's config.yaml) over defaults, typed.
+
+    ``method_flags`` are method fields a flag sets (``--teacher`` is ``teacher.source``), over ``--set``.
+    """
     given = {key: value for key, value in flags.items() if value is not None}
     values = read_yaml(config_file) if config_file else {}
     if resume and not config_file:
@@ -73,8 +80,20 @@ def requested_config(
         for limit in PER_CALL_LIMITS:  # a smoke run's cap should not stop its continuation
             values.pop(limit, None)
     values = {**values, **given}
-    values["method_overrides"] = {**values.get("method_overrides", {}), **parse_sets(list(sets))}
+    values["method_overrides"] = {
+        **values.get("method_overrides", {}),
+        **parse_sets(list(sets)),
+        **(method_flags or {}),
+    }
     config = config_from_dict(TrainConfig, values, config_file or "the flags")
+    given_teacher = any(key.startswith("teacher.") for key in method_flags or {})
+    if given_teacher and "teacher" not in {
+        f.name for f in dataclasses.fields(method_class(config.method).Config)
+    }:
+        raise ConfigError(
+            f"--teacher is for methods that distil from a teacher (seed); {config.method} has none: "
+            "drop the --teacher options or choose --method seed"
+        )
     resolve_method_config(config)  # method name and --set values are checked now, not at step 0
     return config
 

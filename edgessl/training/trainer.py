@@ -118,7 +118,9 @@ class Trainer:
         """The optimiser step of batch ``batch_in_epoch`` of the epoch's ``order``; the loss stays on the device."""
         position = self.state.position
         chunks = micro_batches(order, self.plan, batch_in_epoch)
-        out = self.train_step(chunks, TrainingProgress(position.step, self.plan.steps_per_epoch, self.total_steps))
+        out = self.train_step(
+            chunks, TrainingProgress(position.step, self.plan.steps_per_epoch, self.total_steps)
+        )
         position.step += 1
         return out
 

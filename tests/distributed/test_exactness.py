@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 import torch
+from teachers import teacher_fields
 from torch import distributed as dist
 from torch import multiprocessing as mp
 from torch import nn
@@ -64,7 +65,9 @@ def method_config(name: str, setting: str, reference: bool) -> Any:
     sizes = {key: value for key, value in SMALL.items() if hasattr(config, key)}
     if reference and hasattr(config, "shuffle_bn_splits"):
         sizes["shuffle_bn_splits"] = WORLD  # MoCo v2: one process emulating two processes' shuffled BN
-    return dataclasses.replace(config, sync_batchnorm=setting == "sync", **sizes)
+    return dataclasses.replace(
+        config, sync_batchnorm=setting == "sync", **sizes, **teacher_fields(cls.Config)
+    )
 
 
 def new_method(name: str, setting: str, reference: bool) -> Method:

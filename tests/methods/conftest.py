@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 import torch
+from teachers import teacher_fields
 
 from edgessl.methods import METHODS, Method, build_method, method_class, method_names
 
-MEAN, STD = (0.45, 0.44, 0.40), (0.25, 0.25, 0.26)
+MEAN, STD = (0.45, 0.44, 0.40), (0.25, 0.25, 0.26)  # every small method's normalisation
 # Config fields shrunk wherever a method has them, so every method x backbone pair runs in seconds.
 SMALL = {"hidden_dim": 32, "out_dim": 16, "queue_size": 16}
 
@@ -40,7 +41,9 @@ def shrunk_fields(name: str) -> dict[str, int]:
 
 
 def build_small_method(name: str, backbone: str = "squeezenet", size: int = 32, **overrides: Any) -> Method:
-    config = method_class(name).Config(**{**shrunk_fields(name), **overrides})
+    """A method with shrunk heads, and a small frozen teacher where the method distils from one."""
+    cls = method_class(name)
+    config = cls.Config(**{**shrunk_fields(name), **teacher_fields(cls.Config), **overrides})
     return build_method(name, backbone, size, MEAN, STD, config)
 
 

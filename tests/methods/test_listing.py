@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from teachers import teacher_flags
 
 from edgessl.checkpoints import load_representation
 from edgessl.cli import main
 from edgessl.errors import UnknownNameError
-from edgessl.methods import Method
+from edgessl.methods import Method, method_class
 from edgessl.runs import CHECKPOINT_DIR, LAST
 from edgessl.study.presets import resolve_study
 from edgessl.study.runner import validate_names
@@ -85,6 +86,7 @@ def test_edgessl_train_runs_every_method_and_saves_a_usable_checkpoint(
     shrunk = small_fields(method_name)
     for key, value in shrunk.items():
         args += ["--set", f"{key}={value}"]
+    args += teacher_flags(method_class(method_name).Config)
     assert main(args) == 0
     assert "done: 0 epoch(s), 3 steps" in capsys.readouterr().out
     records = read_metrics(run / METRICS_FILE)
