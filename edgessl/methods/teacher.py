@@ -110,6 +110,7 @@ def _teacher_from_run(path: Path, config: TeacherConfig) -> FrozenTeacher:
         "backbone": meta["backbone"],
         "epoch": meta.get("epoch"),
         "params": parameter_count(loaded.model),
+        "train_seconds": meta.get("train_seconds"),  # what the teacher cost, for a study's Table 1
     }
     size = config.image_size or int(meta["image_size"])
     return FrozenTeacher(loaded.model, size, {**provenance, "image_size": size})

@@ -40,6 +40,14 @@ class CellResult:
     energy_kwh: float | None = None
     co2_kg: float | None = None
     recipe: str = "paper"  # the method's hyper-parameter set (edgessl.methods.recipes)
+    # A distilled cell's teacher, as its checkpoint records it (source, backbone, params, sha256,
+    # train_seconds when it is an edgessl run); None for a method without one.
+    teacher: dict[str, Any] | None = None
+
+    @property
+    def teacher_seconds(self) -> float | None:
+        """The teacher's own pretraining time, when it was an edgessl run (None otherwise)."""
+        return None if self.teacher is None else self.teacher.get("train_seconds")
 
     def max_accuracy(self, protocol: str) -> float | None:
         """Table 1's number: the best validation accuracy over all checkpoints."""

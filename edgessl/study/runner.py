@@ -199,7 +199,14 @@ def validate_names(config: StudyConfig) -> None:
     backbone_names()  # likewise for the backbone families
     for name in config.methods:
         METHODS.get(name)
-        resolve_method_config(train_config(config, name, config.backbones[0], Path(config.out)))
+        resolved = resolve_method_config(train_config(config, name, config.backbones[0], Path(config.out)))
+        teacher = getattr(resolved, "teacher", None)
+        if teacher is not None and not teacher.source:
+            raise ConfigError(
+                f"study: {name} distils from a teacher; name it under method_overrides, e.g. "
+                f"'method_overrides: {{{name}: {{teacher: {{source: runs/simclr-resnet18}}}}}}' "
+                "(a run folder or checkpoint, or a backbone with weights: FILE)"
+            )
     for name in config.backbones:
         if not name.startswith(TIMM_PREFIX):
             BACKBONES.get(name)
@@ -341,6 +348,7 @@ def measure_cell(
         image_size=image_size,
         energy_kwh=energy.get("energy_kwh"),
         co2_kg=energy.get("co2_kg"),
+        teacher=(meta.get("frozen") or {}).get("teacher"),
     )
 
 

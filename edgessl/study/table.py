@@ -79,15 +79,33 @@ def cost_rows(image_size: int) -> list[CostRow]:
         ("Avg. MACs @224x224 (the study's 'FLOPs' row)", ".3E", lambda cell: cell.macs_224),
         ("Avg. params (M)", ".3f", lambda cell: cell.params / 1e6),
         ("Avg. training time (s)", ".1f", lambda cell: cell.train_seconds),
+        # a distilled cell also cost its teacher's pretraining: shown beside, and added in, so no row hides it
+        ("Avg. teacher training time (s)", ".1f", lambda cell: cell.teacher_seconds),
+        (
+            "Avg. training time incl. teacher (s)",
+            ".1f",
+            lambda cell: cell.train_seconds + (cell.teacher_seconds or 0.0),
+        ),
         ("Avg. energy (kWh)", ".3g", lambda cell: cell.energy_kwh),
         ("Avg. CO2 (kg CO2eq)", ".3g", lambda cell: cell.co2_kg),
     ]
 
 
-def method_label(method: str, recipes: Sequence[str]) -> str:
-    """``simclr (short recipe)``: a method's row says which hyper-parameters its numbers come from."""
+def method_label(method: str, recipes: Sequence[str], teachers: Sequence[str] = ()) -> str:
+    """``simclr (short recipe)``, ``seed (short recipe; teacher simclr resnet18)``: a method's row says which
+    hyper-parameters its numbers come from, and what a distilled row learned from."""
     names = sorted(set(recipes))
-    return f"{method} ({' / '.join(names)} recipe)" if names else method
+    parts = [f"{' / '.join(names)} recipe"] if names else []
+    if teachers:
+        parts.append(f"teacher {' / '.join(sorted(set(teachers)))}")
+    return f"{method} ({'; '.join(parts)})" if parts else method
+
+
+def teacher_name(cell: CellResult) -> str | None:
+    if cell.teacher is None:
+        return None
+    trained = f"{cell.teacher['method']} " if cell.teacher.get("method") else ""
+    return f"{trained}{cell.teacher.get('backbone')}"
 
 
 def build_table(
@@ -102,7 +120,11 @@ def build_table(
     by_key = {(cell.method, cell.backbone): cell for cell in cells}
     rows = [
         TableRow(
-            method_label(method, [cell.recipe for cell in cells if cell.method == method]),
+            method_label(
+                method,
+                [cell.recipe for cell in cells if cell.method == method],
+                [name for cell in cells if cell.method == method and (name := teacher_name(cell))],
+            ),
             tuple(
                 by_key[method, backbone].max_accuracy(protocol) if (method, backbone) in by_key else None
                 for backbone in backbones

@@ -90,3 +90,48 @@ def test_wrong_names_and_options_fail_before_any_training(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match="kk"):
         runner.run_study(StudyConfig(**base, eval_options={"knn": {"kk": 3}}))
     assert not (tmp_path / "study").exists()
+
+
+def test_a_distilled_cell_names_its_teacher_and_table_1_counts_its_cost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SEED cell taught by an earlier SimCLR run: its row names the teacher, and the cost rows show the
+    teacher's pretraining time beside the student's and in the total."""
+    from edgessl.checkpoints import load_checkpoint
+    from edgessl.training import train
+
+    monkeypatch.setenv("EDGESSL_CACHE", str(tmp_path / "cache"))
+    data = write_tiny_folder(tmp_path / "tiny", {"unlabeled": 32, "train": 30, "test": 20})
+    base = TrainConfig(data=str(data), image_size=32, epochs=1, save_every=1, batch_size=8, monitor_every=0)
+    teacher = train(
+        TrainConfig(**{**vars(base), "method": "simclr", "out": str(tmp_path / "teacher")}), progress=False
+    )
+    config = StudyConfig(
+        name="distilled",
+        methods=("seed",),
+        backbones=("shufflenetv2",),
+        train=base,
+        method_overrides={"seed": {"teacher": {"source": str(tmp_path / "teacher")}, "queue_size": 16}},
+        protocols=("knn",),
+        eval_options={"knn": {"k": 5}},
+        out=str(tmp_path / "study"),
+    )
+    outcome = runner.run_study(config, progress=False)
+    teacher_seconds = load_checkpoint(teacher.last_checkpoint)["metadata"]["train_seconds"]
+    cell = outcome.cells[0]
+    assert cell.teacher["backbone"] == "shufflenetv2" and cell.teacher["method"] == "simclr"
+    assert cell.teacher_seconds == pytest.approx(teacher_seconds)
+    rows = {row.label: row.values for row in outcome.table.rows}
+    assert "seed (paper recipe; teacher simclr shufflenetv2)" in rows
+    assert rows["Avg. teacher training time (s)"] == (pytest.approx(teacher_seconds),)
+    total = rows["Avg. training time incl. teacher (s)"][0]
+    assert total == pytest.approx(cell.train_seconds + teacher_seconds)
+
+
+def test_a_distillation_method_without_a_teacher_fails_before_any_training(tmp_path: Path) -> None:
+    from edgessl.errors import ConfigError
+
+    config = StudyConfig(methods=("seed",), backbones=("shufflenetv2",), out=str(tmp_path / "study"))
+    with pytest.raises(ConfigError, match="seed distils from a teacher; name it under method_overrides"):
+        runner.run_study(config, progress=False)
+    assert not (tmp_path / "study" / "runs").exists()
