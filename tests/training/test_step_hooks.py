@@ -63,7 +63,8 @@ def test_clipping_total_norm_and_each_parameter_norm_before_the_hook() -> None:
     assert torch.linalg.vector_norm(torch.stack([g.norm() for g in unclipped])) > 1.0
     total = run_steps(OptimizerConfig(name="sgd", lr=1e-4, clip_grad_norm=0.5), steps=1).seen[0]["grads"]
     norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in total]))
-    assert float(norm) == pytest.approx(0.5, rel=1e-4)  # torch's clip_grad_norm_: all gradients scaled together
+    # torch's clip_grad_norm_: all gradients scaled together
+    assert float(norm) == pytest.approx(0.5, rel=1e-4)
     ratios = [float(t.norm() / u.norm()) for t, u in zip(total, unclipped, strict=True)]
     assert max(ratios) == pytest.approx(min(ratios), rel=1e-4)
     each = run_steps(
@@ -77,7 +78,10 @@ def test_clipping_total_norm_and_each_parameter_norm_before_the_hook() -> None:
 
 @pytest.mark.parametrize(
     ("changes", "message"),
-    [({"clip_grad_norm": 0.0}, "clip_grad_norm must be positive"), ({"clip_grad_scope": "layer"}, "unknown gradient-clipping scope")],
+    [
+        ({"clip_grad_norm": 0.0}, "clip_grad_norm must be positive"),
+        ({"clip_grad_scope": "layer"}, "unknown gradient-clipping scope"),
+    ],
 )
 def test_a_bad_clipping_setting_fails_when_the_step_is_built(changes: dict, message: str) -> None:
     with pytest.raises(EdgesslError, match=message):
