@@ -19,9 +19,11 @@ What it measures, each section in its own time slice (``GPU_SLICES``, seconds in
    onnxruntime / accelerate versions, the TF32 flags, bf16 support, the git commit.
 1. **throughput** [240, shared by the variants that can run; what one leaves goes to the next]
    (``benchmarks/train_throughput.py``'s three pipelines, imported from it):
-   for SimCLR, MoCo v2 and BYOL on ResNet-18 and ShuffleNetV2 at 96x96, batch 256, images/s
-   of (a) the trainer's own step end to end (uint8 dataset on the device, views made there),
-   (b) the model-only ceiling (views made beforehand) and (c) torchvision transforms in 8
+   for SimCLR, MoCo v2, BYOL (two views), DINO (multi-crop: 2 global + 8 local views) and SEED
+   (one view; a random-weights ResNet-18 teacher, as ``train_throughput.method_overrides``
+   writes) on ResNet-18 and ShuffleNetV2 at 96x96, batch 256, images/s of (a) the trainer's
+   own step end to end (uint8 dataset on the device, views made there), (b) the model-only
+   ceiling (views made beforehand) and (c) torchvision transforms of each view in 8
    DataLoader workers, with (a)/(b) and (a)/(c) (targets on a GPU: >= 0.9 and >= 3), under
    fp32, bf16, bf16 + channels_last and bf16 + ``torch.compile`` of every encoder. A
    precision the device cannot run is skipped and the reason written; so is every cell a
@@ -93,7 +95,7 @@ import torch
 from cifar_subset import DEFAULT_DEST, is_complete
 from gpu_suite_report import markdown
 from rich.console import Console
-from train_throughput import build_trainer, measure, pipelines, ratios
+from train_throughput import build_trainer, measure, method_overrides, pipelines, ratios
 
 import edgessl
 from edgessl.backbones import build_backbone
@@ -152,7 +154,7 @@ class Sizes:
     warmup: int = 2
     rounds: int = 8
     workers: int = 8  # DataLoader workers of pipeline (c), what SSL repositories commonly use
-    methods: tuple[str, ...] = ("simclr", "mocov2", "byol")
+    methods: tuple[str, ...] = ("simclr", "mocov2", "byol", "dino", "seed")
     backbones: tuple[str, ...] = ("resnet18", "shufflenetv2")
     learn_image_size: int = 32
     learn_batch: int = 256
@@ -179,7 +181,7 @@ GPU_SLICES = {
 GPU = Sizes(mode="gpu", deadline_s=450.0, slices=GPU_SLICES)
 SMOKE = Sizes(
     mode="smoke", deadline_s=240.0, slices=dict.fromkeys(GPU_SLICES, 40.0), image_size=32, batch=16, warmup=1,
-    rounds=2, workers=1, methods=("simclr", "byol"), backbones=("shufflenetv2",), learn_batch=32, learn_epochs=1,
+    rounds=2, workers=1, methods=("simclr", "byol", "seed"), backbones=("shufflenetv2",), learn_batch=32, learn_epochs=1,
     projection_grid=tuple(study_quick().cells()), projection_image_size=32, projection_batch=8, projection_steps=1,
     projection_precisions=("fp32",), latency_backbones=("shufflenetv2",), latency_warmup=1, latency_repeats=3,
     energy_seconds=0.0,
@@ -329,6 +331,8 @@ def preload(device: torch.device) -> None:
     from edgessl.methods import method_names
 
     optional = ["pynvml"]
+    if importlib.util.find_spec("torch.utils.serialization") is not None:  # torch.save's, on first use
+        optional.append("torch.utils.serialization")
     if "CUDAExecutionProvider" in importlib.import_module("onnxruntime").get_available_providers():
         optional.append("edgessl.export.onnx_export")
     if device.type == "cuda":
@@ -453,6 +457,7 @@ def throughput_cell(ctx: Context, variant: Variant, method: str, backbone: str) 
     config = TrainConfig(
         method=method, backbone=backbone, data=str(ctx.data), split="train", image_size=sizes.image_size, epochs=1,
         batch_size=sizes.batch, precision=variant.precision, out=str(out), monitor_every=0, plots=False,
+        method_overrides=method_overrides(method, ctx.workdir),
     )  # fmt: skip
     trainer = build_trainer(config)
     variant.apply(trainer.method)

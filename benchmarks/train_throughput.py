@@ -7,14 +7,22 @@ Side by side in one run, per (method, backbone) at 96x96, same model, batch and 
     backward, optimiser and EMA step;
 (b) model-only ceiling: views made once beforehand; loss + backward + optimiser step;
 (c) the usual pipeline: torchvision transforms per sample on PIL images in DataLoader
-    workers (2), the two views collated and fed to the same loss + backward + step;
+    workers (2), the method's views collated and fed to the same loss + backward + step;
 and, to explain (a)/(b), the method's view making alone on the same batch.
+
+Any method whose views are :class:`~edgessl.augment.views.ViewAugment` outputs: one view
+(SEED), two (SimCLR, MoCo v2, BYOL, Barlow Twins, VICReg) or DINO's multi-crop (2 global
+views and N local ones at a smaller side, each with its own recipe); pipeline (c) rebuilds
+each view's recipe and side in torchvision (:func:`view_recipes`). A distillation method
+gets a random-weights ResNet-18 teacher (:func:`method_overrides`): what the teacher has
+learnt does not change the step's cost. Not RotNet or Split-Brain, whose views are more
+than a ViewAugment's output.
 
 The three run interleaved, one timed step each per round, medians over rounds, so load
 from other jobs hits them alike. Targets: (a)/(b) >= 0.8 on the CPU (>= 0.9 on a GPU);
 (a)/(c) >= 3 on a GPU. Writes benchmarks/results/train_throughput.md and .json.
 
-Run: python benchmarks/train_throughput.py [--methods simclr byol] [--batch 32] [--rounds 6] [--threads 1]
+Run: python benchmarks/train_throughput.py [--methods simclr byol dino seed] [--batch 32] [--rounds 6] [--threads 1]
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import json
 import os
 import statistics
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +42,11 @@ from rich.console import Console
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+from edgessl.augment.multicrop import MultiCrop
 from edgessl.augment.views import ViewAugment
+from edgessl.backbones import build_backbone
 from edgessl.hardware import cpu_model
+from edgessl.methods import method_class
 from edgessl.timing import time_calls
 from edgessl.training.config import TrainConfig
 from edgessl.training.sampling import epoch_permutation
@@ -65,33 +76,97 @@ def torchvision_view(view: ViewAugment, size: int) -> v2.Compose:
     return v2.Compose(steps)
 
 
-class TwoViewDataset(Dataset):
-    """Per-sample PIL augmentation, as in the usual SSL DataLoader pipelines."""
+View = tuple[ViewAugment, int]  # one view's recipe and its output side
 
-    def __init__(self, images: torch.Tensor, views: tuple[ViewAugment, ViewAugment], size: int) -> None:
+
+class ViewsDataset(Dataset):
+    """Per-sample PIL augmentation, as in the usual SSL DataLoader pipelines: one transform per view."""
+
+    def __init__(self, images: torch.Tensor, recipes: Sequence[View]) -> None:
         self.images = images
-        self.transforms = [torchvision_view(view, size) for view in views]
+        self.transforms = [torchvision_view(view, size) for view, size in recipes]
         self.to_pil = v2.ToPILImage()
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         image = self.to_pil(self.images[index])
-        return self.transforms[0](image), self.transforms[1](image)
+        return tuple(transform(image) for transform in self.transforms)
 
 
-def method_views(method: Any) -> tuple[ViewAugment, ViewAugment]:
-    """The method's two view recipes, found among its attributes (SimCLR: one twice; BYOL: its pair)."""
-    recipes = [value for value in vars(method).values() if isinstance(value, ViewAugment)]
-    if not recipes:
+def view_batches(views: Any) -> list[torch.Tensor]:
+    """The batches of one ``make_views`` result: a tensor is one view, a tuple or list holds one per view."""
+    batches = [views] if isinstance(views, torch.Tensor) else list(views)
+    if not all(isinstance(batch, torch.Tensor) and batch.is_floating_point() for batch in batches):
         raise SystemExit(
-            f"{method.name} keeps no ViewAugment attribute; this benchmark covers two-view methods"
+            "this method's views are not float image batches; this benchmark covers augmented views"
         )
-    return (recipes[0], recipes[-1])
+    return batches
 
 
-def loader_batches(loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def view_recipes(method: Any, views: Any) -> list[View]:
+    """(recipe, output side) of each view ``method.make_views`` returns, in its order.
+
+    ``views`` is one ``make_views`` result, which fixes the number of views and their sides.
+    A method keeping a :class:`MultiCrop` (DINO) has its two global recipes at the global
+    side, then its local recipe once per local crop at the local side. Otherwise the recipes
+    are the method's ViewAugment attributes, at its image size: one per view (BYOL's pair),
+    or one for every view (SimCLR and MoCo v2 draw both views from it; SEED makes one).
+    """
+    batches = view_batches(views)
+    crops = [value for value in vars(method).values() if isinstance(value, MultiCrop)]
+    augments = [value for value in vars(method).values() if isinstance(value, ViewAugment)]
+    if crops:
+        crop = crops[0]
+        recipes = [(view, crop.global_size) for view in crop.global_views]
+        recipes += [(crop.local_view, crop.local_size)] * crop.local_crops
+    elif len(augments) == 1:
+        recipes = [(augments[0], method.image_size)] * len(batches)
+    elif len(augments) == len(batches):
+        recipes = [(augment, method.image_size) for augment in augments]
+    else:
+        raise SystemExit(
+            f"{method.name} keeps {len(augments)} ViewAugment attribute(s) for {len(batches)} views; "
+            "this benchmark covers methods whose views are ViewAugment or MultiCrop outputs"
+        )
+    sides = [batch.shape[-1] for batch in batches]
+    if [size for _, size in recipes] != sides:
+        raise SystemExit(
+            f"{method.name}: recipes at sides {[size for _, size in recipes]} for views at sides {sides}"
+        )
+    return recipes
+
+
+def as_method_views(template: Any, batches: Sequence[torch.Tensor]) -> Any:
+    """Batches of views, one per recipe, in the container the method's ``make_views`` returns (``template``)."""
+    if isinstance(template, torch.Tensor):
+        (batch,) = batches
+        return batch
+    return type(template)(batches)
+
+
+TEACHER_BACKBONE = "resnet18"  # the study's distillation teacher
+
+
+def method_overrides(method: str, workdir: Path) -> dict[str, Any]:
+    """What ``method`` needs beyond its defaults to train here: nothing, or a distillation method's teacher.
+
+    A method whose config has a ``teacher`` gets a ResNet-18 with seeded random weights,
+    written once into ``workdir`` (the global RNG is left as it was): the step costs the same
+    whatever the teacher has learnt.
+    """
+    if "teacher" not in method_class(method).Config.__dataclass_fields__:
+        return {}
+    weights = Path(workdir) / f"teacher-{TEACHER_BACKBONE}.pth"
+    if not weights.is_file():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            torch.save(build_backbone(TEACHER_BACKBONE).state_dict(), weights)
+    return {"teacher": {"source": TEACHER_BACKBONE, "weights": str(weights)}}
+
+
+def loader_batches(loader: DataLoader) -> Iterator[list[torch.Tensor]]:
     while True:
         yield from loader
 
@@ -110,7 +185,7 @@ def pipelines(trainer: Trainer, workers: int = 2) -> dict[str, Callable[[], None
     ``forward`` does under mixed precision), so all three compare the same arithmetic.
     """
     model, optimizer, accelerator = trainer.method, trainer.train_step.optimizer, trainer.accelerator
-    images, batch, size = trainer.train_step.images, trainer.plan.global_batch, trainer.dataset.image_size
+    images, batch = trainer.train_step.images, trainer.plan.global_batch
     order = epoch_permutation(len(images), trainer.config.seed, 0)
     position = {"batch": 0}
 
@@ -129,7 +204,7 @@ def pipelines(trainer: Trainer, workers: int = 2) -> dict[str, Callable[[], None
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    dataset = TwoViewDataset(images.cpu(), method_views(model), size)
+    dataset = ViewsDataset(images.cpu(), view_recipes(model, ready_views))
     loader = DataLoader(
         dataset,
         batch_size=batch,
@@ -142,8 +217,8 @@ def pipelines(trainer: Trainer, workers: int = 2) -> dict[str, Callable[[], None
     stream = loader_batches(loader)
 
     def usual() -> None:
-        first, second = next(stream)  # float [0, 1], as the method's own views
-        train_on(as_method_views(ready_views, first.to(accelerator.device), second.to(accelerator.device)))
+        batches = next(stream)  # one float [0, 1] batch per view, as the method's own views
+        train_on(as_method_views(ready_views, [views.to(accelerator.device) for views in batches]))
 
     @torch.no_grad()
     def views_only() -> None:
@@ -156,15 +231,6 @@ def pipelines(trainer: Trainer, workers: int = 2) -> dict[str, Callable[[], None
         "torchvision": usual,
         "views_only": views_only,
     }
-
-
-def as_method_views(template: Any, first: torch.Tensor, second: torch.Tensor) -> Any:
-    """Two batches of views in the container the method's own ``make_views`` returns."""
-    return (
-        type(template)((first, second))
-        if isinstance(template, (tuple, list))
-        else torch.stack((first, second))
-    )
 
 
 def measure(
@@ -264,6 +330,7 @@ def main() -> None:
                     epochs=1,
                     batch_size=args.batch,
                     out=str(Path(workdir) / f"{method}-{backbone}"),
+                    method_overrides=method_overrides(method, Path(workdir)),
                     monitor_every=0,
                     plots=False,
                 )

@@ -20,7 +20,17 @@ METHODS: Registry[type[Method]] = Registry("method")
 
 
 def _register_methods() -> None:
-    from edgessl.methods import barlowtwins, byol, mocov2, rotnet, simclr, splitbrain, vicreg  # noqa: F401
+    from edgessl.methods import (  # noqa: F401
+        barlowtwins,
+        byol,
+        dino,
+        mocov2,
+        rotnet,
+        seed,
+        simclr,
+        splitbrain,
+        vicreg,
+    )
 
 
 def method_class(name: str) -> type[Method]:
@@ -43,7 +53,8 @@ def build_method(
 ) -> Method:
     cls = method_class(name)
     method = cls(backbone, config if config is not None else cls.Config(), image_size, mean, std)
-    for module in method.frozen_modules().values():  # the contract: no gradients, eval mode, whatever built them
+    # the contract: frozen modules get no gradients and stay in eval mode, whatever built them
+    for module in method.frozen_modules().values():
         module.requires_grad_(False).eval()
     return method
 

@@ -191,3 +191,67 @@ def _covariance_penalty(z: torch.Tensor) -> torch.Tensor:
     """VICReg eq. 3-4: the squared off-diagonal covariances, summed and divided by the dimension."""
     centred = z - z.mean(dim=0)
     return off_diagonal(centred.T @ centred / (len(z) - 1)).pow(2).sum() / z.shape[1]
+
+
+def dino_teacher_probabilities(
+    teacher: torch.Tensor, center: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """DINO's teacher targets (Caron et al. 2021, section 3.1, eq. 1 and "avoiding collapse"): the softmax
+    of the centred teacher outputs at the low, sharpening temperature ``tau_t``, without gradient.
+
+    Centring (subtracting ``center``, a running mean of the teacher's outputs) keeps one dimension
+    from dominating; sharpening keeps the targets from going uniform. Float32 (float64 stays).
+    """
+    if not temperature > 0:
+        raise ValueError(f"teacher temperature must be positive, got {temperature}")
+    with torch.autocast(teacher.device.type, enabled=False):
+        teacher = at_least_float32(teacher.detach())
+        return F.softmax((teacher - center.to(teacher.dtype)) / temperature, dim=-1)
+
+
+def dino_loss(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    center: torch.Tensor,
+    student_temperature: float,
+    teacher_temperature: float,
+    teacher_crops: int = 2,
+) -> torch.Tensor:
+    """DINO's loss (Caron et al. 2021, eq. 3; the released ``DINOLoss``): the mean over pairs of views of
+    the cross-entropy ``H(P_t(x_iq), P_s(x_v))`` over the batch, for every teacher view ``iq`` and every
+    student view ``v != iq``.
+
+    ``student``: ``(S * N, K)`` outputs of the student's ``S`` views, view-major, the ``teacher_crops``
+    global views first (the views the teacher saw, in the same order); ``teacher``: ``(T * N, K)``
+    outputs of the teacher on those ``T`` views; ``center``: ``(1, K)`` or ``(K,)``. The student's
+    distribution is ``softmax(s / tau_s)``, the teacher's :func:`dino_teacher_probabilities`.
+    The sum over pairs is taken in closed form (all pairs, less the ``T`` same-view ones), which is
+    the released double loop's value with one product per view instead of one per pair.
+    """
+    if student.ndim != 2 or teacher.ndim != 2 or student.shape[1] != teacher.shape[1]:
+        raise ValueError(
+            f"expected (S*N, K) student and (T*N, K) teacher outputs, got {tuple(student.shape)} and "
+            f"{tuple(teacher.shape)}"
+        )
+    if teacher_crops < 1 or len(teacher) % teacher_crops:
+        raise ValueError(f"{len(teacher)} teacher rows do not split into {teacher_crops} views")
+    batch = len(teacher) // teacher_crops
+    student_crops = len(student) // batch
+    if student_crops * batch != len(student) or student_crops < max(teacher_crops, 2):
+        raise ValueError(
+            f"{len(student)} student rows are not at least {max(teacher_crops, 2)} views of the "
+            f"teacher's {batch} images"
+        )
+    if center.numel() != student.shape[1]:
+        raise ValueError(f"center has {center.numel()} entries for {student.shape[1]} outputs")
+    if not student_temperature > 0:
+        raise ValueError(f"student temperature must be positive, got {student_temperature}")
+    with torch.autocast(student.device.type, enabled=False):
+        targets = dino_teacher_probabilities(teacher, center.reshape(1, -1), teacher_temperature)
+        log_p = F.log_softmax(at_least_float32(student) / student_temperature, dim=-1)
+        log_p = log_p.view(student_crops, batch, -1)
+        q = targets.view(teacher_crops, batch, -1)
+        every_pair = (q.sum(0) * log_p.sum(0)).sum(-1)  # (N,): sum over all (iq, v) of q_iq . log p_v
+        same_view = (q * log_p[:teacher_crops]).sum(-1).sum(0)  # (N,): the v == iq pairs DINO skips
+        pairs = teacher_crops * student_crops - teacher_crops
+        return -(every_pair - same_view).mean() / pairs

@@ -141,12 +141,12 @@ class SEED(Method):
     def loss(self, view: torch.Tensor) -> StepOutput:
         student = self.head(self.encoder(self.normalize(view)))
         with torch.no_grad():
-            teacher = F.normalize(self.teacher(view).float(), dim=1)
+            teacher = F.normalize(at_least_float32(self.teacher(view)), dim=1)
         config = self.config
         # a copy: the queue is written below, and the loss's backward needs the values it saw
         queue = self.queue.clone()
         loss = seed_loss(student, teacher, queue, config.temperature, config.teacher_temperature)
         with torch.no_grad():
-            agreement = (F.normalize(student.float(), dim=1) * teacher).sum(1).mean()
+            agreement = (F.normalize(at_least_float32(student), dim=1) * teacher).sum(1).mean()
             enqueue(self.queue, self.queue_pointer, distributed.gather(teacher))  # every process's embeddings
         return StepOutput(loss, {"student_teacher_cosine": agreement})

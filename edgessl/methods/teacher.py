@@ -37,6 +37,10 @@ class TeacherConfig:
     source: str = ""  # an edgessl run folder or checkpoint, or a backbone name (then `weights` is required)
     weights: str | None = None  # the backbone teacher's state dict (.safetensors, or .pth with weights_only)
     image_size: int | None = None  # the teacher's input side; None: its run's size, or the student's
+    # A backbone teacher's input normalisation (ImageNet's for torchvision/timm weights:
+    # [0.485, 0.456, 0.406] / [0.229, 0.224, 0.225]); None: the student's dataset's. A run keeps its own.
+    mean: list[float] | None = None
+    std: list[float] | None = None
 
 
 class FrozenTeacher(nn.Module):
@@ -75,6 +79,10 @@ def load_teacher(config: TeacherConfig, student_image_size: int, mean: RGB, std:
         )
     if config.image_size is not None and config.image_size < 8:
         raise ConfigError(f"teacher image_size must be at least 8 (got {config.image_size})")
+    for name in ("mean", "std"):
+        value = getattr(config, name)
+        if value is not None and (len(value) != 3 or (name == "std" and min(value) <= 0)):
+            raise ConfigError(f"teacher {name} must be 3 numbers (one per RGB channel, std > 0), got {value}")
     path = Path(config.source).expanduser()
     if path.exists():
         if config.weights is not None:
@@ -139,7 +147,8 @@ def _teacher_from_backbone(
             f"--teacher-weights: {str(exc).replace('Check --backbone', 'Check --teacher')}"
         ) from None
     size = config.image_size or student_image_size
-    representation = Representation(Normalize(mean, std), encoder, encoder.feature_dim)
+    normalize = Normalize(tuple(config.mean or mean), tuple(config.std or std))
+    representation = Representation(normalize, encoder, encoder.feature_dim)
     provenance = {
         "source": str(Path(config.weights).expanduser().resolve()),
         "kind": "backbone weights",

@@ -164,34 +164,33 @@ def build_optimizer(model: nn.Module, config: OptimizerConfig, batch_size: int) 
         raise ConfigError(f"optimizer.kwargs {config.kwargs} do not fit {config.name}: {exc}") from None
 
 
-ClipBuilder = Callable[[Any, list[torch.Tensor], float], None]
-CLIP_SCOPES: Registry[ClipBuilder] = Registry("gradient-clipping scope")
+Clipper = Callable[[list[torch.Tensor], float], None]
+CLIP_SCOPES: Registry[Clipper] = Registry("gradient-clipping scope")
 
 
 @CLIP_SCOPES.register("total")
-def _clip_total(accelerator: Any, params: list[torch.Tensor], max_norm: float) -> None:
-    """The norm of all gradients together, at most ``max_norm`` (torch's ``clip_grad_norm_``, through
-    accelerate so fp16 gradients are unscaled first)."""
-    accelerator.clip_grad_norm_(params, max_norm)
+def _clip_total(params: list[torch.Tensor], max_norm: float) -> None:
+    """The norm of all gradients together, at most ``max_norm`` (torch's ``clip_grad_norm_``)."""
+    torch.nn.utils.clip_grad_norm_(params, max_norm)
 
 
 @CLIP_SCOPES.register("parameter")
-def _clip_each(accelerator: Any, params: list[torch.Tensor], max_norm: float) -> None:
+def _clip_each(params: list[torch.Tensor], max_norm: float) -> None:
     """Each tensor's gradient norm at most ``max_norm`` on its own: DINO's ``utils.clip_gradients``
     (facebookresearch/dino), which scales a gradient by ``max_norm / (norm + 1e-6)`` when that is below 1."""
-    accelerator.unscale_gradients()
     for param in params:
         if param.grad is not None:
             scale = max_norm / (param.grad.detach().norm() + 1e-6)
             param.grad.mul_(scale.clamp(max=1.0))
 
 
-def clip_gradients(accelerator: Any, optimizer: Optimizer, config: OptimizerConfig) -> None:
-    """Clip the gradients of ``optimizer``'s parameters as ``config`` says (nothing when ``clip_grad_norm`` is None)."""
+def clip_gradients(optimizer: Optimizer, config: OptimizerConfig) -> None:
+    """Clip the (unscaled) gradients of ``optimizer``'s parameters as ``config`` says; nothing when
+    ``clip_grad_norm`` is None. Under fp16 the caller unscales first (``accelerator.unscale_gradients``)."""
     if config.clip_grad_norm is None:
         return
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    CLIP_SCOPES.get(config.clip_grad_scope)(accelerator, params, config.clip_grad_norm)
+    CLIP_SCOPES.get(config.clip_grad_scope)(params, config.clip_grad_norm)
 
 
 def check_clipping(config: OptimizerConfig) -> None:

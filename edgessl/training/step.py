@@ -60,7 +60,9 @@ class TrainStep:
             total += out.loss.detach().float()
             for name, value in out.metrics.items():
                 metrics[name] = metrics.get(name, 0.0) + value.detach().float() / len(chunks)
-        clip_gradients(self.accelerator, self.optimizer, self.optimizer_config)
+        if self.optimizer_config.clip_grad_norm is not None:
+            self.accelerator.unscale_gradients()  # fp16: clip the true gradients (a no-op otherwise)
+            clip_gradients(self.optimizer, self.optimizer_config)
         method.before_optimizer_step()
         self.optimizer.step()
         self.scheduler.step()

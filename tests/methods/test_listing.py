@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from teachers import teacher_flags
+from teachers import TEACHER_BACKBONE, teacher_flags, teacher_weights_file
 
 from edgessl.checkpoints import load_representation
 from edgessl.cli import main
@@ -38,7 +38,16 @@ def test_train_help_lists_every_shipped_method(
 
 def test_a_study_grid_accepts_every_shipped_method(shipped_methods: list[str], tmp_path: Path) -> None:
     grid = tmp_path / "grid.yaml"
-    grid.write_text(yaml.safe_dump({"methods": shipped_methods, "backbones": ["squeezenet"]}))
+    teachers = {  # a distillation method's cell names its teacher
+        name: {"teacher": {"source": TEACHER_BACKBONE, "weights": str(teacher_weights_file())}}
+        for name in shipped_methods
+        if teacher_flags(method_class(name).Config)
+    }
+    grid.write_text(
+        yaml.safe_dump(
+            {"methods": shipped_methods, "backbones": ["squeezenet"], "method_overrides": teachers}
+        )
+    )
     config = resolve_study(str(grid))
     assert list(config.methods) == shipped_methods
     validate_names(config)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from teachers import teacher_fields
 
 import edgessl.methods
 from edgessl.checkpoints import load_representation, restore_method, save_checkpoint
@@ -24,7 +25,7 @@ from edgessl.methods.byol import BYOL
 from edgessl.methods.losses import normalized_regression_loss
 from edgessl.methods.mocov2 import MoCoV2, enqueue
 from edgessl.study.presets import STUDY_BACKBONES
-from edgessl.training.optim import build_optimizer
+from edgessl.training.optim import build_optimizer, clip_gradients
 
 SmallMethod = Callable[..., Method]
 MEAN, STD = (0.45, 0.44, 0.40), (0.25, 0.25, 0.26)
@@ -96,10 +97,12 @@ def test_few_steps_of_the_papers_optimiser_lower_the_loss(
 
     optimizer = build_optimizer(method, method.config.optimizer, batch_size=8)  # paper rate scaled to 8
     first = loss_now().item()
-    for _ in range(3):
+    for _ in range(3):  # the step as the trainer takes it: clipping and the method's pre-step hook included
         loss = loss_now()
         optimizer.zero_grad()
         loss.backward()
+        clip_gradients(optimizer, method.config.optimizer)
+        method.before_optimizer_step()
         optimizer.step()
     assert loss_now().item() < first
 
@@ -134,8 +137,10 @@ def test_test_doubles_are_not_shipped_methods(
 
 def test_every_method_builds_with_its_paper_defaults(method_name: str) -> None:
     torch.manual_seed(0)
-    method = build_method(method_name, "squeezenet", 32, MEAN, STD)
-    assert type(method) is method_class(method_name) and method.config == method_class(method_name).Config()
+    cls = method_class(method_name)  # a distillation method's paper defaults still need a teacher
+    defaults = cls.Config(**teacher_fields(cls.Config))
+    method = build_method(method_name, "squeezenet", 32, MEAN, STD, defaults)
+    assert type(method) is cls and method.config == defaults
     with torch.no_grad():
         loss, _ = method(uint8_batch(4))
     assert torch.isfinite(loss)
@@ -225,6 +230,19 @@ def test_paper_defaults() -> None:
     assert (vicreg.optimizer.name, vicreg.optimizer.lr, vicreg.optimizer.weight_decay) == ("lars", 0.2, 1e-6)
     for config in (barlow, vicreg):
         assert (config.optimizer.warmup_epochs, config.optimizer.exclude_bias_and_norm) == (10, True)
+    seed = method_class("seed").Config()  # jacobswan1/SEED tools/opts.py (DINO's: tests/methods/test_dino.py)
+    assert (seed.temperature, seed.teacher_temperature, seed.queue_size, seed.hidden_dim) == (
+        0.2,
+        1e-4,
+        65536,
+        None,
+    )
+    assert (seed.optimizer.name, seed.optimizer.lr, seed.optimizer.weight_decay, seed.batch_size) == (
+        "sgd",
+        0.03,
+        1e-4,
+        256,
+    )
 
 
 def test_rotnet_views_are_all_four_rotations_of_every_image(small_method: SmallMethod) -> None:

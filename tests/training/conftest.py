@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from edgessl.backbones.base import Normalize
 from edgessl.methods import METHODS, Method, MethodConfig, OptimizerConfig, Representation
 
 
@@ -38,9 +39,7 @@ class TinyMethod(Method):
 
     def __init__(self, backbone: str, config: TinyConfig, image_size: int, mean, std) -> None:
         super().__init__(backbone, config, image_size, mean, std)
-        self.encoder = nn.Sequential(
-            nn.Conv2d(3, 8, 3, stride=2), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
-        )
+        self.encoder = tiny_encoder()
         self.target = copy.deepcopy(self.encoder).requires_grad_(False)
         self.register_buffer("queue", torch.zeros(16, 8))
         self.calls = 0
@@ -70,6 +69,18 @@ class TinyMethod(Method):
 
     def representation(self) -> Representation:
         return Representation(self.normalize, self.encoder, 8)
+
+    @classmethod
+    def build_representation(
+        cls, backbone: str, config: TinyConfig, image_size: int, mean, std
+    ) -> Representation:
+        return Representation(Normalize(mean, std), tiny_encoder(), 8)
+
+
+def tiny_encoder() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)
