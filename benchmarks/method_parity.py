@@ -1,4 +1,4 @@
-"""Method parity: edgessl's SimCLR, MoCo v2, BYOL, Barlow Twins and VICReg against the same methods built from lightly's parts.
+"""Method parity: edgessl's SimCLR, MoCo v2, BYOL, Barlow Twins, VICReg and DINO against the same methods built from lightly's parts.
 
 Each method is trained twice per seed at equal settings: by ``edgessl.training.train``
 (batched augmentation on the device, edgessl's heads and losses) and by a plain loop
@@ -19,11 +19,26 @@ lightly-built loop multiplies its loss by 4, so the same learning rate and weigh
 mean the same step on both sides (SGD's weight decay is added to the gradient, so it is
 unchanged by the loss scale).
 
+How DINO is matched: the lightly-built side is lightly's ``DINOProjectionHead`` (3-layer
+MLP, GELU, L2-normalised bottleneck, weight-normalised last layer), ``DINOLoss`` (centring,
+teacher-temperature warm-up indexed by epoch) and ``DINOTransform`` (2 global + N local crops),
+wired as facebookresearch/dino's training loop does: the backbone runs once per crop
+resolution (the global crops together, the local crops together; DINO's ``MultiCropWrapper``)
+and the head once on all crops; after backward each parameter's gradient norm is clipped to
+``clip_grad`` on its own (DINO's ``utils.clip_gradients``; lightly has no helper for it), the
+last layer's gradients are dropped in the first ``freeze_last_layer`` epochs
+(``cancel_last_layer_gradients``), SGD steps, then the teacher follows the student by EMA
+(``update_momentum``) with DINO's per-iteration cosine from ``momentum`` to 1. The teacher keeps its
+own BatchNorm statistics (only parameters are averaged) and is in train mode, as in DINO. Both
+sides score the TEACHER backbone (DINO's evaluation default, ``--checkpoint_key teacher``).
+
 lightly is a benchmark-only dependency (``pip install lightly --no-deps`` plus
 ``lightning-utilities``); edgessl never imports it.
 
 Run (alone on the machine):
-    python benchmarks/method_parity.py            # full: about 2 hours on 2 CPU cores
+    python benchmarks/method_parity.py            # full: about 3 hours on 2 CPU cores; DINO is about
+                                                  # 50 minutes of it (its lightly side makes 8 PIL views an image)
+    python benchmarks/method_parity.py --methods dino --update   # DINO alone, other methods' rows kept
     python benchmarks/method_parity.py --quick    # checks the script in a few minutes
 Writes benchmarks/results/method_parity.{json,md}.
 """
@@ -79,6 +94,34 @@ class Settings:
     queue_size: int = 4096  # MoCo v2
     momentum: float = 0.99  # MoCo v2's key-encoder EMA (constant); BYOL's base tau (cosine to 1)
     head_batch_norm: bool = False  # MoCo v2: BN in every head layer (MoCo v3's head)
+    # DINO only (facebookresearch/dino's main_dino.py defaults unless noted); hidden_dim above is its MLP width.
+    # Head 1024 -> 1024 -> 256 -> 4096 (DINO: 2048, 256, 65536), to fit 2 CPU cores.
+    dino_out_dim: int = 4096
+    bottleneck_dim: int = 256
+    use_bn_in_head: bool = False  # DINO's default (its ViT setting)
+    norm_last_layer: bool = True  # weight-normalised last layer with its norm fixed: DINO's stable default
+    local_crops_number: int = 6  # DINO: 8 (lightly's DINOTransform: 6), to fit 2 CPU cores
+    local_crop_size: int = 14  # DINO's 96 of 224 px, of 32 px (edgessl's default rule)
+    global_crops_scale: tuple[float, float] = (0.4, 1.0)  # main_dino.py's (and lightly's) defaults
+    local_crops_scale: tuple[float, float] = (0.05, 0.4)
+    # Views otherwise DINO's DataAugmentationDINO on both sides: blur p 1.0 / 0.1 on the global crops,
+    # 0.5 on the local ones; solarisation p 0 / 0.2 on the global crops (lightly's DINOTransform defaults).
+    global_blur_p: tuple[float, float] = (1.0, 0.1)
+    global_solarize_p: tuple[float, float] = (0.0, 0.2)
+    local_blur_p: float = 0.5
+    student_temp: float = 0.1
+    # 0.04 -> 0.07 linearly per epoch over the first third of training (DINO's ResNet/ViT runs: 0.04 -> 0.07
+    # over 30 of 100 epochs), then constant; METHOD_SETTINGS sets the warm-up epochs.
+    teacher_temp: float = 0.07
+    warmup_teacher_temp: float = 0.04
+    warmup_teacher_temp_epochs: int = 0
+    center_momentum: float = 0.9
+    freeze_last_layer: int = 1  # epochs with the last layer's gradients dropped
+    clip_grad: float = 3.0  # per-parameter gradient-norm clip (DINO's utils.clip_gradients)
+
+
+_FIELDS = list(Settings.__dataclass_fields__)
+DINO_FIELDS = tuple(_FIELDS[_FIELDS.index("dino_out_dim") :])  # recorded for DINO only
 
 
 # BYOL: DeepMind's shortest preset (40 epochs: tau 0.97, byol/configs/byol.py), so the target
@@ -88,8 +131,24 @@ class Settings:
 # init, seed 0) — the head's output shares one direction the loss cannot see past while the queue
 # still holds random vectors. BN in the head (MoCo v3's, lightly's MoCoProjectionHead(batch_norm=True))
 # removes that shared component, and both learn: so parity is measured with it on both sides.
-METHOD_SETTINGS = {"byol": {"momentum": 0.97}, "mocov2": {"head_batch_norm": True}}
-MOMENTUM_METHODS = ("mocov2", "byol")  # a target network the lightly-built loop updates by EMA
+# DINO: teacher EMA from 0.99 by a cosine to 1 (DINO: 0.996 over >= 100 ImageNet epochs, >= 125,000 steps).
+# 1 / (1 - m) is the teacher's averaging window in steps: 0.996 is 250 steps, nearly this benchmark's
+# whole run (5,000 images / 256 = 19 steps an epoch, 285 in 15 epochs), so the teacher, which is what is
+# scored, would stay near its random init; 0.99 averages over the last ~100 steps (about 5 epochs) and
+# lets the teacher follow the student within the run. Teacher-temperature warm-up over 5 of 15 epochs.
+METHOD_SETTINGS = {
+    "byol": {"momentum": 0.97},
+    "mocov2": {"head_batch_norm": True},
+    "dino": {"momentum": 0.99, "warmup_teacher_temp_epochs": 5},
+}
+# A target network the lightly-built loop updates by EMA before the step (DINO: its own, after the step).
+MOMENTUM_METHODS = ("mocov2", "byol")
+
+
+def recorded_settings(method: str, s: Settings) -> dict:
+    """The shared settings as the report records them: DINO's own fields only for DINO."""
+    settings = asdict(s)
+    return settings if method == "dino" else {k: v for k, v in settings.items() if k not in DINO_FIELDS}
 
 
 # ---------------------------------------------------------------- edgessl side
@@ -120,7 +179,37 @@ def edgessl_overrides(method: str, s: Settings) -> dict:
         # one lr for every parameter, as the lightly-built loop's single SGD group
         "barlowtwins": {"hidden_dim": s.hidden_dim, "out_dim": s.hidden_dim, "bias_lr_scale": 1.0},
         "vicreg": {"hidden_dim": s.hidden_dim, "out_dim": s.hidden_dim},
+        "dino": {
+            "out_dim": s.dino_out_dim,
+            "hidden_dim": s.hidden_dim,
+            "bottleneck_dim": s.bottleneck_dim,
+            "use_bn_in_head": s.use_bn_in_head,
+            "norm_last_layer": s.norm_last_layer,
+            "local_crops_number": s.local_crops_number,
+            "global_crop_size": IMAGE_SIZE,
+            "local_crop_size": s.local_crop_size,
+            "global_crops_scale": list(s.global_crops_scale),
+            "local_crops_scale": list(s.local_crops_scale),
+            "global_blur_p": list(s.global_blur_p),
+            "global_solarize_p": list(s.global_solarize_p),
+            "local_blur_p": s.local_blur_p,
+            "student_temp": s.student_temp,
+            "teacher_temp": s.teacher_temp,
+            "warmup_teacher_temp": s.warmup_teacher_temp,
+            "warmup_teacher_temp_epochs": s.warmup_teacher_temp_epochs,
+            "center_momentum": s.center_momentum,
+            "momentum_teacher": s.momentum,
+            "freeze_last_layer": s.freeze_last_layer,
+        },
     }
+    if method == "dino":  # edgessl DINO's own optimiser defaults that differ from the loop's, pinned
+        optimizer |= {
+            "clip_grad_norm": s.clip_grad,
+            "clip_grad_scope": "parameter",
+            "lr_scaling": "linear",
+            "final_lr_scale": 0.0,
+            "weight_decay_end": None,
+        }
     colour = {"simclr": {"colour_strength": 0.5}}  # lightly's advice for CIFAR-sized images
     return {"optimizer": optimizer, **per_method[method], **colour.get(method, {})}
 
@@ -172,14 +261,16 @@ class LightlyModel(nn.Module):
 
     def __init__(self, method: str, s: Settings, encoder: nn.Module) -> None:
         super().__init__()
-        from lightly.loss import BarlowTwinsLoss, NegativeCosineSimilarity, NTXentLoss, VICRegLoss
+        from lightly.loss import BarlowTwinsLoss, DINOLoss, NegativeCosineSimilarity, NTXentLoss, VICRegLoss
         from lightly.models.modules import (
             BarlowTwinsProjectionHead,
             BYOLPredictionHead,
             BYOLProjectionHead,
+            DINOProjectionHead,
             MoCoProjectionHead,
             SimCLRProjectionHead,
         )
+        from lightly.models.utils import deactivate_requires_grad
 
         self.method, self.s = method, s
         self.encoder = encoder
@@ -194,6 +285,35 @@ class LightlyModel(nn.Module):
             self.projector = BYOLProjectionHead(dim, s.hidden_dim, 256)
             self.predictor = BYOLPredictionHead(256, s.hidden_dim, 256)
             self.criterion = NegativeCosineSimilarity()
+        elif method == "dino":
+
+            def dino_head() -> nn.Module:
+                return DINOProjectionHead(
+                    dim,
+                    s.hidden_dim,
+                    s.bottleneck_dim,
+                    s.dino_out_dim,
+                    batch_norm=s.use_bn_in_head,
+                    freeze_last_layer=s.freeze_last_layer,
+                    norm_last_layer=s.norm_last_layer,
+                )
+
+            self.projector = dino_head()
+            self.criterion = DINOLoss(
+                s.dino_out_dim,
+                warmup_teacher_temp=s.warmup_teacher_temp,
+                teacher_temp=s.teacher_temp,
+                warmup_teacher_temp_epochs=s.warmup_teacher_temp_epochs,
+                student_temp=s.student_temp,
+                center_momentum=s.center_momentum,
+            )
+            # the teacher starts as the student and is never stepped (DINO's main_dino.py); the head is
+            # built again and loaded, since a weight-normalised layer cannot be deep-copied
+            self.target_encoder = copy.deepcopy(encoder)
+            self.target_projector = dino_head()
+            self.target_projector.load_state_dict(self.projector.state_dict())
+            deactivate_requires_grad(self.target_encoder)
+            deactivate_requires_grad(self.target_projector)
         else:  # lightly's VICReg example uses the Barlow Twins head too (3 layers, BN + ReLU after two)
             self.projector = BarlowTwinsProjectionHead(dim, s.hidden_dim, s.hidden_dim)
             self.criterion = BarlowTwinsLoss() if method == "barlowtwins" else VICRegLoss()
@@ -201,9 +321,11 @@ class LightlyModel(nn.Module):
             self.target_encoder = copy.deepcopy(encoder).requires_grad_(False)
             self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
 
-    def loss(self, views: list[torch.Tensor], progress: float) -> torch.Tensor:
+    def loss(self, views: list[torch.Tensor], progress: float, epoch: int) -> torch.Tensor:
         from lightly.models.utils import update_momentum
 
+        if self.method == "dino":
+            return self.dino_loss(views, epoch)
         x0, x1 = views
         if self.method not in MOMENTUM_METHODS:  # SimCLR, Barlow Twins, VICReg: one network, both views
             return self.criterion(self.projector(self.encoder(x0)), self.projector(self.encoder(x1)))
@@ -223,14 +345,61 @@ class LightlyModel(nn.Module):
         # x4: the sum of two 2-2cos terms, as edgessl (see the module docstring)
         return 4 * 0.5 * (self.criterion(p0, z1) + self.criterion(p1, z0))
 
+    def dino_loss(self, views: list[torch.Tensor], epoch: int) -> torch.Tensor:
+        global_crops, local_crops = views[:2], views[2:]
+        with torch.no_grad():  # the teacher sees the global crops only
+            teacher = multi_crop(self.target_encoder, self.target_projector, global_crops)
+        student = multi_crop(self.encoder, self.projector, global_crops + local_crops)
+        # DINOLoss: teacher view i against every student view but i, teacher temperature by epoch; centre updated
+        return self.criterion(teacher, student, epoch=epoch)
+
+    def before_optimizer_step(self, epoch: int) -> None:
+        """DINO: each parameter's gradient norm clipped on its own, then the last layer's dropped in the first epochs."""
+        if self.method != "dino":
+            return
+        for param in self.parameters():
+            if param.grad is not None:  # facebookresearch/dino utils.clip_gradients
+                norm = param.grad.detach().norm(2)
+                scale = self.s.clip_grad / (norm + 1e-6)
+                if scale < 1:
+                    param.grad.mul_(scale)
+        self.projector.cancel_last_layer_gradients(epoch)
+
+    @torch.no_grad()
+    def after_optimizer_step(self, progress: float) -> None:
+        """DINO: the teacher follows the student by EMA, momentum by DINO's per-iteration cosine to 1."""
+        from lightly.models.utils import update_momentum
+
+        if self.method != "dino":
+            return
+        tau = cosine_schedule_at(progress, self.s.momentum)
+        update_momentum(self.encoder, self.target_encoder, m=tau)
+        update_momentum(self.projector, self.target_projector, m=tau)
+
+    def evaluated_encoder(self) -> nn.Module:
+        """What is scored: DINO's teacher backbone (its evaluation default), the online encoder otherwise."""
+        return self.target_encoder if self.method == "dino" else self.encoder
+
+
+def multi_crop(encoder: nn.Module, head: nn.Module, crops: list[torch.Tensor]) -> list[torch.Tensor]:
+    """DINO's MultiCropWrapper: the backbone once per run of equal-resolution crops, the head once on all."""
+    features, start = [], 0
+    while start < len(crops):
+        end = start
+        while end < len(crops) and crops[end].shape[-1] == crops[start].shape[-1]:
+            end += 1
+        features.append(encoder(torch.cat(crops[start:end])))
+        start = end
+    return list(head(torch.cat(features)).chunk(len(crops)))
+
 
 def cosine_schedule_at(progress: float, start: float) -> float:
     """BYOL's tau from ``start`` to 1 by a cosine over training (lightly's ``cosine_schedule``, by progress)."""
     return 1.0 - (1.0 - start) * (math.cos(math.pi * progress) + 1.0) / 2.0
 
 
-def lightly_transform(method: str, mean, std):
-    from lightly.transforms import BYOLTransform, MoCoV2Transform, SimCLRTransform
+def lightly_transform(method: str, s: Settings, mean, std):
+    from lightly.transforms import BYOLTransform, DINOTransform, MoCoV2Transform, SimCLRTransform
     from lightly.transforms.byol_transform import BYOLView1Transform, BYOLView2Transform
 
     normalize = {"mean": list(mean), "std": list(std)}
@@ -238,6 +407,18 @@ def lightly_transform(method: str, mean, std):
         return SimCLRTransform(input_size=IMAGE_SIZE, cj_strength=0.5, gaussian_blur=0.5, normalize=normalize)
     if method == "mocov2":
         return MoCoV2Transform(input_size=IMAGE_SIZE, normalize=normalize)
+    if method == "dino":  # DINO's views; colour jitter 0.4, 0.4, 0.2, 0.1 (p 0.8), grayscale 0.2, flip 0.5
+        assert s.global_solarize_p[0] == 0, "DINOTransform solarises the second global crop only"
+        return DINOTransform(
+            global_crop_size=IMAGE_SIZE,
+            global_crop_scale=s.global_crops_scale,
+            local_crop_size=s.local_crop_size,
+            local_crop_scale=s.local_crops_scale,
+            n_local_views=s.local_crops_number,
+            gaussian_blur=(*s.global_blur_p, s.local_blur_p),
+            solarization_prob=s.global_solarize_p[1],  # DINOTransform: on the second global crop only
+            normalize=normalize,
+        )
     return BYOLTransform(  # BYOL, and Barlow Twins and VICReg, whose papers (and edgessl) take BYOL's views
         BYOLView1Transform(input_size=IMAGE_SIZE, normalize=normalize),
         BYOLView2Transform(input_size=IMAGE_SIZE, normalize=normalize),
@@ -249,7 +430,7 @@ def train_lightly(
 ) -> tuple[nn.Module, float]:
     seed_all(seed)
     model = LightlyModel(method, s, build_backbone(BACKBONE))
-    dataset = ImageTensorDataset(images, lightly_transform(method, mean, std))
+    dataset = ImageTensorDataset(images, lightly_transform(method, s, mean, std))
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=s.batch_size,
@@ -267,18 +448,21 @@ def train_lightly(
     )
     model.train()
     step, start = 0, time.perf_counter()
-    for _ in range(s.epochs):
+    for epoch in range(s.epochs):
         for views in loader:
-            loss = model.loss(views, step / total)
+            loss = model.loss(views, step / total, epoch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            model.before_optimizer_step(epoch)
             optimizer.step()
             scheduler.step()
+            model.after_optimizer_step(step / total)  # DINO: momentum_schedule[it], it = this step's index
             step += 1
         if not math.isfinite(float(loss.detach())):
             raise RuntimeError(f"lightly-built {method} diverged")
     seconds = time.perf_counter() - start
-    return nn.Sequential(Normalize(mean, std), model.encoder).eval(), total * s.batch_size / seconds
+    encoder = nn.Sequential(Normalize(mean, std), model.evaluated_encoder()).eval()
+    return encoder, total * s.batch_size / seconds
 
 
 def random_encoder(seed: int, data: Data) -> nn.Module:
@@ -348,6 +532,20 @@ CIFAR setting) 15.6: all at or below random init. The paper trains 1,000 epochs 
 Barlow Twins parity needs a budget (or a LARS on both sides) where at least one implementation
 learns, which these 2 cores do not give in one benchmark run.
 
+**DINO: how the two sides are matched.** edgessl's `dino` against lightly's `DINOProjectionHead`,
+`DINOLoss` and `DINOTransform` in DINO's loop (module docstring): head 1024 -> 1024 -> 256 ->
+4096 without BN, last layer weight-normalised with its norm fixed, 2 global crops at 32 px of
+scale (0.4, 1) and 6 local crops at 14 px (DINO's 96/224) of scale (0.05, 0.4), student T 0.1,
+teacher T 0.04 -> 0.07 over 5 epochs, centre momentum 0.9, last layer frozen in epoch 1, each
+parameter's gradient norm clipped at 3.0, SGD as every method here (every parameter decayed, on
+both sides; DINO itself exempts biases and norms). Teacher EMA 0.99 cosine to 1 rather than DINO's
+0.996: 1/(1 - m) steps is the teacher's averaging window, and 250 steps (0.996) is nearly this
+run's 285, which would leave the scored teacher near its random init. Both sides score the
+teacher's encoder. Given the same weights and views, the two losses and centres agree to 1e-6
+(teacher-temperature warm-up included). Small differences left: edgessl's teacher EMA takes the
+momentum of the step's end (lightly-built: of its start, as DINO), its crops are resampled
+bilinearly with antialiasing (PIL: bicubic) and its blur kernel is 23/224 of the side.
+
 **images/s**: both sides ran in one process, interleaved per seed. The SimCLR rows ran while a
 niced test job shared the cores for part of the time, so their images/s are lower than MoCo's
 and BYOL's; the ratio within a row pair is what to read.
@@ -362,14 +560,15 @@ def write_report(record: dict) -> None:
             f"CIFAR-10 JPEGs at {IMAGE_SIZE}px: {record['train_images']} pretraining images (also the kNN bank), "
             f"{record['test_images']} held-out queries. {BACKBONE}, seeds {record['seeds']}. kNN k=20: "
             "cosine-weighted (T=0.07) and Euclidean majority vote. Mean ± standard deviation over seeds; "
-            "images/s is pretraining throughput (two views per image) end to end, "
+            "images/s is pretraining throughput (images, two views each; DINO: 2 global + "
+            f"{record['settings'].get('dino', {}).get('local_crops_number', 'N')} local crops) end to end, "
             "each side's own data pipeline included."
         ),
         "",
         "| method | epochs | implementation | kNN cosine % | kNN Euclidean % | images/s | per-seed cosine |",
         "|---|---|---|---|---|---|---|",
     ]
-    order = ("—", "simclr", "mocov2", "byol", "barlowtwins", "vicreg")
+    order = ("—", "simclr", "mocov2", "byol", "barlowtwins", "vicreg", "dino")
     for row in sorted(record["rows"], key=lambda row: order.index(row["method"])):
         lines.append(
             f"| {row['method']} | {row['epochs']} | {row['implementation']} | {spread(row['cosine'])} | "
@@ -402,11 +601,11 @@ def keep_other_methods(record: dict, methods: list[str]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one seed: checks the script")
-    parser.add_argument("--methods", default="simclr,mocov2,byol,barlowtwins,vicreg")
+    parser.add_argument("--methods", default="simclr,mocov2,byol,barlowtwins,vicreg,dino")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--train", type=int, default=500, help="pretraining images per class")
     parser.add_argument("--test", type=int, default=200, help="held-out query images per class")
-    parser.add_argument("--epochs", default="simclr=15,mocov2=15,byol=20,barlowtwins=15,vicreg=15")
+    parser.add_argument("--epochs", default="simclr=15,mocov2=15,byol=20,barlowtwins=15,vicreg=15,dino=15")
     parser.add_argument("--report", default=None, help="results file name (default method_parity[_quick])")
     parser.add_argument(
         "--update",
@@ -424,7 +623,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.train, args.test = 1, 60, 20
-        args.epochs = "simclr=1,mocov2=1,byol=1,barlowtwins=1,vicreg=1"
+        args.epochs = "simclr=1,mocov2=1,byol=1,barlowtwins=1,vicreg=1,dino=1"
     methods, sides = args.methods.split(","), args.sides.split(",")
     extra = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.edgessl_set)}
     epochs = {name: int(value) for name, value in (item.split("=") for item in args.epochs.split(","))}
@@ -463,7 +662,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as work:
         for method in methods:
             settings = Settings(epochs=epochs[method], **METHOD_SETTINGS.get(method, {}))
-            record["settings"][method] = asdict(settings)
+            record["settings"][method] = recorded_settings(method, settings)
             results = {side: [] for side in sides}
             for seed in record["seeds"]:
                 for side in sides:  # interleaved: both see the same machine state
