@@ -42,7 +42,7 @@ from edgessl.methods.losses import InfoNCELoss
 from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
 
 
-def _mocov2_optimizer() -> OptimizerConfig:
+def mocov2_optimizer() -> OptimizerConfig:
     # MoCo v2, section 2 / table 1 and the official main_moco.py: SGD lr 0.03 for batch 256,
     # momentum 0.9, weight decay 1e-4, cosine schedule (MoCo v2, "cosine learning rate schedule").
     return OptimizerConfig(
@@ -59,7 +59,7 @@ def _mocov2_optimizer() -> OptimizerConfig:
 @dataclass
 class MoCoV2Config(MethodConfig):
     batch_size: int = 256  # MoCo v2, section 3: batch 256 on 8 GPUs
-    optimizer: OptimizerConfig = field(default_factory=_mocov2_optimizer)
+    optimizer: OptimizerConfig = field(default_factory=mocov2_optimizer)
     queue_size: int = 65536  # He et al. 2020, section 4: K = 65,536 negatives
     momentum: float = 0.999  # He et al. 2020, section 3.2 / 4: m = 0.999
     temperature: float = 0.2  # MoCo v2, table 1: tau = 0.2 with the MLP head

@@ -31,34 +31,22 @@ from edgessl.distributed import at_least_float32
 from edgessl.methods import METHODS
 from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, StepOutput
 from edgessl.methods.heads import mlp_head
-from edgessl.methods.mocov2 import enqueue
+from edgessl.methods.mocov2 import enqueue, mocov2_optimizer
 from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
 from edgessl.methods.teacher import TeacherConfig, load_teacher
-
-
-def _seed_optimizer() -> OptimizerConfig:
-    # SEED tools/opts.py and main.py: SGD lr 0.03 x B/256, momentum 0.9, weight decay 1e-4, cosine (--cos)
-    # over 200 epochs. Its 5 warm-up epochs rise from 0.03 to 0.03 x B/256: flat at the reference batch 256.
-    return OptimizerConfig(
-        name="sgd",
-        lr=0.03,
-        reference_batch_size=256,
-        weight_decay=1e-4,
-        momentum=0.9,
-        warmup_epochs=0,
-        schedule="cosine",
-    )
 
 
 @dataclass
 class SEEDConfig(MethodConfig):
     batch_size: int = 256  # SEED section 4.1 / tools/opts.py: -b 256
-    optimizer: OptimizerConfig = field(default_factory=_seed_optimizer)
+    # SEED tools/opts.py and main.py: MoCo v2's optimiser (SGD lr 0.03 x B/256, momentum 0.9, weight decay
+    # 1e-4, cosine via --cos) over 200 epochs; its 5 warm-up epochs rise from 0.03 to 0.03 x B/256, which is
+    # flat at the reference batch 256.
+    optimizer: OptimizerConfig = field(default_factory=mocov2_optimizer)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)  # --teacher, --teacher-weights
     temperature: float = 0.2  # SEED tools/opts.py --temp: the student's softmax temperature
-    teacher_temperature: float = (
-        1e-4  # SEED tools/opts.py --distill-t: the teacher's (distillation) temperature
-    )
+    # SEED tools/opts.py --distill-t: the teacher's (distillation) temperature
+    teacher_temperature: float = 1e-4
     queue_size: int = 65536  # SEED tools/opts.py --queue: K = 65,536 teacher embeddings
     # SEED builder.py with --student_mlp (default True): Linear(d, d) -> ReLU -> Linear(d, teacher dim),
     # d the student's feature width; None keeps that width.
