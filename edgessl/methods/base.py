@@ -212,9 +212,11 @@ class Method(nn.Module, ABC):
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """The learned state only: frozen modules are rebuilt from their source, never stored."""
         state = super().state_dict(*args, **kwargs)
-        prefix = kwargs.get("prefix", args[1] if len(args) > 1 else "")
+        if not self.frozen:
+            return state
+        prefix = kwargs.get("prefix", args[1] if len(args) > 1 else "")  # as the parent passes it when nested
         frozen = tuple(prefix + name for name in self._frozen_prefixes())
-        for key in [key for key in state if key.startswith(frozen)] if frozen else []:
+        for key in [key for key in state if key.startswith(frozen)]:
             del state[key]
         return state
 

@@ -28,6 +28,7 @@ from torch.nn import functional as F
 from edgessl import distributed
 from edgessl.augment import mocov2_view
 from edgessl.distributed import at_least_float32
+from edgessl.errors import ConfigError
 from edgessl.methods import METHODS
 from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, StepOutput
 from edgessl.methods.heads import mlp_head
@@ -53,8 +54,6 @@ class SEEDConfig(MethodConfig):
     hidden_dim: int | None = None
 
     def __post_init__(self) -> None:
-        from edgessl.errors import ConfigError
-
         for name in ("temperature", "teacher_temperature"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"seed {name} must be positive (got {getattr(self, name)})")
