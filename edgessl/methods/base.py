@@ -101,15 +101,6 @@ class TrainingProgress(NamedTuple):
         """0-based epoch of this step."""
         return self.step // self.steps_per_epoch
 
-    @property
-    def epochs(self) -> int:
-        return self.total_steps // self.steps_per_epoch
-
-    @property
-    def fraction(self) -> float:
-        """Fraction of training done before this step, in [0, 1)."""
-        return self.step / self.total_steps
-
 
 class StepOutput(NamedTuple):
     """What one forward pass of a method gives the trainer: the loss and the method's own diagnostics."""

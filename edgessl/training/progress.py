@@ -156,7 +156,7 @@ def start_line(trainer: Any, changes: dict[str, tuple[Any, Any]] | None) -> str:
 
 
 def frozen_clause(method: Any) -> str:
-    """``", from teacher resnet18 (11.2M params, simclr run at 32px, RUN/checkpoints/last.pt)"`` per frozen module."""
+    """``", from teacher resnet18 (11.2M params, simclr run, 32px, RUN/checkpoints/last.pt)"`` per frozen module."""
     parts = []
     for name, seen in method.frozen_provenance().items():
         trained = f"{seen['method']} run, " if seen.get("method") else ""

@@ -4,9 +4,9 @@ A step takes a list of index micro-batches into the uint8 dataset (one per accum
 step; :func:`~edgessl.training.sampling.micro_batches`), and for each moves the images to
 the device, runs the method's forward (its views are made there) and accelerate's
 backward, with gradient synchronisation only on the last; then gradient clipping, the
-method's pre-step hook, the optimiser, the schedules and the method's momentum update. The trainer and ``edgessl profile`` build it
-with the same :func:`build_train_step`, so the images/s a profile reports are those of
-this code, not of a second hand-made loop.
+method's pre-step hook, the optimiser, the schedules and the method's momentum update.
+The trainer and ``edgessl profile`` build it with the same :func:`build_train_step`, so
+the images/s a profile reports are those of this code, not of a second hand-made loop.
 """
 
 from __future__ import annotations
