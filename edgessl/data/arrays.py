@@ -18,11 +18,15 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgessl.errors import ConfigError, DataError, UnknownNameError
 from edgessl.registry import Registry
+
+if TYPE_CHECKING:
+    from edgessl.data.cache import CacheStatus
 
 RGB = tuple[float, float, float]
 STATS_CHUNK_PIXELS = 1 << 22  # pixels per channel per histogram pass (32 MB of int64 for bincount)
@@ -40,7 +44,8 @@ class SplitArrays:
     """One split as numpy: uint8 images ``(N, 3, H, W)``, int64 labels ``(N,)`` or None.
 
     ``labels is None`` whenever unlabelled images are included, so no placeholder label
-    can be mistaken for a class. ``skipped`` lists files that could not be decoded.
+    can be mistaken for a class. ``skipped`` lists files that could not be decoded;
+    ``cache`` says how a decoded source's cache was got (built or reused, how long).
     """
 
     name: str
@@ -51,6 +56,7 @@ class SplitArrays:
     mean: RGB  # per-channel statistics of images / 255, used to normalise
     std: RGB
     skipped: tuple[str, ...] = field(default=())
+    cache: CacheStatus | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
@@ -69,11 +75,16 @@ class SplitArrays:
 
 
 def channel_stats(images: np.ndarray) -> tuple[RGB, RGB]:
-    """Exact per-channel mean and (population) std of uint8 images scaled to [0, 1].
+    """Exact per-channel mean and (population) std of uint8 images scaled to [0, 1]."""
+    return stats_from_counts(channel_counts(images))
 
-    Computed from a 256-bin histogram per channel, a chunk of images at a time, so it
-    covers every image in bounded extra memory (a float64 copy of 100,000 STL-10 images
-    would need 22 GB, and ``np.bincount`` copies its input to int64).
+
+def channel_counts(images: np.ndarray) -> np.ndarray:
+    """``(3, 256)`` histogram of each channel's values, a chunk of images at a time.
+
+    Histograms give exact statistics in bounded extra memory (a float64 copy of 100,000
+    STL-10 images would need 22 GB, and ``np.bincount`` copies its input to int64), and
+    the counts of several row ranges add up (the image cache sums the splits training sees).
     """
     pixels_per_image = int(np.prod(images.shape[2:]))
     chunk = max(1, STATS_CHUNK_PIXELS // max(1, pixels_per_image))
@@ -82,6 +93,11 @@ def channel_stats(images: np.ndarray) -> tuple[RGB, RGB]:
         block = np.asarray(images[start : start + chunk])
         for channel in range(3):
             counts[channel] += np.bincount(block[:, channel].reshape(-1), minlength=256)
+    return counts
+
+
+def stats_from_counts(counts: np.ndarray) -> tuple[RGB, RGB]:
+    """Mean and std of values ``0..255 / 255`` from their ``(3, 256)`` histogram."""
     values = np.arange(256, dtype=np.float64) / 255.0
     means = counts @ values / counts.sum(axis=1)
     stds = np.sqrt(np.sum(counts * (values[None] - means[:, None]) ** 2, axis=1) / counts.sum(axis=1))

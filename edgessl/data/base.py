@@ -7,11 +7,15 @@ transform per sample at training time; they decode once into a uint8 tensor.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from edgessl.data import arrays
 from edgessl.data.arrays import RGB
+
+if TYPE_CHECKING:
+    from edgessl.data.cache import CacheStatus
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class ImageDataset:
     mean: RGB  # per-channel statistics of images / 255, used to normalise
     std: RGB
     skipped: tuple[str, ...] = field(default=())  # files that could not be decoded
+    cache: CacheStatus | None = None  # how a decoded source's cache was got (built or reused)
 
     @classmethod
     def from_arrays(cls, split: arrays.SplitArrays) -> ImageDataset:
@@ -44,6 +49,7 @@ class ImageDataset:
             split.mean,
             split.std,
             split.skipped,
+            split.cache,
         )
 
     def __post_init__(self) -> None:

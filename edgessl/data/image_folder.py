@@ -20,29 +20,27 @@ and ``train`` splits, never ``test``), so every split normalises alike without t
 images informing it. ``FolderLayout.sources`` says in words which files make each split.
 
 Every image is resized to ``image_size`` (default 96, STL-10's size) by centre-cropping
-to a square and resizing with PIL (bilinear, antialiased), decoded once, and cached as a
-``.npz`` under ``$EDGESSL_CACHE/folders`` (default ``~/.cache/edgessl/folders``), keyed
-by the folder's absolute path, the image size, and every file's name, size and mtime;
-the cache is read back with ``allow_pickle=False``. Files that cannot be decoded are
+to a square and resizing with PIL (:mod:`edgessl.data.decode`), decoded once into the
+memory-mapped cache of :mod:`edgessl.data.cache`, keyed by the folder's absolute path,
+the image size, and every file's name, size and mtime. Files that cannot be decoded are
 skipped with one warning naming them and listed in ``SplitArrays.skipped``.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import os
-import warnings
-import zipfile
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edgessl.data.arrays import SplitArrays, channel_stats, check_split
+from edgessl.data.arrays import SplitArrays, check_split
+from edgessl.data.cache import Decoded, RowPlan, open_cache
+from edgessl.data.decode import try_decode
 from edgessl.errors import DataError
-from edgessl.files import atomic_output
 
 DEFAULT_IMAGE_SIZE = 96
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
@@ -68,10 +66,6 @@ class FolderLayout:
         """Every file any split uses, once, in a stable order (what gets decoded and cached)."""
         names = {name for entries in self.labelled.values() for name, _ in entries} | set(self.unlabeled)
         return sorted(names)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("EDGESSL_CACHE", Path.home() / ".cache" / "edgessl")).expanduser() / "folders"
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -192,7 +186,7 @@ def unlabeled_files(root: Path, train: list[tuple[str, int]]) -> tuple[list[str]
     if files:
         return [str(path.relative_to(root)) for path in files], f"{folder}/"
     if train:
-        return sorted(name for name, _ in train), "the train split, without labels (there is no unlabeled/)"
+        return [name for name, _ in train], "the train split, without labels (there is no unlabeled/)"
     loose = [
         path.name
         for path in sorted(root.iterdir())
@@ -201,128 +195,53 @@ def unlabeled_files(root: Path, train: list[tuple[str, int]]) -> tuple[list[str]
     return loose, f"the images directly in {root}/"
 
 
-def decode_image(path: Path, size: int) -> np.ndarray:
-    """One image as uint8 ``(3, size, size)``: EXIF-rotated, RGB, centre-cropped square, resized."""
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as image:
-        image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when much larger
-        rgb = ImageOps.exif_transpose(image).convert("RGB")
-        square = ImageOps.fit(rgb, (size, size), Image.Resampling.BILINEAR)
-        return np.asarray(square, dtype=np.uint8).transpose(2, 0, 1)
-
-
-def try_decode(path: Path, size: int) -> np.ndarray | str:
-    """The decoded image, or why it could not be read."""
-    try:
-        return decode_image(path, size)
-    except Exception as exc:  # noqa: BLE001 - PIL's plugins raise many types for malformed files
-        return f"{type(exc).__name__}: {exc}"
-
-
 @dataclass(frozen=True)
-class DecodedFolder:
-    """Every readable file of a folder at one size: ``images[i]`` is ``files[i]``."""
+class FolderSource:
+    """An image folder for the decode-once cache: rows train, test, then ``unlabeled/``-only files."""
 
-    files: list[str]
-    images: np.ndarray
-    skipped: list[str]  # "path (reason)"
+    root: Path
+    layout: FolderLayout
 
+    @property
+    def description(self) -> str:
+        return f"image folder {self.root}"
 
-def decode_folder(root: Path, files: list[str], size: int) -> DecodedFolder:
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # PIL releases the GIL while decoding
-        results = list(pool.map(lambda name: try_decode(root / name, size), files))
-    readable = [(name, result) for name, result in zip(files, results) if isinstance(result, np.ndarray)]
-    skipped = [f"{root / name} ({result})" for name, result in zip(files, results) if isinstance(result, str)]
-    if not readable:
-        raise DataError(f"none of the {len(files)} images under {root} could be decoded, e.g. {skipped[0]}")
-    return DecodedFolder([name for name, _ in readable], np.stack([image for _, image in readable]), skipped)
+    def fingerprint(self) -> str:
+        """Every file's name, size and mtime: a changed, added or removed file is a new cache."""
+        entries = []
+        for name in self.layout.files():
+            stat = (self.root / name).stat()
+            entries.append((name, stat.st_size, stat.st_mtime_ns))
+        return hashlib.sha256(json.dumps([str(self.root), entries]).encode()).hexdigest()
 
+    def plan(self) -> RowPlan:
+        return self.row_plan
 
-def cache_path(root: Path, files: list[str], size: int) -> Path:
-    """Cache file named by a hash of the folder, the size and each file's name, size and mtime."""
-    entries = []
-    for name in files:
-        stat = (root / name).stat()
-        entries.append((name, stat.st_size, stat.st_mtime_ns))
-    key = json.dumps([str(root), size, entries])
-    return cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
+    @functools.cached_property
+    def row_plan(self) -> RowPlan:
+        """Computed once per process (workers decode many chunks of it)."""
+        train, test = self.layout.labelled["train"], self.layout.labelled["test"]
+        labelled = train + test
+        names, labels = [name for name, _ in labelled], [label for _, label in labelled]
+        splits = {"train": (0, len(train)), "test": (len(train), len(labelled))}
+        if self.layout.unlabeled == [name for name, _ in train]:
+            splits["unlabeled"] = splits["train"]  # the train split without labels: the same rows
+        else:
+            splits["unlabeled"] = (len(names), len(names) + len(self.layout.unlabeled))
+            names += self.layout.unlabeled
+            labels += [-1] * len(self.layout.unlabeled)
+        return RowPlan(names, np.array(labels, dtype=np.int64), splits, self.layout.class_names)
 
-
-def load_cached(path: Path) -> DecodedFolder | None:
-    """The cached decode, or None when absent or unreadable (then it is rebuilt)."""
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            return DecodedFolder(
-                stored["files"].tolist(),
-                stored["images"],
-                stored["skipped"].tolist(),
-            )
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-        return None
-
-
-def save_cached(path: Path, decoded: DecodedFolder) -> None:
-    """Write atomically, so a concurrent reader never sees half a file; an unwritable cache only warns."""
-    try:
-        with atomic_output(path) as temporary, temporary.open("wb") as handle:
-            np.savez(
-                handle,
-                files=np.array(decoded.files, dtype=str),
-                images=decoded.images,
-                skipped=np.array(decoded.skipped, dtype=str),
-            )
-    except OSError as exc:
-        warnings.warn(f"could not write the image cache {path}: {exc}", stacklevel=3)
-
-
-def decoded_folder(root: Path, files: list[str], size: int) -> DecodedFolder:
-    """Decode ``files`` once per (folder content, size); later calls read the cache."""
-    path = cache_path(root, files, size)
-    decoded = load_cached(path) if path.is_file() else None
-    if decoded is None:
-        decoded = decode_folder(root, files, size)
-        save_cached(path, decoded)
-    return decoded
+    def decode_rows(self, rows: range, size: int) -> Iterator[Decoded]:
+        names = self.row_plan.names
+        for row in rows:
+            yield try_decode(str(self.root / names[row]), size, str(self.root / names[row]))
 
 
 def read_image_folder(root: Path, split: str, image_size: int | None = None) -> SplitArrays:
-    """One split of the image folder ``root``, as uint8 arrays at ``image_size`` (default 96)."""
+    """One split of the image folder ``root``, as uint8 arrays (views of the cache's map) at ``image_size`` (default 96)."""
     check_split("image-folder", split, SPLITS)
     root = root.resolve()
-    size = image_size or DEFAULT_IMAGE_SIZE
     layout = discover(root)
-    decoded = decoded_folder(root, layout.files(), size)
-    if decoded.skipped:
-        shown = "; ".join(decoded.skipped[:10]) + (
-            f"; and {len(decoded.skipped) - 10} more" if len(decoded.skipped) > 10 else ""
-        )
-        warnings.warn(f"skipped {len(decoded.skipped)} unreadable image(s): {shown}", stacklevel=2)
-    row_of = {name: row for row, name in enumerate(decoded.files)}
-    rows, labels = split_rows(layout, split, row_of)
-    if not rows:
-        raise DataError(f"the '{split}' split of image folder {root} has no readable images: {LAYOUT_HINT}")
-    seen = sorted(
-        set(split_rows(layout, "unlabeled", row_of)[0]) | set(split_rows(layout, "train", row_of)[0])
-    )
-    mean, std = channel_stats(decoded.images[seen])
-    return SplitArrays(
-        root.name,
-        split,
-        decoded.images[rows],
-        labels,
-        layout.class_names,
-        mean,
-        std,
-        tuple(decoded.skipped),
-    )
-
-
-def split_rows(
-    layout: FolderLayout, split: str, row_of: dict[str, int]
-) -> tuple[list[int], np.ndarray | None]:
-    """Rows of the decoded images that make ``split`` (unreadable files dropped), and their labels."""
-    if split == "unlabeled":
-        return [row_of[name] for name in layout.unlabeled if name in row_of], None
-    entries = [(row_of[name], label) for name, label in layout.labelled[split] if name in row_of]
-    return [row for row, _ in entries], np.array([label for _, label in entries], dtype=np.int64)
+    cached = open_cache(FolderSource(root, layout), image_size or DEFAULT_IMAGE_SIZE)
+    return cached.split_arrays(root.name, split, f"of image folder {root}", LAYOUT_HINT)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgessl.data import image_folder, read_split_arrays
+from edgessl.data import decode, read_split_arrays
 from edgessl.data.arrays import channel_stats
 from edgessl.errors import DataError
 
@@ -22,7 +22,7 @@ CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
 def private_cache(tmp_path_factory, monkeypatch) -> Path:
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("EDGESSL_CACHE", str(cache))
-    return cache / "folders"
+    return cache / "images"
 
 
 def copy_subset(source: Path, target: Path, per_class: int) -> Path:
@@ -88,14 +88,16 @@ def test_corrupt_files_are_skipped_and_reported(cifar10_small, tmp_path) -> None
 def test_decoded_once_then_read_from_cache(cifar10_small, tmp_path, private_cache, monkeypatch) -> None:
     root = copy_subset(cifar10_small, tmp_path / "folder", per_class=3)
     first = read_split_arrays(str(root), "train", image_size=24)
-    assert len(list(private_cache.glob("*.npz"))) == 1
+    assert len([p for p in private_cache.iterdir() if p.is_dir()]) == 1
+    assert first.cache is not None and first.cache.built
 
     def fail(path: Path, size: int) -> np.ndarray:
         raise AssertionError(f"decoded {path} again instead of reading the cache")
 
-    monkeypatch.setattr(image_folder, "decode_image", fail)
+    monkeypatch.setattr(decode, "decode_image", fail)
     again = read_split_arrays(str(root), "train", image_size=24)
     assert np.array_equal(first.images, again.images) and np.array_equal(first.labels, again.labels)
+    assert again.cache is not None and not again.cache.built and isinstance(again.images, np.memmap)
     # A changed file is a new key: decoded again (here: every file fails, so a DataError).
     target = next((root / "cat").iterdir())
     os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 10**9))
