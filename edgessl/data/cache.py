@@ -102,9 +102,10 @@ class CacheStatus:
     resumed_rows: int = 0
 
     def describe(self) -> str:
+        """``"cache built in 41.2s (1,024 rows resumed)"`` or ``"cache reused in 0.3s"``: what the start line says."""
         how = "built" if self.built else "reused"
-        resumed = f", {self.resumed_rows:,} rows resumed" if self.resumed_rows else ""
-        return f"cache {how} in {self.seconds:.1f}s{resumed} ({self.path})"
+        resumed = f" ({self.resumed_rows:,} rows resumed)" if self.resumed_rows else ""
+        return f"cache {how} in {self.seconds:.1f}s{resumed}"
 
 
 @dataclass(frozen=True)
@@ -274,22 +275,32 @@ def build_cache(source: ImageSource, size: int, partial: Path) -> int:
         with images_path.open("wb") as handle:
             handle.truncate(int(np.prod(shape)))  # sparse until written
         (partial / "shape.json").write_text(json.dumps(list(shape)))
-    chunks = [range(start, min(start + CHUNK_ROWS, count)) for start in range(0, count, CHUNK_ROWS)]
-    todo = [index for index in range(len(chunks)) if index not in done]
-    resumed = sum(len(chunks[index]) for index in done)
+    resumed = sum(rows.stop - rows.start for rows in done)
     with (partial / "done.jsonl").open("a") as log:
-        for index, skipped in decode_chunks(source, size, images_path, shape, chunks, todo):
-            done[index] = skipped
-            log.write(json.dumps({"chunk": index, "skipped": skipped}) + "\n")
+        for rows, skipped in decode_chunks(source, size, images_path, shape, remaining_chunks(count, done)):
+            done[rows] = skipped
+            log.write(json.dumps({"rows": [rows.start, rows.stop], "skipped": skipped}) + "\n")
             log.flush()
-            os.fsync(log.fileno())
+            os.fsync(log.fileno())  # the rows' pages were flushed by the worker before it returned
     skipped = {int(row): reason for reasons in done.values() for row, reason in reasons}
     finish(source, plan, partial, shape, skipped)
     return resumed
 
 
-def resume_state(partial: Path, shape: tuple[int, ...]) -> dict[int, list[list]]:
-    """The chunks a killed build finished, ``{chunk: [[row, reason], ...]}``; empty (and cleared) when none are usable."""
+def remaining_chunks(count: int, done: dict[range, list[list]]) -> list[range]:
+    """The rows no finished chunk covers, cut into chunks of ``CHUNK_ROWS``."""
+    gaps, position = [], 0
+    for start, stop in merged([(rows.start, rows.stop) for rows in done]) + [(count, count)]:
+        if start > position:
+            gaps.append((position, start))
+        position = max(position, stop)
+    return [
+        range(a, min(a + CHUNK_ROWS, stop)) for start, stop in gaps for a in range(start, stop, CHUNK_ROWS)
+    ]
+
+
+def resume_state(partial: Path, shape: tuple[int, ...]) -> dict[range, list[list]]:
+    """The chunks a killed build finished, ``{rows: [[row, reason], ...]}``; empty (and cleared) when none are usable."""
     try:
         if json.loads((partial / "shape.json").read_text()) != list(shape):
             raise ValueError("another shape")
@@ -301,7 +312,7 @@ def resume_state(partial: Path, shape: tuple[int, ...]) -> dict[int, list[list]]
                 record = json.loads(line)
             except ValueError:  # the line being written when the build was killed
                 continue
-            done[int(record["chunk"])] = record["skipped"]
+            done[range(*record["rows"])] = record["skipped"]
         return done
     except (OSError, ValueError, KeyError, TypeError):
         shutil.rmtree(partial, ignore_errors=True)
@@ -309,26 +320,24 @@ def resume_state(partial: Path, shape: tuple[int, ...]) -> dict[int, list[list]]
 
 
 def decode_chunks(
-    source: ImageSource,
-    size: int,
-    images_path: Path,
-    shape: tuple[int, ...],
-    chunks: list[range],
-    todo: list[int],
-) -> Iterator[tuple[int, list[list]]]:
-    """``(chunk, skipped rows)`` as each chunk is written: in worker processes, or here for a small source."""
-    workers = min(decode_workers(), len(todo))
-    if workers <= 1 or sum(len(chunks[i]) for i in todo) <= IN_PROCESS_ROWS:
+    source: ImageSource, size: int, images_path: Path, shape: tuple[int, ...], chunks: list[range]
+) -> Iterator[tuple[range, list[list]]]:
+    """``(rows, skipped rows)`` as each chunk is written: in worker processes, or here for a small source."""
+    workers = min(decode_workers(), len(chunks))
+    if workers <= 1 or sum(len(rows) for rows in chunks) <= IN_PROCESS_ROWS:
         start_worker(source, size, images_path, shape)
-        for index in todo:
-            yield index, decode_chunk(chunks[index])
+        try:
+            for rows in chunks:
+                yield rows, decode_chunk(rows)
+        finally:
+            os.close(_WORKER.pop("file").descriptor)
         return
     # forkserver: the workers start from a clean interpreter, not a fork of one with torch's threads
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=start_worker, initargs=(source, size, images_path, shape)
     ) as pool:
-        futures = {pool.submit(decode_chunk, chunks[index]): index for index in todo}
+        futures = {pool.submit(decode_chunk, rows): rows for rows in chunks}
         for future in as_completed(futures):
             yield futures[future], future.result()
 
@@ -339,25 +348,54 @@ def decode_workers() -> int:
     return int(configured) if configured else len(os.sched_getaffinity(0))
 
 
-_WORKER: dict = {}  # per worker process: the source, the size and the open map (set by start_worker)
+@dataclass(frozen=True)
+class RowFile:
+    """``images.u8`` read and written a block of rows at a time with ``pread``/``pwrite``.
+
+    Building never maps the file: pages a process maps count towards its RSS, and a
+    builder that mapped a 35 GB file would look (and, under memory pressure, act) 35 GB large.
+    """
+
+    descriptor: int
+    row_shape: tuple[int, ...]
+
+    @property
+    def row_bytes(self) -> int:
+        return int(np.prod(self.row_shape))
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        wanted = (stop - start) * self.row_bytes
+        data = os.pread(self.descriptor, wanted, start * self.row_bytes)
+        if len(data) != wanted:
+            raise DataError(f"the image cache file ended early: read {len(data):,} of {wanted:,} bytes")
+        return np.frombuffer(data, dtype=np.uint8).reshape(stop - start, *self.row_shape)
+
+    def write(self, start: int, block: np.ndarray) -> None:
+        view, offset = memoryview(np.ascontiguousarray(block)).cast("B"), start * self.row_bytes
+        while view:  # pwrite may write less than asked
+            written = os.pwrite(self.descriptor, view, offset)
+            view, offset = view[written:], offset + written
+
+
+_WORKER: dict = {}  # per worker process: the source, the size and the open file (set by start_worker)
 
 
 def start_worker(source: ImageSource, size: int, images_path: Path, shape: tuple[int, ...]) -> None:
-    _WORKER.update(
-        source=source, size=size, images=np.memmap(images_path, dtype=np.uint8, mode="r+", shape=shape)
-    )
+    _WORKER.update(source=source, size=size, file=RowFile(os.open(images_path, os.O_WRONLY), shape[1:]))
 
 
 def decode_chunk(rows: range) -> list[list]:
-    """Decode ``rows`` straight into the map (one image in memory at a time); ``[[row, reason]]`` of those skipped."""
-    source, size, images = _WORKER["source"], _WORKER["size"], _WORKER["images"]
+    """Decode ``rows`` and write them as one block (one chunk in memory); ``[[row, reason]]`` of those skipped."""
+    source, size, file = _WORKER["source"], _WORKER["size"], _WORKER["file"]
+    block = np.zeros((len(rows), *file.row_shape), dtype=np.uint8)
     skipped = []
-    for row, decoded in zip(rows, source.decode_rows(rows, size)):
+    for offset, decoded in enumerate(source.decode_rows(rows, size)):
         if isinstance(decoded, str):
-            skipped.append([row, decoded])
+            skipped.append([rows.start + offset, decoded])
         else:
-            images[row] = decoded
-    images.flush()
+            block[offset] = decoded
+    file.write(rows.start, block)
+    os.fdatasync(file.descriptor)  # on disk before done.jsonl says so
     return skipped
 
 
@@ -371,44 +409,45 @@ def finish(
         raise DataError(
             f"none of the {shape[0]} images of {source.description} could be decoded, e.g. {skipped[0]}"
         )
-    images = np.memmap(partial / "images.u8", dtype=np.uint8, mode="r+", shape=shape)
-    kept = compact(images, keep)
-    del images
-    if kept < shape[0]:
-        os.truncate(partial / "images.u8", kept * int(np.prod(shape[1:])))
-    new_shape = (kept, *shape[1:])
-    images = np.memmap(partial / "images.u8", dtype=np.uint8, mode="r", shape=new_shape)
-    position = np.concatenate([[0], np.cumsum(keep)])  # old row -> new row
-    splits = {name: (int(position[a]), int(position[b])) for name, (a, b) in plan.splits.items()}
-    mean, std = range_stats(images, [splits[name] for name in STATS_SPLITS if name in splits])
+    descriptor = os.open(partial / "images.u8", os.O_RDWR)
+    try:
+        file = RowFile(descriptor, shape[1:])
+        kept = compact(file, keep)
+        os.ftruncate(descriptor, kept * file.row_bytes)
+        position = np.concatenate([[0], np.cumsum(keep)])  # old row -> new row
+        splits = {name: (int(position[a]), int(position[b])) for name, (a, b) in plan.splits.items()}
+        mean, std = range_stats(file, [splits[name] for name in STATS_SPLITS if name in splits])
+        checksums = [[row, row_checksum(file.read(row, row + 1), 0)] for row in sampled_rows(kept)]
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
     np.save(partial / "labels.npy", plan.labels[keep].astype(np.int64))
     (partial / "names.txt").write_text("".join(f"{name}\n" for name, ok in zip(plan.names, keep) if ok))
     index = {
         "format": CACHE_FORMAT,
         "source": source.description,
-        "shape": list(new_shape),
+        "shape": [kept, *shape[1:]],
         "splits": splits,
         "class_names": list(plan.class_names),
         "mean": list(mean),
         "std": list(std),
         "skipped": [reason for _, reason in sorted(skipped.items())],
-        "checksums": [[row, row_checksum(images, row)] for row in sampled_rows(kept)],
+        "checksums": checksums,
     }
     for name in ("shape.json", "done.jsonl"):
         (partial / name).unlink()
     (partial / "index.json").write_text(json.dumps(index))
 
 
-def compact(images: np.ndarray, keep: np.ndarray) -> int:
+def compact(file: RowFile, keep: np.ndarray) -> int:
     """Move the kept rows down over the skipped ones, in order, a chunk at a time; the number kept."""
     write = 0
     for start, stop in kept_runs(keep):
         for block in range(start, stop, CHUNK_ROWS):
             end = min(block + CHUNK_ROWS, stop)
             if write != block:
-                images[write : write + end - block] = images[block:end]
+                file.write(write, file.read(block, end))
             write += end - block
-    images.flush()
     return write
 
 
@@ -418,11 +457,12 @@ def kept_runs(keep: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
-def range_stats(images: np.ndarray, ranges: Sequence[tuple[int, int]]) -> tuple[RGB, RGB]:
-    """Channel statistics over the union of row ranges (each row counted once)."""
+def range_stats(file: RowFile, ranges: Sequence[tuple[int, int]]) -> tuple[RGB, RGB]:
+    """Channel statistics over the union of row ranges (each row counted once), a chunk at a time."""
     counts = np.zeros((3, 256), dtype=np.float64)
     for start, stop in merged(ranges):
-        counts += channel_counts(images[start:stop])
+        for block in range(start, stop, CHUNK_ROWS):
+            counts += channel_counts(file.read(block, min(block + CHUNK_ROWS, stop)))
     return stats_from_counts(counts)
 
 

@@ -148,11 +148,16 @@ def start_line(trainer: Any, changes: dict[str, tuple[Any, Any]] | None) -> str:
     optimizer = trainer.method_config.optimizer
     return (
         f"{what}: {config.method} ({config.recipe} recipe) on {config.backbone}{frozen_clause(trainer.method)}, "
-        f"{len(data):,} images {data.image_size}px, "
+        f"{len(data):,} images {data.image_size}px{cache_clause(data)}, "
         f"batch {plan.global_batch} ({accelerator.num_processes} process(es) x {config.grad_accum} accumulation), "
         f"lr {scaled_lr(optimizer, plan.global_batch):.4g} ({optimizer.name}), "
         f"{plan.steps_per_epoch} steps/epoch x {config.epochs} epochs on {accelerator.device} -> {config.out}"
     )
+
+
+def cache_clause(data: Any) -> str:
+    """``" (cache reused in 0.3s)"`` for a decoded source (folders, hf:, wds:); nothing for in-memory datasets."""
+    return f" ({data.cache.describe()})" if data.cache is not None else ""
 
 
 def frozen_clause(method: Any) -> str:
