@@ -31,7 +31,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,40 +69,53 @@ class FolderLayout:
         return sorted(names)
 
 
-def image_files(folder: Path) -> list[Path]:
-    """Image files anywhere below ``folder`` with a known extension (any case), sorted."""
-    return sorted(
-        path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
-    )
+def image_files(folder: Path) -> list[str]:
+    """Image files anywhere below ``folder`` with a known extension (any case), as paths sorted part by part.
+
+    ``os.scandir`` on strings rather than ``Path.rglob``: at 200,000 files pathlib's
+    objects cost 5 s of every start. Like ``rglob``, symbolic links to files are
+    followed and symbolic links to folders are not.
+    """
+    found, pending = [], [str(folder)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS and entry.is_file():
+                    found.append(entry.path)
+    return sorted(found, key=lambda path: path.split(os.sep))
 
 
-def class_folders(folder: Path) -> dict[str, list[Path]]:
-    """``{class name: files}`` for the sub-folders of ``folder`` that contain images."""
+def class_folders(folder: Path, skip: Collection[str] = ()) -> dict[str, list[str]]:
+    """``{class name: files}`` for the sub-folders of ``folder`` (but ``skip``) that contain images."""
     classes = {}
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if sub.name in skip or sub.name == UNLABELED_FOLDER:
+            continue
         files = image_files(sub)
-        if files and sub.name != UNLABELED_FOLDER:
+        if files:
             classes[sub.name] = files
     return classes
 
 
-def name_hash(path: Path) -> str:
-    return hashlib.sha1(path.name.encode()).hexdigest()
+def name_hash(path: str) -> str:
+    return hashlib.sha1(os.path.basename(path).encode()).hexdigest()
 
 
-def hash_split(files: list[Path]) -> tuple[list[Path], list[Path]]:
+def hash_split(files: list[str]) -> tuple[list[str], list[str]]:
     """(train, test) of one class: the ``TEST_FRACTION`` of files with the smallest name hash go to test.
 
     At least one test image for any class with two or more images.
     """
-    ordered = sorted(files, key=lambda path: (name_hash(path), path.name))
+    ordered = sorted(files, key=lambda path: (name_hash(path), os.path.basename(path)))
     n_test = max(1, round(len(files) * TEST_FRACTION)) if len(files) > 1 else 0
     test = set(ordered[:n_test])
     return [p for p in files if p not in test], [p for p in files if p in test]
 
 
 # split -> {class: files}, and split -> where those files come from (completed with counts later)
-SplitParts = tuple[dict[str, dict[str, list[Path]]], dict[str, str]]
+SplitParts = tuple[dict[str, dict[str, list[str]]], dict[str, str]]
 
 
 def hashed_parts(folder: Path) -> SplitParts:
@@ -130,7 +144,7 @@ def split_folder_parts(root: Path, found: list[str]) -> SplitParts:
             )
     if "train" not in found:
         raise DataError(f"{root} has {', '.join(f + '/' for f in found)} but no train/: {LAYOUT_HINT}")
-    beside = sorted(set(class_folders(root)) - set(SPLIT_FOLDERS))
+    beside = sorted(class_folders(root, skip=SPLIT_FOLDERS))
     if beside:
         raise DataError(
             f"{root} holds split folders ({', '.join(f + '/' for f in found)}) and class folders beside them "
@@ -159,11 +173,10 @@ def discover(root: Path) -> FolderLayout:
     parts, where = split_folder_parts(root, found) if found else hashed_parts(root)
     class_names = tuple(sorted(set(parts["train"]) | set(parts["test"])))
     label_of = {name: index for index, name in enumerate(class_names)}
+    prefix = str(root) + os.sep
     labelled = {
         split: [
-            (str(path.relative_to(root)), label_of[name])
-            for name, files in parts[split].items()
-            for path in files
+            (path[len(prefix) :], label_of[name]) for name, files in parts[split].items() for path in files
         ]
         for split in ("train", "test")
     }
@@ -184,7 +197,7 @@ def unlabeled_files(root: Path, train: list[tuple[str, int]]) -> tuple[list[str]
     folder = root / UNLABELED_FOLDER
     files = image_files(folder) if folder.is_dir() else []
     if files:
-        return [str(path.relative_to(root)) for path in files], f"{folder}/"
+        return [path[len(str(root) + os.sep) :] for path in files], f"{folder}/"
     if train:
         return [name for name, _ in train], "the train split, without labels (there is no unlabeled/)"
     loose = [
@@ -208,9 +221,10 @@ class FolderSource:
 
     def fingerprint(self) -> str:
         """Every file's name, size and mtime: a changed, added or removed file is a new cache."""
+        prefix = str(self.root) + os.sep
         entries = []
         for name in self.layout.files():
-            stat = (self.root / name).stat()
+            stat = os.stat(prefix + name)
             entries.append((name, stat.st_size, stat.st_mtime_ns))
         return hashlib.sha256(json.dumps([str(self.root), entries]).encode()).hexdigest()
 
