@@ -80,10 +80,11 @@ def time_training_steps(step: TrainStep, steps: int, warmup: int, meter: EnergyM
     # One step an "epoch", so first-epoch rules (DINO's frozen last layer) end with the warm-up as in a real run.
     batch, total = [torch.arange(len(step.images))], max(warmup + steps, 1)
     for index in range(warmup):
-        step(batch, TrainingProgress(index, 1, total))
+        step(batch, TrainingProgress(index, 1, total), batch)
     with meter:
         for index in range(warmup, warmup + steps):
-            step(batch, TrainingProgress(index, 1, total))
+            step(batch, TrainingProgress(index, 1, total), batch if index + 1 < total else None)
+    step.feeder.close()
 
 
 def profiling_accelerator(device: torch.device):  # -> accelerate.Accelerator

@@ -60,10 +60,3 @@ def micro_batches(order: torch.Tensor, plan: BatchPlan, batch_in_epoch: int) -> 
     """This process's micro-batch indices for one optimiser step (the last partial batch is dropped)."""
     start = batch_in_epoch * plan.global_batch + plan.process_index * plan.per_process
     return list(order[start : start + plan.per_process].split(plan.micro_batch))
-
-
-def place_images(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """The uint8 dataset on the device when it takes under a quarter of its memory, else left on the host."""
-    if device.type == "cuda" and images.numel() < torch.cuda.get_device_properties(device).total_memory // 4:
-        return images.to(device)
-    return images.pin_memory() if device.type == "cuda" else images

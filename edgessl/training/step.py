@@ -1,8 +1,9 @@
 """One optimiser step: the unit the trainer loops over and the profiler times.
 
 A step takes a list of index micro-batches into the uint8 dataset (one per accumulation
-step; :func:`~edgessl.training.sampling.micro_batches`), and for each moves the images to
-the device, runs the method's forward (its views are made there) and accelerate's
+step; :func:`~edgessl.training.sampling.micro_batches`), takes their images on the device
+from its :mod:`~edgessl.training.batches` feeder (which may already be moving the next
+step's), and for each runs the method's forward (its views are made there) and accelerate's
 backward, with gradient synchronisation only on the last; then gradient clipping, the
 method's pre-step hook, the optimiser, the schedules and the method's momentum update.
 The trainer and ``edgessl profile`` build it with the same :func:`build_train_step`, so
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 
 from edgessl.methods import Method, StepOutput, TrainingProgress
+from edgessl.training.batches import BatchFeeder, build_feeder
 from edgessl.training.optim import (
     OptimizerConfig,
     Schedules,
@@ -26,7 +28,6 @@ from edgessl.training.optim import (
     check_clipping,
     clip_gradients,
 )
-from edgessl.training.sampling import place_images
 
 
 @dataclass
@@ -37,23 +38,36 @@ class TrainStep:
     model: torch.nn.Module  # the method, wrapped by accelerate (DDP under several processes)
     optimizer: torch.optim.Optimizer
     scheduler: Schedules
-    images: torch.Tensor  # the uint8 dataset, on the device when it fits (place_images)
+    feeder: BatchFeeder  # the uint8 dataset's micro-batches, on the device
     optimizer_config: OptimizerConfig  # gradient clipping
+
+    @property
+    def images(self) -> torch.Tensor:
+        return self.feeder.images
 
     @property
     def method(self) -> Method:
         return self.accelerator.unwrap_model(self.model)
 
-    def __call__(self, chunks: list[torch.Tensor], progress: TrainingProgress) -> StepOutput:
+    def __call__(
+        self,
+        chunks: list[torch.Tensor],
+        progress: TrainingProgress,
+        upcoming: list[torch.Tensor] | None = None,
+    ) -> StepOutput:
         """One step over the micro-batches ``chunks``, the run's step ``progress.step``.
 
-        The mean loss and the diagnostics stay on the device (reading them waits for it).
+        ``upcoming`` (the next step's micro-batches, when there is one) starts moving
+        while this step runs. The mean loss and the diagnostics stay on the device
+        (reading them waits for it).
         """
         device, method = self.accelerator.device, self.method
         method.progress = progress
+        batches = self.feeder.take(chunks)
+        if upcoming is not None:
+            self.feeder.prefetch(upcoming)
         total, metrics = torch.zeros((), device=device), {}
-        for index, chunk in enumerate(chunks):
-            batch = self.images[chunk.to(self.images.device)].to(device, non_blocking=True)
+        for index, batch in enumerate(batches):
             with nullcontext() if index == len(chunks) - 1 else self.accelerator.no_sync(self.model):
                 out = self.model(batch)
                 self.accelerator.backward(out.loss)  # divides by grad_accum
@@ -80,11 +94,11 @@ def build_train_step(
     total_steps: int,
     images: torch.Tensor,
 ) -> TrainStep:
-    """The step of ``method`` on ``accelerator``'s device: optimiser at ``batch_size``'s scaled lr, schedules, images placed."""
+    """The step of ``method`` on ``accelerator``'s device: optimiser at ``batch_size``'s scaled lr, schedules, images fed."""
     check_clipping(optimizer_config)
     method.to(accelerator.device)
     optimizer = build_optimizer(method, optimizer_config, batch_size)
     scheduler = build_scheduler(optimizer, optimizer_config, steps_per_epoch, total_steps)
     model, optimizer = accelerator.prepare(method, optimizer)
-    placed = place_images(images, accelerator.device)
-    return TrainStep(accelerator, model, optimizer, scheduler, placed, optimizer_config)
+    feeder = build_feeder(images, accelerator.device)
+    return TrainStep(accelerator, model, optimizer, scheduler, feeder, optimizer_config)

@@ -93,8 +93,9 @@ class Trainer:
             start_from_weights(self.method, config.weights)
         self._prepare_optimisation()
         self.monitor = run_monitor(self.config, self.dataset, self.accelerator, self.console)
-        # one shuffle per epoch, drawn when the epoch starts (a function of seed and epoch only)
-        self.epoch_order = lru_cache(maxsize=1)(partial(epoch_permutation, len(data), config.seed))
+        # one shuffle per epoch, a function of seed and epoch only; two are held because an
+        # epoch's last step already reads the next epoch's first batch (for the feeder)
+        self.epoch_order = lru_cache(maxsize=2)(partial(epoch_permutation, len(data), config.seed))
 
     def _prepare_optimisation(self) -> None:
         """The step (optimiser, schedules, accelerate-wrapped model) and its state, restored when resuming."""
@@ -118,11 +119,17 @@ class Trainer:
         """The optimiser step of batch ``batch_in_epoch`` of the epoch's ``order``; the loss stays on the device."""
         position = self.state.position
         chunks = micro_batches(order, self.plan, batch_in_epoch)
-        out = self.train_step(
-            chunks, TrainingProgress(position.step, self.plan.steps_per_epoch, self.total_steps)
-        )
+        progress = TrainingProgress(position.step, self.plan.steps_per_epoch, self.total_steps)
+        out = self.train_step(chunks, progress, self.upcoming_chunks(position.step + 1))
         position.step += 1
         return out
+
+    def upcoming_chunks(self, step: int) -> list[torch.Tensor] | None:
+        """The micro-batches of run step ``step`` (for the feeder to start moving), None past the last."""
+        if step >= self.total_steps:
+            return None
+        epoch, batch_in_epoch = divmod(step, self.plan.steps_per_epoch)
+        return micro_batches(self.epoch_order(epoch), self.plan, batch_in_epoch)
 
     def run(self) -> TrainResult:
         """Train under the run folder's lock (only the main process writes files)."""
@@ -176,6 +183,7 @@ class Trainer:
                     self._save(epoch_file=False)
         finally:
             view.close()
+            self.train_step.feeder.close()
         if stop.requested:
             raise TrainingInterrupted(self.folder.last, position.step)
         return self._result(first_step, loss)
