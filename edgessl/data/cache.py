@@ -245,7 +245,7 @@ def map_cache(folder: Path, started: float, built: bool, resumed_rows: int = 0) 
             tuple(index["skipped"]),
             status,
         )
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, EOFError, ValueError, KeyError, TypeError):  # np.load of an empty file is an EOFError
         return None
 
 

@@ -101,6 +101,8 @@ def test_processes_racing_to_build_share_one_cache(cifar10_small, private_cache)
     "damage",
     [
         pytest.param(lambda folder: os.truncate(folder / "images.u8", 1000), id="truncated"),
+        pytest.param(lambda folder: os.truncate(folder / "images.u8", 0), id="images-empty"),
+        pytest.param(lambda folder: os.truncate(folder / "labels.npy", 0), id="labels-empty"),
         pytest.param(lambda folder: (folder / "index.json").write_text("{not json"), id="index"),
         pytest.param(lambda folder: (folder / "labels.npy").unlink(), id="labels-missing"),
         pytest.param(lambda folder: zero_last_row(folder), id="zeroed-last-row"),
