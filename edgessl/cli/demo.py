@@ -19,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--data",
         default=d.data,
-        help="dataset: shapes10 (built in), stl10, cifar10, cifar100, or an image folder",
+        help="dataset: shapes10 (built in), stl10, cifar10, cifar100, an image folder, hf:PATH or wds:PATTERN",
     )
     parser.add_argument(
         "--data-root", default=d.data_root, help="where the dataset's files are (stl10, cifar10, cifar100)"

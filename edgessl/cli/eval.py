@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from edgessl.cli.data_columns import add_column_options, data_with_columns
 from edgessl.cli.weights import add_weights_options, normalization
 
 # CLI flag -> protocol option; each goes only to the protocols that have that option
@@ -33,8 +34,11 @@ ONNX_OPTIONS = ("k", "metric")  # what edgessl.export.ort_eval.evaluate_onnx tak
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``eval`` and ``sweep``: data, protocols, protocol options, device."""
     parser.add_argument(
-        "--data", default="shapes10", help="dataset name or image-folder path (default: shapes10)"
+        "--data",
+        default="shapes10",
+        help="dataset name, image-folder path, hf:PATH_OR_NAME or wds:PATTERN (default: shapes10)",
     )
+    add_column_options(parser)
     parser.add_argument(
         "--data-root",
         help="folder holding the dataset's files (e.g. the one with stl10_binary/ or cifar-10-batches-bin/)",
@@ -89,6 +93,7 @@ def options_of(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     from edgessl.errors import ConfigError
 
+    args.data = data_with_columns(args.data, args)
     given = [args.target is not None, args.onnx is not None, args.weights is not None]
     if sum(given) != 1:
         raise ConfigError(

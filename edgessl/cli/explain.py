@@ -15,7 +15,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("target", metavar="RUN_OR_CHECKPOINT", help="a run folder or a checkpoint file")
     parser.add_argument(
-        "--data", required=True, help="dataset name or image folder with labelled train/test splits"
+        "--data",
+        required=True,
+        help="dataset name, image folder, hf:PATH or wds:PATTERN with labelled train/test splits",
     )
     parser.add_argument("--data-root", help="where the dataset's files are")
     parser.add_argument(

@@ -26,12 +26,13 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from edgessl.cli.console import make_console
+    from edgessl.cli.data_columns import data_with_columns
     from edgessl.cli.eval import options_of, progress_printer, protocols_of, records_table
     from edgessl.evaluation import sweep_run
 
     result = sweep_run(
         args.run,
-        args.data,
+        data_with_columns(args.data, args),
         protocols_of(args),
         args.data_root,
         args.image_size,

@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import textwrap
 
+from edgessl.cli.data_columns import add_column_options, data_with_columns
+
 LAUNCHING = """several GPUs, CPU processes or machines (one process per GPU; --batch-size stays global):
   accelerate config                                   # once per machine: GPUs, machines, mixed precision
   accelerate launch -m edgessl train --method simclr ...          # then: with that configuration
@@ -31,7 +33,12 @@ processes training got; accelerate launch --cpu starts only one (edgessl refuses
 FLAGS = (
     ("method", "--method", str, "self-supervised method (default simclr)"),
     ("backbone", "--backbone", str, "encoder architecture (default shufflenetv2; see 'edgessl backbones')"),
-    ("data", "--data", str, "dataset name or image-folder path (default shapes10)"),
+    (
+        "data",
+        "--data",
+        str,
+        "dataset name, image-folder path, hf:PATH_OR_NAME (Hugging Face) or wds:PATTERN (WebDataset shards); default shapes10",
+    ),
     ("data_root", "--data-root", str, "folder holding the dataset's files (e.g. the one with stl10_binary/)"),
     ("split", "--split", str, "pretext split (default unlabeled)"),
     ("image_size", "--image-size", int, "training image size (default: the dataset's native size)"),
@@ -122,6 +129,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     for dest, flag, kind, text in FLAGS:
         parser.add_argument(flag, dest=dest, type=kind, help=text)
+    add_column_options(parser)
     parser.add_argument(
         "--deterministic",
         action="store_true",
@@ -175,6 +183,7 @@ def requested(args: argparse.Namespace):  # -> TrainConfig
     from edgessl.training.resolve import requested_config
 
     flags = {dest: getattr(args, dest) for dest, *_ in FLAGS}
+    flags["data"] = data_with_columns(args.data, args)
     flags["deterministic"] = args.deterministic
     flags["plots"] = args.plots
     flags["weights"] = args.weights

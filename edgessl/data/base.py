@@ -1,7 +1,9 @@
-"""The one thing every dataset hands over: uint8 images in memory, labels, statistics.
+"""The one thing every dataset hands over: uint8 images, labels, statistics.
 
 Augmentation runs batched on the training device, so datasets never decode or
-transform per sample at training time; they decode once into a uint8 tensor.
+transform per sample at training time: they decode once into a uint8 array (for image
+folders, Hugging Face datasets and WebDataset shards a memory map of the decode-once
+cache, which every process on the machine shares), wrapped here as a tensor without a copy.
 """
 
 from __future__ import annotations
