@@ -17,12 +17,24 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
+
+from annotated_types import Ge, Gt, Le, Lt
 
 from edgessl.errors import ConfigError
 
 C = TypeVar("C")
+
+# A field's valid range, declared with the field (``lr: PositiveFloat = 1e-3``) and checked by
+# pydantic in :func:`config_from_dict`: an out-of-range value is one ConfigError line before anything runs.
+PositiveFloat = Annotated[float, Gt(0), Lt(math.inf)]  # finite and > 0 (nan fails both)
+NonNegativeFloat = Annotated[float, Ge(0), Lt(math.inf)]
+Fraction = Annotated[float, Ge(0), Le(1)]  # a probability or share, 0..1
+PositiveFraction = Annotated[float, Gt(0), Le(1)]  # a share that cannot be empty (a crop's area)
+PositiveInt = Annotated[int, Ge(1)]
+NonNegativeInt = Annotated[int, Ge(0)]
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

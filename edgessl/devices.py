@@ -23,6 +23,10 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         raise ConfigError(
             f"device '{device}' asked for, but torch sees {torch.cuda.device_count()} CUDA device(s)"
         )
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(
+            f"device '{device}' asked for, but torch sees no Apple MPS device; use --device cpu"
+        )
     if resolved.type not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"device '{device}' is not supported by edgessl; {DEVICE_HINT}")
     return resolved

@@ -42,6 +42,7 @@ from edgessl.data.arrays import (
     whole_records,
 )
 from edgessl.errors import DataError
+from edgessl.textfiles import read_text
 
 NATIVE_SIZE = 32
 IMAGE_BYTES = 3 * NATIVE_SIZE * NATIVE_SIZE  # 3,072
@@ -186,7 +187,8 @@ def read_class_names(form: CifarFormat, folder: Path) -> tuple[str, ...]:
     path = folder / form.names_file
     if not path.is_file():
         return form.class_names
-    names = tuple(line.strip() for line in path.read_text().splitlines() if line.strip())
+    text = read_text(path, f"{form.dataset} class names file", DataError)
+    names = tuple(line.strip() for line in text.splitlines() if line.strip())
     if len(names) != len(form.class_names):
         raise DataError(
             f"{path} lists {len(names)} class names, {form.dataset} has {len(form.class_names)}; "

@@ -161,6 +161,14 @@ def split_folder_parts(root: Path, found: list[str]) -> SplitParts:
     }
 
 
+def resolved_folder(root: Path) -> Path:
+    """``root`` made absolute with its links followed; a symbolic-link loop is a DataError, not a traceback."""
+    try:
+        return root.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a link loop (Python < 3.13), OSError after
+        raise DataError(f"image folder {root} cannot be opened ({exc}): {LAYOUT_HINT}") from None
+
+
 def discover(root: Path) -> FolderLayout:
     """The split layout of an image folder; a DataError when it has no images at all.
 
@@ -255,7 +263,7 @@ class FolderSource:
 def read_image_folder(root: Path, split: str, image_size: int | None = None) -> SplitArrays:
     """One split of the image folder ``root``, as uint8 arrays (views of the cache's map) at ``image_size`` (default 96)."""
     check_split("image-folder", split, SPLITS)
-    root = root.resolve()
+    root = resolved_folder(root)
     layout = discover(root)
     cached = open_cache(FolderSource(root, layout), image_size or DEFAULT_IMAGE_SIZE)
     return cached.split_arrays(root.name, split, f"of image folder {root}", LAYOUT_HINT)

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from annotated_types import Ge
 
 from edgessl.augment import ViewAugment
+from edgessl.config import NonNegativeFloat, PositiveFloat, PositiveFraction, PositiveInt
 from edgessl.data.base import ImageDataset
-from edgessl.errors import ConfigError
 from edgessl.evaluation.features import FeatureCache, extract_features, to_unit_float
 from edgessl.evaluation.linear import Classifier, seeded_linear
 from edgessl.evaluation.protocols import PROTOCOLS, Protocol
@@ -29,13 +31,13 @@ from edgessl.evaluation.results import Curve, EvalResult
 class FinetuneOptions:
     """Fine-tuning options; Adam with its default learning rate, as in the study."""
 
-    epochs: int = 20
-    lr: float = 1e-3  # Adam (Kingma & Ba's default), encoder and head alike
-    weight_decay: float = 0.0
-    batch_size: int = 64
+    epochs: PositiveInt = 20
+    lr: PositiveFloat = 1e-3  # Adam (Kingma & Ba's default), encoder and head alike
+    weight_decay: NonNegativeFloat = 0.0
+    batch_size: Annotated[int, Ge(2)] = 64  # batch norm needs two samples
     augment: bool = True  # random crop (area >= min_crop_scale) + horizontal flip
-    min_crop_scale: float = 0.8
-    eval_batch_size: int = 256
+    min_crop_scale: PositiveFraction = 0.8
+    eval_batch_size: PositiveInt = 256
     seed: int = 0  # head initialisation, shuffling and augmentation
 
 
@@ -59,12 +61,6 @@ def run_finetune(
     features: FeatureCache, train: ImageDataset, test: ImageDataset, options: FinetuneOptions
 ) -> EvalResult:
     """Train a copy of ``model`` with a new head on ``train``; test accuracy after every epoch."""
-    if options.epochs < 1 or options.batch_size < 2:
-        raise ConfigError(
-            f"fine-tuning needs epochs >= 1 and batch_size >= 2, got {options.epochs} and {options.batch_size}"
-        )
-    if not 0 < options.min_crop_scale <= 1:
-        raise ConfigError(f"min_crop_scale must be in (0, 1], got {options.min_crop_scale}")
     model, device = features.model, features.device  # trains a copy of the model, not frozen features
     generator = torch.Generator().manual_seed(options.seed)  # head and shuffling, on the CPU
     augment_generator = torch.Generator(device=device).manual_seed(

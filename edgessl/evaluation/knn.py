@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from edgessl.config import PositiveFloat, PositiveInt
 from edgessl.data.base import ImageDataset
 from edgessl.errors import ConfigError, DataError
 from edgessl.evaluation.features import FeatureCache
@@ -43,10 +44,10 @@ KNN_METRICS: Registry[VoterFactory] = Registry("kNN metric")
 class KnnOptions:
     """kNN protocol options; defaults are the study's metric with the usual SSL k."""
 
-    k: int = 200  # neighbours; clipped to the bank size
+    k: PositiveInt = 200  # neighbours; clipped to the bank size
     metric: str = "euclidean"  # one of KNN_METRICS: euclidean (majority vote) or cosine (weighted)
-    temperature: float = 0.1  # cosine only: weight exp(similarity / temperature)
-    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET
+    temperature: PositiveFloat = 0.1  # cosine only: weight exp(similarity / temperature)
+    memory_budget_bytes: PositiveInt = DEFAULT_MEMORY_BUDGET
 
 
 def bytes_per_query(bank_size: int, k: int, num_classes: int) -> int:
@@ -113,7 +114,7 @@ def knn_predict(
     k: int = 200,
     metric: str = "euclidean",
     temperature: float = 0.1,
-    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget_bytes: PositiveInt = DEFAULT_MEMORY_BUDGET,
 ) -> torch.Tensor:
     """Predicted class ``(N_test,)`` int64 of every test feature, on ``test_features.device``.
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from edgessl.config import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from edgessl.data.base import ImageDataset
-from edgessl.errors import ConfigError
 from edgessl.evaluation.features import FeatureCache
 from edgessl.evaluation.protocols import PROTOCOLS, Protocol
 from edgessl.evaluation.results import Curve, EvalResult
@@ -27,10 +27,10 @@ from edgessl.evaluation.results import Curve, EvalResult
 class LinearOptions:
     """Linear-probe options: Adam with its default learning rate, as the study uses Adam."""
 
-    epochs: int = 100
-    lr: float = 1e-3  # Adam (Kingma & Ba's default)
-    weight_decay: float = 0.0
-    batch_size: int = 256  # features per Adam step; 0 = full batch
+    epochs: PositiveInt = 100
+    lr: PositiveFloat = 1e-3  # Adam (Kingma & Ba's default)
+    weight_decay: NonNegativeFloat = 0.0
+    batch_size: NonNegativeInt = 256  # features per Adam step; 0 = full batch
     standardize: bool = True  # features scaled by train mean/std before the head
     seed: int = 0  # head initialisation and shuffling
 
@@ -94,8 +94,6 @@ def train_linear_classifier(
     ``no_grad`` (e.g. a lazily built classifier).
     """
     options = options or LinearOptions()
-    if options.epochs < 1:
-        raise ConfigError(f"epochs must be at least 1, got {options.epochs}")
     device = train_x.device
     generator = torch.Generator().manual_seed(options.seed)
     x_train = train_x.float()

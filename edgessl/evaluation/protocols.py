@@ -58,7 +58,10 @@ def options_for(protocols: Iterable[str], options: Mapping[str, Any]) -> dict[st
         raise ConfigError(
             f"option(s) {', '.join(unused)} apply to none of the protocols {', '.join(names)}; valid: {valid}"
         )
-    return {name: {key: value for key, value in options.items() if key in known[name]} for name in names}
+    split = {name: {key: value for key, value in options.items() if key in known[name]} for name in names}
+    for name, values in split.items():
+        PROTOCOLS.get(name).make_options(values)  # an out-of-range value fails here, before any model loads
+    return split
 
 
 def require_labels(dataset: ImageDataset, role: str) -> torch.Tensor:

@@ -104,10 +104,27 @@ class ExportOptions:
             raise ConfigError(f"--fixed-batch must be at least 1, got {self.fixed_batch}")
         if self.k < 1:
             raise ConfigError(f"--k must be at least 1, got {self.k}")
+        if self.name is not None and not is_plain_file_stem(self.name):
+            raise ConfigError(
+                f"--name must be a plain file name stem (no folders, no leading dot), got '{self.name}': "
+                "choose the folder with --out"
+            )
         if self.frame_size is not None and self.input == FLOAT_NCHW:
             raise ConfigError(
                 "--frame-size sets the camera frames of --input uint8-nhwc; add --input uint8-nhwc or drop it"
             )
+
+
+def is_plain_file_stem(name: str) -> bool:
+    """A name that stays a file in ``--out``: no separator, not ``.``/``..``, no hidden or control character."""
+    return (
+        bool(name)
+        and "/" not in name
+        and "\\" not in name
+        and not name.startswith(".")
+        and name.isprintable()
+        and Path(name).name == name
+    )
 
 
 @dataclass

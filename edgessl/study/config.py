@@ -133,9 +133,11 @@ def load_study_file(path: str | Path) -> StudyConfig:
     """Read a YAML study config; a syntax error names the file and line."""
     import yaml
 
+    from edgessl.textfiles import load_yaml, read_text
+
     path = Path(path)
     try:
-        values = yaml.safe_load(path.read_text())
+        values = load_yaml(read_text(path, "study config"), str(path))
     except yaml.YAMLError as exc:
         raise ConfigError(
             f"cannot parse study config {path}: {str(exc).splitlines()[0]}; fix the YAML syntax"

@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import string
 from typing import Any
 
 from edgessl.errors import ConfigError
 
 PRECISIONS = ("no", "bf16", "fp16")  # accelerate's mixed_precision values
+OUT_FIELDS = ("method", "backbone")  # what `out` may name in braces
+
+
+def out_template_problem(out: str) -> str | None:
+    """Why ``out`` is not a valid run-folder template (``runs/{method}-{backbone}``), or None.
+
+    Only ``{method}`` and ``{backbone}`` are filled in; any other brace (``{x}``, ``{}``, an
+    unclosed ``{method``) would fail or surprise at ``str.format`` time, after the run began.
+    """
+    hint = "use {method} and {backbone} only, and {{ }} for literal braces"
+    try:
+        parts = [(field, spec, conversion) for _, field, spec, conversion in string.Formatter().parse(out)]
+    except ValueError as exc:
+        return f"out '{out}' is not a valid folder template ({exc}): {hint}"
+    for field, spec, conversion in parts:
+        if field is not None and (field not in OUT_FIELDS or spec or conversion):
+            return f"out '{out}' names {{{field}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}: {hint}"
+    return None
 
 
 @dataclasses.dataclass
@@ -70,7 +90,16 @@ class TrainConfig:
                     self.batch_size is not None and self.batch_size < 1,
                     f"batch_size must be positive (got {self.batch_size})",
                 ),
-                (self.lr is not None and not self.lr > 0, f"lr must be positive (got {self.lr})"),
+                (
+                    self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)),
+                    f"lr must be a positive finite number (got {self.lr})",
+                ),
+                (
+                    self.time_budget_s is not None
+                    and not (self.time_budget_s > 0 and math.isfinite(self.time_budget_s)),
+                    f"time_budget_s must be a positive number of seconds (got {self.time_budget_s})",
+                ),
+                (out_template_problem(self.out) is not None, str(out_template_problem(self.out))),
                 (
                     self.max_steps is not None and self.max_steps < 1,
                     f"max_steps must be at least 1 (got {self.max_steps})",

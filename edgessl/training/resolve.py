@@ -26,6 +26,7 @@ from edgessl.config import config_from_dict, config_to_dict, merge_config
 from edgessl.errors import ConfigError
 from edgessl.methods import MethodConfig, method_class
 from edgessl.runs import CONFIG_FILE
+from edgessl.textfiles import load_yaml, read_text
 from edgessl.training.config import TrainConfig
 
 PER_CALL_LIMITS = ("max_steps", "time_budget_s")  # not taken from a run's config.yaml on --resume
@@ -42,7 +43,7 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise ConfigError(f"--set expects KEY=VALUE, got '{item}'")
         try:
-            values[key.strip()] = yaml.safe_load(text)
+            values[key.strip()] = load_yaml(text, f"--set {key.strip()}")
         except yaml.YAMLError:
             values[key.strip()] = text
     return values
@@ -53,7 +54,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not file.is_file():
         raise ConfigError(f"config file not found: {file}")
     try:
-        values = yaml.safe_load(file.read_text()) or {}
+        values = load_yaml(read_text(file, "config file"), str(file)) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(values, dict):

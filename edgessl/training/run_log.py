@@ -59,14 +59,30 @@ def read_back(pending: list[PendingStep], accelerator: Any, images_per_s: float)
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """Every record of a metrics file (a torn last line from a kill is skipped)."""
+    """Every step record of a metrics file; any other line is skipped.
+
+    A kill can tear the last line, and a damaged disk or an editor can leave bytes that
+    are not UTF-8 or not JSON, or JSON that is not a step record (``[1, 2, 3]``): none of
+    them may stop a resume or a plot, and none is a record.
+    """
     records = []
-    for line in Path(path).read_text().splitlines():
+    for line in Path(path).read_bytes().splitlines():
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            record = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
             continue
+        if is_step_record(record):
+            records.append(record)
     return records
+
+
+def is_step_record(record: Any) -> bool:
+    """A JSON object with an integer ``step``, as :class:`MetricsLog` writes them."""
+    return (
+        isinstance(record, dict)
+        and isinstance(record.get("step"), int)
+        and not isinstance(record.get("step"), bool)
+    )
 
 
 class MetricsLog:
@@ -85,7 +101,7 @@ class MetricsLog:
         """Keep only records with ``step <= step`` (those the resumed checkpoint includes)."""
         if not self.path.is_file():
             return
-        kept = [record for record in read_metrics(self.path) if int(record.get("step", 0)) <= step]
+        kept = [record for record in read_metrics(self.path) if record["step"] <= step]
         text = "".join(json.dumps(record) + "\n" for record in kept)
         try:
             self.path.write_text(text)

@@ -177,6 +177,13 @@ def test_wrong_class_name_count_and_unknown_split(tmp_path, real_images) -> None
         read_split_arrays("cifar10", "tset", tmp_path)
 
 
+def test_class_names_file_that_is_not_utf8_is_one_line(tmp_path, real_images) -> None:
+    write_cifar10(tmp_path, real_images, meta=False)
+    (tmp_path / "cifar-10-batches-bin" / "batches.meta.txt").write_bytes(b"cat\n\xffdog\n")
+    with pytest.raises(DataError, match=r"batches.meta.txt is not UTF-8 text \(byte 0xff at offset 4\)"):
+        read_split_arrays("cifar10", "test", tmp_path)
+
+
 def test_cifar10_statistics_match_real_training_images(cifar10_medium) -> None:
     """The fixed statistics (of the full 50,000 training images) against 5,000 real ones decoded here."""
     images = np.stack(

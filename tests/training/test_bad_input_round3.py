@@ -1,0 +1,172 @@
+"""The third reliability round: each defect it found, as a case that failed on the main it was found on."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+from pathlib import Path
+
+import pytest
+from annotated_types import Ge, Gt, Le, Lt
+from tiny_runs import TINY_FLAGS
+
+from edgessl.cli import main
+from edgessl.data import read_split_arrays
+from edgessl.devices import resolve_device
+from edgessl.errors import ConfigError, DataError
+from edgessl.evaluation.protocols import PROTOCOLS, options_for
+from edgessl.export.pipeline import ExportOptions
+from edgessl.training.plots import plot_run
+from edgessl.training.run_log import METRICS_FILE, MetricsLog, read_metrics
+
+TINY = [*TINY_FLAGS, "--no-progress"]
+
+
+def error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("out", "expected"),
+    [
+        ("r/{x}", "names {x}"),
+        ("r/{}", "names {}"),
+        ("r/{method", "expected '}' before end of string"),
+        ("r/{method!r}", "names {method!r}"),
+    ],
+)
+def test_d4_out_templates_other_than_method_and_backbone_are_one_line(
+    tmp_path: Path, out: str, expected: str, capsys, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *TINY, "--out", out]) == 2
+    assert expected in error_line(capsys)
+    assert not any(tmp_path.iterdir())  # nothing created
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--lr", "inf"], "lr must be a positive finite number (got inf)"),
+        (["--lr", "nan"], "lr must be a positive finite number (got nan)"),
+        (["--time-budget", "-5"], "time_budget_s must be a positive number of seconds (got -5.0)"),
+    ],
+)
+def test_values_accepted_silently_before_are_refused(tmp_path: Path, flags, expected, capsys) -> None:
+    assert main(["train", *TINY, *flags, "--out", str(tmp_path / "run")]) == 2
+    assert expected in error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_d12_a_device_this_machine_lacks_is_one_line() -> None:
+    with pytest.raises(ConfigError, match="no Apple MPS device; use --device cpu"):
+        resolve_device("mps")
+
+
+def constraint_violations(annotation: object) -> list[object]:
+    """Values just outside each bound an ``Annotated`` field declares."""
+    bad: list[object] = []
+    for bound in getattr(annotation, "__metadata__", ()):
+        if isinstance(bound, Gt):
+            bad.append(bound.gt)
+        elif isinstance(bound, Ge):
+            bad.append(bound.ge - 1)
+        elif isinstance(bound, Lt):
+            bad.append(bound.lt if not math.isinf(bound.lt) else math.inf)
+        elif isinstance(bound, Le):
+            bad.append(bound.le + 1)
+    return bad
+
+
+# Fields whose every value of their type is valid (a seed, a switch) or checked by a registry (a metric).
+UNBOUNDED = {("knn", "metric"), ("linear", "standardize"), ("linear", "seed"), ("finetune", "augment")}
+UNBOUNDED |= {("finetune", "seed")}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS.names())
+def test_d16_every_protocol_option_declares_its_range_and_refuses_values_outside_it(protocol: str) -> None:
+    entry = PROTOCOLS.get(protocol)
+    hints = typing.get_type_hints(entry.options, include_extras=True)
+    for field in dataclasses.fields(entry.options):
+        bad = constraint_violations(hints[field.name])
+        assert bad or (protocol, field.name) in UNBOUNDED, f"{protocol}.{field.name} declares no range"
+        for value in bad:
+            with pytest.raises(ConfigError, match=f"{field.name}="):
+                options_for([protocol], {field.name: value})
+        entry.make_options({field.name: field.default})  # the default is inside the range
+
+
+def test_d16_eval_linear_with_a_negative_lr_is_one_line_before_any_work(capsys) -> None:
+    assert (
+        main(
+            ["eval", "--weights", "absent.safetensors", "--backbone", "resnet18", "--protocol", "linear"]
+            + ["--lr", "-1"]
+        )
+        == 2
+    )
+    assert "lr=-1.0: expected greater than 0" in error_line(capsys)
+
+
+@pytest.mark.parametrize("name", ["../../escape", "a/b", "..", ".hidden", "", "tab\there"])
+def test_d18_export_names_cannot_leave_out(name: str) -> None:
+    with pytest.raises(ConfigError, match="--name must be a plain file name stem"):
+        ExportOptions(name=name).validate()
+    ExportOptions(name="simclr_resnet18-v2").validate()
+
+
+def test_d19_d3_metrics_lines_that_are_not_step_records_are_skipped_by_plot_and_resume(
+    tmp_path: Path,
+) -> None:
+    good = [{"step": step, "epoch": 1, "loss": 5.0 - step, "lr": 0.1} for step in (1, 2, 3)]
+    lines = [json.dumps(good[0]).encode(), b"[1, 2, 3]", json.dumps(good[1]).encode(), b'{"step": "x"}']
+    lines += [b"\xff\xfe\x00 not utf-8", json.dumps(good[2]).encode(), b'{"step": 4, "lo']  # a torn tail
+    (tmp_path / METRICS_FILE).write_bytes(b"\n".join(lines))
+    assert read_metrics(tmp_path / METRICS_FILE) == good
+    assert {path.name for path in plot_run(tmp_path)} == {"loss.png", "lr.png"}
+    MetricsLog(tmp_path / METRICS_FILE).truncate_after(2)  # what a resume does first
+    assert read_metrics(tmp_path / METRICS_FILE) == good[:2]
+
+
+def test_d22_a_symlink_loop_as_data_is_one_line(tmp_path: Path, capsys) -> None:
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(DataError, match="cannot be opened"):
+        read_split_arrays(str(tmp_path / "a"), "train")
+    assert main(["train", "--data", str(tmp_path / "a"), "--out", str(tmp_path / "run")]) == 1
+    assert "cannot be opened" in error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + level)}: &{chr(98 + level)} [{', '.join(['*' + chr(97 + level)] * 9)}]\n"
+    for level in range(8)
+)
+
+
+def test_d5_a_yaml_alias_bomb_is_refused_at_once(tmp_path: Path, capsys) -> None:
+    file = tmp_path / "bomb.yaml"
+    nested = "".join(f"      {line}\n" for line in BOMB.splitlines())
+    file.write_text(f"method: tiny\nmethod_overrides:\n  optimizer:\n    kwargs:\n{nested}")
+    assert len(file.read_bytes()) < 1024  # 1 KB that would expand to 9^9 values
+    assert main(["train", "--config", str(file), "--print-config"]) == 2
+    assert "YAML aliases (*name) expand to more than 100,000 values" in error_line(capsys)
+    study = tmp_path / "study.yaml"
+    study.write_text(BOMB)
+    assert main(["study", str(study), "--out", str(tmp_path / "s")]) == 2
+    assert "expand to more than" in error_line(capsys)
+    assert not (tmp_path / "s").exists()
+
+
+def test_d3_config_and_study_files_that_are_not_utf8_are_one_line(tmp_path: Path, capsys) -> None:
+    file = tmp_path / "run.yaml"
+    file.write_bytes(b"method: tiny\nepochs: 2 # caf\xe9\n")
+    assert main(["train", "--config", str(file), "--print-config"]) == 2
+    assert "is not UTF-8 text (byte 0xe9 at offset 28)" in error_line(capsys)
+    study = tmp_path / "study.yaml"
+    study.write_bytes(b"name: caf\xe9\n")
+    assert main(["study", str(study)]) == 2
+    assert "study config" in error_line(capsys)
