@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import typing
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
+import edgessl
 from edgessl import __version__
+
+PACKAGE_DIR = os.path.dirname(edgessl.__file__) + os.sep  # where edgessl's own warnings come from
 
 COMMANDS = ("demo", "train", "plot", "eval", "sweep", "study", "explain", "profile", "export", "backbones")
 
@@ -45,6 +51,40 @@ def print_error(message: str) -> None:
     make_console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
 
 
+@contextmanager
+def plain_warnings() -> Iterator[None]:
+    """edgessl's own warnings (skipped images, a fallback cache folder) as one ``warning:`` line each.
+
+    Python would print each as a ``UserWarning`` with a source line, and once per place
+    it was raised from, so one skipped image read by training and by the kNN monitor
+    showed twice. Other packages' warnings keep Python's form.
+    """
+    shown: set[str] = set()
+    previous = warnings.showwarning
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: typing.TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if not (issubclass(category, UserWarning) and filename.startswith(PACKAGE_DIR)):
+            previous(message, category, filename, lineno, file, line)
+        elif str(message) not in shown:
+            shown.add(str(message))
+            from edgessl.cli.console import make_console
+
+            make_console(stderr=True).print(f"[yellow]warning:[/] {_escape(str(message))}", soft_wrap=True)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from edgessl.errors import EdgesslError
 
@@ -54,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.handler(args) or 0)
+        with plain_warnings():
+            return int(args.handler(args) or 0)
     except EdgesslError as exc:
         print_error(_escape(str(exc)))
         return exc.exit_code

@@ -16,6 +16,7 @@ from typing import ClassVar
 import torch
 
 from edgessl.augment import byol_views
+from edgessl.config import NonNegativeFloat, PositiveInt
 from edgessl.methods import METHODS
 from edgessl.methods.base import (
     RGB,
@@ -51,15 +52,15 @@ def _barlow_twins_optimizer() -> OptimizerConfig:
 class BarlowTwinsConfig(MethodConfig):
     # Barlow Twins trains at 2048 (section 2) and stays close to that down to 256 (section 4,
     # figure 2), unlike SimCLR; 256 fits one edge-class GPU at 96x96, as the study's other methods.
-    batch_size: int = 256
+    batch_size: PositiveInt = 256
     optimizer: OptimizerConfig = field(default_factory=_barlow_twins_optimizer)
     # Barlow Twins section 2: biases and BN parameters at lr 0.0048 (x BatchSize/256), the weights at 0.2.
-    bias_lr_scale: float = 0.024  # = 0.0048 / 0.2, so --lr moves both rates together
+    bias_lr_scale: NonNegativeFloat = 0.024  # = 0.0048 / 0.2, so --lr moves both rates together
     # Barlow Twins section 2: lambda = 5e-3 from their search (the released main.py uses 0.0051).
-    off_diagonal_weight: float = 5e-3
+    off_diagonal_weight: NonNegativeFloat = 5e-3
     # Barlow Twins section 2 ("Architecture"): 3 linear layers of 8192, BN + ReLU after the first two.
-    hidden_dim: int = 8192
-    out_dim: int = 8192
+    hidden_dim: PositiveInt = 8192
+    out_dim: PositiveInt = 8192
     # The released main.py converts the whole model to SyncBatchNorm: BN over the global batch.
     sync_batchnorm: bool = True
 

@@ -28,6 +28,7 @@ from torch import nn
 from edgessl import distributed
 from edgessl.backbones import Encoder, build_backbone
 from edgessl.backbones.base import Normalize, Representation
+from edgessl.config import Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from edgessl.methods.recipes import PAPER, PAPER_RECIPE, Recipe
 
 RGB = tuple[float, float, float]
@@ -38,27 +39,25 @@ class OptimizerConfig:
     """Optimiser and schedule; every method overrides the defaults with its paper's."""
 
     name: str = "adam"  # one of edgessl.training.optim.OPTIMIZERS
-    lr: float = 1e-3  # for the method's reference batch size, scaled with it by ``lr_scaling``
-    reference_batch_size: int = 256
+    lr: PositiveFloat = 1e-3  # for the method's reference batch size, scaled with it by ``lr_scaling``
+    reference_batch_size: PositiveInt = 256
     # "linear": lr x B / reference (Goyal et al. 2017); "sqrt": lr x sqrt(B / reference)
     # (SimCLR appendix B.1, for small batches and short schedules)
     lr_scaling: str = "linear"
-    weight_decay: float = 0.0
-    momentum: float = 0.9  # SGD / LARS only
-    warmup_epochs: int = 0
-    schedule: str = (
-        "cosine"  # one of edgessl.training.optim.SCHEDULES ("cosine", "step", "constant"), after warmup
-    )
-    final_lr_scale: float = 0.0  # the schedule ends at this fraction of the peak rate (Barlow Twins: 1e-3)
+    weight_decay: NonNegativeFloat = 0.0
+    momentum: Fraction = 0.9  # SGD / LARS only
+    warmup_epochs: NonNegativeInt = 0
+    # one of edgessl.training.optim.SCHEDULES ("cosine", "step", "constant"), after warmup
+    schedule: str = "cosine"
+    final_lr_scale: Fraction = 0.0  # the schedule ends at this fraction of the peak rate (Barlow Twins: 1e-3)
     # Biases and normalisation parameters (the 1-D ones) get no weight decay and no LARS
     # trust ratio, as SimCLR and BYOL specify.
     exclude_bias_and_norm: bool = False
-    weight_decay_end: float | None = (
-        None  # cosine schedule of weight decay to this value (DINO); None: constant
-    )
+    # cosine schedule of weight decay to this value (DINO); None: constant
+    weight_decay_end: NonNegativeFloat | None = None
     # Gradient clipping before each optimiser step: None is off. "total" scope clips the norm of all
     # gradients together (torch's clip_grad_norm_); "parameter" clips each tensor's own (DINO's utils.clip_gradients).
-    clip_grad_norm: float | None = None
+    clip_grad_norm: PositiveFloat | None = None
     clip_grad_scope: str = "total"
     kwargs: dict[str, Any] = field(default_factory=dict)  # further optimiser arguments, e.g. Adam betas
 
@@ -67,7 +66,7 @@ class OptimizerConfig:
 class MethodConfig:
     """Hyper-parameters shared by all methods; subclasses add their own fields."""
 
-    batch_size: int = 256
+    batch_size: PositiveInt = 256
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     # Under several processes, BatchNorm over the global batch (SyncBatchNorm) rather than each
     # process's shard; on where the method's paper normalises globally. No effect in one process.
@@ -80,7 +79,7 @@ class ParamGroup:
 
     params: list[nn.Parameter]
     lr_scale: float = 1.0  # multiplies the run's (scaled) learning rate, e.g. Barlow Twins' biases
-    weight_decay: float | None = None  # None: the optimiser config's
+    weight_decay: NonNegativeFloat = None  # None: the optimiser config's
 
 
 def is_bias_or_norm(param: torch.Tensor) -> bool:

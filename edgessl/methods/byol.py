@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from edgessl.augment import byol_views
+from edgessl.config import Fraction, PositiveInt
 from edgessl.methods import METHODS
 from edgessl.methods.base import (
     RGB,
@@ -49,11 +50,11 @@ def _byol_optimizer() -> OptimizerConfig:
 class BYOLConfig(MethodConfig):
     # BYOL trains at 4096 (section 3.3) and shows it holds up at 256 (section 5, figure 3a);
     # 256 fits one edge-class GPU at 96x96.
-    batch_size: int = 256
+    batch_size: PositiveInt = 256
     optimizer: OptimizerConfig = field(default_factory=_byol_optimizer)
-    base_momentum: float = 0.996  # BYOL section 3.3: tau_base = 0.996, raised to 1 by a cosine
-    hidden_dim: int = 4096  # BYOL section 3.3: projector and predictor hidden layer 4096
-    out_dim: int = 256  # BYOL section 3.3: projection and prediction size 256
+    base_momentum: Fraction = 0.996  # BYOL section 3.3: tau_base = 0.996, raised to 1 by a cosine
+    hidden_dim: PositiveInt = 4096  # BYOL section 3.3: projector and predictor hidden layer 4096
+    out_dim: PositiveInt = 256  # BYOL section 3.3: projection and prediction size 256
     # The official configuration (deepmind-research byol/configs/byol.py) accumulates BN
     # statistics across devices (cross_replica_axis), in the encoders and both MLPs.
     sync_batchnorm: bool = True

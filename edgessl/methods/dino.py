@@ -35,6 +35,7 @@ from torch.nn import functional as F
 from edgessl import distributed
 from edgessl.augment import MultiCrop, dino_multicrop, local_crop_side
 from edgessl.backbones import Encoder
+from edgessl.config import Fraction, NonNegativeInt, PositiveFloat, PositiveFraction, PositiveInt
 from edgessl.errors import ConfigError
 from edgessl.methods import METHODS
 from edgessl.methods.base import (
@@ -82,36 +83,37 @@ def _dino_optimizer() -> OptimizerConfig:
 class DINOConfig(MethodConfig):
     # main_dino.py trains at --batch_size_per_gpu 64 on the README's 8 GPUs (512); the lr is given for
     # 256 and scaled linearly, and 256 fits one edge-class GPU at 96x96, as the study's other methods.
-    batch_size: int = 256
+    batch_size: PositiveInt = 256
     optimizer: OptimizerConfig = field(default_factory=_dino_optimizer)
     # Head (vision_transformer.py DINOHead, as main_dino.py builds it): 3-layer MLP with GELU,
     # l2-normalised bottleneck, weight-normalised last layer without bias.
-    hidden_dim: int = 2048  # DINOHead hidden_dim=2048
-    bottleneck_dim: int = 256  # DINOHead bottleneck_dim=256
-    out_dim: int = 65536  # main_dino.py --out_dim 65536
+    hidden_dim: PositiveInt = 2048  # DINOHead hidden_dim=2048
+    bottleneck_dim: PositiveInt = 256  # DINOHead bottleneck_dim=256
+    out_dim: PositiveInt = 65536  # main_dino.py --out_dim 65536
     use_bn_in_head: bool = False  # main_dino.py --use_bn_in_head False
     norm_last_layer: bool = True  # main_dino.py --norm_last_layer True (weight_g fixed to 1)
-    freeze_last_layer: int = 1  # main_dino.py --freeze_last_layer 1: no last-layer update in epoch 0
-    momentum_teacher: float = 0.996  # main_dino.py --momentum_teacher 0.996, cosine to 1
+    # main_dino.py --freeze_last_layer 1: no last-layer update in epoch 0
+    freeze_last_layer: NonNegativeInt = 1
+    momentum_teacher: Fraction = 0.996  # main_dino.py --momentum_teacher 0.996, cosine to 1
     # Temperatures (main_dino.py DINOLoss): the teacher's is warmed up linearly per epoch, then constant.
-    student_temp: float = 0.1  # DINOLoss student_temp=0.1
-    teacher_temp: float = 0.04  # main_dino.py --teacher_temp 0.04
-    warmup_teacher_temp: float = 0.04  # main_dino.py --warmup_teacher_temp 0.04
-    warmup_teacher_temp_epochs: int = 0  # main_dino.py --warmup_teacher_temp_epochs 0
-    center_momentum: float = 0.9  # DINOLoss center_momentum=0.9
+    student_temp: PositiveFloat = 0.1  # DINOLoss student_temp=0.1
+    teacher_temp: PositiveFloat = 0.04  # main_dino.py --teacher_temp 0.04
+    warmup_teacher_temp: PositiveFloat = 0.04  # main_dino.py --warmup_teacher_temp 0.04
+    warmup_teacher_temp_epochs: NonNegativeInt = 0  # main_dino.py --warmup_teacher_temp_epochs 0
+    center_momentum: Fraction = 0.9  # DINOLoss center_momentum=0.9
     # Multi-crop (main_dino.py DataAugmentationDINO).
-    local_crops_number: int = 8  # main_dino.py --local_crops_number 8
+    local_crops_number: NonNegativeInt = 8  # main_dino.py --local_crops_number 8
     # DINO README ResNet-50: --global_crops_scale 0.14 1 --local_crops_scale 0.05 0.14
-    global_crops_scale: tuple[float, float] = (0.14, 1.0)
-    local_crops_scale: tuple[float, float] = (0.05, 0.14)
+    global_crops_scale: tuple[PositiveFraction, PositiveFraction] = (0.14, 1.0)
+    local_crops_scale: tuple[PositiveFraction, PositiveFraction] = (0.05, 0.14)
     # None: the data's image size for global crops, and DINO's 96/224 of it for local crops (96 px at
     # 224), raised to the smallest side the encoder accepts (SqueezeNet's unpadded pools need 17 px).
-    global_crop_size: int | None = None
-    local_crop_size: int | None = None
+    global_crop_size: PositiveInt | None = None
+    local_crop_size: PositiveInt | None = None
     # DataAugmentationDINO: GaussianBlur(1.0) / GaussianBlur(0.1), Solarization(0.2) on the second global crop only
-    global_blur_p: tuple[float, float] = (1.0, 0.1)
-    global_solarize_p: tuple[float, float] = (0.0, 0.2)
-    local_blur_p: float = 0.5  # DataAugmentationDINO: GaussianBlur(p=0.5) on the local crops
+    global_blur_p: tuple[Fraction, Fraction] = (1.0, 0.1)
+    global_solarize_p: tuple[Fraction, Fraction] = (0.0, 0.2)
+    local_blur_p: Fraction = 0.5  # DataAugmentationDINO: GaussianBlur(p=0.5) on the local crops
     # main_dino.py converts the BatchNorm layers of the student and of the teacher to SyncBatchNorm.
     sync_batchnorm: bool = True
 

@@ -35,6 +35,7 @@ from torch import nn
 
 from edgessl import distributed
 from edgessl.augment import mocov2_view
+from edgessl.config import Fraction, PositiveFloat, PositiveInt
 from edgessl.methods import METHODS
 from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, StepOutput
 from edgessl.methods.heads import mlp_head
@@ -58,19 +59,18 @@ def mocov2_optimizer() -> OptimizerConfig:
 
 @dataclass
 class MoCoV2Config(MethodConfig):
-    batch_size: int = 256  # MoCo v2, section 3: batch 256 on 8 GPUs
+    batch_size: PositiveInt = 256  # MoCo v2, section 3: batch 256 on 8 GPUs
     optimizer: OptimizerConfig = field(default_factory=mocov2_optimizer)
-    queue_size: int = 65536  # He et al. 2020, section 4: K = 65,536 negatives
-    momentum: float = 0.999  # He et al. 2020, section 3.2 / 4: m = 0.999
-    temperature: float = 0.2  # MoCo v2, table 1: tau = 0.2 with the MLP head
-    hidden_dim: int = 2048  # MoCo v2, section 2: "2-layer MLP head (hidden layer 2048-d, with ReLU)"
-    out_dim: int = 128  # He et al. 2020, section 3.3: 128-D normalised embedding
+    queue_size: PositiveInt = 65536  # He et al. 2020, section 4: K = 65,536 negatives
+    momentum: Fraction = 0.999  # He et al. 2020, section 3.2 / 4: m = 0.999
+    temperature: PositiveFloat = 0.2  # MoCo v2, table 1: tau = 0.2 with the MLP head
+    hidden_dim: PositiveInt = 2048  # MoCo v2, section 2: "2-layer MLP head (hidden layer 2048-d, with ReLU)"
+    out_dim: PositiveInt = 128  # He et al. 2020, section 3.3: 128-D normalised embedding
     # MoCo v2's head has no BN (section 2). On: every head layer batch-normalised, the output one
     # too, as MoCo v3 (Chen, Xie & He 2021, section 4) and lightly's MoCoProjectionHead(batch_norm=True).
     head_batch_norm: bool = False
-    shuffle_bn_splits: int = (
-        8  # one process only: the official 8 GPUs of 32 keys each (He et al. 2020, section 3.3)
-    )
+    # one process only: the official 8 GPUs of 32 keys each (He et al. 2020, section 3.3)
+    shuffle_bn_splits: PositiveInt = 8
     # He et al. 2020 (section 3.3) and the official code normalise per GPU (shuffled BN is what
     # keeps the key statistics apart); on: the queries' BN is global, the keys' stays per process.
     sync_batchnorm: bool = False

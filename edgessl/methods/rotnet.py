@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from edgessl.augment import rotate_all_four, to_float
 from edgessl.augment.functional import padded_random_crop
+from edgessl.config import Fraction, PositiveInt
 from edgessl.methods import METHODS
 from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig
 from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
@@ -44,10 +45,10 @@ def _rotnet_optimizer() -> OptimizerConfig:
 
 @dataclass
 class RotNetConfig(MethodConfig):
-    batch_size: int = 128  # Gidaris et al. 2018, section 3.1: 128 images (x4 rotations) per batch
+    batch_size: PositiveInt = 128  # Gidaris et al. 2018, section 3.1: 128 images (x4 rotations) per batch
     optimizer: OptimizerConfig = field(default_factory=_rotnet_optimizer)
-    crop_padding: float = 0.125  # the released code's RandomCrop(32, padding=4): 1/8 of the side
-    hflip_p: float = 0.5  # the released code's RandomHorizontalFlip()
+    crop_padding: Fraction = 0.125  # the released code's RandomCrop(32, padding=4): 1/8 of the side
+    hflip_p: Fraction = 0.5  # the released code's RandomHorizontalFlip()
 
 
 @METHODS.register("rotnet")

@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 from edgessl import distributed
 from edgessl.augment import mocov2_view
+from edgessl.config import PositiveFloat, PositiveInt
 from edgessl.distributed import at_least_float32
 from edgessl.errors import ConfigError
 from edgessl.methods import METHODS
@@ -39,19 +40,19 @@ from edgessl.methods.teacher import TeacherConfig, load_teacher
 
 @dataclass
 class SEEDConfig(MethodConfig):
-    batch_size: int = 256  # SEED section 4.1 / tools/opts.py: -b 256
+    batch_size: PositiveInt = 256  # SEED section 4.1 / tools/opts.py: -b 256
     # SEED tools/opts.py and main.py: MoCo v2's optimiser (SGD lr 0.03 x B/256, momentum 0.9, weight decay
     # 1e-4, cosine via --cos) over 200 epochs; its 5 warm-up epochs rise from 0.03 to 0.03 x B/256, which is
     # flat at the reference batch 256.
     optimizer: OptimizerConfig = field(default_factory=mocov2_optimizer)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)  # --teacher, --teacher-weights
-    temperature: float = 0.2  # SEED tools/opts.py --temp: the student's softmax temperature
+    temperature: PositiveFloat = 0.2  # SEED tools/opts.py --temp: the student's softmax temperature
     # SEED tools/opts.py --distill-t: the teacher's (distillation) temperature
-    teacher_temperature: float = 1e-4
-    queue_size: int = 65536  # SEED tools/opts.py --queue: K = 65,536 teacher embeddings
+    teacher_temperature: PositiveFloat = 1e-4
+    queue_size: PositiveInt = 65536  # SEED tools/opts.py --queue: K = 65,536 teacher embeddings
     # SEED builder.py with --student_mlp (default True): Linear(d, d) -> ReLU -> Linear(d, teacher dim),
     # d the student's feature width; None keeps that width.
-    hidden_dim: int | None = None
+    hidden_dim: PositiveInt | None = None
 
     def __post_init__(self) -> None:
         for name in ("temperature", "teacher_temperature"):

@@ -17,6 +17,7 @@ from typing import ClassVar
 import torch
 
 from edgessl.augment import simclr_view
+from edgessl.config import NonNegativeFloat, PositiveFloat, PositiveFraction, PositiveInt
 from edgessl.methods import METHODS
 from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig
 from edgessl.methods.heads import mlp_head
@@ -43,21 +44,24 @@ def _simclr_optimizer() -> OptimizerConfig:
 class SimCLRConfig(MethodConfig):
     # SimCLR trains at 4096 (section 4) but reports batches down to 256 (figure 9); 256 fits
     # one edge-class GPU at 96x96, as the study's other methods.
-    batch_size: int = 256
+    batch_size: PositiveInt = 256
     optimizer: OptimizerConfig = field(default_factory=_simclr_optimizer)
     # 0.5: the best temperature of their CIFAR-10 study (appendix B.9), the small-image,
     # small-batch setting closest to 96px STL-10 at batch 256; 0.1 is their ImageNet choice at 4096.
-    temperature: float = 0.5
-    hidden_dim: int = 2048  # SimCLR section 2.1 / B.4: hidden layer as wide as ResNet-50's h (2048)
-    out_dim: int = 128  # SimCLR section 4 / B.4: 128-d projection
+    temperature: PositiveFloat = 0.5
+    hidden_dim: PositiveInt = 2048  # SimCLR section 2.1 / B.4: hidden layer as wide as ResNet-50's h (2048)
+    out_dim: PositiveInt = 128  # SimCLR section 4 / B.4: 128-d projection
     # google-research/simclr (`projection_head`, `linear_layer(use_bn=True)`): every layer of the
     # head is batch-normalised, the output one too (without ReLU); lightly's SimCLRProjectionHead as well.
     output_batch_norm: bool = True
-    colour_strength: float = 1.0  # SimCLR appendix A: colour-distortion strength s = 1
+    colour_strength: NonNegativeFloat = 1.0  # SimCLR appendix A: colour-distortion strength s = 1
     # SimCLR section 2.2 ("Global BN"): BN mean and variance aggregated over all devices, so a
     # positive pair cannot be found from shard statistics.
     sync_batchnorm: bool = True
-    crop_scale: tuple[float, float] = (0.08, 1.0)  # SimCLR appendix A.1: crop area 8%..100% of the image
+    crop_scale: tuple[PositiveFraction, PositiveFraction] = (
+        0.08,
+        1.0,
+    )  # SimCLR appendix A.1: crop area 8%..100% of the image
 
 
 @METHODS.register("simclr")

@@ -47,6 +47,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from edgessl.augment import ViewAugment
+from edgessl.config import PositiveFraction, PositiveInt
 from edgessl.methods import METHODS
 from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, Representation
 from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
@@ -164,11 +165,12 @@ def _splitbrain_optimizer() -> OptimizerConfig:
 
 @dataclass
 class SplitBrainConfig(MethodConfig):
-    batch_size: int = 40  # Zhang et al. 2016, section 3 (followed by Zhang et al. 2017)
+    batch_size: PositiveInt = 40  # Zhang et al. 2016, section 3 (followed by Zhang et al. 2017)
     optimizer: OptimizerConfig = field(default_factory=_splitbrain_optimizer)
-    target_stride: int = 4  # predictions and targets at 1/4 of the input side (Zhang et al. 2016, section 2)
-    hypercolumn_levels: int = 3  # the stride-32, -16 and -8 maps (see the module docstring)
-    crop_scale: float = (
+    # predictions and targets at 1/4 of the input side (Zhang et al. 2016, section 2)
+    target_stride: PositiveInt = 4
+    hypercolumn_levels: PositiveInt = 3  # the stride-32, -16 and -8 maps (see the module docstring)
+    crop_scale: PositiveFraction = (
         176 / 256
     ) ** 2  # Zhang et al. 2016: 176px crops of 256px images, as a fraction of the area
 

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from edgessl.backbones.base import Normalize, Representation
+from edgessl.config import Fraction, PositiveFloat, PositiveInt
 from edgessl.errors import CheckpointError, ConfigError, EdgesslError
 
 RGB = tuple[float, float, float]
@@ -36,11 +37,11 @@ class TeacherConfig:
 
     source: str = ""  # an edgessl run folder or checkpoint, or a backbone name (then `weights` is required)
     weights: str | None = None  # the backbone teacher's state dict (.safetensors, or .pth with weights_only)
-    image_size: int | None = None  # the teacher's input side; None: its run's size, or the student's
+    image_size: PositiveInt | None = None  # the teacher's input side; None: its run's size, or the student's
     # A backbone teacher's input normalisation (ImageNet's for torchvision/timm weights:
     # [0.485, 0.456, 0.406] / [0.229, 0.224, 0.225]); None: the student's dataset's. A run keeps its own.
-    mean: list[float] | None = None
-    std: list[float] | None = None
+    mean: list[Fraction] | None = None
+    std: list[PositiveFloat] | None = None
 
 
 class FrozenTeacher(nn.Module):

@@ -17,6 +17,7 @@ from typing import ClassVar
 import torch
 
 from edgessl.augment import byol_views
+from edgessl.config import NonNegativeFloat, PositiveFloat, PositiveInt
 from edgessl.methods import METHODS
 from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, StepOutput
 from edgessl.methods.heads import mlp_head
@@ -45,15 +46,15 @@ def _vicreg_optimizer() -> OptimizerConfig:
 class VICRegConfig(MethodConfig):
     # VICReg trains at 2048 (section 4); 256 fits one edge-class GPU at 96x96, as the study's
     # other methods (Barlow Twins, whose recipe VICReg follows, reports 256 working).
-    batch_size: int = 256
+    batch_size: PositiveInt = 256
     optimizer: OptimizerConfig = field(default_factory=_vicreg_optimizer)
-    invariance_weight: float = 25.0  # VICReg section 4: lambda = 25 in eq. 6
-    variance_weight: float = 25.0  # VICReg section 4: mu = 25 in eq. 6
-    covariance_weight: float = 1.0  # VICReg section 4: nu = 1 in eq. 6
-    variance_eps: float = 1e-4  # VICReg section 4: epsilon = 0.0001 in eq. 1
+    invariance_weight: NonNegativeFloat = 25.0  # VICReg section 4: lambda = 25 in eq. 6
+    variance_weight: NonNegativeFloat = 25.0  # VICReg section 4: mu = 25 in eq. 6
+    covariance_weight: NonNegativeFloat = 1.0  # VICReg section 4: nu = 1 in eq. 6
+    variance_eps: PositiveFloat = 1e-4  # VICReg section 4: epsilon = 0.0001 in eq. 1
     # VICReg section 4: expander of 3 fully-connected layers of 8192, BN + ReLU after the first two.
-    hidden_dim: int = 8192
-    out_dim: int = 8192
+    hidden_dim: PositiveInt = 8192
+    out_dim: PositiveInt = 8192
     # The released main_vicreg.py converts the whole model to SyncBatchNorm: BN over the global batch.
     sync_batchnorm: bool = True
 

@@ -160,7 +160,11 @@ def build_optimizer(model: nn.Module, config: OptimizerConfig, batch_size: int) 
     builder = OPTIMIZERS.get(config.name)
     try:
         return builder(torch_param_groups(model, config, lr), config, lr)
-    except TypeError as exc:  # an optimiser argument in config.kwargs it does not take
+    except (
+        TypeError,
+        ValueError,
+        IndexError,
+    ) as exc:  # an argument it does not take, or a bad value (betas=[0.5])
         raise ConfigError(f"optimizer.kwargs {config.kwargs} do not fit {config.name}: {exc}") from None
 
 

@@ -1,9 +1,9 @@
 """A run folder as the trainer owns it: one writer at a time, the newest complete checkpoint, no debris.
 
 ``RUN/.lock`` is held with ``fcntl.flock`` for as long as a training process writes the
-folder. The kernel drops the lock when its process dies however it dies (SIGKILL, power
-loss), so a killed run never blocks its own ``--resume``, and the file records which
-process holds it so a refused second writer can name it. edgessl keeps this small lock
+folder, and removed when it finishes. The kernel drops the lock when its process dies
+however it dies (SIGKILL, power loss), so a killed run never blocks its own ``--resume``,
+and the file records which process holds it so a refused second writer can name it. edgessl keeps this small lock
 rather than the ``filelock`` package because the refused process must read the holder's
 pid from the lock file, which ``filelock`` empties when it tries to acquire.
 
@@ -42,29 +42,49 @@ def locked(run_dir: Path, lock_file: str = LOCK_FILE, wait: bool = False) -> Ite
     Other owners of a folder reuse it under their own lock file name (a study claims a cell
     with one while the trainer inside holds ``.lock``).
     """
-    fd = os.open(ensure_writable_dir(run_dir) / lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    path = ensure_writable_dir(run_dir) / lock_file
+    fd = lock_current_file(path, wait)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
-            raise RunFolderBusy(
-                f"{run_dir} is being written by {holder}; wait for it to finish, stop it, or choose another --out"
-            ) from None
-        except OSError as exc:  # e.g. ENOLCK: a network filesystem mounted without lock support
-            raise EdgesslError(
-                f"cannot lock {run_dir / lock_file}: {exc.strerror or exc}; use a filesystem with flock support "
-                "(NFS with locking, Lustre mounted with -o flock) or a local folder"
-            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} ({' '.join(sys.argv)[:200]})".encode(), 0)
         try:
             yield
         finally:
-            os.ftruncate(fd, 0)
+            path.unlink(missing_ok=True)  # while still held: a finished run keeps no lock file
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def lock_current_file(path: Path, wait: bool) -> int:
+    """A descriptor of ``path`` holding its ``flock``, the file that is at ``path`` once locked.
+
+    A holder removes the lock file as it releases it, so a process that opened the file
+    before that and then got the lock holds a file no longer at ``path``; it opens the
+    path again rather than write beside a process that locked the new file.
+    """
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunFolderBusy(
+                f"{path.parent} is being written by {holder}; wait for it to finish, stop it, or choose another --out"
+            ) from None
+        except OSError as exc:  # e.g. ENOLCK: a network filesystem mounted without lock support
+            os.close(fd)
+            raise EdgesslError(
+                f"cannot lock {path}: {exc.strerror or exc}; use a filesystem with flock support "
+                "(NFS with locking, Lustre mounted with -o flock) or a local folder"
+            ) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # locked a file its last holder removed: lock the one now at the path
 
 
 def remove_stale_temp_files(run_dir: Path) -> list[Path]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import threading
+import time
 import typing
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from edgessl.errors import ConfigError, DataError
 from edgessl.evaluation.protocols import PROTOCOLS, options_for
 from edgessl.export.pipeline import ExportOptions
 from edgessl.training.plots import plot_run
+from edgessl.training.run_folder import RunFolderBusy, locked
 from edgessl.training.run_log import METRICS_FILE, MetricsLog, read_metrics
 
 TINY = [*TINY_FLAGS, "--no-progress"]
@@ -170,3 +173,51 @@ def test_d3_config_and_study_files_that_are_not_utf8_are_one_line(tmp_path: Path
     study.write_bytes(b"name: caf\xe9\n")
     assert main(["study", str(study)]) == 2
     assert "study config" in error_line(capsys)
+
+
+def test_a_finished_run_keeps_no_lock_file(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--epochs", "1", "--max-steps", "2", "--out", str(run)]) == 0
+    assert (run / "config.yaml").is_file() and not (run / ".lock").exists()
+
+
+def test_a_waiter_locks_the_file_at_the_path_not_the_one_its_holder_removed(tmp_path: Path) -> None:
+    acquired, finish = threading.Event(), threading.Event()
+
+    def waiter() -> None:
+        with locked(tmp_path, wait=True):
+            acquired.set()
+            finish.wait(10)
+
+    with locked(tmp_path):
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        time.sleep(0.3)  # the waiter has opened the lock file and blocks on it
+        assert not acquired.is_set()
+    assert acquired.wait(10)
+    assert (tmp_path / ".lock").is_file()  # the waiter holds the file now at the path...
+    with pytest.raises(RunFolderBusy), locked(tmp_path):  # ...so a third writer is refused
+        pass
+    finish.set()
+    thread.join()
+    assert not (tmp_path / ".lock").exists()
+
+
+def test_a_skipped_image_is_one_warning_line_not_a_python_warning_twice(
+    tmp_path: Path, cifar10_small, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("EDGESSL_CACHE", str(tmp_path / "cache"))
+    for label in ("cat", "dog"):
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for path in sorted((cifar10_small / label).iterdir())[:20]:
+            (tmp_path / "data" / label / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "data" / "cat" / "broken.jpg").write_bytes(b"not a jpeg")
+    flags = ["--data", str(tmp_path / "data"), "--split", "unlabeled", "--monitor-every", "1"]
+    assert (
+        main(
+            ["train", *TINY, *flags, "--batch-size", "8", "--max-steps", "2", "--out", str(tmp_path / "run")]
+        )
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert err.count("warning: skipped 1 unreadable image(s)") == 1 and "UserWarning" not in err, err

@@ -235,11 +235,14 @@ def test_wrong_types_are_one_line_exit_2(extra: list[str], expected: str, capsys
 
 
 def test_numbers_as_users_type_them(tmp_path: Path, capsys) -> None:
-    sets = ["--set", "optimizer.weight_decay=5e-4", "--set", "optimizer.lr=1e-3", "--set", "temperature=inf"]
+    sets = ["--set", "optimizer.weight_decay=5e-4", "--set", "optimizer.lr=1e-3", "--set", "temperature=2e-1"]
     assert main(["train", "--method", "simclr", *sets, "--print-config"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)["method_overrides"]
     assert printed["optimizer"]["weight_decay"] == 5e-4 and printed["optimizer"]["lr"] == 1e-3
-    assert printed["temperature"] == float("inf")
+    assert printed["temperature"] == 0.2
+    # "inf" is read as the number (and then refused by the field's range), not as a word
+    assert main(["train", "--method", "simclr", "--set", "temperature=inf", "--print-config"]) == 2
+    assert "temperature='inf': expected less than inf" in error_line(capsys)
     file = tmp_path / "bad.yaml"
     file.write_text("epochs: three\n")
     assert main(["train", "--config", str(file), "--print-config"]) == 2
