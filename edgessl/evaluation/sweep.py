@@ -3,24 +3,28 @@
 A run folder means all of its ``checkpoints/epoch_NNNN.pt`` in epoch order (see
 :func:`edgessl.checkpoints.list_checkpoints`). Each (checkpoint, protocol)
 result is saved as soon as it is computed, so a killed sweep resumes where it stopped;
-a saved result is reused only when the checkpoint file, dataset, image size and every
-protocol option are unchanged. ``data_root`` is not part of that key: it names where a
-dataset lives on this machine, not which data it is.
+a saved result is reused only when the checkpoint file, the data, the image size and
+every protocol option are unchanged. The data is keyed by what it holds, not by how it
+is named: a hash of the train and test splits' pixels, labels and class names, so
+another ``--data-root``, a replaced or truncated file, or an image added to or removed
+from a folder is evaluated afresh, while the same data moved elsewhere is reused.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from edgessl.checkpoints import load_representation
+from edgessl.checkpoints import load_checkpoint, load_representation
 from edgessl.data import load_labelled_splits
 from edgessl.data.base import ImageDataset
 from edgessl.devices import resolve_device
@@ -36,28 +40,57 @@ from edgessl.evaluation.results import (
 from edgessl.runs import RunFolder, list_checkpoints
 
 Record = dict[str, Any]
+IDENTITY_ROWS = 4096  # images hashed per update: bounded memory for a memory-mapped split
 CSV_COLUMNS = ("epoch", "protocol", "accuracy", "final", "method", "backbone", "data", "checkpoint")
 
 
 class SplitCache:
-    """The labelled train and test splits, loaded once per image size for the whole sweep."""
+    """The labelled train and test splits and their content hash, loaded once per image size for the whole sweep."""
 
     def __init__(self, data: str, data_root: str | Path | None) -> None:
         self.data, self.data_root = data, data_root
         self._splits: dict[int | None, tuple[ImageDataset, ImageDataset]] = {}
+        self._identities: dict[int | None, str] = {}
 
     def get(self, image_size: int | None) -> tuple[ImageDataset, ImageDataset]:
         if image_size not in self._splits:
             self._splits[image_size] = load_labelled_splits(self.data, self.data_root, image_size)
         return self._splits[image_size]
 
+    def identity(self, image_size: int | None) -> str:
+        if image_size not in self._identities:
+            self._identities[image_size] = splits_identity(*self.get(image_size))
+        return self._identities[image_size]
 
-def settings_key(checkpoint: Path, data: str, image_size: int | None, options: dict[str, Any]) -> Record:
+
+def splits_identity(*splits: ImageDataset) -> str:
+    """SHA-256 of each split's shape, class names, labels and every pixel (about 1 s per GB)."""
+    digest = hashlib.sha256()
+    for split in splits:
+        images = split.images.numpy()
+        digest.update(repr((images.shape, split.class_names)).encode())
+        digest.update(split.labels.numpy().tobytes() if split.labels is not None else b"unlabelled")
+        for start in range(0, len(images), IDENTITY_ROWS):
+            digest.update(np.ascontiguousarray(images[start : start + IDENTITY_ROWS]).data)
+    return digest.hexdigest()
+
+
+def evaluation_size(checkpoint: Path, image_size: int | None) -> int:
+    """The size a checkpoint is evaluated at: ``image_size``, else its pretraining size (read from its metadata)."""
+    if image_size is not None:
+        return image_size
+    return int(load_checkpoint(checkpoint, mmap=True)["metadata"]["image_size"])
+
+
+def settings_key(
+    checkpoint: Path, data: str, data_identity: str, image_size: int | None, options: dict[str, Any]
+) -> Record:
     """Everything a saved result depends on; a saved result is reused only if all of it matches."""
     return {
         "checkpoint_file": checkpoint.name,
         "fingerprint": fingerprint(checkpoint),
         "data": data,
+        "data_identity": data_identity,
         "image_size": image_size,
         "options": options,
     }
@@ -98,7 +131,10 @@ def evaluate_checkpoints(
     device = resolve_device(device)
     records: list[Record] = []
     for checkpoint in list_checkpoints(run_or_checkpoint):
-        keys = {name: settings_key(checkpoint, data, image_size, resolved[name]) for name in protocols}
+        identity = splits.identity(evaluation_size(checkpoint, image_size))
+        keys = {
+            name: settings_key(checkpoint, data, identity, image_size, resolved[name]) for name in protocols
+        }
         saved = {name: load_record(result_path(checkpoint, name)) for name in protocols}
         todo = [name for name in protocols if not reusable(saved[name], keys[name])]
         fresh = (
@@ -127,8 +163,7 @@ def evaluate_one(
     """Load one checkpoint once and run (and save) each protocol on it."""
     loaded = load_representation(checkpoint)
     meta = loaded.metadata
-    size = image_size or meta.get("image_size")
-    train, test = splits.get(size)
+    train, test = splits.get(evaluation_size(checkpoint, image_size))
     features = FeatureCache(loaded.model, device)  # shared by the protocols of this checkpoint
     records = {}
     for name in protocols:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from edgessl.checkpoints import load_checkpoint, save_checkpoint
-from edgessl.errors import ConfigError
+from edgessl.errors import ConfigError, DataError
 from edgessl.evaluation import evaluate_checkpoints, sweep_run
 
 
@@ -107,3 +109,38 @@ def test_checkpoints_of_a_real_method_load_and_evaluate(
         (1, "rotnet", "shufflenetv2_x0_5"), (2, "rotnet", "shufflenetv2_x0_5")
     ]  # fmt: skip
     assert sizes == [32, 32] and all(0.0 <= r["accuracy"] <= 1.0 for r in records)
+
+
+def write_cifar10_files(root: Path, seed: int, test_images: int = 10) -> Path:
+    """``root/cifar-10-batches-bin`` in the official binary format: 4 random images per train file."""
+    folder = root / "cifar-10-batches-bin"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+
+    def records(count: int) -> bytes:
+        labels = (np.arange(count) % 10).astype(np.uint8)[:, None]
+        return np.concatenate([labels, rng.integers(0, 256, (count, 3072), dtype=np.uint8)], axis=1).tobytes()
+
+    for batch in range(1, 6):
+        (folder / f"data_batch_{batch}.bin").write_bytes(records(4))
+    (folder / "test_batch.bin").write_bytes(records(test_images))
+    return root
+
+
+def test_d6_a_saved_result_is_reused_only_for_the_same_data(tmp_path: Path, counters, write_run) -> None:
+    write_run(tmp_path / "run")
+    only = tmp_path / "run" / "checkpoints" / "epoch_0005.pt"
+    a, b = write_cifar10_files(tmp_path / "a", seed=0), write_cifar10_files(tmp_path / "b", seed=1)
+    first = evaluate_checkpoints(only, "cifar10", ["knn"], a, device="cpu", k=5)
+    shutil.copytree(a, tmp_path / "a-moved")
+    moved = evaluate_checkpoints(only, "cifar10", ["knn"], tmp_path / "a-moved", device="cpu", k=5)
+    assert len(counters.runs) == 1 and moved == first  # the same data elsewhere: reused
+    evaluate_checkpoints(only, "cifar10", ["knn"], b, device="cpu", k=5)  # other data, same spec
+    assert len(counters.runs) == 2
+    test_file = b / "cifar-10-batches-bin" / "test_batch.bin"
+    test_file.write_bytes(b"")
+    with pytest.raises(DataError, match="is truncated"):
+        evaluate_checkpoints(only, "cifar10", ["knn"], b, device="cpu", k=5)
+    write_cifar10_files(b, seed=1, test_images=9)  # one test image fewer
+    evaluate_checkpoints(only, "cifar10", ["knn"], b, device="cpu", k=5)
+    assert len(counters.runs) == 3
