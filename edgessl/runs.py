@@ -16,6 +16,7 @@ epoch", "epoch N", "the newest complete one to resume") is a method here.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,10 +111,25 @@ class RunFolder:
         """The complete checkpoint furthest along, by step: ``last.pt`` or the newest epoch file (resume uses it).
 
         A kill between writing ``epoch_NNNN.pt`` and ``last.pt`` leaves the epoch file newer;
-        ``last.pt`` wins a tie, being the one written last.
+        ``last.pt`` wins a tie, being the one written last. A file that does not load (a
+        damaged ``last.pt``) is passed over with a warning naming it, for the newest epoch
+        file that does.
         """
-        candidates = [p for p in (self.last, *self.epoch_checkpoints()[-1:]) if p.is_file()]
-        return max(candidates, key=saved_step) if candidates else None
+        steps = {}
+        for path in (self.last, *reversed(self.epoch_checkpoints())):
+            if not path.is_file():
+                continue
+            try:
+                steps[path] = saved_step(path)
+            except CheckpointError:
+                warnings.warn(
+                    f"{path} is damaged (it does not load) and is passed over for the newest checkpoint that does",
+                    stacklevel=2,
+                )
+                continue
+            if path != self.last:
+                break  # older epoch files are further behind than this one
+        return max(steps, key=lambda path: steps[path]) if steps else None
 
 
 def saved_step(path: Path) -> int:

@@ -19,6 +19,7 @@ usual wrappers are removed: ``{"state_dict": ...}`` / ``{"model": ...}`` nesting
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,11 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
             state = load_file(str(path), device="cpu")
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # torch's text suggests weights_only=False, which edgessl never uses
+        raise CheckpointError(
+            f"cannot read weights {path}: it holds Python objects other than tensors, which edgessl never "
+            "unpickles. Save a state dict with safetensors.torch.save_file (preferred) or torch.save(model.state_dict())."
+        ) from None
     except Exception as exc:  # noqa: BLE001 - safetensors and torch raise many types for foreign or truncated files
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(

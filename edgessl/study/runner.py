@@ -118,6 +118,9 @@ def run_study(
     validate_names(config)
     launch = launch_prefix(launcher)
     root = Path(config.out)
+    refuse_changed_cells(
+        config, root
+    )  # before study.yaml is rewritten: never skip a cell and overwrite its config
     root.mkdir(parents=True, exist_ok=True)
     with atomic_output(root / STUDY_FILE) as tmp:  # every worker writes it: never a torn file
         tmp.write_text(dump_study(config))
@@ -266,6 +269,45 @@ def launch_pretrain(config: Any, resume: bool, launch: list[str], console: Any) 
             f"pretraining {run_dir.name} failed: '{shlex.join(command)}' exited with code {code} "
             "(its output is above); fix it and run the study again to resume"
         )
+
+
+def refuse_changed_cells(config: StudyConfig, root: Path) -> None:
+    """A ConfigError when a cell already trained in ``root`` was trained with other settings than ``config`` asks.
+
+    Finished cells are skipped and unfinished ones resumed, so a changed setting (an
+    image size, a learning rate, a method override) would otherwise keep the old
+    results under the new ``study.yaml``. Only what a resume may change (more epochs,
+    where the data is, how often to save) may differ.
+    """
+    from edgessl.checkpoints import load_checkpoint
+    from edgessl.runs import RunFolder
+    from edgessl.training.resolve import (
+        RESUMABLE,
+        config_differences,
+        resolve_method_config,
+        resolved_train_config,
+    )
+
+    for method, backbone in config.cells():
+        run_dir = root / RUNS_DIR / cell_name(method, backbone)
+        last = RunFolder(run_dir).last
+        if not last.is_file():
+            continue
+        saved = load_checkpoint(last)["metadata"].get("train_config")
+        if saved is None:  # written without one (an edgessl before checkpoints held it): nothing to compare
+            continue
+        cell = train_config(config, method, backbone, run_dir)
+        size = cell.image_size or saved.get("image_size")  # None: the data's size, which the run recorded
+        resolved = resolved_train_config(cell, resolve_method_config(cell), size)
+        changed = {
+            key: pair for key, pair in config_differences(saved, resolved).items() if key not in RESUMABLE
+        }
+        if changed:
+            listed = "; ".join(f"{key} {was!r} then, {now!r} now" for key, (was, now) in changed.items())
+            raise ConfigError(
+                f"{cell_name(method, backbone)} in {root} was trained with other settings ({listed}): "
+                f"give the changed study another --out, or delete {run_dir} to train that cell again"
+            )
 
 
 def training_state(run_dir: Path) -> tuple[int, int] | None:

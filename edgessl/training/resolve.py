@@ -80,6 +80,12 @@ def requested_config(
         values = read_yaml(saved) if saved.is_file() else {}
         for limit in PER_CALL_LIMITS:  # a smoke run's cap should not stop its continuation
             values.pop(limit, None)
+        for identity in ("method", "backbone"):  # the run's own method config would not fit another
+            if identity in given and identity in values and given[identity] != values[identity]:
+                raise ConfigError(
+                    f"--resume continues the {values[identity]} run in {saved.parent}; it cannot change "
+                    f"--{identity} to {given[identity]}: drop --{identity}, or start a new run in another --out"
+                )
     values = {**values, **given}
     values["method_overrides"] = {
         **values.get("method_overrides", {}),
@@ -158,16 +164,7 @@ def resume_changes(
     Raises :class:`ConfigError` naming every other difference, and when ``epochs`` would
     end the run before the epochs it has already trained.
     """
-    # A field the run's edgessl did not have yet counts as its default (so old runs stay resumable).
-    fresh = TrainConfig(method=resolved.method, backbone=resolved.backbone)
-    defaults = _flatten(config_to_dict(resolved_train_config(fresh, resolve_method_config(fresh))))
-    old, new = {**defaults, **_flatten(saved)}, _flatten(config_to_dict(resolved))
-    skipped = ("out", *MIRRORED)
-    differences = {
-        key: (old.get(key), value)
-        for key, value in new.items()
-        if key not in skipped and old.get(key) != value
-    }
+    differences = config_differences(saved, resolved)
     refused = {key: pair for key, pair in differences.items() if key not in RESUMABLE}
     if refused:
         listed = "; ".join(
@@ -182,6 +179,23 @@ def resume_changes(
             f"--epochs {resolved.epochs} is fewer than the {epochs_done} epoch(s) {source} has already trained"
         )
     return {key: pair for key, pair in differences.items() if key not in PER_CALL_LIMITS}
+
+
+def config_differences(saved: dict[str, Any], resolved: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """``{dotted field: (saved, resolved)}`` for every field in which a run's saved ``train_config`` differs.
+
+    A field the run's edgessl did not have yet counts as its default (so old runs stay
+    comparable); ``out`` and the mirrored ``lr`` are not compared.
+    """
+    fresh = TrainConfig(method=resolved.method, backbone=resolved.backbone)
+    defaults = _flatten(config_to_dict(resolved_train_config(fresh, resolve_method_config(fresh))))
+    old, new = {**defaults, **_flatten(saved)}, _flatten(config_to_dict(resolved))
+    skipped = ("out", *MIRRORED)
+    return {
+        key: (old.get(key), value)
+        for key, value in new.items()
+        if key not in skipped and old.get(key) != value
+    }
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -44,7 +44,7 @@ from edgessl.training.monitor import run_monitor
 from edgessl.training.progress import ProgressView, StopRequest, start_line
 from edgessl.training.resolve import config_yaml, resolve_method_config, resolved_train_config
 from edgessl.training.rng import seed_everything, set_deterministic
-from edgessl.training.run_log import METRICS_FILE, MetricsLog, PendingStep, diverged, read_back
+from edgessl.training.run_log import METRICS_FILE, MetricsLog, PendingStep, diverged, read_back, read_metrics
 from edgessl.training.sampling import epoch_permutation, micro_batches, plan_batches
 from edgessl.training.setup import (
     check_frozen_unchanged,
@@ -163,7 +163,8 @@ class Trainer:
         target = min(self.total_steps, self.config.max_steps or self.total_steps)
         watching = self.show_progress and log is not None
         view = ProgressView(self.console, watching, target, position.step, self.config.log_every)
-        stop, pending, stopping, first_step, loss = StopRequest(), [], False, position.step, float("nan")
+        stop, pending, stopping, first_step = StopRequest(), [], False, position.step
+        loss = last_logged_loss(log)  # what a resume of a finished run reports: it trains no step
         self.segment_start = self.window_start = time.perf_counter()
         self.train_step.model.train()
         try:
@@ -264,3 +265,11 @@ def train(
     and :class:`EdgesslError` subclasses for anything the user can fix, before any file is written.
     """
     return Trainer(config, resume, console or Console(), progress).run()
+
+
+def last_logged_loss(log: MetricsLog | None) -> float:
+    """The loss of the run's last logged step (nan when none, or on a process that keeps no log)."""
+    if log is None or not log.path.is_file():
+        return float("nan")
+    losses = [record.get("loss") for record in read_metrics(log.path)]
+    return next((float(value) for value in reversed(losses) if isinstance(value, (int, float))), float("nan"))

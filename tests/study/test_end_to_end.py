@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ class Interrupted(Exception):
     pass
 
 
-def test_quick_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_quick_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setenv("EDGESSL_CACHE", str(tmp_path / "cache"))
     data = write_tiny_folder(tmp_path / "tiny", {"unlabeled": 32, "train": 30, "test": 20})
     config = StudyConfig(
@@ -72,6 +73,19 @@ def test_quick_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     )
     assert main(["study", str(config_file), "--no-progress"]) == 0
     assert len(calls) == 3
+    # D24: a changed setting is refused, never "already finished" with the old table under a new study.yaml
+    kept = (tmp_path / "study" / runner.STUDY_FILE).read_text()
+    config_file.write_text(
+        dump_study(dataclasses.replace(config, train=dataclasses.replace(config.train, image_size=24)))
+    )
+    assert main(["study", str(config_file), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "rotnet-squeezenet" in err
+        and "image_size 32 then, 24 now" in err
+        and len(err.strip().splitlines()) == 1
+    )
+    assert (tmp_path / "study" / runner.STUDY_FILE).read_text() == kept and len(calls) == 3
 
 
 def test_wrong_names_and_options_fail_before_any_training(tmp_path: Path) -> None:

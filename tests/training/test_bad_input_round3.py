@@ -221,3 +221,45 @@ def test_a_skipped_image_is_one_warning_line_not_a_python_warning_twice(
     )
     err = capsys.readouterr().err
     assert err.count("warning: skipped 1 unreadable image(s)") == 1 and "UserWarning" not in err, err
+
+
+def test_d23_resume_with_another_method_says_it_cannot_change_it(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--epochs", "1", "--max-steps", "2", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(run), "--method", "simclr", "--no-progress"]) == 2
+    line = error_line(capsys)
+    assert "--resume continues the tiny run" in line and "cannot change --method to simclr" in line
+
+
+def test_d23_a_damaged_last_pt_falls_back_to_the_newest_epoch_file_and_says_so(
+    tmp_path: Path, capsys
+) -> None:
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--epochs", "2", "--save-every", "1", "--out", str(run)]) == 0
+    (run / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    capsys.readouterr()
+    assert main(["train", "--resume", "--epochs", "3", "--out", str(run), "--no-progress"]) == 0
+    printed = capsys.readouterr()
+    assert printed.err.count("last.pt is damaged") == 1 and "UserWarning" not in printed.err
+    assert "done: 3 epoch(s)" in printed.out
+    assert main(["train", "--resume", "--out", str(run), "--no-progress"]) == 0  # finished: no step to train
+    done = capsys.readouterr().out
+    assert "done: 3 epoch(s)" in done and "final loss nan" not in done
+
+
+class Opaque:
+    """Not a tensor: torch's weights-only loader refuses to unpickle it."""
+
+
+def test_d23_a_pickle_as_weights_never_suggests_unsafe_loading(tmp_path: Path) -> None:
+    import torch
+
+    from edgessl.backbones.weights import read_state_dict
+    from edgessl.errors import CheckpointError
+
+    torch.save({"w": torch.zeros(1), "o": Opaque()}, tmp_path / "w.pth")
+    with pytest.raises(CheckpointError) as caught:
+        read_state_dict(tmp_path / "w.pth")
+    message = str(caught.value)
+    assert "never unpickles" in message and "weights_only" not in message and "Re-running" not in message
