@@ -8,6 +8,9 @@ import torch
 from torch import nn
 
 from edgessl.backbones.layout import WeightLayout, weight_layout
+from edgessl.errors import ConfigError
+
+LARGEST_CHECKED_SIDE = 256  # sides tried when naming the smallest a network accepts
 
 
 @dataclass(frozen=True)
@@ -108,3 +111,34 @@ class Representation(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.preprocess(images))
+
+
+def smallest_side(network: nn.Module, start: int, stop: int) -> int | None:
+    """The smallest square side in ``[start, stop]`` ``network`` turns RGB images into features at, or None.
+
+    Tried on one blank image in eval mode without gradients, so neither the weights nor the
+    BatchNorm statistics change.
+    """
+    training = network.training
+    network.eval()
+    try:
+        with torch.no_grad():
+            for side in range(start, stop + 1):
+                try:
+                    network(torch.zeros(1, 3, side, side))
+                except RuntimeError:  # a pooling or convolution window larger than its input
+                    continue
+                return side
+    finally:
+        network.train(training)
+    return None
+
+
+def check_input_side(network: nn.Module, side: int, name: str) -> None:
+    """A ConfigError, before any work, when ``side`` px images are too small for ``network`` (named ``name``)."""
+    if smallest_side(network, side, side) is None:
+        least = smallest_side(network, side + 1, LARGEST_CHECKED_SIDE)
+        raise ConfigError(
+            f"{name} cannot take {side} px images (a pooling or convolution window would be larger than "
+            f"its input): use --image-size {least or LARGEST_CHECKED_SIDE} or more"
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import Any
 
 from edgessl.cli.weights import add_weights_options
@@ -156,9 +157,13 @@ def _options(args: argparse.Namespace) -> Any:
         ("--repeats", args.repeats),
         ("--epochs", args.epochs),
         ("--image-size", args.image_size),
+        ("--train-batch-size", args.train_batch_size),
+        ("--train-steps", args.train_steps),
     ):
         if value < 1:
             raise ConfigError(f"{name} must be at least 1 (got {value})")
+    if args.json not in (None, "-"):
+        check_json_target(Path(args.json))
     intensity = grid_intensity(args.region) if args.region else args.grid_intensity
     return ProfileOptions(
         image_size=args.image_size,
@@ -180,12 +185,22 @@ def _options(args: argparse.Namespace) -> Any:
     )
 
 
+def check_json_target(path: Path) -> None:
+    """``--json PATH`` must be a file that can be written, known before minutes of measuring."""
+    from edgessl.errors import ConfigError
+
+    if path.is_dir():
+        raise ConfigError(f"--json {path} is a folder; give a file path, e.g. --json {path / 'profile.json'}")
+    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
+        raise ConfigError(f"--json {path}: cannot write into {path.parent}; give a path in a writable folder")
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     import sys
-    from pathlib import Path
 
     from edgessl.cli.console import make_console
+    from edgessl.files import atomic_output
     from edgessl.methods import method_class
     from edgessl.profiling.report import profile_backbones
 
@@ -197,7 +212,8 @@ def run(args: argparse.Namespace) -> int:
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        with atomic_output(Path(args.json)) as tmp:
+            tmp.write_text(json.dumps(report, indent=2) + "\n")
     else:
         _render(report, make_console())
     return 0

@@ -5,6 +5,7 @@ Adding a method is one module with a :class:`Method` subclass registered here.
 
 from __future__ import annotations
 
+from edgessl.backbones.base import check_input_side
 from edgessl.methods.base import (
     Method,
     MethodConfig,
@@ -53,6 +54,9 @@ def build_method(
 ) -> Method:
     cls = method_class(name)
     method = cls(backbone, config if config is not None else cls.Config(), image_size, mean, std)
+    check_input_side(
+        method.representation(), image_size, backbone
+    )  # before any step: one line, not a traceback
     # the contract: frozen modules get no gradients and stay in eval mode, whatever built them
     for module in method.frozen_modules().values():
         module.requires_grad_(False).eval()

@@ -35,6 +35,7 @@ from torch.nn import functional as F
 from edgessl import distributed
 from edgessl.augment import MultiCrop, dino_multicrop, local_crop_side
 from edgessl.backbones import Encoder
+from edgessl.backbones.base import smallest_side
 from edgessl.config import Fraction, NonNegativeInt, PositiveFloat, PositiveFraction, PositiveInt
 from edgessl.errors import ConfigError
 from edgessl.methods import METHODS
@@ -223,27 +224,6 @@ def resolution_runs(crops: Sequence[torch.Tensor]) -> list[tuple[int, int]]:
         else:
             runs.append((index, index + 1))
     return runs
-
-
-def smallest_side(encoder: Encoder, start: int, stop: int) -> int | None:
-    """The smallest square side in ``[start, stop]`` ``encoder`` turns into features, or None.
-
-    Tried on one blank image in eval mode without gradients, so neither the weights nor the
-    BatchNorm statistics change.
-    """
-    training = encoder.training
-    encoder.eval()
-    try:
-        with torch.no_grad():
-            for side in range(start, stop + 1):
-                try:
-                    encoder(torch.zeros(1, 3, side, side))
-                except RuntimeError:  # a pooling or convolution window larger than its input
-                    continue
-                return side
-    finally:
-        encoder.train(training)
-    return None
 
 
 def crop_sizes(config: DINOConfig, image_size: int, encoder: Encoder) -> tuple[int, int]:

@@ -100,8 +100,10 @@ def profile_backbone(
 ) -> dict[str, Any]:
     """One backbone's entry of the report (see the module docstring for its keys)."""
     from edgessl.backbones import build_backbone, load_backbone_weights
+    from edgessl.backbones.base import check_input_side
 
     encoder = build_backbone(name).eval()
+    check_input_side(encoder, options.image_size, name)
     loaded = None if options.weights is None else load_backbone_weights(encoder, options.weights)
     params = count_parameters(encoder)
     compute = count_compute(encoder, options.image_size)

@@ -180,7 +180,7 @@ class Trainer:
                         view.update(position.step, record["epoch"], record)
                     if epoch_end:
                         self._end_epoch()
-                if position.saved_step != position.step:
+                if position.saved_step != position.step or self.last_is_behind():
                     self._save(epoch_file=False)
         finally:
             view.close()
@@ -188,6 +188,11 @@ class Trainer:
         if stop.requested:
             raise TrainingInterrupted(self.folder.last, position.step)
         return self._result(first_step, loss)
+
+    def last_is_behind(self) -> bool:
+        """Whether this run resumed from an epoch file because ``last.pt`` was older (a kill while the
+        final ``last.pt`` was written): then ``last.pt`` is rewritten even if no step is left to train."""
+        return self.resume_from is not None and self.resume_from.path != self.folder.last
 
     def _end_epoch(self) -> None:
         position, config = self.state.position, self.config

@@ -263,3 +263,54 @@ def test_d23_a_pickle_as_weights_never_suggests_unsafe_loading(tmp_path: Path) -
         read_state_dict(tmp_path / "w.pth")
     message = str(caught.value)
     assert "never unpickles" in message and "weights_only" not in message and "Re-running" not in message
+
+
+def test_d7_a_kill_while_the_final_last_pt_is_written_resumes_to_a_current_last_pt(
+    tmp_path: Path, capsys
+) -> None:
+    from edgessl.checkpoints import load_checkpoint
+
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--epochs", "2", "--save-every", "1", "--out", str(run)]) == 0
+    checkpoints = run / "checkpoints"
+    final = load_checkpoint(checkpoints / "epoch_0002.pt")["metadata"]["step"]
+    # The state a SIGKILL during the final save leaves: epoch_0002.pt complete, last.pt still at epoch 1.
+    (checkpoints / "last.pt").write_bytes((checkpoints / "epoch_0001.pt").read_bytes())
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(run), "--no-progress"]) == 0
+    done = capsys.readouterr().out
+    assert f"done: 2 epoch(s), {final} steps" in done and "final loss nan" not in done
+    assert load_checkpoint(checkpoints / "last.pt")["metadata"]["step"] == final
+
+
+def test_d13_an_image_too_small_for_the_network_is_one_line_in_train_and_profile(
+    tmp_path: Path, capsys
+) -> None:
+    flags = ["--backbone", "squeezenet", "--image-size", "8"]
+    run = tmp_path / "run"
+    assert main(["train", "--data", "shapes10", "--split", "test", *flags, "--out", str(run)]) == 2
+    assert "squeezenet cannot take 8 px images" in error_line(capsys) and not run.exists()
+    assert main(["profile", *flags]) == 2
+    assert "use --image-size 17 or more" in error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--train-batch-size", "0"], "--train-batch-size must be at least 1 (got 0)"),
+        (["--json", "{folder}"], "is a folder; give a file path"),
+        (["--json", "/proc/nowhere/x.json"], "cannot write into /proc/nowhere"),
+    ],
+)
+def test_d15_profile_options_are_checked_before_measuring(
+    tmp_path: Path, flags, expected, capsys, monkeypatch
+) -> None:
+    import edgessl.profiling.report
+
+    def measured(*args, **kwargs):
+        raise AssertionError("measuring started before the options were checked")
+
+    monkeypatch.setattr(edgessl.profiling.report, "profile_backbones", measured)
+    flags = [flag.format(folder=tmp_path) for flag in flags]
+    assert main(["profile", "--backbone", "squeezenet", *flags]) == 2
+    assert expected in error_line(capsys)
