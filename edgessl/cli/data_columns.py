@@ -1,8 +1,8 @@
 """``--image-column`` / ``--label-column``: which columns of ``hf:`` or ``wds:`` data hold the images and labels.
 
 They fold into the data spec itself (``hf:PATH?image=COLUMN&label=COLUMN``), so a run's
-``config.yaml`` and its checkpoints name the columns, and ``edgessl eval RUN`` reads the
-same ones without being told again.
+``config.yaml`` and its checkpoints name the columns, and that one string given to
+``--data`` anywhere (eval, export, explain) reads the same ones.
 """
 
 from __future__ import annotations
