@@ -73,6 +73,12 @@ class RowPlan:
     class_names: tuple[str, ...]
 
 
+def numbered_classes(labels: np.ndarray) -> tuple[str, ...]:
+    """``"0".."K-1"`` for plain integer labels (-1 = unlabelled), when a source stores no class names."""
+    labelled = labels[labels >= 0]
+    return tuple(str(index) for index in range(int(labelled.max()) + 1 if len(labelled) else 0))
+
+
 class ImageSource(Protocol):
     """A dataset the cache can decode: its content key, its rows, and a decoder that runs in a worker.
 

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from edgessl.data.arrays import SplitArrays, check_split
-from edgessl.data.cache import Decoded, RowPlan, open_cache
+from edgessl.data.cache import Decoded, RowPlan, numbered_classes, open_cache
 from edgessl.data.decode import try_decode
 from edgessl.data.image_folder import DEFAULT_IMAGE_SIZE
 from edgessl.data.schemes import SCHEMES, SchemeSpec
@@ -188,7 +188,11 @@ class HuggingFaceSource:
             splits[split] = (start, len(names))
         if "unlabeled" not in splits and "train" in splits:
             splits["unlabeled"] = splits["train"]  # the train split without labels: the same rows
-        return RowPlan(names, np.concatenate(labels), splits, self.class_names(available, chosen, label))
+        rows = np.concatenate(labels)
+        labelled = [available[chosen[split]] for split in ("train", "test") if split in chosen]
+        feature = labelled[0].features[label] if label is not None and labelled else None
+        names_of = getattr(feature, "names", None)  # a ClassLabel's names; plain integers get numbers
+        return RowPlan(names, rows, splits, tuple(names_of) if names_of else numbered_classes(rows))
 
     def split_labels(self, dataset: Any, split: str, label: str | None) -> np.ndarray:
         """int64 labels of one split; -1 for the unlabeled split and for an unlabelled dataset."""
@@ -206,18 +210,6 @@ class HuggingFaceSource:
                 "a labelled split needs a class index in every row"
             )
         return values.astype(np.int64)
-
-    @staticmethod
-    def class_names(available: dict[str, Any], chosen: dict[str, str], label: str | None) -> tuple[str, ...]:
-        """A ``ClassLabel``'s names, else ``"0".."K-1"`` for plain integer labels, else none."""
-        if label is None or not ({"train", "test"} & set(chosen)):
-            return ()
-        labelled = [available[chosen[split]] for split in ("train", "test") if split in chosen]
-        feature = labelled[0].features[label]
-        if hasattr(feature, "names"):
-            return tuple(feature.names)
-        top = max(int(np.max(d.with_format("arrow")[label].to_numpy())) for d in labelled if d.num_rows)
-        return tuple(str(index) for index in range(top + 1))
 
     def decode_rows(self, rows: range, size: int) -> Iterator[Decoded]:
         """Each row's stored bytes (or the file its path names) decoded as an image file is."""

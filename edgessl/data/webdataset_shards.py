@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from edgessl.data.arrays import SplitArrays, check_split
-from edgessl.data.cache import Decoded, RowPlan, open_cache
+from edgessl.data.cache import Decoded, RowPlan, numbered_classes, open_cache
 from edgessl.data.decode import try_decode
 from edgessl.data.image_folder import DEFAULT_IMAGE_SIZE
 from edgessl.data.schemes import SCHEMES, SchemeSpec
@@ -112,9 +112,8 @@ def check_shards(shards: list[str], pattern: str) -> None:
 
 @dataclass(frozen=True)
 class Member:
-    """Where one sample's image bytes are: shard number, byte offset, size (-1: the sample has none)."""
+    """Where one sample's image bytes are in its shard: byte offset and size."""
 
-    shard: int
     offset: int
     size: int
 
@@ -160,7 +159,7 @@ def sample_of(
 ) -> tuple[str, Member | None, bytes | None]:
     wanted = [image] if image is not None else list(IMAGE_MEMBERS)
     found = next((members[ext] for ext in wanted if ext in members), None)
-    member = Member(-1, found.offset_data, found.size) if found is not None else None
+    member = Member(found.offset_data, found.size) if found is not None else None
     extracted = archive.extractfile(members[label]) if label in members else None
     return key, member, extracted.read() if extracted is not None else None
 
@@ -230,16 +229,7 @@ class WebDatasetSource:
 
     def plan(self) -> RowPlan:
         index = self.index
-        labelled = np.concatenate(
-            [
-                index.labels[slice(*index.splits[split])]
-                for split in ("train", "test")
-                if split in index.splits
-            ]
-            or [np.empty(0, dtype=np.int64)]
-        )
-        classes = int(labelled.max()) + 1 if len(labelled) else 0
-        return RowPlan(index.keys, index.labels, index.splits, tuple(str(k) for k in range(classes)))
+        return RowPlan(index.keys, index.labels, index.splits, numbered_classes(index.labels))
 
     def decode_rows(self, rows: range, size: int) -> Iterator[Decoded]:
         index = self.index

@@ -131,14 +131,15 @@ def evaluate_checkpoints(
     device = resolve_device(device)
     records: list[Record] = []
     for checkpoint in list_checkpoints(run_or_checkpoint):
-        identity = splits.identity(evaluation_size(checkpoint, image_size))
+        size = evaluation_size(checkpoint, image_size)
+        identity = splits.identity(size)
         keys = {
             name: settings_key(checkpoint, data, identity, image_size, resolved[name]) for name in protocols
         }
         saved = {name: load_record(result_path(checkpoint, name)) for name in protocols}
         todo = [name for name in protocols if not reusable(saved[name], keys[name])]
         fresh = (
-            evaluate_one(checkpoint, todo, splits, image_size, device, per_protocol, keys, on_record)
+            evaluate_one(checkpoint, todo, splits.get(size), device, per_protocol, keys, on_record)
             if todo
             else {}
         )
@@ -153,17 +154,16 @@ def evaluate_checkpoints(
 def evaluate_one(
     checkpoint: Path,
     protocols: list[str],
-    splits: SplitCache,
-    image_size: int | None,
+    splits: tuple[ImageDataset, ImageDataset],
     device: torch.device,
     per_protocol: dict[str, dict[str, Any]],
     keys: dict[str, Record],
     on_record: Callable[[Record, bool], None] | None,
 ) -> dict[str, Record]:
-    """Load one checkpoint once and run (and save) each protocol on it."""
+    """Load one checkpoint once and run (and save) each protocol on it, on ``splits`` (train, test) at its size."""
     loaded = load_representation(checkpoint)
     meta = loaded.metadata
-    train, test = splits.get(evaluation_size(checkpoint, image_size))
+    train, test = splits
     features = FeatureCache(loaded.model, device)  # shared by the protocols of this checkpoint
     records = {}
     for name in protocols:

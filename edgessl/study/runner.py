@@ -118,9 +118,8 @@ def run_study(
     validate_names(config)
     launch = launch_prefix(launcher)
     root = Path(config.out)
-    refuse_changed_cells(
-        config, root
-    )  # before study.yaml is rewritten: never skip a cell and overwrite its config
+    # before study.yaml is rewritten: never skip a cell and overwrite its config
+    refuse_changed_cells(config, root)
     root.mkdir(parents=True, exist_ok=True)
     with atomic_output(root / STUDY_FILE) as tmp:  # every worker writes it: never a torn file
         tmp.write_text(dump_study(config))
@@ -293,7 +292,7 @@ def refuse_changed_cells(config: StudyConfig, root: Path) -> None:
         last = RunFolder(run_dir).last
         if not last.is_file():
             continue
-        saved = load_checkpoint(last)["metadata"].get("train_config")
+        saved = load_checkpoint(last, mmap=True)["metadata"].get("train_config")  # metadata only
         if saved is None:  # written without one (an edgessl before checkpoints held it): nothing to compare
             continue
         cell = train_config(config, method, backbone, run_dir)

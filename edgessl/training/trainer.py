@@ -163,8 +163,7 @@ class Trainer:
         target = min(self.total_steps, self.config.max_steps or self.total_steps)
         watching = self.show_progress and log is not None
         view = ProgressView(self.console, watching, target, position.step, self.config.log_every)
-        stop, pending, stopping, first_step = StopRequest(), [], False, position.step
-        loss = last_logged_loss(log)  # what a resume of a finished run reports: it trains no step
+        stop, pending, stopping, first_step, loss = StopRequest(), [], False, position.step, float("nan")
         self.segment_start = self.window_start = time.perf_counter()
         self.train_step.model.train()
         try:
@@ -187,6 +186,8 @@ class Trainer:
             self.train_step.feeder.close()
         if stop.requested:
             raise TrainingInterrupted(self.folder.last, position.step)
+        if position.step == first_step:  # a resume of a finished run trains no step: report its last loss
+            loss = last_logged_loss(log)
         return self._result(first_step, loss)
 
     def last_is_behind(self) -> bool:

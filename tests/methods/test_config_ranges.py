@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import types
 import typing
 from pathlib import Path
 
 import pytest
 import yaml
-from annotated_types import Ge, Gt, Le, Lt
+from config_bounds import bound_violations
 
 from edgessl.cli import main
 from edgessl.config import merge_config
@@ -18,21 +17,6 @@ from edgessl.errors import ConfigError
 from edgessl.methods import method_class, method_names
 
 BUILT_IN = [name for name in method_names() if method_class(name).__module__.startswith("edgessl.")]
-
-
-def bound_violations(annotation: object) -> list[object]:
-    """Values just outside each bound an ``Annotated`` type declares (inf for a finite-only float)."""
-    bad: list[object] = []
-    for bound in getattr(annotation, "__metadata__", ()):
-        if isinstance(bound, Gt):
-            bad.append(bound.gt)
-        elif isinstance(bound, Ge):
-            bad.append(bound.ge - 1)
-        elif isinstance(bound, Lt):
-            bad.append(math.inf if math.isinf(bound.lt) else bound.lt)
-        elif isinstance(bound, Le):
-            bad.append(bound.le + 1)
-    return bad
 
 
 def violations(annotation: object, default: object) -> list[object] | None:

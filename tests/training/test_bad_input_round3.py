@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import threading
 import time
 import typing
 from pathlib import Path
 
 import pytest
-from annotated_types import Ge, Gt, Le, Lt
+from config_bounds import bound_violations
 from tiny_runs import TINY_FLAGS
 
 from edgessl.cli import main
@@ -70,21 +69,6 @@ def test_d12_a_device_this_machine_lacks_is_one_line() -> None:
         resolve_device("mps")
 
 
-def constraint_violations(annotation: object) -> list[object]:
-    """Values just outside each bound an ``Annotated`` field declares."""
-    bad: list[object] = []
-    for bound in getattr(annotation, "__metadata__", ()):
-        if isinstance(bound, Gt):
-            bad.append(bound.gt)
-        elif isinstance(bound, Ge):
-            bad.append(bound.ge - 1)
-        elif isinstance(bound, Lt):
-            bad.append(bound.lt if not math.isinf(bound.lt) else math.inf)
-        elif isinstance(bound, Le):
-            bad.append(bound.le + 1)
-    return bad
-
-
 # Fields whose every value of their type is valid (a seed, a switch) or checked by a registry (a metric).
 UNBOUNDED = {("knn", "metric"), ("linear", "standardize"), ("linear", "seed"), ("finetune", "augment")}
 UNBOUNDED |= {("finetune", "seed")}
@@ -95,7 +79,7 @@ def test_d16_every_protocol_option_declares_its_range_and_refuses_values_outside
     entry = PROTOCOLS.get(protocol)
     hints = typing.get_type_hints(entry.options, include_extras=True)
     for field in dataclasses.fields(entry.options):
-        bad = constraint_violations(hints[field.name])
+        bad = bound_violations(hints[field.name])
         assert bad or (protocol, field.name) in UNBOUNDED, f"{protocol}.{field.name} declares no range"
         for value in bad:
             with pytest.raises(ConfigError, match=f"{field.name}="):
