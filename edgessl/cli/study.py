@@ -21,12 +21,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--table-protocol", help="the protocol Table 1 and Figures 1-2 report (one the config evaluates)"
     )
     parser.add_argument(
-        "--max-cells", type=int, help="train/evaluate at most N unfinished cells in this call"
+        "--max-cells", type=int, help="train/evaluate at most N unfinished runs (cell x seed) in this call"
     )
     parser.add_argument(
         "--shard",
         metavar="I/N",
-        help="run worker I's share of N (cells I, I+N, ... from 1); N workers share one --out folder, "
+        help="run worker I's share of N (runs I, I+N, ... from 1, a run being a cell with one seed); "
+        "N workers share one --out folder, "
         "e.g. a SLURM array job with --shard $SLURM_ARRAY_TASK_ID/N",
     )
     parser.add_argument(
@@ -34,6 +35,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="CMD",
         help="run each cell's pretraining as 'CMD -m edgessl train ...', e.g. "
         "'accelerate launch --multi_gpu --num_processes 4' (default: in this process)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        metavar="N",
+        help="train every cell with N seeds from train.seed (overrides the config's 'seeds')",
     )
     parser.add_argument("--list-presets", action="store_true", help="list the built-in studies and exit")
     parser.add_argument(
@@ -85,16 +92,21 @@ def run(args: argparse.Namespace) -> int:
         for key, value in (("device", args.device), ("table_protocol", args.table_protocol))
         if value is not None
     }
+    if args.seeds is not None:
+        overrides["seeds"] = args.seeds
     if args.data_root is not None:
         overrides["train"] = replace(config.train, data_root=args.data_root)
-    config = replace(config, **overrides)
+    config = replace(config, **overrides)  # __post_init__ checks the overridden values too
     if args.print_config:
         console.print(escape(dump_study(config)), end="")
         return 0
-    mine = len(shard.share(config.cells()))
+    units = config.units()
+    mine = len(shard.share(units))
     share = f", shard {shard.index}/{shard.count}: {mine} of them" if shard.count > 1 else ""
+    seeds = len(config.seed_values())
     console.print(
-        f"study [bold]{escape(config.name)}[/]: {len(config.cells())} cells{share} -> {escape(config.out)}"
+        f"study [bold]{escape(config.name)}[/]: {len(config.cells())} cells x {seeds} seed(s) = "
+        f"{len(units)} runs{share} -> {escape(config.out)}"
     )
     outcome = run_study(
         config,
@@ -120,6 +132,6 @@ def run(args: argparse.Namespace) -> int:
     if not outcome.complete:
         others = " (the other shards' cells are left to them)" if shard.count > 1 else ""
         console.print(
-            f"{len(outcome.cells)}/{len(config.cells())} cells finished{others}; run the same command again to continue"
+            f"{len(outcome.cells)}/{len(units)} runs finished{others}; run the same command again to continue"
         )
     return 0

@@ -30,6 +30,8 @@ class StudyConfig:
     precision, ``grad_accum``, ``deterministic``, ``time_budget_s``, ...); each cell sets its own
     ``method``, ``backbone`` and ``out``, and ``batch_sizes`` / ``method_overrides`` refine it per
     method or cell. Evaluation (``protocols``) reads the same ``train.data`` at ``train.image_size``.
+    ``seeds`` trains every cell several times (a count from ``train.seed``, or a list), so that
+    Table 1 reports each number with its interval over seeds.
     """
 
     methods: tuple[str, ...]
@@ -45,6 +47,8 @@ class StudyConfig:
     )  # per protocol, e.g. {"finetune": {"epochs": 30}}
     out: str = "studies/study"
     device: str | None = None  # evaluation device (None: CUDA when available)
+    # How often every cell is trained: N seeds from train.seed (train.seed, train.seed + 1, ...) or a list
+    seeds: int | tuple[int, ...] = 1
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -57,8 +61,21 @@ class StudyConfig:
         return self.table_protocol or self.protocols[0]
 
     def cells(self) -> list[tuple[str, str]]:
-        """Every (method, backbone) pair, in the order the runner trains them."""
+        """Every (method, backbone) pair, in grid order."""
         return [(method, backbone) for method in self.methods for backbone in self.backbones]
+
+    def seed_values(self) -> tuple[int, ...]:
+        """The pretraining seeds every cell is trained with."""
+        if isinstance(self.seeds, int):
+            return tuple(range(self.train.seed, self.train.seed + self.seeds))
+        return self.seeds
+
+    def units(self) -> list[Unit]:
+        """Every (method, backbone, seed) run, in the order the runner trains them: seed by seed,
+        so a study stopped part-way has whole grids of the first seeds."""
+        return [
+            Unit(method, backbone, seed) for seed in self.seed_values() for method, backbone in self.cells()
+        ]
 
     def batch_size_for(self, method: str, backbone: str) -> int | None:
         """The most specific batch size: ``method-backbone``, then ``method``, then ``train.batch_size``."""
@@ -68,6 +85,24 @@ class StudyConfig:
 
     def with_out(self, out: str | Path | None) -> StudyConfig:
         return self if out is None else replace(self, out=str(out))
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One pretraining run of a study: a cell trained with one seed."""
+
+    method: str
+    backbone: str
+    seed: int
+
+    @property
+    def cell(self) -> str:
+        return cell_name(self.method, self.backbone)
+
+    @property
+    def name(self) -> str:
+        """Its run folder's name under ``STUDY/runs/``."""
+        return f"{self.cell}-seed{self.seed}"
 
 
 def cell_name(method: str, backbone: str) -> str:
@@ -83,6 +118,13 @@ def _problems(config: StudyConfig) -> list[str]:
             problems.append(f"'{key}' is empty; list at least one")
         elif len(set(values)) != len(values):
             problems.append(f"'{key}' lists a name twice")
+    if isinstance(config.seeds, int) and config.seeds < 1:
+        problems.append(f"'seeds' is {config.seeds}; train every cell at least once (seeds: 1)")
+    elif isinstance(config.seeds, tuple):
+        if not config.seeds:
+            problems.append("'seeds' is an empty list; give a count (seeds: 3) or at least one seed")
+        elif len(set(config.seeds)) != len(config.seeds):
+            problems.append("'seeds' lists a seed twice")
     if config.table_protocol is not None and config.table_protocol not in config.protocols:
         problems.append(
             f"table_protocol '{config.table_protocol}' is not one of protocols {list(config.protocols)}"

@@ -20,7 +20,7 @@ CELL_FILE = "study_cell.json"
 
 @dataclass(frozen=True)
 class CellResult:
-    """Accuracy curves and costs of one (method, backbone) cell.
+    """Accuracy curves and costs of one (method, backbone) cell trained with one seed.
 
     ``curves[protocol]`` holds ``(pretraining epoch, validation accuracy)`` pairs in
     epoch order: one per checkpoint. Costs are those of the learned representation
@@ -43,6 +43,7 @@ class CellResult:
     # A distilled cell's teacher, as its checkpoint records it (source, backbone, params, sha256,
     # train_seconds when it is an edgessl run); None for a method without one.
     teacher: dict[str, Any] | None = None
+    seed: int = 0  # the pretraining seed of this run of the cell (StudyConfig.seeds)
 
     @property
     def teacher_seconds(self) -> float | None:

@@ -1,26 +1,30 @@
-"""Run a study: pretrain and evaluate every (method, backbone) cell, then render Table 1 and Figures 1-2.
+"""Run a study: pretrain and evaluate every (method, backbone) cell with every seed, then render
+Table 1 (with intervals over seeds), Figures 1-2 and ``study.json``.
 
 Layout of a study folder::
 
-    STUDY/study.yaml                      the resolved config of the latest call
-    STUDY/runs/<method>-<backbone>/       an ordinary training run folder per cell
-        checkpoints/epoch_NNNN.pt ...     one every ``save_every`` epochs
-        study_cell.json                   written last: its presence marks the cell finished
+    STUDY/study.yaml                           the resolved config of the latest call
+    STUDY/runs/<method>-<backbone>-seed<S>/    an ordinary training run folder per unit
+        checkpoints/epoch_NNNN.pt ...          one every ``save_every`` epochs
+        study_cell.json                        written last: its presence marks the unit finished
     STUDY/table1.md, table1.csv, figure1_by_method.png, figure2_by_backbone.png
+    STUDY/study.json                           every unit's per-seed values and the table's statistics
 
-Resuming is per cell and per stage: a finished cell is skipped; a cell whose training
-stopped part-way resumes from its ``last.pt``; a cell whose training finished but whose
+A *unit* is one cell trained with one seed (:class:`~edgessl.study.config.Unit`). Resuming
+is per unit and per stage: a finished unit is skipped; a unit whose training stopped
+part-way resumes from its ``last.pt``; a unit whose training finished but whose
 evaluation did not only evaluates (evaluation results are themselves cached per
-checkpoint in the run folder).
+checkpoint in the run folder). Raising ``seeds`` later keeps every finished seed and
+trains only the new ones.
 
 Across machines (:class:`Shard`, ``edgessl study PRESET --shard I/N``): N workers, e.g. a
-SLURM array job, share one study folder. Worker I takes cells I, I + N, I + 2N, ... of
-the grid (numbered from 1 in grid order), so the shares are disjoint and fixed. A worker
-claims a cell by holding ``RUN/.study-claim`` (an ``flock``, :func:`run_folder.locked`,
+SLURM array job, share one study folder. Worker I takes units I, I + N, I + 2N, ... of
+:meth:`StudyConfig.units` (numbered from 1), so the shares are disjoint and fixed. A worker
+claims a unit by holding ``RUN/.study-claim`` (an ``flock``, :func:`run_folder.locked`,
 released by the kernel however the worker dies) for as long as it trains and evaluates
-it, and checks again under the claim that the cell is unfinished: a cell is never
+it, and checks again under the claim that the unit is unfinished: a unit is never
 trained twice, even by a duplicate worker or one started without ``--shard``, which
-skips a claimed cell. Every worker then renders Table 1 and the figures from whatever is
+skips a claimed unit. Every worker then renders Table 1 and the figures from whatever is
 finished, under ``STUDY/.render.lock`` so that the last one to finish writes the most
 complete table. Each cell's pretraining can itself be a multi-process job (``launcher``,
 e.g. ``accelerate launch --multi_gpu --num_processes 4``): the worker runs
@@ -40,8 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from edgessl.errors import CheckpointError, ConfigError, EdgesslError
-from edgessl.files import atomic_output
-from edgessl.study.config import StudyConfig, cell_name, dump_study
+from edgessl.files import atomic_output, write_json
+from edgessl.study.config import StudyConfig, Unit, cell_name, dump_study
 from edgessl.study.figures import figure_by_backbone, figure_by_method, save_figure
 from edgessl.study.results import CellResult, read_cell, write_cell
 from edgessl.study.table import StudyTable, build_table
@@ -50,6 +54,7 @@ STUDY_FILE = "study.yaml"
 RUNS_DIR = "runs"
 TABLE_MD, TABLE_CSV = "table1.md", "table1.csv"
 FIGURE_1, FIGURE_2 = "figure1_by_method.png", "figure2_by_backbone.png"
+STUDY_JSON = "study.json"
 CLAIM_FILE, RENDER_LOCK = ".study-claim", ".render.lock"
 LAUNCH_CONFIG = "study_train.yaml"  # a launched cell's TrainConfig, in its run folder
 
@@ -74,9 +79,9 @@ class Shard:
             raise ConfigError(f"--shard expects I/N (worker I of N, from 1), got '{text}'")
         return cls(int(index), int(count))
 
-    def share(self, cells: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Cells ``index, index + count, ...`` of the grid (1-based): disjoint shares covering every cell."""
-        return cells[self.index - 1 :: self.count]
+    def share(self, units: list[Unit]) -> list[Unit]:
+        """Units ``index, index + count, ...`` (1-based): disjoint shares covering every unit."""
+        return units[self.index - 1 :: self.count]
 
 
 @dataclass
@@ -85,16 +90,16 @@ class StudyOutcome:
 
     config: StudyConfig
     root: Path
-    cells: list[CellResult]  # every finished cell, in grid order
-    processed: list[str] = field(default_factory=list)  # cells trained and/or evaluated by this call
-    skipped: list[str] = field(default_factory=list)  # cells already finished before this call
-    busy: list[str] = field(default_factory=list)  # cells another worker held (left to it)
+    cells: list[CellResult]  # every finished unit (cell and seed), in unit order
+    processed: list[str] = field(default_factory=list)  # units trained and/or evaluated by this call
+    skipped: list[str] = field(default_factory=list)  # units already finished before this call
+    busy: list[str] = field(default_factory=list)  # units another worker held (left to it)
     outputs: dict[str, Path] = field(default_factory=dict)
     table: StudyTable | None = None
 
     @property
     def complete(self) -> bool:
-        return len(self.cells) == len(self.config.cells())
+        return len(self.cells) == len(self.config.units())
 
 
 def run_study(
@@ -105,9 +110,9 @@ def run_study(
     shard: Shard = Shard(),
     launcher: str | None = None,
 ) -> StudyOutcome:
-    """Bring every cell of ``shard``'s share of ``config`` to finished (at most ``max_cells``
-    unfinished ones in this call), then write Table 1 and Figures 1-2 for every cell
-    finished so far, by any worker.
+    """Bring every unit of ``shard``'s share of ``config`` to finished (at most ``max_cells``
+    unfinished ones in this call), then write Table 1, Figures 1-2 and ``study.json`` for
+    every unit finished so far, by any worker.
 
     ``console`` is a rich console for progress lines (None: silent); ``progress`` is passed
     to the trainer's progress bar; ``launcher`` runs each cell's pretraining as
@@ -120,14 +125,15 @@ def run_study(
     root = Path(config.out)
     # before study.yaml is rewritten: never skip a cell and overwrite its config
     refuse_changed_cells(config, root)
+    refuse_unseeded_layout(config, root)
     root.mkdir(parents=True, exist_ok=True)
     with atomic_output(root / STUDY_FILE) as tmp:  # every worker writes it: never a torn file
         tmp.write_text(dump_study(config))
     say = _printer(console)
     outcome = StudyOutcome(config, root, [])
-    cells = config.cells()
-    for method, backbone in shard.share(cells):
-        name = cell_name(method, backbone)
+    units = config.units()
+    for unit in shard.share(units):
+        name = unit.name
         run_dir = root / RUNS_DIR / name
         if is_finished(read_cell(run_dir), config):
             outcome.skipped.append(name)
@@ -145,13 +151,13 @@ def run_study(
             if is_finished(read_cell(run_dir), config):  # another worker finished it meanwhile
                 outcome.skipped.append(name)
                 continue
-            say(f"[bold][{cells.index((method, backbone)) + 1}/{len(cells)}] {name}[/]")
-            write_cell(run_cell(config, method, backbone, run_dir, console, progress, launch), run_dir)
+            say(f"[bold][{units.index(unit) + 1}/{len(units)}] {name}[/]")
+            write_cell(run_cell(config, unit, run_dir, console, progress, launch), run_dir)
         outcome.processed.append(name)
     with locked(root, RENDER_LOCK, wait=True):  # the last worker to render sees the most
         outcome.cells = [
             result
-            for result in (read_cell(root / RUNS_DIR / cell_name(m, b)) for m, b in cells)
+            for result in (read_cell(root / RUNS_DIR / unit.name) for unit in units)
             if is_finished(result, config)
         ]
         outcome.table, outcome.outputs = render_outputs(outcome.cells, config, root)
@@ -201,7 +207,8 @@ def validate_names(config: StudyConfig) -> None:
     backbone_names()  # likewise for the backbone families
     for name in config.methods:
         METHODS.get(name)
-        resolved = resolve_method_config(train_config(config, name, config.backbones[0], Path(config.out)))
+        first = Unit(name, config.backbones[0], config.seed_values()[0])
+        resolved = resolve_method_config(train_config(config, first, Path(config.out)))
         teacher = getattr(resolved, "teacher", None)
         if teacher is not None and not teacher.source:
             raise ConfigError(
@@ -218,8 +225,7 @@ def validate_names(config: StudyConfig) -> None:
 
 def run_cell(
     config: StudyConfig,
-    method: str,
-    backbone: str,
+    unit: Unit,
     run_dir: Path,
     console: Any,
     progress: bool,
@@ -231,7 +237,7 @@ def run_cell(
     if state is None or not training_done(*state, config):
         where = f"from epoch {state[0]} (step {state[1]})" if state else "from scratch"
         say(f"  pretraining {where} to epoch {config.train.epochs}")
-        cell_config = train_config(config, method, backbone, run_dir)
+        cell_config = train_config(config, unit, run_dir)
         if launch is None:
             pretrain(cell_config, resume=state is not None, console=console, progress=progress)
         else:
@@ -239,8 +245,8 @@ def run_cell(
     curves = {}
     for protocol in config.protocols:
         say(f"  evaluating every checkpoint: {protocol}")
-        curves[protocol] = evaluate_run(config, run_dir, protocol)
-    return measure_cell(config, method, backbone, run_dir, curves)
+        curves[protocol] = evaluate_run(config, run_dir, protocol, unit.seed)
+    return measure_cell(config, unit, run_dir, curves)
 
 
 def pretrain(config: Any, resume: bool, console: Any, progress: bool) -> None:
@@ -287,15 +293,15 @@ def refuse_changed_cells(config: StudyConfig, root: Path) -> None:
         resolved_train_config,
     )
 
-    for method, backbone in config.cells():
-        run_dir = root / RUNS_DIR / cell_name(method, backbone)
+    for unit in config.units():
+        run_dir = root / RUNS_DIR / unit.name
         last = RunFolder(run_dir).last
         if not last.is_file():
             continue
         saved = load_checkpoint(last, mmap=True)["metadata"].get("train_config")  # metadata only
         if saved is None:  # written without one (an edgessl before checkpoints held it): nothing to compare
             continue
-        cell = train_config(config, method, backbone, run_dir)
+        cell = train_config(config, unit, run_dir)
         size = cell.image_size or saved.get("image_size")  # None: the data's size, which the run recorded
         resolved = resolved_train_config(cell, resolve_method_config(cell), size)
         changed = {
@@ -304,9 +310,25 @@ def refuse_changed_cells(config: StudyConfig, root: Path) -> None:
         if changed:
             listed = "; ".join(f"{key} {was!r} then, {now!r} now" for key, (was, now) in changed.items())
             raise ConfigError(
-                f"{cell_name(method, backbone)} in {root} was trained with other settings ({listed}): "
+                f"{unit.name} in {root} was trained with other settings ({listed}): "
                 f"give the changed study another --out, or delete {run_dir} to train that cell again"
             )
+
+
+def refuse_unseeded_layout(config: StudyConfig, root: Path) -> None:
+    """A ConfigError for a study folder from before seeds were an axis (``runs/<method>-<backbone>/``).
+
+    Its cells would otherwise be silently ignored and trained again under new names.
+    """
+    old = [root / RUNS_DIR / cell_name(m, b) for m, b in config.cells()]
+    found = [path for path in old if path.is_dir()]
+    if found:
+        seed = config.seed_values()[0]
+        raise ConfigError(
+            f"{root} holds cells without a seed in their name ({found[0].name}, from an older edgessl); "
+            f"rename each runs/<method>-<backbone> to runs/<method>-<backbone>-seed{seed} (it was trained "
+            "with train.seed), or give this study another --out"
+        )
 
 
 def training_state(run_dir: Path) -> tuple[int, int] | None:
@@ -321,20 +343,34 @@ def training_state(run_dir: Path) -> tuple[int, int] | None:
     return int(meta.get("epoch", 0)), int(meta.get("step", 0))
 
 
-def train_config(config: StudyConfig, method: str, backbone: str, run_dir: Path):  # -> TrainConfig
-    """The study's ``train`` run for one cell: its method, backbone, folder, batch size and overrides."""
+def train_config(config: StudyConfig, unit: Unit, run_dir: Path):  # -> TrainConfig
+    """The study's ``train`` run for one unit: its method, backbone, seed, folder, batch size and overrides."""
     train = config.train
     return replace(
         train,
-        method=method,
-        backbone=backbone,
+        method=unit.method,
+        backbone=unit.backbone,
+        seed=unit.seed,
         out=str(run_dir),
-        batch_size=config.batch_size_for(method, backbone),
-        method_overrides={**train.method_overrides, **config.method_overrides.get(method, {})},
+        batch_size=config.batch_size_for(unit.method, unit.backbone),
+        method_overrides={**train.method_overrides, **config.method_overrides.get(unit.method, {})},
     )
 
 
-def evaluate_run(config: StudyConfig, run_dir: Path, protocol: str) -> tuple[tuple[int, float], ...]:
+def protocol_options(config: StudyConfig, protocol: str, seed: int) -> dict[str, Any]:
+    """The study's options for ``protocol``; a seeded protocol (a probe, fine-tuning) takes the unit's seed
+    unless the study fixes one, so the spread over seeds covers evaluation too (Bouthillier et al., 2021)."""
+    from edgessl.evaluation import PROTOCOLS
+
+    options = dict(config.eval_options.get(protocol, {}))
+    if "seed" in PROTOCOLS.get(protocol).option_names():
+        options.setdefault("seed", seed)
+    return options
+
+
+def evaluate_run(
+    config: StudyConfig, run_dir: Path, protocol: str, seed: int
+) -> tuple[tuple[int, float], ...]:
     """``(epoch, accuracy)`` for every checkpoint of the run, by epoch (cached by the evaluator)."""
     from edgessl.evaluation import evaluate_checkpoints
 
@@ -345,7 +381,7 @@ def evaluate_run(config: StudyConfig, run_dir: Path, protocol: str) -> tuple[tup
         data_root=config.train.data_root,
         image_size=config.train.image_size,
         device=config.device,
-        **config.eval_options.get(protocol, {}),
+        **protocol_options(config, protocol, seed),
     )
     points = {
         int(record["epoch"]): float(record["accuracy"])
@@ -361,8 +397,7 @@ def evaluate_run(config: StudyConfig, run_dir: Path, protocol: str) -> tuple[tup
 
 def measure_cell(
     config: StudyConfig,
-    method: str,
-    backbone: str,
+    unit: Unit,
     run_dir: Path,
     curves: dict[str, tuple[tuple[int, float], ...]],
 ) -> CellResult:
@@ -376,8 +411,9 @@ def measure_cell(
     image_size = int(meta.get("image_size") or config.train.image_size)
     energy = meta.get("energy") or {}
     return CellResult(
-        method=method,
-        backbone=backbone,
+        method=unit.method,
+        backbone=unit.backbone,
+        seed=unit.seed,
         recipe=str(meta.get("recipe", "paper")),  # runs from before recipes trained the paper's
         epochs=loaded.epoch,
         steps=int(meta.get("step", 0)),
@@ -396,9 +432,10 @@ def measure_cell(
 def render_outputs(
     cells: list[CellResult], config: StudyConfig, root: Path
 ) -> tuple[StudyTable, dict[str, Path]]:
-    """Table 1 (Markdown, CSV) and Figures 1-2 (PNG) of the finished cells."""
+    """Table 1 (Markdown, CSV), Figures 1-2 (PNG) and ``study.json`` of the finished units."""
     table = build_table(cells, config.protocol, config.methods, config.backbones)
-    outputs = {"table_md": root / TABLE_MD, "table_csv": root / TABLE_CSV}
+    outputs = {"table_md": root / TABLE_MD, "table_csv": root / TABLE_CSV, "json": root / STUDY_JSON}
+    write_json(outputs["json"], study_record(config, cells, table))
     for key, text in (("table_md", table.to_markdown()), ("table_csv", table.to_csv())):
         with atomic_output(outputs[key]) as tmp:  # a reader never sees a half-written table
             tmp.write_text(text)
@@ -411,3 +448,17 @@ def render_outputs(
             save_figure(draw(cells, config.protocol, config.methods, config.backbones), tmp)
         outputs[key] = path
     return table, outputs
+
+
+def study_record(config: StudyConfig, cells: list[CellResult], table: StudyTable) -> dict[str, Any]:
+    """What ``study.json`` holds: the config, every finished unit with its per-seed values (curves,
+    costs), and Table 1's entries with their intervals, so any statistic can be recomputed."""
+    from edgessl.study.config import study_to_dict
+
+    return {
+        "config": study_to_dict(config),
+        "protocol": config.protocol,
+        "seeds": list(config.seed_values()),
+        "units": [cell.to_dict() for cell in cells],
+        "table": table.to_dict(),
+    }

@@ -1,7 +1,14 @@
-"""Table 1 of the reference study, for any grid: accuracy per method x backbone, then costs.
+"""Table 1 of the reference study, for any grid: accuracy per method x backbone, with its
+uncertainty over seeds, then costs.
 
-Rows: the maximum validation accuracy over pretraining checkpoints per method (labelled with
-the recipe its cells trained with, :mod:`edgessl.methods.recipes`); then, per
+Rows: per method (labelled with the recipe its cells trained with,
+:mod:`edgessl.methods.recipes`), the maximum validation accuracy over pretraining
+checkpoints, as the mean over seeds with the half-width of its 95% Student-t interval and
+the number of seeds (``0.412 ± 0.031 (3)``); a last column gives the method's interquartile
+mean over every backbone and seed with a stratified-bootstrap interval
+(:mod:`edgessl.stats`). A "best" row names, per column, the method with the highest mean
+only when its interval lies above every other method's; otherwise it lists the methods
+whose intervals overlap the leader's as tied. Then, per
 backbone and averaged over the methods trained on it, the representation's MACs (thop's
 multiply-accumulates; FLOPs = 2 x MACs, both shown because papers mix them up — the
 reference study's "FLOPs" row is in fact MACs at 224x224), parameters, training time,
@@ -16,19 +23,44 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from edgessl.stats import Interval, iqm_interval, mean_interval
 from edgessl.study.results import CellResult
 
 MISSING = "n/a"
+ACROSS = "all backbones (IQM)"  # the aggregate column of the accuracy rows
+BEST = "best (95% CIs separate)"
+
+Value = float | Interval | str | None  # a table entry: a cost, an accuracy with its interval, a name
 
 
 @dataclass(frozen=True)
 class TableRow:
     label: str
-    values: tuple[float | None, ...]  # one per column; None where the cell has no value
-    fmt: str  # format spec of the rendered values, e.g. ".3f"
+    values: tuple[Value, ...]  # one per column; None where the cell has no value
+    fmt: str  # format spec of the rendered numbers, e.g. ".3f"
 
     def formatted(self) -> list[str]:
-        return [MISSING if value is None else format(value, self.fmt) for value in self.values]
+        return [format_value(value, self.fmt) for value in self.values]
+
+
+def format_value(value: Value, fmt: str) -> str:
+    if value is None:
+        return MISSING
+    if isinstance(value, Interval):
+        return value.format(fmt)
+    if isinstance(value, str):
+        return value
+    return format(value, fmt)
+
+
+def csv_fields(value: Value) -> list[str]:
+    """``estimate, ci_low, ci_high, n`` of one entry, unrounded (empty where it has none)."""
+    if value is None:
+        return ["", "", "", ""]
+    if isinstance(value, Interval):
+        bounds = [repr(value.low), repr(value.high)] if value.known else ["", ""]
+        return [repr(value.estimate), *bounds, str(value.n)]
+    return [value if isinstance(value, str) else repr(value), "", "", ""]
 
 
 @dataclass(frozen=True)
@@ -48,14 +80,45 @@ class StudyTable:
         lines += ["| " + " | ".join([row.label, *row.formatted()]) + " |" for row in self.rows]
         return "\n".join(lines) + "\n"
 
+    def to_dict(self) -> dict[str, object]:
+        """Every entry as JSON data: intervals as ``estimate, low, high, n``."""
+        return {
+            "title": self.title,
+            "columns": list(self.columns),
+            "rows": [
+                {
+                    "label": row.label,
+                    "values": [v.to_dict() if isinstance(v, Interval) else v for v in row.values],
+                }
+                for row in self.rows
+            ],
+        }
+
     def to_csv(self) -> str:
-        """Unrounded values, so the CSV can be re-analysed; empty where a value is missing."""
+        """One line per entry (row, column), unrounded, with its interval and count, so the CSV can
+        be re-analysed; empty where a value is missing. Per-seed values are in ``study.json``."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["row", *self.columns])
+        writer.writerow(["row", "column", "estimate", "ci_low", "ci_high", "n"])
         for row in self.rows:
-            writer.writerow([row.label, *("" if value is None else repr(value) for value in row.values)])
+            for column, value in zip(self.columns, row.values, strict=True):
+                writer.writerow([row.label, column, *csv_fields(value)])
         return buffer.getvalue()
+
+
+def best_label(intervals: dict[str, Interval]) -> str | None:
+    """The method whose interval lies above every other's, else ``tied: a, b`` (those overlapping the
+    leader's interval), or None when there is nothing to compare."""
+    if not intervals:
+        return None
+    ranked = sorted(intervals, key=lambda name: intervals[name].estimate, reverse=True)
+    leader = intervals[ranked[0]]
+    if len(ranked) == 1:
+        return ranked[0] if leader.known else None
+    if all(leader.separates_above(intervals[name]) for name in ranked[1:]):
+        return ranked[0]
+    tied = [name for name in ranked if intervals[name].overlaps(leader)]
+    return f"tied: {', '.join(tied)}"
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -114,30 +177,44 @@ def build_table(
     methods: Sequence[str] | None = None,
     backbones: Sequence[str] | None = None,
 ) -> StudyTable:
-    """Table 1 from finished cells; a method or backbone absent from ``cells`` shows n/a."""
+    """Table 1 from finished units (any number of seeds per cell); a method or backbone absent
+    from ``cells`` shows n/a."""
     methods = _ordered(methods or [cell.method for cell in cells])
     backbones = _ordered(backbones or [cell.backbone for cell in cells])
-    by_key = {(cell.method, cell.backbone): cell for cell in cells}
-    rows = [
-        TableRow(
-            method_label(
-                method,
-                [cell.recipe for cell in cells if cell.method == method],
-                [name for cell in cells if cell.method == method and (name := teacher_name(cell))],
-            ),
-            tuple(
-                by_key[method, backbone].max_accuracy(protocol) if (method, backbone) in by_key else None
-                for backbone in backbones
-            ),
-            ".3f",
+    scores = seed_scores(cells, protocol)
+    rows, by_column = [], {column: {} for column in (*backbones, ACROSS)}
+    for method in methods:
+        per_backbone = [scores.get((method, backbone), []) for backbone in backbones]
+        entries: list[Interval | None] = [mean_interval(s) if s else None for s in per_backbone]
+        entries.append(iqm_interval(per_backbone) if any(per_backbone) else None)
+        for column, entry in zip(by_column, entries, strict=True):
+            if entry is not None:
+                by_column[column][method] = entry
+        label = method_label(
+            method,
+            [cell.recipe for cell in cells if cell.method == method],
+            [name for cell in cells if cell.method == method and (name := teacher_name(cell))],
         )
-        for method in methods
-    ]
+        rows.append(TableRow(label, tuple(entries), ".3f"))
+    rows.append(TableRow(BEST, tuple(best_label(by_column[column]) for column in by_column), ""))
     image_size = cells[0].image_size if cells else 0
     for label, fmt, value in cost_rows(image_size):
         per_backbone = tuple(
             _mean([value(cell) for cell in cells if cell.backbone == backbone]) for backbone in backbones
         )
-        rows.append(TableRow(label, per_backbone, fmt))
-    title = f"Max validation accuracy ({protocol}) per pretext method x backbone, and costs per backbone"
-    return StudyTable(title, backbones, tuple(rows))
+        rows.append(TableRow(label, (*per_backbone, None), fmt))
+    title = (
+        f"Max validation accuracy ({protocol}) per pretext method x backbone: mean over seeds "
+        "± half-width of the 95% CI (seeds); costs per backbone"
+    )
+    return StudyTable(title, (*backbones, ACROSS), tuple(rows))
+
+
+def seed_scores(cells: Sequence[CellResult], protocol: str) -> dict[tuple[str, str], list[float]]:
+    """Each (method, backbone)'s Table 1 number per seed, in seed order (units without the protocol left out)."""
+    scores: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for cell in cells:
+        value = cell.max_accuracy(protocol)
+        if value is not None:
+            scores.setdefault((cell.method, cell.backbone), []).append((cell.seed, value))
+    return {key: [value for _, value in sorted(pairs)] for key, pairs in scores.items()}

@@ -57,7 +57,7 @@ def test_quick_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(runner, "pretrain", spy)
     with pytest.raises(Interrupted):
         runner.run_study(config, progress=False)
-    first = read_cell(tmp_path / "study" / "runs" / "rotnet-squeezenet")
+    first = read_cell(tmp_path / "study" / "runs" / "rotnet-squeezenet-seed0")
     assert first is not None and first.epochs == 2 and [epoch for epoch, _ in first.curves["knn"]] == [1, 2]
     assert first.train_seconds > 0 and first.macs > 0 and first.params > 0
 
@@ -67,9 +67,10 @@ def test_quick_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert calls == [("rotnet", False), ("simclr", False), ("simclr", False)]  # rotnet was not retrained
     table = (tmp_path / "study" / runner.TABLE_CSV).read_text().splitlines()
     assert (
-        table[0] == "row,squeezenet"
-        and table[1].startswith("rotnet (paper recipe),0.")
-        and table[2].startswith("simclr (paper recipe),0.")
+        table[0] == "row,column,estimate,ci_low,ci_high,n"
+        and table[1].startswith("rotnet (paper recipe),squeezenet,0.")
+        and table[1].endswith(",,,1")  # one seed: no interval
+        and table[3].startswith("simclr (paper recipe),squeezenet,0.")
     )
     assert main(["study", str(config_file), "--no-progress"]) == 0
     assert len(calls) == 3
@@ -81,7 +82,7 @@ def test_quick_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert main(["study", str(config_file), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert (
-        "rotnet-squeezenet" in err
+        "rotnet-squeezenet-seed0" in err
         and "image_size 32 then, 24 now" in err
         and len(err.strip().splitlines()) == 1
     )
@@ -137,7 +138,7 @@ def test_a_distilled_cell_names_its_teacher_and_table_1_counts_its_cost(
     assert cell.teacher_seconds == pytest.approx(teacher_seconds)
     rows = {row.label: row.values for row in outcome.table.rows}
     assert "seed (paper recipe; teacher simclr shufflenetv2)" in rows
-    assert rows["Avg. teacher training time (s)"] == (pytest.approx(teacher_seconds),)
+    assert rows["Avg. teacher training time (s)"] == (pytest.approx(teacher_seconds), None)
     total = rows["Avg. training time incl. teacher (s)"][0]
     assert total == pytest.approx(cell.train_seconds + teacher_seconds)
 

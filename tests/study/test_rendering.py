@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from edgessl.errors import ConfigError, UnknownNameError
-from edgessl.study.config import StudyConfig, load_study_file, study_from_dict
+from edgessl.stats import iqm_interval, mean_interval
+from edgessl.study.config import StudyConfig, Unit, load_study_file, study_from_dict
 from edgessl.study.figures import figure_by_backbone, figure_by_method, save_figure
 from edgessl.study.presets import STUDY_BACKBONES, STUDY_METHODS, preset_names, resolve_study
 from edgessl.study.results import CellResult, read_cell, write_cell
@@ -58,26 +59,78 @@ def test_table_markdown_and_csv_hold_exact_values() -> None:
         CELLS, "knn", methods=["simclr", "rotnet", "byol"], backbones=["resnet18", "squeezenet"]
     )
     markdown = table.to_markdown().splitlines()
-    assert markdown[2] == "|  | resnet18 | squeezenet |"
-    assert "| simclr (paper recipe) | 0.625 | 0.375 |" in markdown
-    assert "| rotnet (paper recipe) | 0.750 | n/a |" in markdown
-    assert "| byol (short recipe) | n/a | 0.188 |" in markdown
-    assert "| Avg. MACs @32x32 (thop multiply-accumulates) | 5.000E+07 | 2.000E+07 |" in markdown
-    assert "| Avg. FLOPs @32x32 (= 2 x MACs) | 1.000E+08 | 4.000E+07 |" in markdown
-    assert "| Avg. MACs @224x224 (the study's 'FLOPs' row) | 2.450E+09 | 9.800E+08 |" in markdown
-    assert "| Avg. params (M) | 11.500 | 0.800 |" in markdown
-    assert "| Avg. training time (s) | 200.0 | 40.0 |" in markdown
-    assert "| Avg. energy (kWh) | 0.5 | 0.5 |" in markdown  # rotnet's unknown energy is not a zero
+    assert markdown[2] == "|  | resnet18 | squeezenet | all backbones (IQM) |"
+    assert "| simclr (paper recipe) | 0.625 (1) | 0.375 (1) | 0.500 (2) |" in markdown
+    assert "| rotnet (paper recipe) | 0.750 (1) | n/a | 0.750 (1) |" in markdown
+    assert "| byol (short recipe) | n/a | 0.188 (1) | 0.188 (1) |" in markdown
+    # one seed per cell: no interval, so no method can be called best
+    assert (
+        "| best (95% CIs separate) | tied: rotnet, simclr | tied: simclr, byol | tied: rotnet, simclr, byol |"
+        in (markdown)
+    )
+    assert "| Avg. MACs @32x32 (thop multiply-accumulates) | 5.000E+07 | 2.000E+07 | n/a |" in markdown
+    assert "| Avg. FLOPs @32x32 (= 2 x MACs) | 1.000E+08 | 4.000E+07 | n/a |" in markdown
+    assert "| Avg. MACs @224x224 (the study's 'FLOPs' row) | 2.450E+09 | 9.800E+08 | n/a |" in markdown
+    assert "| Avg. params (M) | 11.500 | 0.800 | n/a |" in markdown
+    assert "| Avg. training time (s) | 200.0 | 40.0 | n/a |" in markdown
+    assert "| Avg. energy (kWh) | 0.5 | 0.5 | n/a |" in markdown  # rotnet's unknown energy is not a zero
     csv_rows = [line.split(",") for line in table.to_csv().splitlines()]
-    assert csv_rows[0] == ["row", "resnet18", "squeezenet"]
+    assert csv_rows[0] == ["row", "column", "estimate", "ci_low", "ci_high", "n"]
     assert csv_rows[1:4] == [
-        ["simclr (paper recipe)", "0.625", "0.375"],
-        ["rotnet (paper recipe)", "0.75", ""],
-        ["byol (short recipe)", "", "0.1875"],
+        ["simclr (paper recipe)", "resnet18", "0.625", "", "", "1"],
+        ["simclr (paper recipe)", "squeezenet", "0.375", "", "", "1"],
+        ["simclr (paper recipe)", "all backbones (IQM)", "0.5", "", "", "2"],
     ]
-    assert ["Avg. training time (s)", "200.0", "40.0"] in csv_rows
+    assert ["rotnet (paper recipe)", "squeezenet", "", "", "", ""] in csv_rows
+    assert ["Avg. training time (s)", "resnet18", "200.0", "", "", ""] in csv_rows
     linear = build_table(CELLS, "linear")
-    assert linear.rows[0].values == (0.5, 0.5) and linear.columns == ("resnet18", "squeezenet")
+    assert [entry.estimate for entry in linear.rows[0].values] == [0.5, 0.5, 0.5]
+    assert linear.columns == ("resnet18", "squeezenet", "all backbones (IQM)")
+
+
+def seeded(method: str, backbone: str, finals: list[float]) -> list[CellResult]:
+    """One cell trained with len(finals) seeds, each with a 2-point curve ending at its final accuracy."""
+    return [
+        replace(
+            cell(method, backbone, [(1, final / 2), (2, final)], 10.0, 1e7, 1_000_000),
+            seed=seed,
+        )
+        for seed, final in enumerate(finals)
+    ]
+
+
+SEEDED = (
+    seeded("simclr", "resnet18", [0.60, 0.62, 0.61])
+    + seeded("rotnet", "resnet18", [0.30, 0.31, 0.32])
+    + seeded("simclr", "squeezenet", [0.40, 0.45, 0.35])
+    + seeded("rotnet", "squeezenet", [0.38, 0.44, 0.41])
+)
+
+
+def test_seeds_become_intervals_and_best_is_marked_only_when_intervals_separate() -> None:
+    table = build_table(SEEDED, "knn")
+    rows = {row.label: row for row in table.rows}
+    simclr = rows["simclr (paper recipe)"].values
+    assert simclr[0] == mean_interval([0.60, 0.62, 0.61]) and simclr[0].n == 3
+    assert simclr[2] == iqm_interval([[0.60, 0.62, 0.61], [0.40, 0.45, 0.35]])
+    t = 4.302652729911275  # t(0.975, 2): the half-width by hand for [0.60, 0.62, 0.61], sd 0.01
+    assert simclr[0].half_width == pytest.approx(t * 0.01 / 3**0.5)
+    # resnet18 separates; on squeezenet the intervals overlap; pooled over both, simclr's IQM interval
+    # (0.515, middle four of six) lies above rotnet's (0.355)
+    assert rows["best (95% CIs separate)"].values == ("simclr", "tied: rotnet, simclr", "simclr")
+    assert "| simclr (paper recipe) | 0.610 ± 0.025 (3) |" in table.to_markdown()
+
+
+def test_figures_draw_the_mean_over_seeds_with_a_band(tmp_path: Path) -> None:
+    figure = figure_by_method(SEEDED, "knn")
+    ax = figure.axes[0]
+    assert [line.get_label() for line in ax.lines] == ["resnet18", "squeezenet"]
+    assert list(ax.lines[0].get_ydata()) == pytest.approx([0.305, 0.61])
+    bands = ax.collections  # one fill_between per curve
+    assert len(bands) == 2
+    top = bands[0].get_paths()[0].vertices[:, 1].max()
+    assert top == pytest.approx(mean_interval([0.60, 0.62, 0.61]).high)
+    assert not figure_by_method(CELLS, "knn").axes[0].collections  # one seed: no band
 
 
 def test_figures_have_a_panel_per_method_or_backbone_and_a_curve_per_cell(tmp_path: Path) -> None:
@@ -183,11 +236,12 @@ def test_a_study_passes_its_recipe_to_every_cell_and_rejects_an_unknown_one(tmp_
         train=TrainConfig(recipe="short", method_overrides={"hidden_dim": 64}),
         method_overrides={"byol": {"base_momentum": 0.9}},
     )
-    cell = train_config(study, "byol", "squeezenet", tmp_path)
-    assert (cell.recipe, cell.method, cell.backbone, cell.out) == (
+    cell = train_config(study, Unit("byol", "squeezenet", 7), tmp_path)
+    assert (cell.recipe, cell.method, cell.backbone, cell.seed, cell.out) == (
         "short",
         "byol",
         "squeezenet",
+        7,
         str(tmp_path),
     )
     assert cell.method_overrides == {"hidden_dim": 64, "base_momentum": 0.9}  # the study's, then the method's

@@ -35,7 +35,7 @@ class FakeStudy:
         monkeypatch.setattr(
             runner,
             "train_config",
-            lambda config, method, backbone, run_dir: (run_dir, config.train.epochs, config.train.max_steps),
+            lambda config, unit, run_dir: (run_dir, config.train.epochs, config.train.max_steps),
         )
         monkeypatch.setattr(runner, "evaluate_run", self.evaluate)
         monkeypatch.setattr(runner, "measure_cell", self.measure)
@@ -53,13 +53,15 @@ class FakeStudy:
         if reached < epochs and step != max_steps:
             raise Interrupted(f"{run_dir.name} killed at epoch {reached}")
 
-    def evaluate(self, config: StudyConfig, run_dir: Path, protocol: str):
+    def evaluate(self, config: StudyConfig, run_dir: Path, protocol: str, seed: int):
         self.eval_calls.append((run_dir.name, protocol))
         return tuple((epoch, epoch / 10) for epoch in range(1, config.train.epochs + 1))
 
-    def measure(self, config, method, backbone, run_dir, curves) -> CellResult:
+    def measure(self, config, unit, run_dir, curves) -> CellResult:
         epoch, step = runner.training_state(run_dir)
-        return CellResult(method, backbone, epoch, step, curves, 1.0, 10, 100.0, 4900.0, 32)
+        return CellResult(
+            unit.method, unit.backbone, epoch, step, curves, 1.0, 10, 100.0, 4900.0, 32, seed=unit.seed
+        )
 
 
 def config(tmp_path: Path, epochs: int = 2, max_steps: int | None = None) -> StudyConfig:
@@ -74,20 +76,22 @@ def config(tmp_path: Path, epochs: int = 2, max_steps: int | None = None) -> Stu
 
 def test_interrupted_study_skips_finished_cells(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeStudy(monkeypatch)
-    fake.fail_on = "rotnet-squeezenet"
+    fake.fail_on = "rotnet-squeezenet-seed0"
     with pytest.raises(Interrupted):
         runner.run_study(config(tmp_path))
-    assert fake.train_calls == [("simclr-squeezenet", False, 2), ("rotnet-squeezenet", False, 2)]
+    assert fake.train_calls == [("simclr-squeezenet-seed0", False, 2), ("rotnet-squeezenet-seed0", False, 2)]
     fake.fail_on = None
     outcome = runner.run_study(config(tmp_path))
-    assert fake.train_calls[2:] == [("rotnet-squeezenet", False, 2)]  # simclr is not trained again
-    assert outcome.skipped == ["simclr-squeezenet"] and outcome.processed == ["rotnet-squeezenet"]
+    assert fake.train_calls[2:] == [("rotnet-squeezenet-seed0", False, 2)]  # simclr is not trained again
+    assert outcome.skipped == ["simclr-squeezenet-seed0"] and outcome.processed == ["rotnet-squeezenet-seed0"]
     assert outcome.complete and [c.method for c in outcome.cells] == ["simclr", "rotnet"]
     again = runner.run_study(config(tmp_path))
     assert len(fake.train_calls) == 3 and len(fake.eval_calls) == 2  # nothing left to do
-    assert again.skipped == ["simclr-squeezenet", "rotnet-squeezenet"]
+    assert again.skipped == ["simclr-squeezenet-seed0", "rotnet-squeezenet-seed0"]
     table = (tmp_path / "study" / runner.TABLE_MD).read_text()
-    assert "| simclr (paper recipe) | 0.200 |" in table and "| rotnet (paper recipe) | 0.200 |" in table
+    assert (
+        "| simclr (paper recipe) | 0.200 (1) |" in table and "| rotnet (paper recipe) | 0.200 (1) |" in table
+    )
     for name in (runner.TABLE_CSV, runner.FIGURE_1, runner.FIGURE_2, runner.STUDY_FILE):
         assert (tmp_path / "study" / name).is_file()
 
@@ -101,19 +105,22 @@ def test_half_trained_cell_resumes_and_trained_cell_is_only_evaluated(
         runner.run_study(config(tmp_path, epochs=3))
     fake.stop_at_epoch = None
     outcome = runner.run_study(config(tmp_path, epochs=3), max_cells=1)
-    assert fake.train_calls == [("simclr-squeezenet", False, 3), ("simclr-squeezenet", True, 3)]
-    assert outcome.processed == ["simclr-squeezenet"] and not outcome.complete
+    assert fake.train_calls == [("simclr-squeezenet-seed0", False, 3), ("simclr-squeezenet-seed0", True, 3)]
+    assert outcome.processed == ["simclr-squeezenet-seed0"] and not outcome.complete
     # rotnet trained fully but its evaluation "crashed": the rerun evaluates without training.
     save_checkpoint(
         {"metadata": {"epoch": 3, "step": 30}},
-        tmp_path / "study" / "runs" / "rotnet-squeezenet" / CHECKPOINT_DIR / LAST,
+        tmp_path / "study" / "runs" / "rotnet-squeezenet-seed0" / CHECKPOINT_DIR / LAST,
     )
     outcome = runner.run_study(config(tmp_path, epochs=3))
-    assert len(fake.train_calls) == 2 and fake.eval_calls[-1] == ("rotnet-squeezenet", "knn")
+    assert len(fake.train_calls) == 2 and fake.eval_calls[-1] == ("rotnet-squeezenet-seed0", "knn")
     assert outcome.complete
     # Asking for more epochs later resumes every cell from where it ended.
     runner.run_study(config(tmp_path, epochs=4))
-    assert fake.train_calls[2:] == [("simclr-squeezenet", True, 4), ("rotnet-squeezenet", True, 4)]
+    assert fake.train_calls[2:] == [
+        ("simclr-squeezenet-seed0", True, 4),
+        ("rotnet-squeezenet-seed0", True, 4),
+    ]
 
 
 def test_cells_stopped_by_max_steps_count_as_trained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,3 +129,45 @@ def test_cells_stopped_by_max_steps_count_as_trained(tmp_path: Path, monkeypatch
     assert [cell.epochs for cell in first.cells] == [0, 0] and first.complete
     runner.run_study(config(tmp_path, epochs=5, max_steps=5))
     assert [resume for _, resume, _ in fake.train_calls] == [False, False]  # the rerun trains nothing
+
+
+def test_more_seeds_train_only_the_new_seeds_and_study_json_keeps_each_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    from dataclasses import replace
+
+    fake = FakeStudy(monkeypatch)
+    one = config(tmp_path)
+    runner.run_study(one)
+    assert [name for name, _, _ in fake.train_calls] == ["simclr-squeezenet-seed0", "rotnet-squeezenet-seed0"]
+    three = replace(one, seeds=3)
+    outcome = runner.run_study(three, max_cells=2)  # stopped part-way: seed 1 of both cells
+    assert outcome.skipped == ["simclr-squeezenet-seed0", "rotnet-squeezenet-seed0"]
+    assert (
+        outcome.processed == ["simclr-squeezenet-seed1", "rotnet-squeezenet-seed1"] and not outcome.complete
+    )
+    outcome = runner.run_study(three)
+    assert outcome.processed == ["simclr-squeezenet-seed2", "rotnet-squeezenet-seed2"] and outcome.complete
+    assert len(fake.train_calls) == 6  # every unit trained once
+    record = json.loads((tmp_path / "study" / runner.STUDY_JSON).read_text())
+    assert record["seeds"] == [0, 1, 2] and record["config"]["seeds"] == 3
+    assert sorted((u["method"], u["seed"]) for u in record["units"]) == [
+        (m, s) for m in ("rotnet", "simclr") for s in range(3)
+    ]
+    simclr = next(row for row in record["table"]["rows"] if row["label"].startswith("simclr"))
+    assert simclr["values"][0]["n"] == 3 and simclr["values"][0]["low"] is not None
+
+
+def test_a_study_folder_from_before_seeds_is_refused_not_retrained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgessl.errors import ConfigError
+
+    fake = FakeStudy(monkeypatch)
+    (tmp_path / "study" / runner.RUNS_DIR / "simclr-squeezenet" / CHECKPOINT_DIR).mkdir(parents=True)
+    with pytest.raises(
+        ConfigError, match="rename each runs/<method>-<backbone> to runs/<method>-<backbone>-seed0"
+    ):
+        runner.run_study(config(tmp_path))
+    assert fake.train_calls == []

@@ -24,10 +24,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_shards_are_disjoint_cover_the_grid_and_parse_from_one() -> None:
-    cells = [(m, b) for m in "abc" for b in "xyz"]
-    shares = [runner.Shard(i, 4).share(cells) for i in range(1, 5)]
-    assert sorted(cell for share in shares for cell in share) == sorted(cells)
-    assert shares[0] == [("a", "x"), ("b", "y"), ("c", "z")]  # cells 1, 5, 9
+    units = StudyConfig(tuple("abc"), tuple("xyz"), seeds=2).units()
+    shares = [runner.Shard(i, 4).share(units) for i in range(1, 5)]
+    assert sorted(u.name for share in shares for u in share) == sorted(u.name for u in units)
+    assert len(units) == 18 and len({u.name for u in units}) == 18
+    # units 1, 5, 9, 13, 17 of seed 0 then seed 1
+    assert [u.name for u in shares[0]] == ["a-x-seed0", "b-y-seed0", "c-z-seed0", "b-x-seed1", "c-y-seed1"]
     assert runner.Shard.parse("2/4") == runner.Shard(2, 4)
     for bad in ("0/4", "5/4", "2", "a/b"):
         with pytest.raises(ConfigError, match="--shard"):
@@ -39,9 +41,9 @@ def test_a_claimed_cell_is_left_to_its_worker(tmp_path: Path, monkeypatch: pytes
 
     trained: list[str] = []
 
-    def fake_run_cell(config, method, backbone, run_dir, *rest) -> CellResult:
+    def fake_run_cell(config, unit, run_dir, *rest) -> CellResult:
         trained.append(run_dir.name)
-        return CellResult(method, backbone, 1, 1, {"knn": ((1, 0.5),)}, 1.0, 1, 1, 1, 16)
+        return CellResult(unit.method, unit.backbone, 1, 1, {"knn": ((1, 0.5),)}, 1.0, 1, 1, 1, 16)
 
     monkeypatch.setattr(runner, "run_cell", fake_run_cell)
     config = StudyConfig(
@@ -51,12 +53,15 @@ def test_a_claimed_cell_is_left_to_its_worker(tmp_path: Path, monkeypatch: pytes
         protocols=("knn",),
         out=str(tmp_path),
     )
-    claim = tmp_path / runner.RUNS_DIR / "simclr-squeezenet"
+    claim = tmp_path / runner.RUNS_DIR / "simclr-squeezenet-seed0"
     with locked(claim, runner.CLAIM_FILE):  # another worker holds this cell
         outcome = runner.run_study(config)
-    assert trained == ["rotnet-squeezenet"] and outcome.busy == ["simclr-squeezenet"]
+    assert trained == ["rotnet-squeezenet-seed0"] and outcome.busy == ["simclr-squeezenet-seed0"]
     assert [cell.method for cell in outcome.cells] == ["rotnet"]  # the table shows what is finished
-    assert runner.run_study(config).processed == ["simclr-squeezenet"] and trained[-1] == "simclr-squeezenet"
+    assert (
+        runner.run_study(config).processed == ["simclr-squeezenet-seed0"]
+        and trained[-1] == "simclr-squeezenet-seed0"
+    )
 
 
 def test_two_shards_at_once_finish_every_cell_exactly_once(tmp_path: Path) -> None:
@@ -85,8 +90,8 @@ def test_two_shards_at_once_finish_every_cell_exactly_once(tmp_path: Path) -> No
 
     started = [[cell for cell in runner_cells(config) if f"] {cell}" in output] for output in outputs]
     assert started == [
-        ["rotnet-shufflenetv2", "byol-shufflenetv2"],
-        ["simclr-shufflenetv2"],
+        ["rotnet-shufflenetv2-seed0", "byol-shufflenetv2-seed0"],
+        ["simclr-shufflenetv2-seed0"],
     ]  # cells 1, 3 | 2
     assert "-m edgessl train --config" in outputs[1] and "-m edgessl train --config" not in outputs[0]
     root = Path(config.out)
@@ -96,10 +101,10 @@ def test_two_shards_at_once_finish_every_cell_exactly_once(tmp_path: Path) -> No
         assert [record["step"] for record in read_metrics(run / METRICS_FILE)] == [1, 2]  # trained once
         assert load_checkpoint(run / CHECKPOINT_DIR / LAST)["metadata"]["resumes"] == []
     with open(root / runner.TABLE_CSV) as handle:
-        rows = {row["row"]: row for row in csv.DictReader(handle)}
+        rows = {(row["row"], row["column"]): row for row in csv.DictReader(handle)}
     for method in config.methods:  # the last worker to render saw every cell
-        assert 0 <= float(rows[f"{method} (paper recipe)"]["shufflenetv2"]) <= 1
+        assert 0 <= float(rows[f"{method} (paper recipe)", "shufflenetv2"]["estimate"]) <= 1
 
 
 def runner_cells(config: StudyConfig) -> list[str]:
-    return [f"{method}-{backbone}" for method, backbone in config.cells()]
+    return [unit.name for unit in config.units()]
