@@ -86,6 +86,31 @@ def spread(values: list[float]) -> str:
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
+def gap_interval(ours: list[float], theirs: list[float]):
+    """The mean of ``ours - theirs`` paired by seed, with its 95% Student-t interval (edgessl.stats)."""
+    from edgessl.stats import mean_interval
+
+    return mean_interval([a - b for a, b in zip(ours, theirs, strict=True)])
+
+
+def gap_verdict(gap, better: str, worse: str, target: float = 0.0) -> str:
+    """``within noise`` when the gap's interval contains ``target``; otherwise which side the interval is on."""
+    if not gap.known:
+        return f"no interval ({gap.n} seed); rerun with --seeds 3"
+    if gap.low > target:
+        return better
+    if gap.high < target:
+        return worse
+    return "within noise"
+
+
+def gap_cell(gap) -> str:
+    """``+0.2 [-3.1, +3.5]`` (points), or the mean alone when there is one seed."""
+    if not gap.known:
+        return f"{gap.estimate:+.1f}"
+    return f"{gap.estimate:+.1f} [{gap.low:+.1f}, {gap.high:+.1f}]"
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:

@@ -40,6 +40,7 @@ Run (alone on the machine):
                                                   # 50 minutes of it (its lightly side makes 8 PIL views an image)
     python benchmarks/method_parity.py --methods dino --update   # DINO alone, other methods' rows kept
     python benchmarks/method_parity.py --quick    # checks the script in a few minutes
+    python benchmarks/method_parity.py --render   # rewrites the .md from the committed .json
 Writes benchmarks/results/method_parity.{json,md}.
 """
 
@@ -61,6 +62,9 @@ from cifar_knn import (
     IMAGE_SIZE,
     RESULTS,
     Data,
+    gap_cell,
+    gap_interval,
+    gap_verdict,
     knn_scores,
     machine,
     prepare_data,
@@ -478,8 +482,10 @@ FINDINGS = """## What was found
 
 **Parity.** edgessl's mean is within 0.5 points of the lightly-built mean or above it for
 SimCLR, MoCo v2, BYOL and VICReg, and every gap is well inside one seed-to-seed standard
-deviation (about 2 points at this size). Barlow Twins learns in neither implementation at this
-budget (below). edgessl trains 1.7-2.1x more images/s end to end: batched augmentation on
+deviation (about 2 points at this size). Every gap's 95% interval over the three paired seeds
+contains 0, Barlow Twins' included: "within noise" is what three seeds can say, and they could
+not detect a true gap smaller than about 6 points (the narrowest half-width, MoCo v2's 5.5).
+Barlow Twins learns in neither implementation at this budget (below). edgessl trains 1.7-2.1x more images/s end to end: batched augmentation on
 the device against PIL transforms in 2 DataLoader workers that share the same 2 cores. SimCLR,
 MoCo v2, BYOL and VICReg beat random init by 6-17 points. At this budget (75,000-100,000 images
 seen) only SimCLR and VICReg come near raw pixels: they beat them under the study's Euclidean kNN
@@ -575,15 +581,39 @@ def write_report(record: dict) -> None:
             f"{spread(row['euclidean'])} | {spread(row['images_per_second']) if row['epochs'] else '—'} | "
             f"{', '.join(f'{v:.1f}' for v in row['cosine'])} |"
         )
-    lines += ["", "| method | edgessl − lightly (cosine mean) | target ≥ −0.5 |", "|---|---|---|"]
-    for method, gap in record["gaps"].items():
-        lines.append(f"| {method} | {gap:+.1f} | {'met' if gap >= -0.5 else 'NOT met'} |")
+    lines += [
+        "",
+        (
+            "The gap is the mean of edgessl − lightly over seeds, paired by seed (both sides of a seed share "
+            "the encoder's initialisation and the images), with its 95% Student-t interval. 'Within noise': "
+            "the interval contains 0, so these seeds cannot tell the two implementations apart."
+        ),
+        "",
+        "| method | edgessl − lightly (cosine), 95% CI | verdict | target: mean ≥ −0.5 |",
+        "|---|---|---|---|",
+    ]
+    for method in record["gaps"]:
+        gap = gap_interval(*(side_scores(record, method, side) for side in ("edgessl", "lightly-built")))
+        verdict = gap_verdict(gap, "edgessl better", "edgessl worse")
+        target = "met" if gap.estimate >= -0.5 else "NOT met"
+        if target != "met" and gap.known and gap.high >= -0.5:
+            target += " (its interval reaches −0.5: within noise of the target)"
+        lines.append(f"| {method} | {gap_cell(gap)} | {verdict} | {target} |")
     lines += ["", "Shared settings per method:", ""]
     for method, settings in record["settings"].items():
         lines.append(f"- {method}: `{json.dumps(settings)}`")
     lines += ["", FINDINGS, f"Machine: {record['machine']}"]
     lines += [f"Earlier rows kept from: {machine}" for machine in record.get("earlier_runs", [])]
     save_report(record, lines)
+
+
+def side_scores(record: dict, method: str, implementation: str) -> list[float]:
+    """One implementation's per-seed cosine kNN scores for ``method``."""
+    return next(
+        row["cosine"]
+        for row in record["rows"]
+        if row["method"] == method and row["implementation"] == implementation
+    )
 
 
 def keep_other_methods(record: dict, methods: list[str]) -> None:
@@ -620,7 +650,13 @@ def main(argv: list[str] | None = None) -> None:
         metavar="KEY=JSON",
         help="extra edgessl method override for ablations, e.g. output_batch_norm=false",
     )
+    parser.add_argument(
+        "--render", action="store_true", help="rewrite the report from its committed JSON (no training)"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        write_report(json.loads((RESULTS / f"{args.report or 'method_parity'}.json").read_text()))
+        return
     if args.quick:
         args.seeds, args.train, args.test = 1, 60, 20
         args.epochs = "simclr=1,mocov2=1,byol=1,barlowtwins=1,vicreg=1,dino=1"

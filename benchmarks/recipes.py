@@ -15,6 +15,8 @@ momentum schedules are stated per epoch or per fraction of training, so they sca
 Run (alone on the machine):
     python benchmarks/recipes.py           # full: about half an hour on 2 CPU cores
     python benchmarks/recipes.py --quick   # checks the script in about a minute
+    python benchmarks/recipes.py --seeds 3  # the short - paper gaps with 95% intervals (3x as long)
+    python benchmarks/recipes.py --render  # rewrites the .md from the committed .json
 Writes benchmarks/results/recipes.{json,md}.
 """
 
@@ -25,7 +27,19 @@ import json
 import tempfile
 from pathlib import Path
 
-from cifar_knn import IMAGE_SIZE, RESULTS, knn_scores, machine, prepare_data, save_report, seed_all
+from cifar_knn import (
+    IMAGE_SIZE,
+    RESULTS,
+    gap_cell,
+    gap_interval,
+    gap_verdict,
+    knn_scores,
+    machine,
+    prepare_data,
+    save_report,
+    seed_all,
+    spread,
+)
 
 from edgessl.checkpoints import load_representation
 from edgessl.methods import build_method, method_class
@@ -48,7 +62,7 @@ def train_recipe(method: str, recipe: str, epochs: int, seed: int, data_folder: 
         epochs=epochs,
         recipe=recipe,
         save_every=epochs,
-        out=str(work / f"{method}-{recipe}"),
+        out=str(work / f"{method}-{recipe}-seed{seed}"),
         seed=seed,
         monitor_every=0,
         plots=False,
@@ -94,6 +108,11 @@ FINDINGS = """## What was found
 """
 
 
+def per_seed(value: float | list[float]) -> list[float]:
+    """A score per seed (runs from before ``--seeds`` stored one number)."""
+    return value if isinstance(value, list) else [value]
+
+
 def write_report(record: dict) -> None:
     lines = [
         "# Recipes at one fixed budget: short vs paper vs random init",
@@ -101,25 +120,36 @@ def write_report(record: dict) -> None:
         (
             f"CIFAR-10 JPEGs at {IMAGE_SIZE}px, {BACKBONE}: {record['train_images']} pretraining images "
             f"(also the kNN bank) x {record['epochs']} epochs for every run, {record['test_images']} "
-            f"held-out queries, seed {record['seed']}. kNN k=20, cosine-weighted (T=0.07) and Euclidean "
-            "majority vote, in %. Each method's rows differ only in the recipe "
-            "(`edgessl train --recipe NAME`)."
+            f"held-out queries, seeds {record.get('seeds', [record.get('seed', 0)])}. kNN k=20, cosine-weighted "
+            "(T=0.07) and Euclidean majority vote, in % (mean ± standard deviation over seeds). Each "
+            "method's rows differ only in the recipe (`edgessl train --recipe NAME`). The gap is short − "
+            "paper paired by seed with its 95% Student-t interval; 'within noise' when the interval "
+            "contains 0. With one seed there is no interval, and the gap alone cannot rank the recipes."
         ),
         "",
-        "| method | recipe | kNN cosine % | kNN Euclidean % | steps | train s | short − paper (cosine) |",
-        "|---|---|---|---|---|---|---|",
+        (
+            "| method | recipe | kNN cosine % | kNN Euclidean % | steps | train s | short − paper (cosine), 95% CI "
+            "| verdict |"
+        ),
+        "|---|---|---|---|---|---|---|---|",
     ]
     ordered = sorted(record["methods"], key=lambda m: STUDY_METHODS.index(m) if m in STUDY_METHODS else 99)
     for method in ordered:
         rows = record["methods"][method]
         gap = (
-            rows["short"]["cosine"] - rows["paper"]["cosine"] if "short" in rows and "paper" in rows else None
+            gap_interval(per_seed(rows["short"]["cosine"]), per_seed(rows["paper"]["cosine"]))
+            if "short" in rows and "paper" in rows
+            else None
         )
         for recipe, row in rows.items():
+            shown = recipe == "short" and gap is not None
+            seconds = per_seed(row["train_seconds"]) if "train_seconds" in row else None
             lines.append(
-                f"| {method} | {recipe} | {row['cosine']:.1f} | {row['euclidean']:.1f} | "
-                f"{row.get('steps', '—')} | {format(row['train_seconds'], '.0f') if 'train_seconds' in row else '—'} | "
-                f"{f'{gap:+.1f}' if recipe == 'short' and gap is not None else ''} |"
+                f"| {method} | {recipe} | {spread(per_seed(row['cosine']))} | "
+                f"{spread(per_seed(row['euclidean']))} | {row.get('steps', '—')} | "
+                f"{format(sum(seconds) / len(seconds), '.0f') if seconds else '—'} | "
+                f"{gap_cell(gap) if shown else ''} | "
+                f"{gap_verdict(gap, 'short better', 'paper better') if shown else ''} |"
             )
     lines += ["", "What each recipe resolves to:", ""]
     for method, recipes in record["settings"].items():
@@ -140,11 +170,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train", type=int, default=250, help="pretraining images per class")
     parser.add_argument("--test", type=int, default=200, help="held-out query images per class")
     parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per recipe (3 for intervals)")
+    parser.add_argument(
+        "--render", action="store_true", help="rewrite the report from its committed JSON (no training)"
+    )
     parser.add_argument(
         "--update", action="store_true", help="keep the report's other methods (rerun one method)"
     )
     args = parser.parse_args(argv)
+    if args.render:
+        write_report(json.loads((RESULTS / "recipes.json").read_text()))
+        return
     if args.quick:
         args.train, args.test, args.epochs = 30, 10, 1
     data = prepare_data(DATA, args.train, args.test)
@@ -153,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
         "train_images": len(data.bank),
         "test_images": len(data.queries),
         "epochs": args.epochs,
-        "seed": args.seed,
+        "seeds": list(range(args.seeds)),
         "machine": machine(),
         "methods": {},
         "settings": {},
@@ -170,14 +206,14 @@ def main(argv: list[str] | None = None) -> None:
             rows: dict[str, dict] = {}
             record["settings"][method] = {recipe: recipe_settings(method, recipe) for recipe in RECIPES}
             for recipe in RECIPES:
-                model, result = train_recipe(method, recipe, args.epochs, args.seed, data.folder, Path(work))
-                rows[recipe] = {
-                    **knn_scores(model, data),
-                    "steps": result.steps,
-                    "train_seconds": result.train_seconds,
-                }
-                print(method, recipe, rows[recipe], flush=True)
-            rows["random init"] = knn_scores(random_init(method, args.seed, data), data)
+                runs = []
+                for seed in record["seeds"]:
+                    model, result = train_recipe(method, recipe, args.epochs, seed, data.folder, Path(work))
+                    runs.append({**knn_scores(model, data), "train_seconds": result.train_seconds})
+                    print(method, recipe, seed, runs[-1], flush=True)
+                rows[recipe] = {key: [run[key] for run in runs] for key in runs[0]} | {"steps": result.steps}
+            inits = [knn_scores(random_init(method, seed, data), data) for seed in record["seeds"]]
+            rows["random init"] = {key: [scores[key] for scores in inits] for key in inits[0]}
             record["methods"][method] = rows
             write_report(record)
     print((RESULTS / f"{record['report']}.md").read_text())

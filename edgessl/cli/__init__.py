@@ -25,7 +25,9 @@ from edgessl import __version__
 
 PACKAGE_DIR = os.path.dirname(edgessl.__file__) + os.sep  # where edgessl's own warnings come from
 
-COMMANDS = ("demo", "train", "plot", "eval", "sweep", "study", "explain", "profile", "export", "backbones")
+COMMANDS = (
+    "demo", "train", "plot", "eval", "sweep", "study", "compare", "report", "explain", "profile", "export", "backbones",
+)  # fmt: skip
 
 
 class _Parser(argparse.ArgumentParser):

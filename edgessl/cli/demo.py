@@ -35,13 +35,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--minutes",
         type=float,
         default=d.minutes,
-        help=f"pretraining budget in minutes (default: {d.minutes:g})",
+        help="a safety limit on pretraining in minutes: the demo trains --epochs whole epochs, and says so "
+        f"if this limit stops it first (default: {d.minutes:g})",
     )
     parser.add_argument(
         "--epochs",
         type=int,
         default=d.epochs,
-        help=f"pretraining schedule length; --minutes may stop it earlier (default: {d.epochs})",
+        help=f"pretraining epochs: the same seed gives the same numbers on any load (default: {d.epochs})",
     )
     parser.add_argument(
         "--knn-k", type=int, default=d.knn_k, help=f"neighbours for the kNN evaluations (default: {d.knn_k})"

@@ -38,10 +38,14 @@ from edgessl.evaluation.results import (
     save_record,
 )
 from edgessl.runs import RunFolder, list_checkpoints
+from edgessl.stats import Interval, wilson_interval
 
 Record = dict[str, Any]
 IDENTITY_ROWS = 4096  # images hashed per update: bounded memory for a memory-mapped split
-CSV_COLUMNS = ("epoch", "protocol", "accuracy", "final", "method", "backbone", "data", "checkpoint")
+CSV_COLUMNS = (
+    "epoch", "protocol", "accuracy", "ci_low", "ci_high", "test_images", "final", "method", "backbone", "data",
+    "checkpoint",
+)  # fmt: skip
 
 
 class SplitCache:
@@ -181,6 +185,7 @@ def evaluate_one(
             "method": meta.get("method"),
             "backbone": meta.get("backbone"),
             "eval_image_size": test.image_size,
+            "test_images": len(test),  # the accuracy's denominator: its test-set sampling interval
             "device": str(device),
             "seconds": round(time.perf_counter() - started, 3),
         }
@@ -229,9 +234,21 @@ def sweep_folder(run: Path) -> Path:
     return RunFolder.of(run).eval_dir
 
 
+def test_interval(record: Record) -> Interval | None:
+    """The 95% Wilson interval of the record's accuracy over its test images (None for records saved
+    before they counted them). It is one run's test-set sampling error; seeds add their own spread."""
+    total = record.get("test_images")
+    if not total:
+        return None
+    return wilson_interval(round(record["accuracy"] * total), int(total))
+
+
 def csv_row(record: Record) -> dict[str, Any]:
+    interval = test_interval(record)
     return {
         **{column: record.get(column) for column in CSV_COLUMNS},
+        "ci_low": interval.low if interval else None,
+        "ci_high": interval.high if interval else None,
         "final": record["details"].get("final", record["accuracy"]),
     }
 
@@ -258,12 +275,16 @@ def plot_sweep(records: list[Record], path: Path) -> Path:
     trained = any(
         "final" in record["details"] for record in records
     )  # linear / finetune report max and final
-    axes.plot(
-        epochs,
-        [100 * record["accuracy"] for record in records],
-        marker="o",
-        label="max over downstream epochs" if trained else "accuracy",
-    )
+    accuracies = [100 * record["accuracy"] for record in records]
+    label = "max over downstream epochs" if trained else "accuracy"
+    intervals = [test_interval(record) for record in records]
+    if records and all(intervals):
+        below = [a - 100 * i.low for a, i in zip(accuracies, intervals, strict=True)]
+        above = [100 * i.high - a for a, i in zip(accuracies, intervals, strict=True)]
+        axes.errorbar(epochs, accuracies, yerr=[below, above], marker="o", capsize=3,
+                      label=f"{label} (95% Wilson interval over {records[0]['test_images']} test images)")  # fmt: skip
+    else:
+        axes.plot(epochs, accuracies, marker="o", label=label)
     if trained:
         axes.plot(
             epochs,
@@ -272,7 +293,8 @@ def plot_sweep(records: list[Record], path: Path) -> Path:
             linestyle="--",
             label="last downstream epoch",
         )
-        axes.legend()
+    if axes.get_legend_handles_labels()[0] and (trained or all(intervals)):
+        axes.legend(fontsize="small")
     first = records[0] if records else {}
     axes.set_title(
         f"{first.get('method')} / {first.get('backbone')} on {first.get('data')}: {first.get('protocol')}"

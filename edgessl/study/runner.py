@@ -47,14 +47,13 @@ from edgessl.errors import CheckpointError, ConfigError, EdgesslError
 from edgessl.files import atomic_output, write_json
 from edgessl.study.config import StudyConfig, Unit, cell_name, dump_study
 from edgessl.study.figures import figure_by_backbone, figure_by_method, save_figure
-from edgessl.study.results import CellResult, read_cell, write_cell
+from edgessl.study.results import STUDY_JSON, CellResult, read_cell, write_cell
 from edgessl.study.table import StudyTable, build_table
 
 STUDY_FILE = "study.yaml"
 RUNS_DIR = "runs"
 TABLE_MD, TABLE_CSV = "table1.md", "table1.csv"
 FIGURE_1, FIGURE_2 = "figure1_by_method.png", "figure2_by_backbone.png"
-STUDY_JSON = "study.json"
 CLAIM_FILE, RENDER_LOCK = ".study-claim", ".render.lock"
 LAUNCH_CONFIG = "study_train.yaml"  # a launched cell's TrainConfig, in its run folder
 

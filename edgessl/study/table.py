@@ -38,6 +38,7 @@ class TableRow:
     label: str
     values: tuple[Value, ...]  # one per column; None where the cell has no value
     fmt: str  # format spec of the rendered numbers, e.g. ".3f"
+    kind: str = "cost"  # "accuracy" (a method's intervals), "best" (names) or "cost" (per-backbone means)
 
     def formatted(self) -> list[str]:
         return [format_value(value, self.fmt) for value in self.values]
@@ -68,6 +69,9 @@ class StudyTable:
     title: str
     columns: tuple[str, ...]  # backbones
     rows: tuple[TableRow, ...]
+
+    def rows_of(self, kind: str) -> list[TableRow]:
+        return [row for row in self.rows if row.kind == kind]
 
     def to_markdown(self) -> str:
         header = ["", *self.columns]
@@ -195,8 +199,8 @@ def build_table(
             [cell.recipe for cell in cells if cell.method == method],
             [name for cell in cells if cell.method == method and (name := teacher_name(cell))],
         )
-        rows.append(TableRow(label, tuple(entries), ".3f"))
-    rows.append(TableRow(BEST, tuple(best_label(by_column[column]) for column in by_column), ""))
+        rows.append(TableRow(label, tuple(entries), ".3f", "accuracy"))
+    rows.append(TableRow(BEST, tuple(best_label(by_column[column]) for column in by_column), "", "best"))
     image_size = cells[0].image_size if cells else 0
     for label, fmt, value in cost_rows(image_size):
         per_backbone = tuple(

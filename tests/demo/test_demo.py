@@ -81,3 +81,34 @@ def test_demo_recipe_reaches_the_method(tmp_path: Path) -> None:
         0.0,
     )
     assert method.projector(torch.zeros(2, method.encoder.feature_dim)).shape == (2, 64)
+
+
+def test_the_demo_is_step_bound_same_numbers_under_a_concurrent_cpu_load(tmp_path: Path) -> None:
+    """Two busy-looping processes take both cores: the demo's pretraining is slower, never shorter."""
+    import subprocess
+    import sys
+
+    from image_folders import write_tiny_folder
+
+    from edgessl.demo import pretrain_config
+    from edgessl.training import train
+
+    data = write_tiny_folder(tmp_path / "tiny", {"unlabeled": 96, "train": 20, "test": 20})
+    options = DemoOptions(data=str(data), epochs=2, batch_size=16, out=tmp_path / "runs")
+    idle = train(pretrain_config(options, str(tmp_path / "idle")), progress=False)
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        loaded = train(pretrain_config(options, str(tmp_path / "loaded")), progress=False)
+    finally:
+        for burner in burners:
+            burner.kill()
+    assert idle.steps == loaded.steps == 2 * (96 // 16) and loaded.epochs_done == 2
+    assert loaded.final_loss == idle.final_loss  # bit-identical: the load changed the time, not the run
+
+
+def test_a_safety_stop_says_the_numbers_are_not_the_demos() -> None:
+    from edgessl.demo import safety_stop_message
+
+    message = safety_stop_message(DemoOptions(minutes=0.5, epochs=6), 2)
+    assert "--minutes 0.5 safety limit stopped pretraining after 2 of 6 epochs" in message
+    assert "not the demo's" in message

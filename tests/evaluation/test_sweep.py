@@ -45,6 +45,16 @@ def test_sweep_is_ordered_by_epoch_resumes_and_writes_csv_and_png(
         rows = list(csv.DictReader(handle))
     assert [int(row["epoch"]) for row in rows] == [5, 10, 15, 20]
     assert [float(row["accuracy"]) for row in rows] == [r["accuracy"] for r in result.records]
+    for row in rows:  # each accuracy's test-set interval: SciPy's Wilson interval of its correct count
+        from scipy.stats import binomtest
+
+        total = int(row["test_images"])
+        wilson = binomtest(round(float(row["accuracy"]) * total), total).proportion_ci(method="wilson")
+        assert (float(row["ci_low"]), float(row["ci_high"])) == pytest.approx((wilson.low, wilson.high))
+    assert (
+        all(row["test_images"] == rows[-1]["test_images"] for row in rows)
+        and int(rows[-1]["test_images"]) > 0
+    )
     with Image.open(result.png_files["knn"]) as picture:
         assert picture.size == (600, 400)
     saved = json.loads((tmp_path / "eval" / "knn_epoch_0015.json").read_text())

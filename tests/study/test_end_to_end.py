@@ -6,28 +6,13 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from image_folders import write_tiny_folder
 
 from edgessl.cli import main
-from edgessl.data import load_dataset
 from edgessl.study import runner
 from edgessl.study.config import StudyConfig, dump_study
 from edgessl.study.results import read_cell
 from edgessl.training.config import TrainConfig
-
-
-def write_tiny_folder(root: Path, counts: dict[str, int]) -> Path:
-    """``root/{train,test}/<class>/*.png`` and ``root/unlabeled/*.png`` cut from shapes10."""
-    source = load_dataset("shapes10", "test", image_size=32)
-    offset = 0
-    for split, count in counts.items():
-        for index in range(offset, offset + count):
-            label = source.class_names[int(source.labels[index])]
-            folder = root / split if split == "unlabeled" else root / split / label
-            folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(source.images[index].permute(1, 2, 0).numpy()).save(folder / f"{index}.png")
-        offset += count
-    return root
 
 
 class Interrupted(Exception):

@@ -8,43 +8,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from study_cells import SEEDED, cell
 
 from edgessl.errors import ConfigError, UnknownNameError
 from edgessl.stats import iqm_interval, mean_interval
 from edgessl.study.config import StudyConfig, Unit, load_study_file, study_from_dict
 from edgessl.study.figures import figure_by_backbone, figure_by_method, save_figure
 from edgessl.study.presets import STUDY_BACKBONES, STUDY_METHODS, preset_names, resolve_study
-from edgessl.study.results import CellResult, read_cell, write_cell
+from edgessl.study.results import read_cell, write_cell
 from edgessl.study.table import build_table
 from edgessl.training.config import TrainConfig
-
-
-def cell(
-    method: str,
-    backbone: str,
-    curve,
-    seconds: float,
-    macs: float,
-    params: int,
-    kwh: float | None = None,
-    recipe: str = "paper",
-) -> CellResult:
-    return CellResult(
-        method=method,
-        backbone=backbone,
-        epochs=curve[-1][0],
-        steps=10 * curve[-1][0],
-        curves={"knn": tuple(curve), "linear": ((curve[-1][0], 0.5),)},
-        train_seconds=seconds,
-        params=params,
-        macs=macs,
-        macs_224=macs * 49,
-        image_size=32,
-        energy_kwh=kwh,
-        co2_kg=None if kwh is None else kwh * 0.42,
-        recipe=recipe,
-    )
-
 
 CELLS = [
     cell("simclr", "resnet18", [(1, 0.25), (2, 0.625), (3, 0.5)], 100.0, 4.0e7, 11_000_000, 0.5),
@@ -86,25 +59,6 @@ def test_table_markdown_and_csv_hold_exact_values() -> None:
     linear = build_table(CELLS, "linear")
     assert [entry.estimate for entry in linear.rows[0].values] == [0.5, 0.5, 0.5]
     assert linear.columns == ("resnet18", "squeezenet", "all backbones (IQM)")
-
-
-def seeded(method: str, backbone: str, finals: list[float]) -> list[CellResult]:
-    """One cell trained with len(finals) seeds, each with a 2-point curve ending at its final accuracy."""
-    return [
-        replace(
-            cell(method, backbone, [(1, final / 2), (2, final)], 10.0, 1e7, 1_000_000),
-            seed=seed,
-        )
-        for seed, final in enumerate(finals)
-    ]
-
-
-SEEDED = (
-    seeded("simclr", "resnet18", [0.60, 0.62, 0.61])
-    + seeded("rotnet", "resnet18", [0.30, 0.31, 0.32])
-    + seeded("simclr", "squeezenet", [0.40, 0.45, 0.35])
-    + seeded("rotnet", "squeezenet", [0.38, 0.44, 0.41])
-)
 
 
 def test_seeds_become_intervals_and_best_is_marked_only_when_intervals_separate() -> None:
