@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,6 +52,26 @@ def stale_temporaries(folder: Path) -> list[Path]:
 
 
 from edgessl.errors import EdgesslError
+
+
+@contextmanager
+def output_folder(folder: str | Path, option: str = "--out") -> Iterator[Path]:
+    """The folder one command fills, checked writable before the work; if the command then fails (an
+    error, a full disk, Ctrl-C), every folder this call created is removed again, so no empty or
+    partial output folder is left behind. A folder that existed before is kept as it was found,
+    apart from complete files the command renamed into it (each file is atomic)."""
+    path = Path(folder).absolute()
+    created = path
+    while not created.parent.exists() and created.parent != created:
+        created = created.parent
+    fresh = not path.exists()
+    ensure_writable_dir(path, option)
+    try:
+        yield path
+    except BaseException:
+        if fresh:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
 
 
 def ensure_writable_dir(folder: str | Path, option: str = "--out") -> Path:

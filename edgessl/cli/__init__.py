@@ -12,6 +12,7 @@ code; Ctrl-C exits with 130. Bugs keep their traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -104,6 +105,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print_error("interrupted")
         return 130
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise  # anything else is a bug and keeps its traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print_error(_escape(f"{exc.strerror or exc}{where}: {DISK_ERRORS[exc.errno]}"))
+        return 1
+
+
+# A full or read-only disk while a command writes is the machine's state, not a bug: one line (D8, D11).
+DISK_ERRORS = {
+    errno.ENOSPC: "free some space, or write elsewhere with --out",
+    errno.EDQUOT: "the disk quota is used up; free some space, or write elsewhere with --out",
+    errno.EROFS: "the folder is on a read-only filesystem; write elsewhere with --out",
+    errno.EACCES: "no permission to write there; write elsewhere with --out or fix its permissions",
+}
 
 
 def _escape(text: str) -> str:

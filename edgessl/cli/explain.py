@@ -41,6 +41,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+MAX_PICTURES = 32  # per row or class of a picture grid (D20: 100,000 neighbours drew for minutes)
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
@@ -49,8 +52,11 @@ def run(args: argparse.Namespace) -> int:
     from edgessl.explain.report import ExplainOptions, explain
 
     for option in ("per_class", "queries_per_class", "neighbours"):
-        if getattr(args, option) < 1:
-            raise ConfigError(f"--{option.replace('_', '-')} must be >= 1, got {getattr(args, option)}")
+        if not 1 <= getattr(args, option) <= MAX_PICTURES:
+            raise ConfigError(
+                f"--{option.replace('_', '-')} must be between 1 and {MAX_PICTURES} (a row of more pictures "
+                f"is unreadable, and slow to draw), got {getattr(args, option)}"
+            )
     options = ExplainOptions(
         per_class=args.per_class,
         queries_per_class=args.queries_per_class,

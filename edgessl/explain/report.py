@@ -18,7 +18,8 @@ import torch
 from edgessl.checkpoints import LoadedRepresentation
 from edgessl.data import ImageDataset
 from edgessl.devices import resolve_device
-from edgessl.files import ensure_writable_dir
+from edgessl.errors import ConfigError
+from edgessl.files import atomic_output, output_folder
 from edgessl.registry import Registry
 from edgessl.runs import RunFolder, pick_checkpoint
 
@@ -143,8 +144,8 @@ def explain_confusion(context: ExplainContext, out: Path) -> list[Path]:
 
 
 def _save(figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", dpi=figure.dpi)
+    with atomic_output(path) as tmp:  # Ctrl-C mid-write leaves no torn picture
+        figure.savefig(tmp, format="png", dpi=figure.dpi)
     return path
 
 
@@ -186,6 +187,18 @@ def explain(
     loaded = load_representation(checkpoint)
     size = image_size or int(loaded.metadata["image_size"])
     train, test = load_labelled_splits(data, data_root, size, purpose="explain")
-    target = ensure_writable_dir(out if out is not None else default_out(checkpoint))
-    context = ExplainContext(loaded, train, test, options)
-    return [path for name in names for path in EXPLAINERS.get(name)(context, target)]
+    if options.neighbours > len(train):
+        raise ConfigError(
+            f"--neighbours {options.neighbours} is more than the {len(train)} training images to retrieve from"
+        )
+    with output_folder(out if out is not None else default_out(checkpoint)) as target:
+        context = ExplainContext(loaded, train, test, options)
+        written: list[Path] = []
+        try:
+            for name in names:
+                written += EXPLAINERS.get(name)(context, target)
+        except BaseException:  # an error, a full disk or Ctrl-C: the folder is left as it was found
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+        return written

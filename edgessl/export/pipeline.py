@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ from edgessl.export.verify import (
     verify_fp32,
     verify_int8,
 )
-from edgessl.files import ensure_writable_dir
+from edgessl.files import output_folder
 from edgessl.registry import Registry
 
 DEFAULT_OUT = Path("exported")
@@ -295,46 +296,65 @@ def export_representation(
         need_labels=options.int8 or build_head is not None,
     )
     metadata = metadata.replace(dataset=spec)
-    out = ensure_writable_dir(options.out_dir)  # before the work: a bad --out must not fail at the end
     stem = options.name or f"{metadata.method}_{metadata.backbone}_e{metadata.epoch:04d}"
     result = ExportResult(str(checkpoint_metadata.get("checkpoint", "")), metadata)
-    reference = torch_features(model, splits.verify)
-    batches = [None] if options.fixed_batch is None else [None, options.fixed_batch]
+    # checked before the work (a bad --out must not fail at the end); on any failure, Ctrl-C included,
+    # the files this call wrote and any folder it created are removed
+    with output_folder(options.out_dir) as out, removed_on_failure(result):
+        reference = torch_features(model, splits.verify)
+        batches = [None] if options.fixed_batch is None else [None, options.fixed_batch]
 
-    proto = encoder_proto(model.eval(), metadata)
-    for batch in batches:
-        graph = _pinned(proto, batch, metadata)
-        role, path = _role(batch, "fp32"), _file(out, stem, batch, "fp32")
-        what = "fp32 ONNX export" if batch is None else f"fixed-batch ({batch}) fp32 export"
-        result.parity[role] = _publish(
-            graph, path, lambda tmp, what=what: verify_fp32(tmp, reference, splits.verify, what), result, role
-        )
-    if options.int8:
-        int8 = _quantized(result.files["fp32"], splits, metadata, options)
+        proto = encoder_proto(model.eval(), metadata)
         for batch in batches:
-            role, path = _role(batch, "int8"), _file(out, stem, batch, "int8")
-            graph = int8 if batch is None else fix_batch(int8, batch)
+            graph = _pinned(proto, batch, metadata)
+            role, path = _role(batch, "fp32"), _file(out, stem, batch, "fp32")
+            what = "fp32 ONNX export" if batch is None else f"fixed-batch ({batch}) fp32 export"
             result.parity[role] = _publish(
                 graph,
                 path,
-                lambda tmp, role=role: verify_int8(tmp, reference, splits.verify, f"{role} export"),
+                lambda tmp, what=what: verify_fp32(tmp, reference, splits.verify, what),
                 result,
                 role,
             )
-        result.int8 = _int8_report(result.files["fp32"], result.files["int8"], splits, metadata, options)
-    if build_head is not None:
-        _export_heads(build_head, proto, batches, out, stem, splits, metadata, options, result)
-    probe = None  # (camera frames, the float input they stand for), made once from the verification images
-    if options.input != FLOAT_NCHW:
-        frames = Frames(
-            *(options.frame_size or (metadata.image_size, metadata.image_size)), metadata.image_size
+        if options.int8:
+            int8 = _quantized(result.files["fp32"], splits, metadata, options)
+            for batch in batches:
+                role, path = _role(batch, "int8"), _file(out, stem, batch, "int8")
+                graph = int8 if batch is None else fix_batch(int8, batch)
+                result.parity[role] = _publish(
+                    graph,
+                    path,
+                    lambda tmp, role=role: verify_int8(tmp, reference, splits.verify, f"{role} export"),
+                    result,
+                    role,
+                )
+            result.int8 = _int8_report(result.files["fp32"], result.files["int8"], splits, metadata, options)
+        if build_head is not None:
+            _export_heads(build_head, proto, batches, out, stem, splits, metadata, options, result)
+        probe = (
+            None  # (camera frames, the float input they stand for), made once from the verification images
         )
-        probe = reference_frames(splits.verify, frames)
-        for role in list(result.files):
-            _export_camera(role, result.files[role], frames, probe, options, result)
-    if options.ort:
-        _export_ort(out, stem, splits, probe, result)
+        if options.input != FLOAT_NCHW:
+            frames = Frames(
+                *(options.frame_size or (metadata.image_size, metadata.image_size)), metadata.image_size
+            )
+            probe = reference_frames(splits.verify, frames)
+            for role in list(result.files):
+                _export_camera(role, result.files[role], frames, probe, options, result)
+        if options.ort:
+            _export_ort(out, stem, splits, probe, result)
     return result
+
+
+@contextmanager
+def removed_on_failure(result: ExportResult) -> Iterator[None]:
+    """Unlink every file ``result`` lists if the export fails after writing some of them."""
+    try:
+        yield
+    except BaseException:
+        for path in result.files.values():
+            Path(path).unlink(missing_ok=True)
+        raise
 
 
 def _role(batch: int | None, kind: str) -> str:

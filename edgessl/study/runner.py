@@ -220,6 +220,10 @@ def validate_names(config: StudyConfig) -> None:
             BACKBONES.get(name)
     for name in config.protocols:
         PROTOCOLS.get(name).make_options(config.eval_options.get(name, {}))
+    if config.device is not None:  # before the first cell trains, not when it is first evaluated (D10)
+        from edgessl.devices import resolve_device
+
+        resolve_device(config.device)
 
 
 def run_cell(

@@ -51,3 +51,37 @@ def test_explain_reports_user_errors(
     assert stl10(run_folder, stl10_mini_root, "--epoch", "7") == 1
     assert "no checkpoint of epoch 7 (it keeps only last.pt)" in capsys.readouterr().err
     assert stl10(run_folder, stl10_mini_root, "--neighbours", "0") == 2
+
+
+def test_d20_too_many_neighbours_is_one_line_and_leaves_no_folder(
+    run_folder: Path, stl10_mini_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "pictures"
+    assert stl10(run_folder, stl10_mini_root, "--neighbours", "100000", "--out", str(out)) == 2
+    assert "--neighbours must be between 1 and 32" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("fault", [KeyboardInterrupt, OSError(28, "No space left on device")])
+def test_ctrl_c_or_a_full_disk_mid_explain_leaves_no_output_folder(
+    run_folder: Path, stl10_mini_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault
+) -> None:
+    from edgessl.explain import report
+
+    def failing(context, out: Path):
+        raise fault
+
+    monkeypatch.setitem(report.EXPLAINERS._entries, "confusion", failing)
+    out = tmp_path / "new" / "pictures"
+    with pytest.raises(type(fault) if isinstance(fault, type) else OSError):
+        report.explain(run_folder, "stl10", ["saliency", "confusion"], out, stl10_mini_root)
+    assert not (tmp_path / "new").exists()  # every folder this call created is gone
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "mine.txt").write_text("the user's")
+    with pytest.raises(type(fault) if isinstance(fault, type) else OSError):
+        report.explain(run_folder, "stl10", ["saliency", "confusion"], kept, stl10_mini_root)
+    # the saliency picture drawn before the fault is removed again: the folder is as it was found
+    assert [p.name for p in kept.iterdir()] == ["mine.txt"] and (
+        kept / "mine.txt"
+    ).read_text() == "the user's"

@@ -260,6 +260,30 @@ def test_failed_verification_leaves_nothing_behind(data, model, tmp_path, monkey
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("fault", [KeyboardInterrupt(), OSError(28, "No space left on device")])
+def test_a_fault_after_the_first_file_leaves_no_folder_and_no_file(data, model, tmp_path, monkeypatch, fault):
+    """D8 / Ctrl-C: the fp32 file is written, then quantisation fails; nothing of this export stays."""
+    from edgessl.export import pipeline
+
+    def failing(*args, **kwargs):
+        raise fault
+
+    monkeypatch.setattr(pipeline, "_quantized", failing)
+    spec, train, _ = data
+    fresh = tmp_path / "new" / "exports"
+    with pytest.raises(type(fault)):
+        export_representation(
+            model, checkpoint_metadata(spec, train), ExportOptions(out_dir=fresh, int8=True)
+        )
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "earlier.onnx").write_bytes(b"an earlier export")
+    with pytest.raises(type(fault)):
+        export_representation(model, checkpoint_metadata(spec, train), ExportOptions(out_dir=kept, int8=True))
+    assert [p.name for p in kept.iterdir()] == ["earlier.onnx"]
+
+
 def test_foreign_graph_with_copied_metadata_and_unwritable_out_are_one_line(exported, data, model, tmp_path):
     from onnx import TensorProto, helper
 

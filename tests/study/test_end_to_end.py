@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 from image_folders import write_tiny_folder
 
 from edgessl.cli import main
@@ -89,6 +90,11 @@ def test_wrong_names_and_options_fail_before_any_training(tmp_path: Path) -> Non
         runner.run_study(StudyConfig(**{**base, "backbones": ("squeezenet1",)}))
     with pytest.raises(ConfigError, match="kk"):
         runner.run_study(StudyConfig(**base, eval_options={"knn": {"kk": 3}}))
+    if not torch.cuda.is_available():  # D10: refused before the first cell trains, not after it
+        with pytest.raises(ConfigError, match="torch sees no CUDA device"):
+            runner.run_study(StudyConfig(**base, device="cuda"))
+    with pytest.raises(ConfigError, match="'seeds' is 0"):
+        runner.run_study(StudyConfig(**base, seeds=0))
     assert not (tmp_path / "study").exists()
 
 

@@ -298,3 +298,31 @@ def test_d15_profile_options_are_checked_before_measuring(
     flags = [flag.format(folder=tmp_path) for flag in flags]
     assert main(["profile", "--backbone", "squeezenet", *flags]) == 2
     assert expected in error_line(capsys)
+
+
+@pytest.mark.parametrize("code", [28, 30])  # ENOSPC, EROFS
+def test_d8_d11_a_full_or_read_only_disk_is_one_line_from_any_command(
+    code: int, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import os
+
+    from edgessl.cli import study
+
+    def full(args):
+        raise OSError(code, os.strerror(code), "/data/studies/s/study.yaml")
+
+    monkeypatch.setattr(study, "run", full)
+    assert main(["study", "study-quick"]) == 1
+    err = capsys.readouterr().err
+    assert "/data/studies/s/study.yaml" in err and "--out" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_os_error_that_is_not_the_disk_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgessl.cli import study
+
+    def broken(args):
+        raise OSError(9, "Bad file descriptor")
+
+    monkeypatch.setattr(study, "run", broken)
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        main(["study", "study-quick"])
