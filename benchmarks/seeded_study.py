@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     for c in comparisons:
         d, p = c.difference, c.probability
         lines.append(
-            f"| {c.a} | {c.b} | {d.estimate:+.3f} | [{d.low:+.3f}, {d.high:+.3f}] | {p.estimate:.2f} | "
-            f"[{p.low:.2f}, {p.high:.2f}] | {c.verdict} |"
+            f"| {c.a} | {c.b} | {d.estimate:+.3f} | {d.bounds('+.3f')} | {p.estimate:.2f} | {p.bounds('.2f')} | "
+            f"{c.verdict} |"
         )
     finished = sorted(
         (Path(args.out) / "runs" / f"{c.method}-{c.backbone}-seed{c.seed}" / "study_cell.json")

@@ -58,6 +58,12 @@ class Interval:
             return f"{format(self.estimate, spec)} ({self.n})"
         return f"{format(self.estimate, spec)} ± {format(self.half_width, spec)} ({self.n})"
 
+    def bounds(self, spec: str = ".3f") -> str:
+        """``[0.381, 0.443]``, or ``n/a`` without a width."""
+        if not self.known:
+            return "n/a"
+        return f"[{format(self.low, spec)}, {format(self.high, spec)}]"
+
     def to_dict(self) -> dict[str, float | int | None]:
         return {
             "estimate": self.estimate,

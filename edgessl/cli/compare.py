@@ -55,9 +55,8 @@ def run(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(
         f"paired difference A - B over {result.difference.n} (backbone, seed) pairs: "
-        f"{result.difference.format('+.3f')} [{result.difference.low:+.3f}, {result.difference.high:+.3f}]; "
-        f"P(A > B) = {result.probability.estimate:.2f} [{result.probability.low:.2f}, {result.probability.high:.2f}]"
-        f": {escape(result.verdict)}",
+        f"{result.difference.estimate:+.3f} {result.difference.bounds('+.3f')}; "
+        f"P(A > B) = {result.probability.estimate:.2f} {result.probability.bounds('.2f')}: {escape(result.verdict)}",
         highlight=False,
     )
     return 0

@@ -10,10 +10,22 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from edgessl.cli.weights import add_weights_options
+
+
+def plain_text(doc: str) -> str:
+    """A reST docstring as --help text: roles and backquotes dropped, one paragraph."""
+    return " ".join(re.sub(r":\w+:`([^`]*)`", r"\1", doc).replace("``", "'").split())
+
+
+def default_threads() -> int:
+    """``OMP_NUM_THREADS`` when it is a positive integer (as torch itself reads it), else every core."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else os.cpu_count() or 1
 
 
 def _names(value: str) -> list[str]:
@@ -34,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "profile",
         help="params, MACs/FLOPs (cross-checked), latency (eager / channels_last / ONNX Runtime), training time, energy, CO2",
-        description=__doc__,
+        description=plain_text(__doc__),
     )
     what = parser.add_argument_group("what to profile")
     what.add_argument(
@@ -54,8 +66,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     how.add_argument(
         "--threads",
         type=int,
-        default=os.cpu_count() or 1,
-        help="torch and ORT intra-op threads (default: all cores)",
+        default=default_threads(),
+        help="torch and ORT intra-op threads (default: OMP_NUM_THREADS when set, else all cores)",
     )
     how.add_argument(
         "--backends",

@@ -26,7 +26,6 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from edgessl.files import atomic_output
-from edgessl.stats import Interval
 from edgessl.study.compare import Comparison, all_pairs, read_units
 from edgessl.study.config import StudyConfig, Unit, study_from_dict
 from edgessl.study.figures import figure_by_backbone, figure_by_method
@@ -144,9 +143,9 @@ def comparison_table(comparisons: Sequence[Comparison]) -> str:
         cells = [
             _text(c.b),
             f"{d.estimate:+.3f}",
-            _bounds(d, "+.3f"),
+            d.bounds("+.3f"),
             f"{p.estimate:.2f}",
-            _bounds(p, ".2f"),
+            p.bounds(".2f"),
             str(d.n),
         ]
         body.append(
@@ -223,12 +222,6 @@ def _dump(config: StudyConfig) -> str:
     from edgessl.study.config import dump_study
 
     return dump_study(config)
-
-
-def _bounds(interval: Interval, spec: str) -> str:
-    if not interval.known:
-        return "n/a"
-    return f"[{format(interval.low, spec)}, {format(interval.high, spec)}]"
 
 
 def _image(figure: Figure, alt: str) -> str:

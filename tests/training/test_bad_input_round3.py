@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import threading
 import time
 import typing
@@ -326,3 +327,19 @@ def test_an_os_error_that_is_not_the_disk_keeps_its_traceback(monkeypatch: pytes
     monkeypatch.setattr(study, "run", broken)
     with pytest.raises(OSError, match="Bad file descriptor"):
         main(["study", "study-quick"])
+
+
+def test_profile_takes_omp_num_threads_and_its_help_is_plain_text(
+    monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from edgessl.cli import profile
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert profile.default_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "lots")
+    assert profile.default_threads() == (os.cpu_count() or 1)
+    for command in ("profile", "plot"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        assert "`" not in text and ":mod:" not in text and len(text.splitlines()) > 4
