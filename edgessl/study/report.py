@@ -88,6 +88,7 @@ def render_page(root: Path, config: StudyConfig, protocol: str, units: Sequence[
             "overlap the leader's are tied.</p>"
         ),
         accuracy_table(table),
+        diverged_list(units),
         "<h2>Paired comparisons</h2>",
         (
             "<p>Each pair of methods, paired by (backbone, seed): the mean difference of Table 1's number "
@@ -122,7 +123,19 @@ def render_page(root: Path, config: StudyConfig, protocol: str, units: Sequence[
 def accuracy_table(table: StudyTable) -> str:
     body = [_row(row.label, row.formatted()) for row in table.rows_of("accuracy")]
     body += [_row(row.label, row.formatted(), "best") for row in table.rows_of("best")]
+    body += [_row(row.label, row.formatted()) for row in table.rows_of("note")]
     return _table(["", *table.columns], body)
+
+
+def diverged_list(units: Sequence[CellResult]) -> str:
+    """Each diverged run and why: they are results (a seed the recipe does not survive), not gaps."""
+    diverged = [unit for unit in units if unit.diverged is not None]
+    if not diverged:
+        return ""
+    items = "".join(
+        f"<li>{_text(Unit(u.method, u.backbone, u.seed).name)}: {_text(u.diverged)}</li>" for u in diverged
+    )
+    return f"<p>{len(diverged)} run(s) diverged and are left out of every number above:</p><ul>{items}</ul>"
 
 
 def cost_table(table: StudyTable) -> str:

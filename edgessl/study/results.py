@@ -45,6 +45,9 @@ class CellResult:
     # train_seconds when it is an edgessl run); None for a method without one.
     teacher: dict[str, Any] | None = None
     seed: int = 0  # the pretraining seed of this run of the cell (StudyConfig.seeds)
+    # Why the run diverged (its loss became NaN or infinite), or None. A diverged run is a result, not a
+    # failure of the study: it is kept, counted in Table 1 and left out of every accuracy and cost.
+    diverged: str | None = None
 
     @property
     def teacher_seconds(self) -> float | None:

@@ -182,10 +182,12 @@ def _printer(console: Any) -> Callable[[str], None]:
 
 def is_finished(result: CellResult | None, config: StudyConfig) -> bool:
     """Trained as far as the study asks and evaluated with every protocol it names."""
-    return (
-        result is not None
-        and training_done(result.epochs, result.steps, config)
-        and all(protocol in result.curves for protocol in config.protocols)
+    if result is None:
+        return False
+    if result.diverged is not None:  # its seed diverges again: kept as it is (delete the folder to retry)
+        return True
+    return training_done(result.epochs, result.steps, config) and all(
+        protocol in result.curves for protocol in config.protocols
     )
 
 
@@ -241,15 +243,58 @@ def run_cell(
         where = f"from epoch {state[0]} (step {state[1]})" if state else "from scratch"
         say(f"  pretraining {where} to epoch {config.train.epochs}")
         cell_config = train_config(config, unit, run_dir)
-        if launch is None:
-            pretrain(cell_config, resume=state is not None, console=console, progress=progress)
-        else:
-            launch_pretrain(cell_config, state is not None, launch, console)
+        try:
+            if launch is None:
+                pretrain(cell_config, resume=state is not None, console=console, progress=progress)
+            else:
+                launch_pretrain(cell_config, state is not None, launch, console)
+        except EdgesslError as exc:
+            reason = divergence(run_dir, exc)
+            if reason is None:
+                raise
+            say(
+                f"  [yellow]diverged[/]: {reason}; kept as a diverged run (delete {run_dir} to train it again)"
+            )
+            return diverged_cell(config, unit, run_dir, reason)
     curves = {}
     for protocol in config.protocols:
         say(f"  evaluating every checkpoint: {protocol}")
         curves[protocol] = evaluate_run(config, run_dir, protocol, unit.seed)
     return measure_cell(config, unit, run_dir, curves)
+
+
+def divergence(run_dir: Path, error: EdgesslError) -> str | None:
+    """Why a unit's pretraining stopped on a non-finite loss (in this process, or in a launched job,
+    whose metrics.jsonl says so), or None for any other failure."""
+    from edgessl.errors import TrainingDiverged
+    from edgessl.training.run_log import METRICS_FILE, read_metrics
+
+    if isinstance(error, TrainingDiverged):
+        return str(error).split(";")[0]
+    records = read_metrics(run_dir / METRICS_FILE) if (run_dir / METRICS_FILE).is_file() else []
+    if records and "nonfinite_loss" in records[-1]:
+        return f"the loss became {records[-1]['nonfinite_loss']} at step {records[-1]['step']}"
+    return None
+
+
+def diverged_cell(config: StudyConfig, unit: Unit, run_dir: Path, reason: str) -> CellResult:
+    """The record of a diverged unit: which, when and why; no accuracy and no cost."""
+    state = training_state(run_dir) or (0, 0)
+    return CellResult(
+        method=unit.method,
+        backbone=unit.backbone,
+        epochs=state[0],
+        steps=state[1],
+        curves={},
+        train_seconds=0.0,
+        params=0,
+        macs=0.0,
+        macs_224=0.0,
+        image_size=config.train.image_size or 0,
+        recipe=config.train.recipe,
+        seed=unit.seed,
+        diverged=reason,
+    )
 
 
 def pretrain(config: Any, resume: bool, console: Any, progress: bool) -> None:

@@ -29,6 +29,7 @@ from edgessl.study.results import CellResult
 MISSING = "n/a"
 ACROSS = "all backbones (IQM)"  # the aggregate column of the accuracy rows
 BEST = "best (95% CIs separate)"
+DIVERGED = "diverged runs (NaN loss; not in the numbers above)"
 
 Value = float | Interval | str | None  # a table entry: a cost, an accuracy with its interval, a name
 
@@ -38,7 +39,8 @@ class TableRow:
     label: str
     values: tuple[Value, ...]  # one per column; None where the cell has no value
     fmt: str  # format spec of the rendered numbers, e.g. ".3f"
-    kind: str = "cost"  # "accuracy" (a method's intervals), "best" (names) or "cost" (per-backbone means)
+    # "accuracy" (a method's intervals), "best" (names), "note" (diverged runs) or "cost" (per-backbone means)
+    kind: str = "cost"
 
     def formatted(self) -> list[str]:
         return [format_value(value, self.fmt) for value in self.values]
@@ -201,10 +203,14 @@ def build_table(
         )
         rows.append(TableRow(label, tuple(entries), ".3f", "accuracy"))
     rows.append(TableRow(BEST, tuple(best_label(by_column[column]) for column in by_column), "", "best"))
-    image_size = cells[0].image_size if cells else 0
+    diverged = [cell for cell in cells if cell.diverged is not None]
+    if diverged:  # said beside the numbers they are missing from, never silently dropped
+        rows.append(TableRow(DIVERGED, diverged_entries(diverged, backbones), "", "note"))
+    trained = [cell for cell in cells if cell.diverged is None]
+    image_size = trained[0].image_size if trained else 0
     for label, fmt, value in cost_rows(image_size):
         per_backbone = tuple(
-            _mean([value(cell) for cell in cells if cell.backbone == backbone]) for backbone in backbones
+            _mean([value(cell) for cell in trained if cell.backbone == backbone]) for backbone in backbones
         )
         rows.append(TableRow(label, (*per_backbone, None), fmt))
     title = (
@@ -212,6 +218,16 @@ def build_table(
         "± half-width of the 95% CI (seeds); costs per backbone"
     )
     return StudyTable(title, (*backbones, ACROSS), tuple(rows))
+
+
+def diverged_entries(diverged: Sequence[CellResult], backbones: Sequence[str]) -> tuple[str, ...]:
+    """Per backbone, ``rotnet seed 1`` for each diverged run (``none``), then all of them."""
+
+    def listed(cells: Sequence[CellResult]) -> str:
+        return ", ".join(f"{cell.method} seed {cell.seed}" for cell in cells) or "none"
+
+    per_backbone = tuple(listed([cell for cell in diverged if cell.backbone == b]) for b in backbones)
+    return (*per_backbone, listed(diverged))
 
 
 def seed_scores(cells: Sequence[CellResult], protocol: str) -> dict[tuple[str, str], list[float]]:

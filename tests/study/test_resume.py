@@ -171,3 +171,39 @@ def test_a_study_folder_from_before_seeds_is_refused_not_retrained(
     ):
         runner.run_study(config(tmp_path))
     assert fake.train_calls == []
+
+
+def test_a_diverged_run_is_kept_as_a_result_and_the_study_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from edgessl.errors import TrainingDiverged
+    from edgessl.study.results import read_cell
+
+    fake = FakeStudy(monkeypatch)
+    real_train = fake.train
+
+    def train(config, resume, console, progress):
+        if config[0].name == "rotnet-squeezenet-seed0":
+            fake.train_calls.append((config[0].name, resume, config[1]))
+            raise TrainingDiverged(
+                "the loss became nan at step 5; training stopped and no checkpoint was written"
+            )
+        real_train(config, resume, console, progress)
+
+    monkeypatch.setattr(runner, "pretrain", train)
+    outcome = runner.run_study(config(tmp_path))
+    assert outcome.complete and outcome.processed == ["simclr-squeezenet-seed0", "rotnet-squeezenet-seed0"]
+    cell = read_cell(tmp_path / "study" / runner.RUNS_DIR / "rotnet-squeezenet-seed0")
+    assert cell.diverged == "the loss became nan at step 5" and cell.curves == {}
+    rows = {row.label: row for row in outcome.table.rows}
+    assert rows["rotnet (paper recipe)"].values == (None, None)  # no number from a diverged run
+    assert rows["diverged runs (NaN loss; not in the numbers above)"].values == (
+        "rotnet seed 0",
+        "rotnet seed 0",
+    )
+    assert (
+        rows["Avg. training time (s)"].values[0] == 1.0
+    )  # simclr's alone: the diverged run costs nothing here
+    again = runner.run_study(config(tmp_path))
+    assert again.skipped == ["simclr-squeezenet-seed0", "rotnet-squeezenet-seed0"]  # not retried
+    assert [name for name, _, _ in fake.train_calls].count("rotnet-squeezenet-seed0") == 1
