@@ -201,4 +201,6 @@ def wilson_interval(correct: int, total: int, confidence: float = CONFIDENCE) ->
     p = correct / total
     centre = (p + z * z / (2 * total)) / (1 + z * z / total)
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return Interval(p, centre - half, centre + half, total)
+    # The score interval always holds p and lies in [0, 1]; at p = 0 or 1 rounding can put a bound
+    # a hair outside, which matplotlib then refuses as a negative error bar.
+    return Interval(p, max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)), total)

@@ -279,8 +279,8 @@ def plot_sweep(records: list[Record], path: Path) -> Path:
     label = "max over downstream epochs" if trained else "accuracy"
     intervals = [test_interval(record) for record in records]
     if records and all(intervals):
-        below = [a - 100 * i.low for a, i in zip(accuracies, intervals, strict=True)]
-        above = [100 * i.high - a for a, i in zip(accuracies, intervals, strict=True)]
+        below = [max(0.0, a - 100 * i.low) for a, i in zip(accuracies, intervals, strict=True)]
+        above = [max(0.0, 100 * i.high - a) for a, i in zip(accuracies, intervals, strict=True)]
         axes.errorbar(epochs, accuracies, yerr=[below, above], marker="o", capsize=3,
                       label=f"{label} (95% Wilson interval over {records[0]['test_images']} test images)")  # fmt: skip
     else:

@@ -108,16 +108,18 @@ def arm(units: Sequence[CellResult], method: str, label: str | None = None) -> A
     return Arm(label or method, method, cells)
 
 
+def by_backbone_and_seed(side: Arm, protocol: str) -> dict[str, dict[int, float]]:
+    """Table 1's number of each of the arm's runs, by backbone then seed (diverged runs have none)."""
+    scores: dict[str, dict[int, float]] = {}
+    for cell in side.cells:
+        if (value := cell.max_accuracy(protocol)) is not None:
+            scores.setdefault(cell.backbone, {})[cell.seed] = value
+    return scores
+
+
 def compare(a: Arm, b: Arm, protocol: str) -> Comparison:
     """Pair ``a`` and ``b`` by (backbone, seed) and compare them; a backbone only one arm has is left out."""
-    seeds_a = {cell.backbone: {} for cell in a.cells}
-    for cell in a.cells:
-        if (value := cell.max_accuracy(protocol)) is not None:
-            seeds_a[cell.backbone][cell.seed] = value
-    seeds_b = {cell.backbone: {} for cell in b.cells}
-    for cell in b.cells:
-        if (value := cell.max_accuracy(protocol)) is not None:
-            seeds_b[cell.backbone][cell.seed] = value
+    seeds_a, seeds_b = by_backbone_and_seed(a, protocol), by_backbone_and_seed(b, protocol)
     pairs, differences, scores_a, scores_b = [], [], [], []
     for backbone, by_seed_a in seeds_a.items():
         by_seed_b = seeds_b.get(backbone, {})

@@ -101,6 +101,16 @@ def test_wilson_interval_matches_scipys_binomial_test() -> None:
     assert wilson_interval(0, 10).low == pytest.approx(0.0, abs=1e-12)  # never below zero
 
 
+@pytest.mark.parametrize("total", [1, 7, 10, 100, 800, 10_000])
+def test_wilson_interval_holds_its_estimate_inside_zero_one_at_every_count(total: int) -> None:
+    # at 0 and total correct the exact bounds are 0 and 1; rounding must never cross the estimate
+    # (the sweep draws estimate - low and high - estimate as error bars, which may not be negative)
+    for correct in range(total + 1):
+        interval = wilson_interval(correct, total)
+        assert 0.0 <= interval.low <= interval.estimate <= interval.high <= 1.0
+    assert wilson_interval(total, total).high == 1.0 and wilson_interval(0, total).low == 0.0
+
+
 def test_intervals_decide_separation_only_when_both_are_known() -> None:
     a, b = mean_interval([0.9, 0.91, 0.92]), mean_interval([0.1, 0.11, 0.12])
     assert a.separates_above(b) and not b.separates_above(a) and not a.overlaps(b)
