@@ -33,6 +33,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="MODEL.onnx",
         help="only print ONNX Runtime's mobile usability report (NNAPI, CoreML) for an existing .onnx file",
     )
+    parser.add_argument(
+        "--format",
+        default="onnx",
+        help="comma-separated file formats: onnx (default), litert (.tflite), coreml (.mlpackage), "
+        "executorch (.pte); each but onnx is an extra, e.g. pip install 'edgessl[litert]'",
+    )
     parser.add_argument("--out", default="exported", help="output folder (default: exported/)")
     parser.add_argument(
         "--name", help="file name stem (default METHOD_BACKBONE_eEPOCH; with --weights, WEIGHTSFILE_BACKBONE)"
@@ -112,6 +118,7 @@ def run_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from edgessl.cli.console import make_console
+    from edgessl.export.formats import parse_formats, skipped_options
     from edgessl.export.inputs import parse_frame_size
     from edgessl.export.pipeline import ExportOptions, export_checkpoint, export_weights
 
@@ -128,6 +135,7 @@ def run_export(args: argparse.Namespace) -> int:
         data=args.data,
         data_root=args.data_root,
         k=args.k,
+        formats=parse_formats(args.format),
     )
     if args.weights is not None:
         result = export_weights(args.backbone, args.weights, options, args.image_size, mean, std)
@@ -144,8 +152,9 @@ def run_export(args: argparse.Namespace) -> int:
         f"exported {source} (input {meta.input_description()}; features {meta.feature_dim}; exporter: torch.onnx dynamo)",
         highlight=False,
     )
-    console.print(files_table(result))
-    console.print(providers_table(result.usability))
+    if result.files:
+        console.print(files_table(result))
+        console.print(providers_table(result.usability))
     if result.int8 is not None:
         report = result.int8
         console.print(
@@ -162,7 +171,49 @@ def run_export(args: argparse.Namespace) -> int:
             console.print(
                 f"fixed-shape .ort files keep the basic-optimised graph for NNAPI/CoreML (Runtime style): {', '.join(runtime)}"
             )
+    for name, report in result.formats.items():
+        console.print(format_table(name, report))
+        if report.knn:
+            console.print(
+                f"{name} kNN accuracy through its runtime: "
+                + ", ".join(f"{role} {accuracy:.2%}" for role, accuracy in report.knn.items())
+            )
+    for name in options.formats:
+        skipped = skipped_options(name, args.int8)
+        if skipped:
+            console.print(f"{name}: {skipped}", highlight=False)
     return 0
+
+
+def format_table(name: str, report: Any) -> Any:
+    """The files of one torch-side format: size, verification, latency at one thread."""
+    from rich.table import Table
+
+    from edgessl.export.formats import FORMATS
+
+    table = Table(title=f"{name} files (runtime: {FORMATS.get(name).runs_here})")
+    for column in ("role", "file", "size", "verification", "latency (1 thread)"):
+        table.add_column(column, overflow="fold")
+    for role, path in report.files.items():
+        latency = report.latency_ms.get(role)
+        table.add_row(
+            role,
+            str(path),
+            f"{size_bytes(path) / 1e6:.2f} MB",
+            report.checks.get(role, ""),
+            f"{latency:.2f} ms" if latency is not None else "not run",
+        )
+    return table
+
+
+def size_bytes(path: Any) -> int:
+    """A file's size, or a package folder's total (``.mlpackage``)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_dir():
+        return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
+    return path.stat().st_size
 
 
 def files_table(result: Any) -> Any:

@@ -99,6 +99,22 @@ def knn_head(
     return _with_head(encoder, nodes, init, num_classes)
 
 
+def linear_probe(
+    bank: np.ndarray, labels: np.ndarray, num_classes: int, epochs: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The evaluation probe trained on frozen ``bank`` features, as ``(weight (D, C), bias (C,))`` on raw
+    features (its standardisation folded in): what every format's linear head computes."""
+    import torch
+
+    from edgessl.evaluation.linear import LinearOptions, train_linear_classifier
+
+    trained = train_linear_classifier(
+        torch.from_numpy(bank), torch.from_numpy(labels), num_classes, LinearOptions(epochs=epochs)
+    )
+    weight = trained.head.weight.detach().T.numpy().astype(np.float32)
+    return weight, trained.head.bias.detach().numpy().astype(np.float32)
+
+
 def linear_head(encoder: onnx.ModelProto, weight: np.ndarray, bias: np.ndarray) -> onnx.ModelProto:
     """Encoder + ``softmax(features @ weight + bias)``; ``weight`` is (D, C)."""
     init = [

@@ -96,9 +96,22 @@ class ExportOptions:
     verify_images: int = 64
     calibration_images: int = 256
     linear_epochs: int = 100
+    formats: tuple[str, ...] = ("onnx",)  # edgessl.export.formats.FORMATS names
 
     def validate(self) -> None:
         """Fail on bad options before any slow work (loading, exporting)."""
+        from edgessl.export.formats import FORMATS, require_installed
+
+        for name in self.formats:
+            FORMATS.get(name)
+        if not self.formats:
+            raise ConfigError("--format needs at least one format, e.g. --format onnx")
+        if self.ort and "onnx" not in self.formats:
+            raise ConfigError(
+                "--ort converts the ONNX files to ORT format; add onnx to --format or drop --ort"
+            )
+        for name in self.formats:
+            require_installed(name)
         HEADS.get(self.head)
         INPUTS.get(self.input)
         if self.fixed_batch is not None and self.fixed_batch < 1:
@@ -161,6 +174,9 @@ class ExportResult:
     int8: Int8Report | None = None
     mobile: MobileReport | None = None
     weights: Any | None = None  # edgessl.backbones.LoadedWeights for --weights exports
+    # LiteRT / Core ML / ExecuTorch: format name -> edgessl.export.torch_formats.FormatReport
+    formats: dict[str, Any] = field(default_factory=dict)
+    torch_head: Any | None = None  # the head module the torch-side formats share (built once)
 
 
 @dataclass(frozen=True)
@@ -188,19 +204,7 @@ def _knn(encoder, bank, labels, num_classes, options):
 
 @HEADS.register("linear")
 def _linear(encoder, bank, labels, num_classes, options):
-    import torch
-
-    from edgessl.evaluation.linear import LinearOptions, train_linear_classifier
-
-    trained = train_linear_classifier(
-        torch.from_numpy(bank),
-        torch.from_numpy(labels),
-        num_classes,
-        LinearOptions(epochs=options.linear_epochs),
-    )
-    # the probe's head on raw features (standardisation folded in), as Gemm's (D, C) weight and (C,) bias
-    weight = trained.head.weight.detach().T.numpy().astype(np.float32)
-    bias = trained.head.bias.detach().numpy().astype(np.float32)
+    weight, bias = heads.linear_probe(bank, labels, num_classes, options.linear_epochs)
 
     def reference(features: np.ndarray) -> np.ndarray:
         return (features @ weight + bias).argmax(1)
@@ -283,7 +287,6 @@ def export_representation(
     """Export a Representation described by ``checkpoint_metadata`` (method, backbone, image_size, mean, std, epoch...)."""
     options = options or ExportOptions()
     options.validate()
-    build_head = HEADS.get(options.head)
     metadata = metadata_of(checkpoint_metadata, model.feature_dim)
     recorded, recorded_root = dataset_spec(checkpoint_metadata)
     spec = options.data or recorded
@@ -293,7 +296,7 @@ def export_representation(
         root,
         metadata.image_size,
         options.verify_images,
-        need_labels=options.int8 or build_head is not None,
+        need_labels=options.int8 or options.head != "none",
     )
     metadata = metadata.replace(dataset=spec)
     stem = options.name or f"{metadata.method}_{metadata.backbone}_e{metadata.epoch:04d}"
@@ -301,59 +304,114 @@ def export_representation(
     # checked before the work (a bad --out must not fail at the end); on any failure, Ctrl-C included,
     # the files this call wrote and any folder it created are removed
     with output_folder(options.out_dir) as out, removed_on_failure(result):
-        reference = torch_features(model, splits.verify)
-        batches = [None] if options.fixed_batch is None else [None, options.fixed_batch]
+        for name in options.formats:
+            EXPORTERS.get(name)(model, metadata, splits, options, out, stem, result)
+    return result
 
-        proto = encoder_proto(model.eval(), metadata)
+
+def _export_onnx(
+    model: nn.Module,
+    metadata: ModelMetadata,
+    splits: Splits,
+    options: ExportOptions,
+    out: Path,
+    stem: str,
+    result: ExportResult,
+) -> None:
+    """The verified ONNX files (fp32, int8, heads, fixed batch, camera input) and their ORT copies."""
+    build_head = HEADS.get(options.head)
+    reference = torch_features(model, splits.verify)
+    batches = [None] if options.fixed_batch is None else [None, options.fixed_batch]
+
+    proto = encoder_proto(model.eval(), metadata)
+    for batch in batches:
+        graph = _pinned(proto, batch, metadata)
+        role, path = _role(batch, "fp32"), _file(out, stem, batch, "fp32")
+        what = "fp32 ONNX export" if batch is None else f"fixed-batch ({batch}) fp32 export"
+        result.parity[role] = _publish(
+            graph,
+            path,
+            lambda tmp, what=what: verify_fp32(tmp, reference, splits.verify, what),
+            result,
+            role,
+        )
+    if options.int8:
+        int8 = _quantized(result.files["fp32"], splits, metadata, options)
         for batch in batches:
-            graph = _pinned(proto, batch, metadata)
-            role, path = _role(batch, "fp32"), _file(out, stem, batch, "fp32")
-            what = "fp32 ONNX export" if batch is None else f"fixed-batch ({batch}) fp32 export"
+            role, path = _role(batch, "int8"), _file(out, stem, batch, "int8")
+            graph = int8 if batch is None else fix_batch(int8, batch)
             result.parity[role] = _publish(
                 graph,
                 path,
-                lambda tmp, what=what: verify_fp32(tmp, reference, splits.verify, what),
+                lambda tmp, role=role: verify_int8(tmp, reference, splits.verify, f"{role} export"),
                 result,
                 role,
             )
-        if options.int8:
-            int8 = _quantized(result.files["fp32"], splits, metadata, options)
-            for batch in batches:
-                role, path = _role(batch, "int8"), _file(out, stem, batch, "int8")
-                graph = int8 if batch is None else fix_batch(int8, batch)
-                result.parity[role] = _publish(
-                    graph,
-                    path,
-                    lambda tmp, role=role: verify_int8(tmp, reference, splits.verify, f"{role} export"),
-                    result,
-                    role,
-                )
-            result.int8 = _int8_report(result.files["fp32"], result.files["int8"], splits, metadata, options)
-        if build_head is not None:
-            _export_heads(build_head, proto, batches, out, stem, splits, metadata, options, result)
-        probe = (
-            None  # (camera frames, the float input they stand for), made once from the verification images
+        result.int8 = _int8_report(result.files["fp32"], result.files["int8"], splits, metadata, options)
+    if build_head is not None:
+        _export_heads(build_head, proto, batches, out, stem, splits, metadata, options, result)
+    # (camera frames, the float input they stand for), made once from the verification images
+    probe = None
+    if options.input != FLOAT_NCHW:
+        frames = Frames(
+            *(options.frame_size or (metadata.image_size, metadata.image_size)), metadata.image_size
         )
-        if options.input != FLOAT_NCHW:
-            frames = Frames(
-                *(options.frame_size or (metadata.image_size, metadata.image_size)), metadata.image_size
-            )
-            probe = reference_frames(splits.verify, frames)
-            for role in list(result.files):
-                _export_camera(role, result.files[role], frames, probe, options, result)
-        if options.ort:
-            _export_ort(out, stem, splits, probe, result)
-    return result
+        probe = reference_frames(splits.verify, frames)
+        for role in list(result.files):
+            _export_camera(role, result.files[role], frames, probe, options, result)
+    if options.ort:
+        _export_ort(out, stem, splits, probe, result)
+
+
+def _export_torch_format(
+    name: str,
+    model: nn.Module,
+    metadata: ModelMetadata,
+    splits: Splits,
+    options: ExportOptions,
+    out: Path,
+    stem: str,
+    result: ExportResult,
+) -> None:
+    """LiteRT, Core ML or ExecuTorch files (:mod:`edgessl.export.torch_formats`)."""
+    from importlib import import_module
+
+    from edgessl.export import torch_formats
+    from edgessl.export.formats import FORMATS
+
+    converter = import_module(f"edgessl.export.{name}_export").CONVERTER
+    if result.torch_head is None and options.head != "none":
+        result.torch_head = torch_formats.torch_head(model, splits, options, metadata)
+    programs = torch_formats.plan_programs(converter, model, metadata, splits, options, result.torch_head)
+    report = result.formats[name] = torch_formats.FormatReport()
+    torch_formats.export_programs(converter, programs, out, stem, options, report)
+    has_int8 = bool(FORMATS.get(name).int8)
+    if options.int8 and has_int8 and converter.load is not None and splits.test is not None:
+        for program in programs[:2]:  # the encoder and its int8 copy
+            runner = converter.load(report.files[program.role])
+            report.knn[program.role] = torch_formats.runtime_knn(runner, program, splits, options.k)
+
+
+EXPORTERS: Registry[Callable[..., None]] = Registry("export format")
+EXPORTERS.register("onnx")(_export_onnx)
+for _name in ("litert", "coreml", "executorch"):
+    EXPORTERS.register(_name)(lambda *args, _name=_name: _export_torch_format(_name, *args))
 
 
 @contextmanager
 def removed_on_failure(result: ExportResult) -> Iterator[None]:
     """Unlink every file ``result`` lists if the export fails after writing some of them."""
+    from edgessl.export.torch_formats import remove
+
     try:
         yield
     except BaseException:
         for path in result.files.values():
             Path(path).unlink(missing_ok=True)
+        for report in result.formats.values():
+            for path in report.files.values():
+                remove(path)
+                Path(f"{path}.json").unlink(missing_ok=True)
         raise
 
 
