@@ -88,7 +88,7 @@ def load(path: Path) -> Runner:
 
 def to_input(batch: np.ndarray, detail: dict) -> np.ndarray:
     """``batch`` as the file's input tensor takes it: as it is, or quantized with the file's scale."""
-    if detail["dtype"] not in (np.int8, np.uint8) or batch.dtype == detail["dtype"]:
+    if not np.issubdtype(detail["dtype"], np.integer) or batch.dtype == detail["dtype"]:
         return batch.astype(detail["dtype"], copy=False)
     scale, zero_point = detail["quantization"]
     info = np.iinfo(detail["dtype"])
@@ -98,7 +98,7 @@ def to_input(batch: np.ndarray, detail: dict) -> np.ndarray:
 def from_output(values: np.ndarray, detail: dict) -> np.ndarray:
     """An output as float when the file quantized it (int8 features); labels and floats as they are."""
     scale, zero_point = detail["quantization"]
-    if values.dtype == np.int8 and scale:
+    if np.issubdtype(values.dtype, np.integer) and scale:
         return (values.astype(np.float32) - zero_point) * scale
     return values
 
