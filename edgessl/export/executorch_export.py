@@ -34,10 +34,13 @@ def load(path: Path) -> Runner:
     from executorch.runtime import Runtime
 
     portable_lib._unsafe_reset_threadpool(1)  # the only thread control the Python runtime offers
-    method = Runtime.get().load_program(path.read_bytes()).load_method("forward")
+    # the method runs inside its program's memory: the program must outlive it, so the closure keeps both
+    program = Runtime.get().load_program(path)
+    method = program.load_method("forward")
 
-    def run(batch: np.ndarray) -> Outputs:
-        return tuple(np.asarray(value) for value in method.execute([torch.from_numpy(batch)]))
+    def run(batch: np.ndarray, program=program) -> Outputs:
+        # outputs live in the program's planned memory, which the next call overwrites: copy them out
+        return tuple(np.array(value, copy=True) for value in method.execute([torch.from_numpy(batch)]))
 
     return run
 

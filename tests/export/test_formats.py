@@ -168,14 +168,14 @@ def test_executorch_round_trips_the_trained_encoder(trained_run: Path, tmp_path:
     installed_or_skip("executorch")
     from edgessl.export.executorch_export import load
 
-    result = export_checkpoint(
-        trained_run, ExportOptions(out_dir=tmp_path, formats=("executorch",), head="knn", k=K)
-    )
+    # batch 4 over 24 images: six calls into one loaded program, whose outputs must each be its own
+    options = ExportOptions(out_dir=tmp_path, formats=("executorch",), head="knn", fixed_batch=4, k=K)
+    result = export_checkpoint(trained_run, options)
     report = result.formats["executorch"]
     assert set(report.files) == {"executorch", "executorch.knn"} and not result.files  # no ONNX asked
     _, images, reference, _ = reference_and_images(trained_run)
     run = load(report.files["executorch"])
-    got = torch_formats.run_all(run, images.astype(np.float32) / 255.0, 1)[0]
+    got = torch_formats.run_all(run, images.astype(np.float32) / 255.0, 4)[0]
     assert compare(reference, got).max_relative <= FP32_RELATIVE_TOLERANCE
     assert report.latency_ms["executorch"] > 0
 
