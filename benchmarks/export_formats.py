@@ -33,7 +33,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
 import torch
 from export_latency import encoder_under_test
 
@@ -43,7 +42,6 @@ from edgessl.data.reading import read_split_arrays
 from edgessl.errors import EdgesslError
 from edgessl.export import torch_formats
 from edgessl.export.deploy import padded
-from edgessl.export.formats import FORMATS
 from edgessl.export.ort_eval import knn_predict, open_session
 from edgessl.export.pipeline import ExportOptions, export_representation
 from edgessl.export.verify import compare, torch_features
@@ -77,8 +75,7 @@ def runner_for(format_name: str, path: Path) -> torch_formats.Runner | None:
     """The file in its own runtime, or None where that runtime does not run here (Core ML)."""
     if format_name == "onnx":
         return onnx_runner(path)
-    module = __import__(f"edgessl.export.{format_name}_export", fromlist=["CONVERTER"])
-    load = module.CONVERTER.load
+    load = torch_formats.converter_for(format_name).load
     return None if load is None else load(path)
 
 
@@ -151,7 +148,7 @@ def measure_backbone(name: str, setting: Setting, runs: Path | None, workdir: Pa
             }
             runner = runner_for(format_name, small[precision])
             if runner is None:
-                row["not_run"] = FORMATS.get(format_name).runs_here
+                row["not_run"] = torch_formats.converter_for(format_name).not_run
             else:
                 row.update(measure_file(runner, 1, train, test, reference))
                 large_runner = runner_for(format_name, large[precision])
@@ -163,20 +160,13 @@ def measure_backbone(name: str, setting: Setting, runs: Path | None, workdir: Pa
 
 
 def machine() -> dict[str, object]:
-    import coremltools
-    import executorch
-    import litert_torch
-    from ai_edge_litert import __version__ as litert_runtime
+    from importlib.metadata import version
 
+    packages = ("torch", "onnxruntime", "litert-torch", "ai-edge-litert", "coremltools", "executorch")
     return {
         "cpu": cpu_model(),
         "logical_cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "litert-torch": litert_torch.__version__,
-        "ai-edge-litert": litert_runtime,
-        "coremltools": coremltools.__version__,
-        "executorch": getattr(executorch, "__version__", "1.5.1"),
+        **{package: version(package) for package in packages},
         "date": datetime.date.today().isoformat(),
     }
 
@@ -185,7 +175,7 @@ def cell(row: dict, key: str, fmt: str) -> str:
     if "refused" in row:
         return "refused"
     if "not_run" in row and key != "size_mb":
-        return "not run: needs macOS"
+        return f"not run: {row['not_run']}"
     return format(row[key], fmt) if key in row else ""
 
 
@@ -194,7 +184,7 @@ def markdown(rows: list[dict], facts: dict, setting: Setting) -> str:
         "# Study encoders in every phone format: size, parity, kNN through the runtime, latency",
         "",
         (
-            f"Machine: {facts['cpu']}, {facts['logical_cores']} logical cores, alone on the machine; torch {facts['torch']}, "
+            f"Machine: {facts['cpu']}, {facts['logical_cores']} logical cores; torch {facts['torch']}, "
             f"onnxruntime {facts['onnxruntime']}, litert-torch {facts['litert-torch']}, ai-edge-litert {facts['ai-edge-litert']}, "
             f"coremltools {facts['coremltools']}, executorch {facts['executorch']}; 1 thread; {facts['date']}."
         ),
@@ -242,12 +232,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         for name in setting.backbones:
             rows += measure_backbone(name, setting, args.runs, Path(workdir))
-    report = markdown(rows, machine(), setting)
+    facts = machine()
+    report = markdown(rows, facts, setting)
     print(report)
     if not args.quick:
-        (RESULTS / "export_formats.json").write_text(
-            json.dumps({"machine": machine(), "rows": rows}, indent=1)
-        )
+        (RESULTS / "export_formats.json").write_text(json.dumps({"machine": facts, "rows": rows}, indent=1))
         (RESULTS / "export_formats.md").write_text(report)
 
 

@@ -374,12 +374,10 @@ def _export_torch_format(
     result: ExportResult,
 ) -> None:
     """LiteRT, Core ML or ExecuTorch files (:mod:`edgessl.export.torch_formats`)."""
-    from importlib import import_module
-
     from edgessl.export import torch_formats
     from edgessl.export.formats import FORMATS
 
-    converter = import_module(f"edgessl.export.{name}_export").CONVERTER
+    converter = torch_formats.converter_for(name)
     if result.torch_head is None and options.head != "none":
         result.torch_head = torch_formats.torch_head(model, splits, options, metadata)
     programs = torch_formats.plan_programs(converter, model, metadata, splits, options, result.torch_head)
@@ -387,7 +385,8 @@ def _export_torch_format(
     torch_formats.export_programs(converter, programs, out, stem, options, report)
     has_int8 = bool(FORMATS.get(name).int8)
     if options.int8 and has_int8 and converter.load is not None and splits.test is not None:
-        for program in programs[:2]:  # the encoder and its int8 copy
+        encoders = [program for program in programs if program.role in (name, f"{name}.int8")]
+        for program in encoders:
             runner = converter.load(report.files[program.role])
             report.knn[program.role] = torch_formats.runtime_knn(runner, program, splits, options.k)
 

@@ -88,6 +88,13 @@ class Converter:
     camera_channels_last: bool = True  # False: the converter declares an image input (Core ML)
 
 
+def converter_for(name: str) -> Converter:
+    """The :class:`Converter` of torch-side format ``name`` (``edgessl.export.NAME_export.CONVERTER``)."""
+    from importlib import import_module
+
+    return import_module(f"edgessl.export.{name}_export").CONVERTER
+
+
 @dataclass
 class FormatReport:
     """What one torch-side format export wrote and measured, by role."""
