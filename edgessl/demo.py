@@ -119,7 +119,11 @@ def _pretrain(state: DemoState, console: Console) -> None:
     if result.epochs_done < o.epochs:
         state.rows.append(("warning", safety_stop_message(o, result.epochs_done)))
         console.print(f"[yellow]warning:[/] {safety_stop_message(o, result.epochs_done)}")
-    state.checkpoint = result.last_checkpoint
+    from edgessl.runs import pick_checkpoint
+
+    # what `edgessl eval/export/explain RUN` read by default (the last epoch's file), so that the
+    # demo's numbers and folders (RUN/explain/epoch_NNNN/) are the commands' own
+    state.checkpoint = pick_checkpoint(result.run_dir)
     state.paths["run folder"] = result.run_dir
     state.rows.append(
         (

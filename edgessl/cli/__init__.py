@@ -111,6 +111,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" ({exc.filename})" if exc.filename else ""
         print_error(_escape(f"{exc.strerror or exc}{where}: {DISK_ERRORS[exc.errno]}"))
         return 1
+    except (MemoryError, RuntimeError) as exc:
+        if not is_out_of_memory(exc):
+            raise
+        print_error(OUT_OF_MEMORY)
+        return 1
+
+
+OUT_OF_MEMORY = (
+    "out of memory: the images, batch or model do not fit in this machine's memory; "
+    "lower --batch-size or --image-size (training: --grad-accum keeps the batch with less memory)"
+)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """An allocation that failed (D14): Python's and NumPy's MemoryError, PyTorch's CPU allocator
+    refusing (a RuntimeError, under a memory limit), or a device running out (OutOfMemoryError)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return "can't allocate memory" in str(exc) or "out of memory" in str(exc).lower()
 
 
 # A full or read-only disk while a command writes is the machine's state, not a bug: one line (D8, D11).

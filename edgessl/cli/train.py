@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
     if rank() != 0:  # every process trained; one reports
         return 0
     console.print(
-        f"done: {result.epochs_done} epoch(s), {result.steps} steps, {result.train_seconds:.1f} s in all "
+        f"done: {result.progress_words()}, {result.steps} steps, {result.train_seconds:.1f} s in all "
         f"({result.images_per_second:,.0f} images/s), final loss {result.final_loss:.4f}; checkpoints in {result.run_dir}/checkpoints",
         markup=False,
     )

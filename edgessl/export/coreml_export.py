@@ -19,16 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgessl.export.heads import LABEL, SCORES
 from edgessl.export.metadata import ExportError
-from edgessl.export.onnx_export import INPUT_NAME, OUTPUT_NAME
+from edgessl.export.onnx_export import INPUT_NAME
 from edgessl.export.torch_formats import Converter, Program
 
 NOT_RUN = "needs macOS"
-
-
-def output_names(program: Program) -> list[str]:
-    return [SCORES, LABEL] if program.is_head else [OUTPUT_NAME]
 
 
 def image_input(program: Program) -> bool:
@@ -50,7 +45,7 @@ def convert(program: Program, path: Path) -> None:
     model = ct.convert(
         exported,
         inputs=inputs,
-        outputs=[ct.TensorType(name=name) for name in output_names(program)],
+        outputs=[ct.TensorType(name=name) for name in program.output_names],
         convert_to="mlprogram",
         compute_precision=ct.precision.FLOAT16,
         minimum_deployment_target=ct.target.iOS16,
@@ -87,8 +82,8 @@ def inspect(path: Path, program: Program) -> list[str]:
         )
     if got_shape != shape:
         problems.append(f"input shape {got_shape}, expected {shape}")
-    if outputs != output_names(program):
-        problems.append(f"outputs {outputs}, expected {output_names(program)}")
+    if outputs != program.output_names:
+        problems.append(f"outputs {outputs}, expected {program.output_names}")
     if problems:
         raise ExportError(f"the Core ML package {path.name} is not what was asked: {'; '.join(problems)}")
     main = spec.mlProgram.functions["main"]

@@ -26,8 +26,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from torch import nn
 
 from edgessl.export.deploy import padded
+from edgessl.export.heads import LABEL, SCORES
+from edgessl.export.onnx_export import INPUT_NAME, OUTPUT_NAME
 from edgessl.export.torch_formats import Converter, Outputs, Program, Runner
 
 SIGNATURE = "serving_default"
@@ -36,12 +39,31 @@ SIGNATURE = "serving_default"
 def convert(program: Program, path: Path) -> None:
     import litert_torch
 
+    named = NamedOutputs(program.module, program.output_names)
     with quiet():
-        model = litert_torch.convert(program.module, (program.example,))
+        model = litert_torch.convert(named, sample_kwargs={INPUT_NAME: program.example})
         if not program.int8:
             model.export(str(path))
             return
         quantize(model.model_content(), program, path)
+
+
+class NamedOutputs(nn.Module):
+    """The program with its outputs in a dict: LiteRT's signature then names them as ONNX and Core ML do.
+
+    ``litert_torch`` names a signature's inputs after the keyword arguments it was traced
+    with and its outputs after a returned dict's keys (``output_0``, ... otherwise), so an
+    app calls ``runSignature(mapOf("images" to frame), mapOf("features" to out))``.
+    """
+
+    def __init__(self, module: nn.Module, names: list[str]) -> None:
+        super().__init__()
+        self.module = module
+        self.names = names
+
+    def forward(self, images):
+        got = self.module(images)
+        return dict(zip(self.names, got if isinstance(got, tuple) else (got,), strict=True))
 
 
 def quantize(float_model: bytes, program: Program, path: Path) -> None:
@@ -76,8 +98,7 @@ def load(path: Path) -> Runner:
     runner = interpreter.get_signature_runner(SIGNATURE)
     ((input_name, given),) = runner.get_input_details().items()
     outputs = runner.get_output_details()
-    # the program's outputs in order: the converter names them output_0, output_1, ...
-    names = sorted(outputs, key=lambda name: int(name.rsplit("_", 1)[1]))
+    names = [name for name in (OUTPUT_NAME, SCORES, LABEL) if name in outputs]  # the module's order
 
     def run(batch: np.ndarray) -> Outputs:
         got = runner(**{input_name: to_input(batch, given)})

@@ -32,8 +32,10 @@ import numpy as np
 from edgessl.export.conversion import converter_failure
 from edgessl.export.deploy import CameraInput, KnnHead, LinearHead, deploy_module, padded, run_module
 from edgessl.export.formats import FORMATS
+from edgessl.export.heads import LABEL, SCORES
 from edgessl.export.inputs import FLOAT_NCHW, Frames, camera_metadata, reference_frames
 from edgessl.export.metadata import ExportError, ModelMetadata
+from edgessl.export.onnx_export import OUTPUT_NAME
 from edgessl.export.verify import (
     FP32_MIN_COSINE,
     FP32_RELATIVE_TOLERANCE,
@@ -67,6 +69,11 @@ class Program:
     @property
     def is_head(self) -> bool:
         return self.labels is not None
+
+    @property
+    def output_names(self) -> list[str]:
+        """The names every format gives the outputs, in the module's order (as the ONNX files name them)."""
+        return [SCORES, LABEL] if self.is_head else [OUTPUT_NAME]
 
     @property
     def example(self) -> Any:

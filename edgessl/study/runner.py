@@ -117,19 +117,38 @@ def run_study(
     to the trainer's progress bar; ``launcher`` runs each cell's pretraining as
     ``LAUNCHER -m edgessl train ...`` (see the module docstring).
     """
-    from edgessl.training.run_folder import RunFolderBusy, locked  # imported here: it pulls in torch
-
     validate_names(config)
     launch = launch_prefix(launcher)
     root = Path(config.out)
     # before study.yaml is rewritten: never skip a cell and overwrite its config
     refuse_changed_cells(config, root)
     refuse_unseeded_layout(config, root)
+    created_root, new_study = not root.exists(), not (root / STUDY_FILE).exists()
     root.mkdir(parents=True, exist_ok=True)
     with atomic_output(root / STUDY_FILE) as tmp:  # every worker writes it: never a torn file
         tmp.write_text(dump_study(config))
-    say = _printer(console)
     outcome = StudyOutcome(config, root, [])
+    try:
+        return _run_units(config, root, outcome, console, progress, max_cells, shard, launch)
+    except EdgesslError:
+        if new_study and not outcome.processed:  # refused before its first cell trained: leave nothing
+            remove_unused_study(root, created_root)
+        raise
+
+
+def _run_units(
+    config: StudyConfig,
+    root: Path,
+    outcome: StudyOutcome,
+    console: Any,
+    progress: bool,
+    max_cells: int | None,
+    shard: Shard,
+    launch: list[str] | None,
+) -> StudyOutcome:
+    from edgessl.training.run_folder import RunFolderBusy, locked  # imported here: it pulls in torch
+
+    say = _printer(console)
     units = config.units()
     for unit in shard.share(units):
         name = unit.name
@@ -161,6 +180,22 @@ def run_study(
         ]
         outcome.table, outcome.outputs = render_outputs(outcome.cells, config, root)
     return outcome
+
+
+def remove_unused_study(root: Path, created_root: bool) -> None:
+    """A new study's folder as it was before it started: ``study.yaml`` and the empty folders go.
+
+    Called only for a study that had no ``study.yaml`` and no cell finished in, when a cell
+    refused to start (too little disk, say); anything with content is kept, and ``root``
+    itself only goes when this call created it.
+    """
+    (root / STUDY_FILE).unlink(missing_ok=True)
+    folders = sorted((path for path in root.rglob("*") if path.is_dir()), reverse=True)  # deepest first
+    for folder in folders:
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    if created_root and not any(root.iterdir()):
+        root.rmdir()
 
 
 def launch_prefix(launcher: str | None) -> list[str] | None:

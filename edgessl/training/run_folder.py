@@ -56,6 +56,28 @@ def locked(run_dir: Path, lock_file: str = LOCK_FILE, wait: bool = False) -> Ite
         os.close(fd)
 
 
+def live_writer(run_dir: Path, lock_file: str = LOCK_FILE) -> str | None:
+    """Who ``run_dir``'s lock file says is writing it, when that process is alive on this machine.
+
+    Read without taking the lock (a probe could make a real writer's own attempt fail). A
+    killed writer's lock file stays with its pid, so a pid that no longer runs is no writer.
+    """
+    try:
+        text = (run_dir / lock_file).read_text(errors="replace").strip()
+    except OSError:
+        return None
+    words = text.split()
+    if len(words) < 4 or words[0] != "pid" or not words[1].isdigit() or words[3] != socket.gethostname():
+        return None
+    try:
+        os.kill(int(words[1]), 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, another user's
+        pass
+    return text
+
+
 def lock_current_file(path: Path, wait: bool) -> int:
     """A descriptor of ``path`` holding its ``flock``, the file that is at ``path`` once locked.
 
@@ -95,25 +117,28 @@ def remove_stale_temp_files(run_dir: Path) -> list[Path]:
     return stale
 
 
-def prepare_for_writing(
-    run_dir: Path, resumes: Path | None, checkpoint_bytes_needed: int, config_text: str, config_file: str
-) -> None:
+def prepare_for_writing(run_dir: Path, resumes: Path | None, config_text: str, config_file: str) -> None:
     """Under the lock, before the first step: check that the newest checkpoint is still the one the
     run was built to resume (``resumes``; None for a new run), clear killed saves' debris, check the
-    checkpoint folder is writable and the disk can hold the run's checkpoints, write the resolved config."""
+    checkpoint folder is writable, write the resolved config."""
     folder = RunFolder(run_dir)
     if folder.newest() != resumes:
         raise RunFolderBusy(f"{run_dir} changed while this run started; run the command again")
     remove_stale_temp_files(run_dir)
     ensure_writable_dir(folder.checkpoint_dir)
-    check_free_space(run_dir, checkpoint_bytes_needed)
     with atomic_output(run_dir / config_file) as tmp:
         tmp.write_text(config_text)
 
 
 def check_free_space(run_dir: Path, bytes_needed: int) -> None:
-    """Fail before training when the disk cannot hold the run's checkpoints."""
+    """Fail before anything is created when the disk cannot hold the run's checkpoints.
+
+    Measured on the nearest folder that exists (the run folder itself when resuming), so
+    a refused new run leaves no run folder behind.
+    """
     folder = RunFolder(run_dir).checkpoint_dir
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
     free = shutil.disk_usage(folder).free
     if free < bytes_needed:
         raise EdgesslError(

@@ -137,3 +137,12 @@ class TrainResult:
     train_seconds: float  # wall-clock training time, across resumes
     images_per_second: float  # of this call's steps
     final_loss: float
+    steps_per_epoch: int
+
+    def progress_words(self) -> str:
+        """``3 epoch(s)``, or where a stop fell inside an epoch ``0 full epoch(s) + 5/10 steps of epoch 1``:
+        the same epoch number the progress bar showed."""
+        partial = self.steps - self.epochs_done * self.steps_per_epoch
+        if partial == 0:
+            return f"{self.epochs_done} epoch(s)"
+        return f"{self.epochs_done} full epoch(s) + {partial}/{self.steps_per_epoch} steps of epoch {self.epochs_done + 1}"

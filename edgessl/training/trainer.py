@@ -137,9 +137,10 @@ class Trainer:
             self.accelerator.wait_for_everyone()
             return self._loop(None)
         run_dir, resumes = self.folder.path, self.resume_from.path if self.resume_from else None
+        needed = checkpoint_bytes_to_write(self.method, self.config, self.state.position.epoch)
+        run_folder.check_free_space(run_dir, needed)
         with run_folder.locked(run_dir):
-            needed = checkpoint_bytes_to_write(self.method, self.config, self.state.position.epoch)
-            run_folder.prepare_for_writing(run_dir, resumes, needed, config_yaml(self.config), CONFIG_FILE)
+            run_folder.prepare_for_writing(run_dir, resumes, config_yaml(self.config), CONFIG_FILE)
             log = MetricsLog(run_dir / METRICS_FILE)
             log.truncate_after(self.state.position.step)
             tracking.start_trackers(
@@ -205,8 +206,9 @@ class Trainer:
         speed = (position.step - first_step) * self.plan.global_batch / max(seconds, 1e-9)
         total = position.prior_seconds + seconds
         return TrainResult(
-            self.folder.path, self.folder.last, position.epoch, position.step, total, speed, loss
-        )
+            self.folder.path, self.folder.last, position.epoch, position.step, total, speed, loss,
+            self.plan.steps_per_epoch,
+        )  # fmt: skip
 
     def _advance(self, pending: list[PendingStep]) -> bool:
         """One step at the sampler's position, queued in ``pending`` (with the monitor at due epoch ends); True at an epoch end."""

@@ -9,6 +9,8 @@ import torch
 from rich.console import Console
 
 from edgessl.demo import STEPS, DemoOptions, DemoStepFailed, run_demo, summary_rows
+from edgessl.explain.report import default_out
+from edgessl.runs import pick_checkpoint
 
 
 def test_demo_runs_every_step_and_writes_what_it_reports(tmp_path: Path) -> None:
@@ -40,7 +42,11 @@ def test_demo_runs_every_step_and_writes_what_it_reports(tmp_path: Path) -> None
         assert Path(path).exists(), f"{what}: {path} missing"
     assert state.checkpoint is not None and state.checkpoint.is_file()
     assert {p.suffix for p in (tmp_path / "exported").iterdir()} >= {".onnx"}
-    assert any(what.startswith("picture") for what in state.paths)
+    pictures = [Path(path) for what, path in state.paths.items() if what.startswith("picture")]
+    # the folder `edgessl explain RUN` writes, of the checkpoint `eval/export RUN` read by default
+    assert pictures and all(
+        path.parent == default_out(pick_checkpoint(state.checkpoint.parent.parent)) for path in pictures
+    )
     log = (tmp_path / "log.txt").read_text()
     assert all(f"step {i}/{len(STEPS)}" in log for i in range(1, len(STEPS) + 1))
 

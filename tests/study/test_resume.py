@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgessl.checkpoints import save_checkpoint
+from edgessl.errors import EdgesslError
 from edgessl.runs import CHECKPOINT_DIR, LAST
 from edgessl.study import runner
 from edgessl.study.config import StudyConfig
@@ -94,6 +95,29 @@ def test_interrupted_study_skips_finished_cells(tmp_path: Path, monkeypatch: pyt
     )
     for name in (runner.TABLE_CSV, runner.FIGURE_1, runner.FIGURE_2, runner.STUDY_FILE):
         assert (tmp_path / "study" / name).is_file()
+
+
+def test_a_new_study_whose_first_cell_refuses_to_start_leaves_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeStudy(monkeypatch)
+
+    def refuse(config, resume, console, progress) -> None:  # as the trainer's free-space check does
+        fake.train_calls.append((config[0].name, resume, config[1]))
+        raise EdgesslError(f"{config[0]} has 0.00 GB free but the run's checkpoints need about 1.00 GB")
+
+    monkeypatch.setattr(runner, "pretrain", refuse)
+    with pytest.raises(EdgesslError, match="GB free"):
+        runner.run_study(config(tmp_path))
+    assert (
+        len(fake.train_calls) == 1 and list(tmp_path.iterdir()) == []
+    )  # no study.yaml, claim or cell folder
+    kept = tmp_path / "study"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    with pytest.raises(EdgesslError, match="GB free"):
+        runner.run_study(config(tmp_path))
+    assert [path.name for path in kept.iterdir()] == ["notes.txt"]  # a folder it did not create stays
 
 
 def test_half_trained_cell_resumes_and_trained_cell_is_only_evaluated(

@@ -343,3 +343,26 @@ def test_profile_takes_omp_num_threads_and_its_help_is_plain_text(
             main([command, "--help"])
         text = capsys.readouterr().out
         assert "`" not in text and ":mod:" not in text and len(text.splitlines()) > 4
+
+
+def test_d14_an_image_size_too_large_for_memory_is_one_line_and_leaves_no_run(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDGESSL_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    # 2,000 shapes10 images at 30,000 px would be 5.4 TB: the allocation itself fails, as a
+    # large --image-size does under a memory limit
+    flags = ["train", "--data", "shapes10", "--image-size", "30000", "--max-steps", "1", "--no-progress"]
+    assert main([*flags, "--out", str(run)]) == 1
+    assert "out of memory" in error_line(capsys) and not run.exists()
+
+
+def test_an_error_that_is_not_memory_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgessl.cli import profile
+
+    def broken(args) -> int:
+        raise RuntimeError("a bug, not the machine")
+
+    monkeypatch.setattr(profile, "run", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["profile", "--backbone", "squeezenet"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,8 @@ def test_train_max_steps_then_ctrl_c_then_resume(
         main(["train", *TINY, "--epochs", "2", "--batch-size", "50", "--max-steps", "5", "--out", str(run)])
         == 0
     )
-    assert "done: 0 epoch(s), 5 steps" in capsys.readouterr().out
+    done = re.search(r"done: 0 full epoch\(s\) \+ 5/(\d+) steps of epoch 1, 5 steps", capsys.readouterr().out)
+    assert done and int(done.group(1)) > 5  # stopped inside epoch 1, as the progress bar said
     assert load_checkpoint(run / CHECKPOINT_DIR / LAST)["metadata"]["step"] == 5
     # --resume alone picks the run's config.yaml; a Ctrl-C during step 8 saves step 8 and exits 130
     tiny_faults(ctrl_c_at_call=3)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from tiny_runs import TINY_FLAGS, tiny_config
 
 from edgessl.checkpoints import load_checkpoint, load_representation, restore_method, save_checkpoint
 from edgessl.cli import main
-from edgessl.errors import CheckpointError
+from edgessl.errors import CheckpointError, ConfigError
 from edgessl.runs import CHECKPOINT_DIR, LAST
 from edgessl.training import run_log
 from edgessl.training.config import TrainConfig
@@ -72,6 +73,11 @@ def test_second_writer_is_refused_naming_the_holder_and_a_killed_holder_blocks_n
     assert result.steps == 3
     with locked(run), pytest.raises(RunFolderBusy, match=f"pid {os.getpid()}"):
         train(tiny(run), resume=True, progress=False)
+    with locked(run), pytest.raises(RunFolderBusy, match=f"being written by pid {os.getpid()}"):
+        train(tiny(run), progress=False)  # without --resume too: not "pass --resume" to a live run
+    (run / ".lock").write_text(f"pid {holder.pid} on {socket.gethostname()} (killed)")
+    with pytest.raises(ConfigError, match="pass --resume"):  # a dead writer's lock file names no one
+        train(tiny(run), progress=False)
 
 
 def test_a_run_folder_that_changes_between_building_and_training_is_refused(tmp_path: Path) -> None:

@@ -187,8 +187,8 @@ def test_too_little_disk_is_reported_before_training(tmp_path: Path, monkeypatch
         shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000)
     )
     with pytest.raises(EdgesslError, match="GB free"):
-        train(tiny_config(tmp_path), progress=False)
-    assert not (tmp_path / METRICS_FILE).exists()
+        train(tiny_config(tmp_path / "run"), progress=False)
+    assert list(tmp_path.iterdir()) == []  # no run folder, lock, checkpoints/ or metrics left behind
 
 
 def test_config_precedence_and_validation() -> None:
