@@ -5,9 +5,10 @@ method's paper defaults; ``--set KEY=VALUE`` changes a field of the method's con
 (``--set temperature=0.2``, ``--set optimizer.name=lars``). ``--resume`` continues the
 run in ``--out`` from its newest checkpoint and, without ``--config``, starts from the run's
 own ``config.yaml`` (without its ``max_steps``/``time_budget_s``: give them again); it may
-change only ``--epochs``, ``--save-every``, ``--data-root``, ``--deterministic`` and those
-limits (see :mod:`edgessl.training.resolve`). ``--print-config`` prints the resolved
-configuration and exits.
+change only :data:`edgessl.training.resolve.RESUMABLE`: ``--epochs``, ``--save-every``,
+``--data-root``, ``--deterministic``, how the run is watched (``--monitor-every``,
+``--log-with``, ``--log-every``, ``--no-plots``) and those limits. ``--print-config``
+prints the resolved configuration and exits.
 Several processes: ``accelerate launch -m edgessl train ...`` (see :data:`LAUNCHING`).
 """
 
@@ -59,7 +60,10 @@ FLAGS = (
         "lr",
         "--lr",
         float,
-        "learning rate for the method's reference batch size, scaled linearly with --batch-size",
+        (
+            "learning rate for the method's reference batch size, scaled to --batch-size by the "
+            "method's optimizer.lr_scaling (linear; SimCLR: square root)"
+        ),
     ),
     ("save_every", "--save-every", int, "keep a checkpoint every N epochs (default 5), plus last.pt"),
     ("out", "--out", str, "run folder (default runs/{method}-{backbone})"),

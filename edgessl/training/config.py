@@ -36,7 +36,8 @@ class TrainConfig:
 
     ``None`` means "the method's paper default" (batch size, learning rate) or "the
     dataset's native size" (image size). ``lr`` is the rate for the method's reference
-    batch size and is scaled linearly with the batch size, as the papers do.
+    batch size, moved to the run's batch size by the method's ``optimizer.lr_scaling``
+    (linear, or SimCLR's square root), as the papers do.
     """
 
     method: str = "simclr"

@@ -70,3 +70,11 @@ def test_train_max_steps_then_ctrl_c_then_resume(
     assert (state["metadata"]["epoch"], state["metadata"]["step"]) == (2, 40)
     assert [r["step"] for r in read_metrics(run / METRICS_FILE)] == list(range(1, 41))
     assert main(["train", *TINY, "--epochs", "2", "--out", str(run)]) == 2  # an existing run needs --resume
+
+
+def test_the_train_docstring_names_every_field_a_resume_may_change() -> None:
+    from edgessl.cli import train as train_command
+    from edgessl.training.resolve import RESUMABLE
+
+    doc = train_command.__doc__
+    assert [field for field in RESUMABLE if field not in doc and field.replace("_", "-") not in doc] == []
