@@ -212,11 +212,45 @@ def markdown(rows: list[dict], facts: dict, setting: Setting) -> str:
             f"{cell(row, 'knn', '.1%')} | {row['torch_knn']:.1%} | {cell(row, 'latency_ms', '.2f')} | "
             f"{cell(row, 'latency_large_ms', '.1f')} |"
         )
+    lines += ["", "Against the targets:", "", *target_lines(rows, setting)]
     refused = [row for row in rows if "refused" in row]
     if refused:
         lines += ["", "Refused, in the exporter's own words:", ""]
         lines += [f"- {row['backbone']} / {row['format']}: {row['refused']}" for row in refused]
     return "\n".join(lines) + "\n"
+
+
+def target_lines(rows: list[dict], setting: Setting) -> list[str]:
+    """The issue's four targets, each computed from the rows: met or not, with the numbers."""
+    by_key = {(row["backbone"], row["format"], row["precision"]): row for row in rows}
+    refused = [f"{row['backbone']} / {row['format']} {row['precision']}" for row in rows if "refused" in row]
+    lines = [
+        f"- every encoder converts to every format: {'yes' if not refused else 'no: ' + ', '.join(refused)}"
+    ]
+    onnx_cosine = {
+        name: by_key.get((name, "onnx", "int8"), {}).get("mean_cosine") for name in setting.backbones
+    }
+    fp32_worst = max(
+        (row["max_abs_diff"] for row in rows if row["precision"] == "fp32" and "max_abs_diff" in row),
+        default=None,
+    )
+    if fp32_worst is not None:
+        lines.append(f"- float parity: worst max |diff| of any fp32 file {fp32_worst:.2e}")
+    for name in setting.backbones:
+        fp32, int8 = by_key.get((name, "litert", "fp32"), {}), by_key.get((name, "litert", "int8"), {})
+        if "knn" not in fp32 or "knn" not in int8:
+            why = by_key.get((name, "litert", "all"), int8).get("refused", "no row")
+            lines.append(f"- {name}: LiteRT not measured: {why}")
+            continue
+        drop = (fp32["knn"] - int8["knn"]) * 100
+        ratio = int8["latency_large_ms"] / fp32["latency_large_ms"]
+        lines.append(
+            f"- {name}: LiteRT int8 kNN {int8['knn']:.1%} vs fp32 {fp32['knn']:.1%} "
+            f"({'within' if drop <= 1 else 'NOT within'} 1 point: {drop:+.1f}); cosine {int8['mean_cosine']:.3f} "
+            f"(ONNX int8 {onnx_cosine[name] or float('nan'):.3f}); batch-{setting.large_batch} latency "
+            f"{ratio:.2f}x fp32 ({'meets' if ratio <= 0.6 else 'misses'} the 0.6x target)"
+        )
+    return lines
 
 
 def main() -> None:
@@ -225,7 +259,16 @@ def main() -> None:
         "--runs", type=Path, help="a folder with a run per backbone (DIR/<method>-<backbone>)"
     )
     parser.add_argument("--quick", action="store_true", help="one small backbone, few images; writes nothing")
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="rewrite export_formats.md from the committed .json; measures nothing",
+    )
     args = parser.parse_args()
+    if args.render:
+        saved = json.loads((RESULTS / "export_formats.json").read_text())
+        (RESULTS / "export_formats.md").write_text(markdown(saved["rows"], saved["machine"], Setting()))
+        return
     torch.set_num_threads(1)
     setting = QUICK if args.quick else Setting()
     rows = []

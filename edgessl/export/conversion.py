@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 
 from edgessl.export.metadata import ExportError
 
@@ -45,3 +46,10 @@ def converter_failure(format_name: str, role: str) -> Iterator[None]:
             f"{format_name} cannot convert this model ({role}): {where}; nothing was written. "
             "ONNX (--format onnx) takes every edgessl backbone."
         ) from None
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """A converter's progress bars and reports kept off the export's output (its errors still raise)."""
+    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+        yield

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgessl.export.conversion import quiet
 from edgessl.export.metadata import ExportError
 from edgessl.export.onnx_export import INPUT_NAME
 from edgessl.export.torch_formats import Converter, Program
@@ -42,19 +43,22 @@ def convert(program: Program, path: Path) -> None:
     else:
         inputs = [ct.TensorType(name=INPUT_NAME, shape=shape, dtype=np.float32)]
     exported = torch.export.export(program.module, (program.example,)).run_decompositions({})
-    model = ct.convert(
-        exported,
-        inputs=inputs,
-        outputs=[ct.TensorType(name=name) for name in program.output_names],
-        convert_to="mlprogram",
-        compute_precision=ct.precision.FLOAT16,
-        minimum_deployment_target=ct.target.iOS16,
-    )
-    if program.int8:
-        config = ct.optimize.coreml.OptimizationConfig(
-            global_config=ct.optimize.coreml.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8")
+    with quiet():  # coremltools' progress bars
+        model = ct.convert(
+            exported,
+            inputs=inputs,
+            outputs=[ct.TensorType(name=name) for name in program.output_names],
+            convert_to="mlprogram",
+            compute_precision=ct.precision.FLOAT16,
+            minimum_deployment_target=ct.target.iOS16,
         )
-        model = ct.optimize.coreml.linear_quantize_weights(model, config=config)
+        if program.int8:
+            config = ct.optimize.coreml.OptimizationConfig(
+                global_config=ct.optimize.coreml.OpLinearQuantizerConfig(
+                    mode="linear_symmetric", dtype="int8"
+                )
+            )
+            model = ct.optimize.coreml.linear_quantize_weights(model, config=config)
     model.short_description = f"edgessl {program.metadata.method} / {program.metadata.backbone} encoder, epoch {program.metadata.epoch}"
     model.user_defined_metadata.update(program.metadata.to_props())
     model.save(str(path))

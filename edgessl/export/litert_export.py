@@ -19,15 +19,13 @@ its default XNNPACK delegate (what an Android app gets from ``Interpreter`` on C
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from torch import nn
 
+from edgessl.export.conversion import quiet
 from edgessl.export.deploy import padded
 from edgessl.export.heads import LABEL, SCORES
 from edgessl.export.onnx_export import INPUT_NAME, OUTPUT_NAME
@@ -40,6 +38,7 @@ def convert(program: Program, path: Path) -> None:
     import litert_torch
 
     named = NamedOutputs(program.module, program.output_names)
+    os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
     with quiet():
         model = litert_torch.convert(named, sample_kwargs={INPUT_NAME: program.example})
         if not program.int8:
@@ -122,14 +121,6 @@ def from_output(values: np.ndarray, detail: dict) -> np.ndarray:
     if np.issubdtype(values.dtype, np.integer) and scale:
         return (values.astype(np.float32) - zero_point) * scale
     return values
-
-
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """The converter's and quantizer's progress bars and reports kept off the export's output."""
-    os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        yield
 
 
 CONVERTER = Converter("litert", convert, load)
