@@ -35,5 +35,6 @@ def open_session(onnx_path: str | Path, threads: int | None = None):  # -> onnxr
     ) as exc:  # ORT's own types, not RuntimeError
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise DataError(
-            f"cannot load ONNX model {path}: {reason[:200]}. The file is corrupt or truncated; export it again."
+            f"cannot load ONNX model {path}: {reason[:200]}. "
+            "The file is corrupt or truncated; export it again."
         ) from None

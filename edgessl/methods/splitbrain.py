@@ -188,8 +188,9 @@ class SplitBrain(Method):
             {"batch_size": 256, "optimizer": {"lr": 1e-3, "reference_batch_size": 256}},
             (
                 (
-                    "no short schedule is published: Zhang et al.'s 3e-5 at batch 40 is for about 450,000 steps; "
-                    "Adam's own default lr 1e-3 (Kingma & Ba 2015) at batch 256, measured against the paper's in "
+                    "no short schedule is published: Zhang et al.'s 3e-5 at batch 40 is for about 450,000 "
+                    "steps; Adam's own default lr 1e-3 (Kingma & Ba 2015) at batch 256, measured against the "
+                    "paper's in "
                     "benchmarks/results/recipes.md"
                 ),
             ),

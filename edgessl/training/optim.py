@@ -66,7 +66,8 @@ class LARS(Optimizer):
     ) -> None:
         if lr < 0 or momentum < 0 or weight_decay < 0 or trust_coefficient <= 0:
             raise ValueError(
-                f"invalid LARS hyper-parameters lr={lr} momentum={momentum} wd={weight_decay} eta={trust_coefficient}"
+                f"invalid LARS hyper-parameters lr={lr} momentum={momentum} wd={weight_decay} "
+                f"eta={trust_coefficient}"
             )
         defaults = {
             "lr": lr,
@@ -155,7 +156,8 @@ def _lars(groups: list[dict[str, Any]], config: OptimizerConfig, lr: float) -> O
 
 
 def build_optimizer(model: nn.Module, config: OptimizerConfig, batch_size: int) -> Optimizer:
-    """The method's optimiser over its parameter groups, at the linearly scaled learning rate for ``batch_size``."""
+    """The method's optimiser over its parameter groups, at the linearly scaled learning rate for
+    ``batch_size``."""
     lr = scaled_lr(config, batch_size)
     builder = OPTIMIZERS.get(config.name)
     try:
@@ -263,7 +265,8 @@ def warmup_schedule(config: OptimizerConfig, steps_per_epoch: int, total_steps: 
 
 @dataclass
 class WeightDecaySchedule:
-    """Weight-decay factor at optimiser step ``step``: a cosine from 1 to ``end / start`` (DINO's schedule)."""
+    """Weight-decay factor at optimiser step ``step``: a cosine from 1 to ``end / start`` (DINO's
+    schedule)."""
 
     total_steps: int
     end_ratio: float
