@@ -50,9 +50,8 @@ def takes_frames(session: Any) -> bool:
 
 def check_images(images: np.ndarray, session: Any) -> None:
     """Reject batches the model cannot take, in one line, before ONNX Runtime does in ten."""
-    expected = session.get_inputs()[
-        0
-    ].shape  # e.g. ['batch', 3, 96, 96], [8, 3, 96, 96] or ['batch', 480, 640, 3]
+    # e.g. ['batch', 3, 96, 96], [8, 3, 96, 96] or ['batch', 480, 640, 3]
+    expected = session.get_inputs()[0].shape
     channels = expected[3] if takes_frames(session) else (expected[1] if len(expected) == 4 else None)
     if len(expected) != 4 or channels != 3 or len(session.get_outputs()[0].shape) != 2:
         shapes = f"input {expected} -> output {session.get_outputs()[0].shape}"

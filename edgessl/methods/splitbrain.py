@@ -170,9 +170,8 @@ class SplitBrainConfig(MethodConfig):
     # predictions and targets at 1/4 of the input side (Zhang et al. 2016, section 2)
     target_stride: PositiveInt = 4
     hypercolumn_levels: PositiveInt = 3  # the stride-32, -16 and -8 maps (see the module docstring)
-    crop_scale: PositiveFraction = (
-        176 / 256
-    ) ** 2  # Zhang et al. 2016: 176px crops of 256px images, as a fraction of the area
+    # Zhang et al. 2016: 176px crops of 256px images, as a fraction of the area
+    crop_scale: PositiveFraction = (176 / 256) ** 2
 
 
 @METHODS.register("splitbrain")

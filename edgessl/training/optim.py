@@ -162,11 +162,8 @@ def build_optimizer(model: nn.Module, config: OptimizerConfig, batch_size: int) 
     builder = OPTIMIZERS.get(config.name)
     try:
         return builder(torch_param_groups(model, config, lr), config, lr)
-    except (
-        TypeError,
-        ValueError,
-        IndexError,
-    ) as exc:  # an argument it does not take, or a bad value (betas=[0.5])
+    # an argument it does not take, or a bad value (betas=[0.5])
+    except (TypeError, ValueError, IndexError) as exc:
         raise ConfigError(f"optimizer.kwargs {config.kwargs} do not fit {config.name}: {exc}") from None
 
 
