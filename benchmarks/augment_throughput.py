@@ -195,7 +195,8 @@ def report_lines(rows: list[dict], info: dict[str, object], repeats: int) -> lis
         "",
         (
             f"Machine: {info['cpu']}, {info['cores']} cores, device "
-            f"{info['device']}; torch {info['torch']}, torchvision {info['torchvision']}, kornia {info['kornia']}; "
+            f"{info['device']}; torch {info['torch']}, torchvision {info['torchvision']}, "
+            f"kornia {info['kornia']}; "
             f"{info['date']}. 1-minute load average at start {info['load_average_1min_at_start']:.1f}"
             + (
                 ": the cores were shared with other jobs, so absolute numbers are noisy; the ratios, "

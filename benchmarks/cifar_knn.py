@@ -94,7 +94,8 @@ def gap_interval(ours: list[float], theirs: list[float]):
 
 
 def gap_verdict(gap, better: str, worse: str, target: float = 0.0) -> str:
-    """``within noise`` when the gap's interval contains ``target``; otherwise which side the interval is on."""
+    """``within noise`` when the gap's interval contains ``target``; otherwise which side the interval is
+    on."""
     if not gap.known:
         return f"no interval ({gap.n} seed); rerun with --seeds 3"
     if gap.low > target:

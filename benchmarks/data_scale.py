@@ -26,7 +26,8 @@ Targets (issue "data of any size"): peak RSS at 200k within 1.5 GB of the 10k fi
 two processes < 1.3 x one process's memory; first step within 10 s at 200k with a warm
 cache; no loss of training images/s. Writes benchmarks/results/data_scale.md and .json.
 
-Run alone (it times things): python benchmarks/data_scale.py [--sizes 10000 50000 200000] [--workdir /tmp/data-scale]
+Run alone (it times things):
+    python benchmarks/data_scale.py [--sizes 10000 50000 200000] [--workdir /tmp/data-scale]
 """
 
 from __future__ import annotations
@@ -301,7 +302,8 @@ def pss_mib(pid: int) -> dict[str, float]:
 def held_runs(
     folder: Path, workdir: Path, env: dict[str, str], count: int, in_memory: bool
 ) -> dict[str, float]:
-    """Summed PSS (MiB) of ``count`` training runs at once, each held after its steps with every image read."""
+    """Summed PSS (MiB) of ``count`` training runs at once, each held after its steps with every image
+    read."""
     flags = ["--hold"] + (["--in-memory"] if in_memory else [])
     for index in range(count):
         subprocess.run(["rm", "-rf", str(workdir / f"held-{index}")], check=True)
@@ -476,7 +478,8 @@ def verdicts(rows: list[dict[str, Any]]) -> list[str]:
         if "map_over_memory" in row:
             lines.append(
                 f"training images/s from the map / in memory: {row['map_over_memory']:.3f} "
-                f"(target: no loss, >= ~0.97 within noise): {'met' if row['map_over_memory'] >= 0.97 else 'NOT met'}"
+                "(target: no loss, >= ~0.97 within noise): "
+                f"{'met' if row['map_over_memory'] >= 0.97 else 'NOT met'}"
             )
         lines.append(
             f"{row['images']:,} images: gathering a batch from the map costs {row['gather_ms']:.2f} ms of a "
@@ -530,11 +533,13 @@ def markdown(rows: list[dict[str, Any]], rates: dict[str, float], info: dict[str
                 "",
                 (
                     f"At {row['images']:,} images, training from the map vs from a private in-memory copy "
-                    f"(median of {SPEED_REPEATS} interleaved runs each, steps {SPEED_STEPS[0]}-{SPEED_STEPS[1]}): "
+                    f"(median of {SPEED_REPEATS} interleaved runs each, "
+                    f"steps {SPEED_STEPS[0]}-{SPEED_STEPS[1]}): "
                     f"{row['map_images_per_second']:.1f} vs {row['memory_images_per_second']:.1f} images/s "
                     f"(ratio {row['map_over_memory']:.3f}; runs: map "
                     f"{', '.join(f'{v:.0f}' for v in row['map_runs_images_per_second'])}, in memory "
-                    f"{', '.join(f'{v:.0f}' for v in row['memory_runs_images_per_second'])}). Two in-memory runs use "
+                    f"{', '.join(f'{v:.0f}' for v in row['memory_runs_images_per_second'])}). "
+                    "Two in-memory runs use "
                     f"{row['memory_pss_two_mib']:,.0f} MiB PSS against {row['memory_pss_one_mib']:,.0f} "
                     f"for one ({row['memory_pss_ratio']:.2f}x)."
                 ),

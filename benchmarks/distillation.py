@@ -1,4 +1,5 @@
-"""Distillation: a ShuffleNetV2 student distilled by ``seed`` from an edgessl-pretrained ResNet-18 vs the same student trained by the best plain method.
+"""Distillation: a ShuffleNetV2 student distilled by ``seed`` from an edgessl-pretrained ResNet-18 \
+vs the same student trained by the best plain method.
 
 The headline of the distillation issue: on CIFAR-10 at 32 px, a ShuffleNetV2 student distilled by
 ``seed`` (SEED, Fang et al. 2021) from a larger teacher that edgessl pretrained beats the same
@@ -18,7 +19,8 @@ Steps, all by ``edgessl.training.train``:
    student (a) by the plain baseline (``--baseline``, SimCLR by default, the same settings as
    method_parity.py) and (b) by ``seed`` from the teacher's run folder, for the same ``--epochs``,
    with the same SGD settings, queue 4,096, student temperature 0.2 and a 1,024-wide MLP (the
-   student's feature width, SEED's default); the teacher temperature is seed's (1e-4, the release's). Random-init and raw-pixel features are scored beside them.
+   student's feature width, SEED's default); the teacher temperature is seed's (1e-4, the
+   release's). Random-init and raw-pixel features are scored beside them.
 
 Data and scoring are method_parity.py's (``cifar_knn``): the first ``--train`` CIFAR-10 JPEGs of
 each class are the pretraining set and the kNN bank, the next ``--test`` of each class the held-out
@@ -27,7 +29,8 @@ method configuration of every run is read back from its checkpoint and written t
 
 Run (alone on the machine):
     python benchmarks/distillation.py                     # full: about 45-60 minutes on 2 CPU cores
-    python benchmarks/distillation.py --teacher-run runs/distill-teacher   # keep the teacher; a rerun reuses it
+    # keep the teacher; a rerun reuses it
+    python benchmarks/distillation.py --teacher-run runs/distill-teacher
     python benchmarks/distillation.py --teacher-epochs 60 --epochs 20
     python benchmarks/distillation.py --quick             # checks the script in under a minute
 Expected runtime, from a 1,000-image sizing run at 1 torch thread (2 threads are faster): the ResNet-18
@@ -142,10 +145,14 @@ def existing_teacher(run_dir: Path, checkpoint: Path, data: Data) -> dict:
 def write_report(record: dict) -> None:
     teacher, arms = record["teacher"], record["arms"]
     lines = [
-        "# Distillation: a ShuffleNetV2 student distilled by seed vs the same student by the best plain method",
+        (
+            "# Distillation: a ShuffleNetV2 student distilled by seed vs the same student by the best plain "
+            "method"
+        ),
         "",
         (
-            f"CIFAR-10 JPEGs at {IMAGE_SIZE}px: {record['train_images']} pretraining images (also the kNN bank), "
+            f"CIFAR-10 JPEGs at {IMAGE_SIZE}px: {record['train_images']} pretraining images "
+            "(also the kNN bank), "
             f"{record['test_images']} held-out queries. Student {BACKBONE} (x0.5), seeds {record['seeds']}, "
             f"{record['epochs']} epochs for every student. kNN k=20: cosine-weighted (T=0.07) and Euclidean "
             "majority vote, in %; mean ± standard deviation over seeds. images/s is pretraining throughput "
@@ -154,13 +161,17 @@ def write_report(record: dict) -> None:
         "",
         "## Teacher",
         "",
-        "| teacher | method | epochs | kNN cosine % | kNN Euclidean % | train s | images/s | encoder parameters |",
+        (
+            "| teacher | method | epochs | kNN cosine % | kNN Euclidean % | train s | images/s | "
+            "encoder parameters |"
+        ),
         "|---|---|---|---|---|---|---|---|",
     ]
     if teacher:
         lines.append(
             f"| {teacher['backbone']} | {TEACHER_METHOD} | {teacher['epochs']} | {teacher['cosine']:.1f} | "
-            f"{teacher['euclidean']:.1f} | {teacher['train_seconds']:.0f} | {teacher['images_per_second']:.0f} | "
+            f"{teacher['euclidean']:.1f} | {teacher['train_seconds']:.0f} | "
+            f"{teacher['images_per_second']:.0f} | "
             f"{teacher['parameters']:,} |"
         )
     if teacher.get("reused"):
@@ -172,7 +183,10 @@ def write_report(record: dict) -> None:
         "",
         "## Students",
         "",
-        "| student | epochs | kNN cosine % | kNN Euclidean % | train s | images/s | per-seed cosine | encoder parameters |",
+        (
+            "| student | epochs | kNN cosine % | kNN Euclidean % | train s | images/s | per-seed cosine | "
+            "encoder parameters |"
+        ),
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, runs in arms.items():
@@ -215,7 +229,8 @@ def write_report(record: dict) -> None:
                 "",
                 (
                     f"Cost of the seed student: {student_s:.0f} s a run, plus the teacher's "
-                    f"{teacher['train_seconds']:.0f} s once (an encoder {size:.0f}x the student's parameters). "
+                    f"{teacher['train_seconds']:.0f} s once "
+                    f"(an encoder {size:.0f}x the student's parameters). "
                     f"Teacher − seed student (cosine kNN, mean): {above:+.1f} points."
                 ),
             ]
@@ -250,7 +265,8 @@ def main(argv: list[str] | None = None) -> None:
         "--teacher-run",
         type=Path,
         default=None,
-        help="train the teacher into this folder, or reuse the teacher already there (default: a temporary folder)",
+        help="train the teacher into this folder, or reuse the teacher already there "
+        "(default: a temporary folder)",
     )
     parser.add_argument(
         "--baseline", default="simclr", help="the plain method the seed student is compared with"

@@ -1,4 +1,5 @@
-"""Distributed throughput on CPUs: 1 vs 2 gloo processes at the same global batch, and what all-gather and SyncBN cost.
+"""Distributed throughput on CPUs: 1 vs 2 gloo processes at the same global batch, and what all-gather \
+and SyncBN cost.
 
 One training step as the trainer takes it (views made from uint8 images, loss, backward,
 the method's optimiser; no data indexing), global batch B, measured in two phases:
@@ -115,7 +116,8 @@ def _worker(rank: int, port: int, args: argparse.Namespace, images: torch.Tensor
 
 
 def collective_costs(args: argparse.Namespace, mine: torch.Tensor) -> dict[str, float]:
-    """(e) the negatives' all-gather and (f) one synchronised BatchNorm layer vs a local one, seconds (medians)."""
+    """(e) the negatives' all-gather and (f) one synchronised BatchNorm layer vs a local one, seconds
+    (medians)."""
     projections = torch.randn(2 * len(mine), 128, requires_grad=True)  # both views' projections
 
     def gather() -> None:
@@ -189,35 +191,49 @@ def markdown(result: dict[str, Any], info: dict[str, object], args: argparse.Nam
                 "# Distributed throughput on CPUs: 1 vs 2 gloo processes at the same global batch",
                 "",
                 (
-                    f"{args.method} on {args.backbone}, shapes10 at {args.image_size}px, global batch {args.batch}, median of "
-                    f"{args.rounds} interleaved steps per phase (views made each step, loss, backward, the method's optimiser)."
+                    f"{args.method} on {args.backbone}, shapes10 at {args.image_size}px, "
+                    f"global batch {args.batch}, median of "
+                    f"{args.rounds} interleaved steps per phase "
+                    "(views made each step, loss, backward, the method's optimiser)."
                 ),
                 "",
                 "| setting | images/s | ms per step |",
                 "|---|---|---|",
-                f"| (a) 1 process, 1 thread | {speed['one_process_1_thread']:.1f} | {ms['one_process_1_thread']:.1f} |",
-                f"| (b) 1 process, 2 threads | {speed['one_process_2_threads']:.1f} | {ms['one_process_2_threads']:.1f} |",
+                (
+                    f"| (a) 1 process, 1 thread | {speed['one_process_1_thread']:.1f} | "
+                    f"{ms['one_process_1_thread']:.1f} |"
+                ),
+                (
+                    f"| (b) 1 process, 2 threads | {speed['one_process_2_threads']:.1f} | "
+                    f"{ms['one_process_2_threads']:.1f} |"
+                ),
                 (
                     f"| (c) 2 processes x 1 thread, SyncBatchNorm | {speed['two_processes_syncbn']:.1f} | "
                     f"{ms['two_processes_syncbn']:.1f} |"
                 ),
                 (
-                    f"| (d) 2 processes x 1 thread, per-process BatchNorm | {speed['two_processes_local_bn']:.1f} | "
+                    "| (d) 2 processes x 1 thread, per-process BatchNorm | "
+                    f"{speed['two_processes_local_bn']:.1f} | "
                     f"{ms['two_processes_local_bn']:.1f} |"
                 ),
                 "",
                 (
-                    f"(c)/(a) = {result['two_over_one_thread']:.2f}, (c)/(b) = {result['two_over_two_threads']:.2f}; "
+                    f"(c)/(a) = {result['two_over_one_thread']:.2f}, "
+                    f"(c)/(b) = {result['two_over_two_threads']:.2f}; "
                     f"SyncBatchNorm adds {100 * result['syncbn_step_cost']:.0f}% to a step ((c) vs (d)). "
-                    f"(e) the NT-Xent negatives' all-gather, forward + backward: {ms['allgather_negatives']:.2f} ms "
-                    f"({100 * result['allgather_share_of_step']:.1f}% of step (c)). (f) one CPUSyncBatchNorm layer "
+                    "(e) the NT-Xent negatives' all-gather, forward + backward: "
+                    f"{ms['allgather_negatives']:.2f} ms "
+                    f"({100 * result['allgather_share_of_step']:.1f}% of step (c)). "
+                    "(f) one CPUSyncBatchNorm layer "
                     f"{ms['syncbn_layer']:.2f} ms vs BatchNorm2d {ms['batchnorm_layer']:.2f} ms "
                     f"(x{result['syncbn_layer_over_batchnorm']:.1f}), forward + backward."
                 ),
                 "",
                 (
-                    f"Machine: {info['cpu']}, {info['cores']} cores; torch {info['torch']}; {info['date']}. 1-minute load "
-                    f"average at start {info['load_average_1min']:.1f}. The one- and two-process phases run one after the "
+                    f"Machine: {info['cpu']}, {info['cores']} cores; torch {info['torch']}; {info['date']}. "
+                    "1-minute load "
+                    f"average at start {info['load_average_1min']:.1f}. "
+                    "The one- and two-process phases run one after the "
                     "other; within each, settings are interleaved."
                 ),
             ]
@@ -246,7 +262,8 @@ def main() -> None:
     for name, value in result["images_per_s"].items():
         print(f"{name:24s} {value:8.1f} images/s")
     print(
-        f"2 processes / 1 process: x{result['two_over_one_thread']:.2f} (1 thread), x{result['two_over_two_threads']:.2f} "
+        f"2 processes / 1 process: x{result['two_over_one_thread']:.2f} (1 thread), "
+        f"x{result['two_over_two_threads']:.2f} "
         f"(2 threads); SyncBN +{100 * result['syncbn_step_cost']:.0f}% per step; all-gather "
         f"{result['ms']['allgather_negatives']:.2f} ms"
     )

@@ -19,7 +19,8 @@ Encoders: the last checkpoint of ``RUNS/<method>-<backbone>`` where ``--runs`` n
 else random init (seed 0), as ``export_latency.py`` picks them.
 
 Run: python benchmarks/export_formats.py --runs DIR  (about 20 minutes on 2 cores, alone on the machine)
-     python benchmarks/export_formats.py --quick  (ShuffleNetV2 at 32 px, batch 1 and 4: checks the script; writes nothing)
+     python benchmarks/export_formats.py --quick  (ShuffleNetV2 at 32 px, batch 1 and 4: checks the
+     script; writes nothing)
 """
 
 from __future__ import annotations
@@ -185,22 +186,26 @@ def markdown(rows: list[dict], facts: dict, setting: Setting) -> str:
         "",
         (
             f"Machine: {facts['cpu']}, {facts['logical_cores']} logical cores; torch {facts['torch']}, "
-            f"onnxruntime {facts['onnxruntime']}, litert-torch {facts['litert-torch']}, ai-edge-litert {facts['ai-edge-litert']}, "
-            f"coremltools {facts['coremltools']}, executorch {facts['executorch']}; 1 thread; {facts['date']}."
+            f"onnxruntime {facts['onnxruntime']}, litert-torch {facts['litert-torch']}, "
+            f"ai-edge-litert {facts['ai-edge-litert']}, "
+            f"coremltools {facts['coremltools']}, executorch {facts['executorch']}; 1 thread; "
+            f"{facts['date']}."
         ),
         "",
         (
-            f"`benchmarks/export_formats.py`: each encoder at {setting.size}x{setting.size} exported by `edgessl export "
-            f"--format F --int8 --fixed-batch N` (N = 1 and {setting.large_batch}), every file run in its own runtime. "
-            "max |diff| and cosine: features on the shapes10 test images against PyTorch's. kNN: k=20, shapes10 train -> "
-            "test, bank and queries computed by the runtime, beside PyTorch's. Latency: median ms per batch, 20 timed "
-            "calls after 3. int8: ONNX static QDQ U8S8 per-channel; LiteRT full-integer int8 (ai-edge-quantizer "
-            "static_wi8_ai8, int8 input and output); Core ML fp16 with 8-bit linear weights. ExecuTorch has no int8 "
-            "program here. All calibrated on 256 shapes10 train images."
+            f"`benchmarks/export_formats.py`: each encoder at {setting.size}x{setting.size} exported by "
+            f"`edgessl export --format F --int8 --fixed-batch N` (N = 1 and {setting.large_batch}), "
+            "every file run in its own runtime. max |diff| and cosine: features on the shapes10 test "
+            "images against PyTorch's. kNN: k=20, shapes10 train -> test, bank and queries computed by "
+            "the runtime, beside PyTorch's. Latency: median ms per batch, 20 timed calls after 3. int8: "
+            "ONNX static QDQ U8S8 per-channel; LiteRT full-integer int8 (ai-edge-quantizer "
+            "static_wi8_ai8, int8 input and output); Core ML fp16 with 8-bit linear weights. ExecuTorch "
+            "has no int8 program here. All calibrated on 256 shapes10 train images."
         ),
         "",
         (
-            "| backbone | weights | format | precision | MB | max abs diff | cosine | kNN runtime | kNN PyTorch "
+            "| backbone | weights | format | precision | MB | max abs diff | cosine | kNN runtime "
+            "| kNN PyTorch "
             f"| ms @1 | ms @{setting.large_batch} |"
         ),
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -208,7 +213,8 @@ def markdown(rows: list[dict], facts: dict, setting: Setting) -> str:
     for row in rows:
         lines.append(
             f"| {row['backbone']} | {row['weights']} | {row['format']} | {row['precision']} | "
-            f"{cell(row, 'size_mb', '.2f')} | {cell(row, 'max_abs_diff', '.2e')} | {cell(row, 'mean_cosine', '.5f')} | "
+            f"{cell(row, 'size_mb', '.2f')} | {cell(row, 'max_abs_diff', '.2e')} | "
+            f"{cell(row, 'mean_cosine', '.5f')} | "
             f"{cell(row, 'knn', '.1%')} | {row['torch_knn']:.1%} | {cell(row, 'latency_ms', '.2f')} | "
             f"{cell(row, 'latency_large_ms', '.1f')} |"
         )
@@ -246,7 +252,8 @@ def target_lines(rows: list[dict], setting: Setting) -> list[str]:
         ratio = int8["latency_large_ms"] / fp32["latency_large_ms"]
         lines.append(
             f"- {name}: LiteRT int8 kNN {int8['knn']:.1%} vs fp32 {fp32['knn']:.1%} "
-            f"({'within' if drop <= 1 else 'NOT within'} 1 point: {drop:+.1f}); cosine {int8['mean_cosine']:.3f} "
+            f"({'within' if drop <= 1 else 'NOT within'} 1 point: {drop:+.1f}); "
+            f"cosine {int8['mean_cosine']:.3f} "
             f"(ONNX int8 {onnx_cosine[name] or float('nan'):.3f}); batch-{setting.large_batch} latency "
             f"{ratio:.2f}x fp32 ({'meets' if ratio <= 0.6 else 'misses'} the 0.6x target)"
         )

@@ -1,4 +1,5 @@
-"""PyTorch eager vs ONNX Runtime fp32 vs int8, dynamic vs fixed batch, float vs uint8 camera input, per study backbone.
+"""PyTorch eager vs ONNX Runtime fp32 vs int8, dynamic vs fixed batch, float vs uint8 camera input, \
+per study backbone.
 
 For every study backbone at 96x96 the same encoder is exported by ``edgessl.export``
 (``export_representation`` with ``--int8 --fixed-batch 1 --input uint8-nhwc``: verified
@@ -20,7 +21,8 @@ last checkpoint is measured, so int8's accuracy cost is seen on trained features
 
 Run: python benchmarks/export_latency.py [--runs DIR]  (several minutes on 2 cores, alone on the machine)
      python benchmarks/export_latency.py --usability-only  (the accelerator report only)
-     python benchmarks/export_latency.py --quick  (ShuffleNetV2 at 32x32, few repeats: checks the script; writes nothing)
+     python benchmarks/export_latency.py --quick  (ShuffleNetV2 at 32x32, few repeats: checks the
+     script; writes nothing)
 """
 
 from __future__ import annotations
@@ -112,7 +114,8 @@ def knn_accuracy(bank: np.ndarray, train, queries: np.ndarray, test) -> float:
 def encoder_under_test(
     name: str, train, runs: Path | None, size: int
 ) -> tuple[torch.nn.Module, dict[str, object]]:
-    """The trained representation of ``runs/<method>-<name>`` when there is one, else a random-init encoder."""
+    """The trained representation of ``runs/<method>-<name>`` when there is one, else a random-init
+    encoder."""
     trained = sorted(runs.glob(f"*-{name}")) if runs is not None else []
     if trained:
         loaded = load_representation(list_checkpoints(trained[0])[-1])
@@ -135,7 +138,8 @@ def encoder_under_test(
 
 
 def export_all(name: str, train, workdir: Path, runs: Path | None, size: int):
-    """The encoder and every file ``edgessl export --int8 --fixed-batch 1 --input uint8-nhwc`` writes, verified."""
+    """The encoder and every file ``edgessl export --int8 --fixed-batch 1 --input uint8-nhwc`` writes,
+    verified."""
     model, checkpoint_metadata = encoder_under_test(name, train, runs, size)
     options = ExportOptions(out_dir=workdir / name, int8=True, fixed_batch=1, input="uint8-nhwc", k=K)
     start = time.perf_counter()
@@ -144,7 +148,8 @@ def export_all(name: str, train, workdir: Path, runs: Path | None, size: int):
 
 
 def usability_rows(name: str, result) -> list[dict[str, object]]:
-    """One row per fixed-shape file and provider: the ORT mobile usability checker's numbers (not a timing)."""
+    """One row per fixed-shape file and provider: the ORT mobile usability checker's numbers (not a
+    timing)."""
     rows = []
     for role in USABILITY_FILES:
         for provider in result.usability[role].providers:
@@ -183,9 +188,8 @@ def measure(name: str, train, test, workdir: Path, runs: Path | None, setting: S
                 sessions[kind], batch, setting.size, repeats=repeats, warmup=warmup
             )
     warmup, repeats = setting.timed(1)
-    for _round in range(
-        2
-    ):  # batch 1, every file; two interleaved rounds, the lower median kept, so drift hits all alike
+    # batch 1, every file; two interleaved rounds, the lower median kept, so drift hits all alike
+    for _round in range(2):
         for role in BATCH1_FILES:
             timed = latency_ms(sessions[role], 1, setting.size, repeats=repeats, warmup=warmup)
             latency[f"{role}@1"] = min(timed, latency.get(f"{role}@1", timed))
@@ -219,34 +223,49 @@ def render(rows: list[dict], info: dict, setting: Setting) -> str:
         "# Export latency: PyTorch eager vs ONNX Runtime fp32 vs ONNX Runtime int8",
         "",
         (
-            f"Machine: {info['cpu']}, {info['cores']} logical cores (shared with other jobs: timings are noisy), "
-            f"AVX512-VNNI {'yes' if info['avx512_vnni'] else 'no'}, AVX-VNNI {'yes' if info['avx_vnni'] else 'no'}; "
-            f"torch {info['torch']}, onnxruntime {info['onnxruntime']}; {info['threads']} thread; {info['date']}."
+            f"Machine: {info['cpu']}, {info['cores']} logical cores "
+            "(shared with other jobs: timings are noisy), "
+            f"AVX512-VNNI {'yes' if info['avx512_vnni'] else 'no'}, "
+            f"AVX-VNNI {'yes' if info['avx_vnni'] else 'no'}; "
+            f"torch {info['torch']}, onnxruntime {info['onnxruntime']}; {info['threads']} thread; "
+            f"{info['date']}."
         ),
         "",
         (
             f"Input {size}x{size}, median ms per batch over warmed-up calls (batch 1: {r1} timed after {w1}; "
             f"batch 32: {r32} after {w32}). Speed-ups are eager / backend (>1 = faster). "
-            f"kNN: k={K}, Euclidean majority vote, {DATA} train ({info['train']}) -> test ({info['test']}) at {size}x{size}, "
-            "on the features each backend computes. The weights column says which encoder was measured: a short SimCLR run "
+            f"kNN: k={K}, Euclidean majority vote, {DATA} train ({info['train']}) -> test ({info['test']}) "
+            f"at {size}x{size}, "
+            "on the features each backend computes. The weights column says which encoder was measured: "
+            "a short SimCLR run "
             "(from `--runs`) or random init."
         ),
         "",
         (
-            "int8 = static QDQ, per-channel, activations u8 / weights s8 (U8S8), calibrated on 256 train images. "
-            "An earlier run of this script with ORT's default S8S8 measured int8 no faster than fp32 on this CPU "
-            "(resnet18 1.00x, squeezenet 0.14x at batch 1): ORT runs S8S8 QDQ on slow paths on x86, U8S8 on VNNI kernels."
+            "int8 = static QDQ, per-channel, activations u8 / weights s8 (U8S8), calibrated on 256 train "
+            "images. An earlier run of this script with ORT's default S8S8 measured int8 no faster than "
+            "fp32 on this CPU (resnet18 1.00x, squeezenet 0.14x at batch 1): ORT runs S8S8 QDQ on slow "
+            "paths on x86, U8S8 on VNNI kernels."
         ),
         "",
-        "| backbone | weights | eager@1 | ORT fp32@1 | ORT int8@1 | eager@32 | ORT fp32@32 | ORT int8@32 | fp32/eager @1 | int8/fp32 @1 | int8/fp32 @32 | kNN eager | kNN fp32 | kNN int8 | MB fp32 / int8 | int8 cosine (mean) |",
+        (
+            "| backbone | weights | eager@1 | ORT fp32@1 | ORT int8@1 | eager@32 | ORT fp32@32 | ORT int8@32 "
+            "| fp32/eager @1 | int8/fp32 @1 | int8/fp32 @32 | kNN eager | kNN fp32 | kNN int8 "
+            "| MB fp32 / int8 | int8 cosine (mean) |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         t, acc = row["latency_ms"], row["knn"]
         lines.append(
-            f"| {row['backbone']} | {row['weights']} | {t['eager@1']:.2f} | {t['ort_fp32@1']:.2f} | {t['ort_int8@1']:.2f} | {t['eager@32']:.1f} | {t['ort_fp32@32']:.1f} | {t['ort_int8@32']:.1f} "
-            f"| {t['eager@1'] / t['ort_fp32@1']:.2f}x | {t['ort_fp32@1'] / t['ort_int8@1']:.2f}x | {t['ort_fp32@32'] / t['ort_int8@32']:.2f}x "
-            f"| {acc['eager']:.1%} | {acc['ort_fp32']:.1%} | {acc['ort_int8']:.1%} | {row['size_mb']['fp32']:.1f} / {row['size_mb']['int8']:.1f} | {row['parity_int8']['mean_cosine']:.4f} |"
+            f"| {row['backbone']} | {row['weights']} | {t['eager@1']:.2f} | {t['ort_fp32@1']:.2f} "
+            f"| {t['ort_int8@1']:.2f} | {t['eager@32']:.1f} | {t['ort_fp32@32']:.1f} "
+            f"| {t['ort_int8@32']:.1f} "
+            f"| {t['eager@1'] / t['ort_fp32@1']:.2f}x | {t['ort_fp32@1'] / t['ort_int8@1']:.2f}x "
+            f"| {t['ort_fp32@32'] / t['ort_int8@32']:.2f}x "
+            f"| {acc['eager']:.1%} | {acc['ort_fp32']:.1%} | {acc['ort_int8']:.1%} "
+            f"| {row['size_mb']['fp32']:.1f} / {row['size_mb']['int8']:.1f} "
+            f"| {row['parity_int8']['mean_cosine']:.4f} |"
         )
     lines += [
         "",
@@ -259,10 +278,14 @@ def render(rows: list[dict], info: dict, setting: Setting) -> str:
         "## Batch 1: dynamic vs fixed batch, float vs uint8 camera input (ONNX Runtime CPU)",
         "",
         (
-            f"Median ms of one call with one image, the lower of two interleaved rounds ({r1} timed calls after {w1} each). "
-            "*fixed*: the same graph with its batch axis pinned to 1 (`--fixed-batch 1`, what NNAPI/CoreML need). "
-            f"*uint8*: the camera-input copy (`--input uint8-nhwc`) fed uint8 NHWC {size}x{size} frames instead of float NCHW, "
-            "its extra nodes the Transpose, Cast and Div by 255; the ratio is its added cost (target: at most +5%)."
+            "Median ms of one call with one image, the lower of two interleaved rounds "
+            f"({r1} timed calls after {w1} each). "
+            "*fixed*: the same graph with its batch axis pinned to 1 (`--fixed-batch 1`, what NNAPI/CoreML "
+            "need). "
+            f"*uint8*: the camera-input copy (`--input uint8-nhwc`) fed uint8 NHWC {size}x{size} frames "
+            "instead of float NCHW, "
+            "its extra nodes the Transpose, Cast and Div by 255; the ratio is its added cost "
+            "(target: at most +5%)."
         ),
         "",
         "| backbone | "
@@ -297,8 +320,10 @@ def render_usability(rows: list[dict], info: dict, size: int) -> str:
             f"onnxruntime {info['onnxruntime']} `onnxruntime.tools.mobile_helpers.usability_checker` (what "
             "`python -m onnxruntime.tools.check_onnx_model_mobile_usability` prints), called in process by "
             f"`edgessl.export.usability` on every study encoder exported at {size}x{size} with "
-            "`edgessl export --int8 --fixed-batch 1 --input uint8-nhwc` (random-init weights: coverage depends on the graph, "
-            f"not the weights); {info['date']}. The dynamic-batch files are refused by all three (every node has a dynamic "
+            "`edgessl export --int8 --fixed-batch 1 --input uint8-nhwc` "
+            "(random-init weights: coverage depends on the graph, "
+            f"not the weights); {info['date']}. The dynamic-batch files are refused by all three "
+            "(every node has a dynamic "
             "input shape). XNNPACK is not covered by the checker. Not a timing."
         ),
         "",
@@ -307,7 +332,8 @@ def render_usability(rows: list[dict], info: dict, size: int) -> str:
     ]
     for row in rows:
         lines.append(
-            f"| {row['backbone']} | {row['file']} | {row['provider']} | {row['supported_nodes']}/{row['nodes']} | "
+            f"| {row['backbone']} | {row['file']} | {row['provider']} | "
+            f"{row['supported_nodes']}/{row['nodes']} | "
             f"{row['node_share']:.1%} | {row['partitions']} | {row['verdict'].split(';')[0].split(',')[0]} |"
         )
     low = [row for row in rows if row["node_share"] < 0.95]
@@ -316,7 +342,8 @@ def render_usability(rows: list[dict], info: dict, size: int) -> str:
     lines += ["", f"Below 95% of nodes: {', '.join(cases) or 'none'}."]
     if blocked:
         lines.append(
-            f"Operators that block them: {', '.join(blocked)} (see docs/MOBILE.md for why and what would fix it)."
+            f"Operators that block them: {', '.join(blocked)} "
+            "(see docs/MOBILE.md for why and what would fix it)."
         )
     return "\n".join(lines) + "\n"
 

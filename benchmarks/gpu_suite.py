@@ -1,4 +1,5 @@
-"""One prepared GPU check: edgessl's accelerator paths measured by one command, ended by design within 8 minutes.
+"""One prepared GPU check: edgessl's accelerator paths measured by one command, ended by design \
+within 8 minutes.
 
 A GPU is lent only now and then and for minutes, so the measurement is written, and
 kept working by a CPU smoke run in the tests, before a machine is there. On the GPU machine:
@@ -181,10 +182,10 @@ GPU_SLICES = {
 GPU = Sizes(mode="gpu", deadline_s=450.0, slices=GPU_SLICES)
 SMOKE = Sizes(
     mode="smoke", deadline_s=240.0, slices=dict.fromkeys(GPU_SLICES, 40.0), image_size=32, batch=16, warmup=1,
-    rounds=2, workers=1, methods=("simclr", "byol", "seed"), backbones=("shufflenetv2",), learn_batch=32, learn_epochs=1,
-    projection_grid=tuple(study_quick().cells()), projection_image_size=32, projection_batch=8, projection_steps=1,
-    projection_precisions=("fp32",), latency_backbones=("shufflenetv2",), latency_warmup=1, latency_repeats=3,
-    energy_seconds=0.0,
+    rounds=2, workers=1, methods=("simclr", "byol", "seed"), backbones=("shufflenetv2",), learn_batch=32,
+    learn_epochs=1, projection_grid=tuple(study_quick().cells()), projection_image_size=32,
+    projection_batch=8, projection_steps=1, projection_precisions=("fp32",),
+    latency_backbones=("shufflenetv2",), latency_warmup=1, latency_repeats=3, energy_seconds=0.0,
 )  # fmt: skip
 
 
@@ -455,9 +456,9 @@ def throughput_cell(ctx: Context, variant: Variant, method: str, backbone: str) 
     fresh_accelerate_state()
     out = ctx.workdir / "throughput" / f"{variant.name}-{method}-{backbone}"
     config = TrainConfig(
-        method=method, backbone=backbone, data=str(ctx.data), split="train", image_size=sizes.image_size, epochs=1,
-        batch_size=sizes.batch, precision=variant.precision, out=str(out), monitor_every=0, plots=False,
-        method_overrides=method_overrides(method, ctx.workdir),
+        method=method, backbone=backbone, data=str(ctx.data), split="train", image_size=sizes.image_size,
+        epochs=1, batch_size=sizes.batch, precision=variant.precision, out=str(out), monitor_every=0,
+        plots=False, method_overrides=method_overrides(method, ctx.workdir),
     )  # fmt: skip
     trainer = build_trainer(config)
     variant.apply(trainer.method)
@@ -491,8 +492,8 @@ def throughput(ctx: Context, record: Record) -> None:
     sizes = ctx.sizes
     cells = [(method, backbone) for method in sizes.methods for backbone in sizes.backbones]
     record.update(
-        image_size=sizes.image_size, batch=sizes.batch, warmup=sizes.warmup, rounds=sizes.rounds, workers=sizes.workers,
-        targets=TARGETS, rows=[], skipped={}, errors=[],
+        image_size=sizes.image_size, batch=sizes.batch, warmup=sizes.warmup, rounds=sizes.rounds,
+        workers=sizes.workers, targets=TARGETS, rows=[], skipped={}, errors=[],
     )  # fmt: skip
     runnable = []
     for name in VARIANTS:
@@ -537,15 +538,16 @@ def learning(ctx: Context, record: Record) -> None:
     bank = load_dataset(str(ctx.data), "train", image_size=sizes.learn_image_size)
     queries = load_dataset(str(ctx.data), "test", image_size=sizes.learn_image_size)
     config = TrainConfig(
-        method="simclr", backbone="resnet18", data=str(ctx.data), split="train", image_size=sizes.learn_image_size,
-        epochs=sizes.learn_epochs, batch_size=sizes.learn_batch, save_every=sizes.learn_epochs,
-        out=str(ctx.workdir / "learning"), precision={"fp32": "no", "bf16": "bf16"}[precision],
+        method="simclr", backbone="resnet18", data=str(ctx.data), split="train",
+        image_size=sizes.learn_image_size, epochs=sizes.learn_epochs, batch_size=sizes.learn_batch,
+        save_every=sizes.learn_epochs, out=str(ctx.workdir / "learning"),
+        precision={"fp32": "no", "bf16": "bf16"}[precision],
         method_overrides=LEARN_OVERRIDES, monitor_every=0, plots=False,
     )  # fmt: skip
     record.update(
         method="simclr", backbone="resnet18", precision=precision, image_size=sizes.learn_image_size,
-        batch=sizes.learn_batch, epochs_planned=sizes.learn_epochs, train_images=len(bank), test_images=len(queries),
-        k=KNN_K, overrides=LEARN_OVERRIDES,
+        batch=sizes.learn_batch, epochs_planned=sizes.learn_epochs, train_images=len(bank),
+        test_images=len(queries), k=KNN_K, overrides=LEARN_OVERRIDES,
     )  # fmt: skip
 
     def knn(model: torch.nn.Module) -> float:
@@ -558,14 +560,14 @@ def learning(ctx: Context, record: Record) -> None:
     record["knn_random_init"] = knn(initial.representation())
     fresh_accelerate_state()
     reserve = 10.0 if sizes.mode == "gpu" else 0.0  # for the checkpoint load and the second kNN
-    budgeted = dataclasses.replace(
-        config, time_budget_s=max(ctx.budget.left() - reserve, 1.0)
-    )  # stops cleanly, saved
+    # stops cleanly, saved
+    budgeted = dataclasses.replace(config, time_budget_s=max(ctx.budget.left() - reserve, 1.0))
     result = train(budgeted, console=Console(quiet=True), progress=False)
     steps_per_epoch = len(bank) // sizes.learn_batch
     record.update(
         epochs_done=result.epochs_done, steps=result.steps, steps_per_epoch=steps_per_epoch,
-        train_seconds=result.train_seconds, seconds_per_epoch=result.train_seconds * steps_per_epoch / result.steps,
+        train_seconds=result.train_seconds,
+        seconds_per_epoch=result.train_seconds * steps_per_epoch / result.steps,
         images_per_second=result.images_per_second, final_loss=result.final_loss,
     )  # fmt: skip
     ctx.save()
@@ -582,7 +584,8 @@ def h100_class(device_name: str) -> bool:
 
 
 def projection_totals(rows: list[Record], cells: int, device_name: str) -> Record:
-    """Grid hours of the measured cells of one precision; set against the study and the goal once all are in."""
+    """Grid hours of the measured cells of one precision; set against the study and the goal once all are
+    in."""
     hours = sum(row["projected_hours"] for row in rows)
     complete = len(rows) == cells
     meets: bool | str = hours <= GOAL_H100_HOURS
@@ -606,12 +609,12 @@ def projection(ctx: Context, record: Record) -> None:
     sizes, study = ctx.sizes, study_stl10()
     device_name = ctx.document["sections"]["environment"].get("device_name", str(ctx.device))
     record.update(
-        study=study.name, epochs=study.train.epochs, epoch_images=STL10_PRETEXT_IMAGES, image_size=sizes.projection_image_size,
-        steps=sizes.projection_steps, warmup=sizes.warmup, rows=[], totals={}, skipped={}, errors=[],
+        study=study.name, epochs=study.train.epochs, epoch_images=STL10_PRETEXT_IMAGES,
+        image_size=sizes.projection_image_size, steps=sizes.projection_steps, warmup=sizes.warmup,
+        rows=[], totals={}, skipped={}, errors=[],
     )  # fmt: skip
-    for (
-        precision
-    ) in sizes.projection_precisions:  # a whole grid at a time: one complete grid beats two halves
+    # a whole grid at a time: one complete grid beats two halves
+    for precision in sizes.projection_precisions:
         if precision == "bf16" and (reason := ctx.bf16()) is not None:
             record["skipped"][precision] = reason
             continue
@@ -621,8 +624,8 @@ def projection(ctx: Context, record: Record) -> None:
             try:
                 with ctx.autocast(precision):
                     cost = measure_training_throughput(
-                        method, backbone, sizes.projection_image_size, batch, sizes.projection_steps, sizes.warmup,
-                        ctx.device, torch.get_num_threads(), study.train.epochs,
+                        method, backbone, sizes.projection_image_size, batch, sizes.projection_steps,
+                        sizes.warmup, ctx.device, torch.get_num_threads(), study.train.epochs,
                     )  # fmt: skip
             except Exception as exc:  # noqa: BLE001 -- recorded; the other cells still run
                 record["errors"].append({"cell": f"{precision} {method}-{backbone}", "error": one_line(exc)})
@@ -632,7 +635,8 @@ def projection(ctx: Context, record: Record) -> None:
             done.append({
                 "precision": precision, "method": method, "backbone": backbone, "batch": batch,
                 "images_per_second": cost.images_per_second, "projected_hours": cost.projected_seconds / 3600,
-                "projected_kwh": cost.projected_energy().energy_kwh, "energy_source": cost.energy_per_epoch.source,
+                "projected_kwh": cost.projected_energy().energy_kwh,
+                "energy_source": cost.energy_per_epoch.source,
             })  # fmt: skip
             record["rows"].append(done[-1])
             record["totals"][precision] = projection_totals(done, len(study.cells()), device_name)
@@ -663,7 +667,8 @@ def inference(ctx: Context, record: Record) -> None:
 
 
 def training_energy(ctx: Context) -> Record:
-    """Energy per training image of SimCLR on ResNet-18: a 2-step calibration, then a span of ``energy_seconds``."""
+    """Energy per training image of SimCLR on ResNet-18: a 2-step calibration, then a span of
+    ``energy_seconds``."""
     sizes = ctx.sizes
     precision = "bf16" if ctx.bf16() is None else "fp32"
 

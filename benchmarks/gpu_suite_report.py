@@ -1,4 +1,5 @@
-"""Markdown of a ``gpu_suite`` JSON document: one table per section, then what was skipped or not reached, and why.
+"""Markdown of a ``gpu_suite`` JSON document: one table per section, then what was skipped or not
+reached, and why.
 
 A pure function of the document, so a results file re-renders without a GPU:
 ``python benchmarks/gpu_suite_report.py FILE.json > FILE.md``.
@@ -41,9 +42,9 @@ def notes(record: Record) -> list[str]:
 
 
 ENVIRONMENT = (
-    "date", "device_name", "compute_capability", "device_memory_gib", "bf16", "torch", "cuda_runtime", "cudnn",
-    "tf32_matmul", "tf32_cudnn", "torchvision", "accelerate", "onnxruntime", "onnxruntime_providers", "triton",
-    "edgessl", "git_commit", "python", "cpu", "cores", "torch_threads", "load_average_1min",
+    "date", "device_name", "compute_capability", "device_memory_gib", "bf16", "torch", "cuda_runtime",
+    "cudnn", "tf32_matmul", "tf32_cudnn", "torchvision", "accelerate", "onnxruntime", "onnxruntime_providers",
+    "triton", "edgessl", "git_commit", "python", "cpu", "cores", "torch_threads", "load_average_1min",
 )  # fmt: skip
 
 
@@ -64,9 +65,10 @@ def environment(record: Record) -> list[str]:
 THROUGHPUT = (
     ("variant", "variant", ""), ("method", "method", ""), ("backbone", "backbone", ""),
     ("(a) end to end img/s", "end_to_end", ",.1f"), ("(b) model-only img/s", "model_only", ",.1f"),
-    ("(c) torchvision img/s", "torchvision", ",.1f"), ("(a)/(b)", "a_over_b", ".2f"), ("(a)/(c)", "a_over_c", ".2f"),
-    ("predicted (a)/(b)", "predicted_a_over_b", ".2f"), ("views img/s", "views_only", ",.0f"),
-    ("dataset on", "dataset_on", ""), ("first step s", "first_step_max_s", ".1f"),
+    ("(c) torchvision img/s", "torchvision", ",.1f"), ("(a)/(b)", "a_over_b", ".2f"),
+    ("(a)/(c)", "a_over_c", ".2f"), ("predicted (a)/(b)", "predicted_a_over_b", ".2f"),
+    ("views img/s", "views_only", ",.0f"), ("dataset on", "dataset_on", ""),
+    ("first step s", "first_step_max_s", ".1f"),
 )  # fmt: skip
 
 
@@ -74,11 +76,14 @@ def throughput(record: Record) -> list[str]:
     if "rows" not in record:
         return []
     intro = (
-        f"{record['image_size']}x{record['image_size']} CIFAR-10 subset (train split), batch {record['batch']}, median of "
-        f"{record['rounds']} interleaved steps after {record['warmup']} warm-up(s); (c) uses {record['workers']} DataLoader "
-        f"worker(s). Targets on a GPU: (a)/(b) >= {record['targets']['a_over_b']}, (a)/(c) >= {record['targets']['a_over_c']}. "
-        "'predicted' is the (a)/(b) the view making alone would leave; 'first step' is the slowest pipeline's first "
-        "call (compilation, cuDNN autotuning)."
+        f"{record['image_size']}x{record['image_size']} CIFAR-10 subset (train split), "
+        f"batch {record['batch']}, median of "
+        f"{record['rounds']} interleaved steps after {record['warmup']} warm-up(s); "
+        f"(c) uses {record['workers']} DataLoader "
+        f"worker(s). Targets on a GPU: (a)/(b) >= {record['targets']['a_over_b']}, "
+        f"(a)/(c) >= {record['targets']['a_over_c']}. "
+        "'predicted' is the (a)/(b) the view making alone would leave; 'first step' is the slowest "
+        "pipeline's first call (compilation, cuDNN autotuning)."
     )
     return [intro, "", *table(THROUGHPUT, record["rows"]), *notes(record)]
 
@@ -86,7 +91,8 @@ def throughput(record: Record) -> list[str]:
 LEARNING = (
     ("epochs done", "epochs_done", ""), ("of", "epochs_planned", ""), ("steps", "steps", ""),
     ("s per epoch", "seconds_per_epoch", ".2f"), ("images/s", "images_per_second", ",.0f"),
-    ("final loss", "final_loss", ".3f"), ("kNN random init", "knn_random_init", ".3f"), ("kNN trained", "knn_trained", ".3f"),
+    ("final loss", "final_loss", ".3f"), ("kNN random init", "knn_random_init", ".3f"),
+    ("kNN trained", "knn_trained", ".3f"),
 )  # fmt: skip
 
 
@@ -94,9 +100,12 @@ def learning(record: Record) -> list[str]:
     if "method" not in record:
         return []
     intro = (
-        f"SimCLR on ResNet-18 at {record['image_size']}x{record['image_size']}, {record['train_images']} train images, "
-        f"batch {record['batch']}, {record['precision']}, short-run settings {json.dumps(record['overrides'])}. "
-        f"kNN: k={record['k']}, Euclidean, the train split as the bank, {record['test_images']} test images as queries. "
+        f"SimCLR on ResNet-18 at {record['image_size']}x{record['image_size']}, "
+        f"{record['train_images']} train images, "
+        f"batch {record['batch']}, {record['precision']}, "
+        f"short-run settings {json.dumps(record['overrides'])}. "
+        f"kNN: k={record['k']}, Euclidean, the train split as the bank, "
+        f"{record['test_images']} test images as queries. "
         "Time per epoch includes the trainer's checkpoint writes."
     )
     return [intro, "", *table(LEARNING, [record])]
@@ -104,13 +113,15 @@ def learning(record: Record) -> list[str]:
 
 TOTALS = (
     ("precision", "precision", ""), ("cells measured", "cells_measured", ""), ("of", "cells", ""),
-    ("grid hours here", "grid_hours", ",.2f"), ("x faster than the study's 250 P100-h", "speedup_vs_study", ".1f"),
+    ("grid hours here", "grid_hours", ",.2f"),
+    ("x faster than the study's 250 P100-h", "speedup_vs_study", ".1f"),
     ("goal (H100-h)", "goal_h100_hours", ".0f"), ("meets the goal", "meets_goal", ""),
 )  # fmt: skip
 CELLS = (
-    ("precision", "precision", ""), ("method", "method", ""), ("backbone", "backbone", ""), ("batch", "batch", ""),
-    ("images/s", "images_per_second", ",.1f"), ("h per cell", "projected_hours", ".3f"),
-    ("kWh per cell", "projected_kwh", ".3f"), ("energy", "energy_source", ""),
+    ("precision", "precision", ""), ("method", "method", ""), ("backbone", "backbone", ""),
+    ("batch", "batch", ""), ("images/s", "images_per_second", ",.1f"),
+    ("h per cell", "projected_hours", ".3f"), ("kWh per cell", "projected_kwh", ".3f"),
+    ("energy", "energy_source", ""),
 )  # fmt: skip
 
 
@@ -118,9 +129,12 @@ def projection(record: Record) -> list[str]:
     if "study" not in record:
         return []
     intro = (
-        f"Each cell of {record['study']} timed over {record['steps']} real steps after {record['warmup']} warm-up(s) at "
-        f"{record['image_size']}x{record['image_size']} (edgessl.profiling.training_cost, as `edgessl profile`), projected to "
-        f"{record['epochs']} epochs of {record['epoch_images']:,} images. Pretraining only: the study's 250 P100-hours "
+        f"Each cell of {record['study']} timed over {record['steps']} real steps after "
+        f"{record['warmup']} warm-up(s) at "
+        f"{record['image_size']}x{record['image_size']} (edgessl.profiling.training_cost, "
+        "as `edgessl profile`), projected to "
+        f"{record['epochs']} epochs of {record['epoch_images']:,} images. "
+        "Pretraining only: the study's 250 P100-hours "
         "also held its evaluations."
     )
     totals = [{"precision": precision, **values} for precision, values in record["totals"].items()]
@@ -128,8 +142,9 @@ def projection(record: Record) -> list[str]:
 
 
 LATENCY = (
-    ("backbone", "backbone", ""), ("backend", "backend", ""), ("batch", "batch_size", ""), ("median ms", "median_ms", ".3f"),
-    ("p90 ms", "p90_ms", ".3f"), ("images/s", "images_per_second", ",.0f"), ("x eager", "speedup_vs_eager", ".2f"),
+    ("backbone", "backbone", ""), ("backend", "backend", ""), ("batch", "batch_size", ""),
+    ("median ms", "median_ms", ".3f"), ("p90 ms", "p90_ms", ".3f"), ("images/s", "images_per_second", ",.0f"),
+    ("x eager", "speedup_vs_eager", ".2f"),
 )  # fmt: skip
 
 
@@ -137,7 +152,8 @@ def inference(record: Record) -> list[str]:
     if "latency" not in record:
         return []
     intro = (
-        f"Encoders at {record['image_size']}x{record['image_size']}, median ms per call over {record['repeats']} calls after "
+        f"Encoders at {record['image_size']}x{record['image_size']}, median ms per call over "
+        f"{record['repeats']} calls after "
         f"{record['warmup']} warm-up(s), backends interleaved (edgessl.profiling.latency)."
     )
     lines = [intro, "", *table(LATENCY, record["latency"]), *notes(record)]
@@ -157,8 +173,10 @@ def inference(record: Record) -> list[str]:
         else ""
     )
     return [*lines, "", (
-        f"Energy per training image (SimCLR, ResNet-18, {energy['image_size']}px, batch {energy['batch']}, {energy['precision']}, "
-        f"{energy['steps']} steps over {energy['span_s']:.1f} s): {energy['joules_per_image']:.4f} J{gpu} ({source})."
+        f"Energy per training image (SimCLR, ResNet-18, {energy['image_size']}px, batch {energy['batch']}, "
+        f"{energy['precision']}, "
+        f"{energy['steps']} steps over {energy['span_s']:.1f} s): {energy['joules_per_image']:.4f} J{gpu} "
+        f"({source})."
     )]  # fmt: skip
 
 
@@ -185,8 +203,8 @@ def markdown(document: Record) -> str:
         f"# edgessl GPU suite on {env.get('device_name', '?')} ({document['mode']} run)",
         "",
         (
-            f"`{command}`: global deadline {document['deadline_s']:.0f} s, {ran}; torch {env.get('torch', '?')} "
-            f"(CUDA {env.get('cuda_runtime')} build), {env.get('date', '')}."
+            f"`{command}`: global deadline {document['deadline_s']:.0f} s, {ran}; "
+            f"torch {env.get('torch', '?')} (CUDA {env.get('cuda_runtime')} build), {env.get('date', '')}."
         ),
     ]
     for name, record in document["sections"].items():

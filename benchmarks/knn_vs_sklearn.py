@@ -148,41 +148,43 @@ def markdown(cases: list[Case], info: dict[str, str]) -> str:
         "# kNN evaluation: edgessl vs scikit-learn",
         "",
         (
-            f"{QUERIES:,} queries against {BANK:,} bank features, {CLASSES} classes, Euclidean majority vote, CPU, "
-            f"best of {REPEATS} after a warm-up. Produced by `benchmarks/knn_vs_sklearn.py`."
+            f"{QUERIES:,} queries against {BANK:,} bank features, {CLASSES} classes, Euclidean majority "
+            f"vote, CPU, best of {REPEATS} after a warm-up. Produced by `benchmarks/knn_vs_sklearn.py`."
         ),
         "",
         (
-            "| features | D | k | edgessl s | sklearn brute s | sklearn auto s | speed-up (brute) | speed-up (auto) "
-            "| disagreements | vote ties | boundary ties | unexplained |"
+            "| features | D | k | edgessl s | sklearn brute s | sklearn auto s | speed-up (brute) "
+            "| speed-up (auto) | disagreements | vote ties | boundary ties | unexplained |"
         ),
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cases:
         lines.append(
-            f"| {c.features} | {c.dim} | {c.k} | {c.edgessl_s:.3f} | {c.sklearn_brute_s:.3f} | {c.sklearn_auto_s:.3f} "
-            f"| {c.ratio_brute:.1f}x | {c.ratio_auto:.1f}x | {c.disagreements} | {c.vote_ties} | {c.boundary_ties} | {c.unexplained} |"
+            f"| {c.features} | {c.dim} | {c.k} | {c.edgessl_s:.3f} | {c.sklearn_brute_s:.3f} "
+            f"| {c.sklearn_auto_s:.3f} | {c.ratio_brute:.1f}x | {c.ratio_auto:.1f}x | {c.disagreements} "
+            f"| {c.vote_ties} | {c.boundary_ties} | {c.unexplained} |"
         )
     lines += [
         "",
         (
-            "Disagreements are checked one by one in float64: a *vote tie* is two classes sharing the top count "
-            "(edgessl gives it to the tied class with the nearest member, scikit-learn to the smallest label); a "
-            f"*boundary tie* is a k-th and (k+1)-th distance within {BOUNDARY_TOLERANCE:g} (relative), where float32 "
-            "rounding decides the neighbour set. *unexplained* must be 0."
+            "Disagreements are checked one by one in float64: a *vote tie* is two classes sharing the top "
+            "count (edgessl gives it to the tied class with the nearest member, scikit-learn to the smallest "
+            "label); a *boundary tie* is a k-th and (k+1)-th distance within "
+            f"{BOUNDARY_TOLERANCE:g} (relative), where float32 rounding decides the neighbour set. "
+            "*unexplained* must be 0."
         ),
         "",
         (
-            "Why the speed-up is about 2x, not 10x: scikit-learn >= 1.1 runs brute-force Euclidean kNN with the "
-            "same algorithm (`ArgKmin`: BLAS matrix products on chunks upcast to float64, then a heap per row, "
-            "OpenMP-parallel), so on one CPU the difference left is float32 vs float64 GEMM and top-k selection. "
-            "`knn_predict` runs unchanged on a GPU, where the same matrix product and top-k are far faster; no "
-            "GPU was available for this run."
+            "Why the speed-up is about 2x, not 10x: scikit-learn >= 1.1 runs brute-force Euclidean kNN with "
+            "the same algorithm (`ArgKmin`: BLAS matrix products on chunks upcast to float64, then a heap "
+            "per row, OpenMP-parallel), so on one CPU the difference left is float32 vs float64 GEMM and "
+            "top-k selection. `knn_predict` runs unchanged on a GPU, where the same matrix product and "
+            "top-k are far faster; no GPU was available for this run."
         ),
         "",
         (
-            "Machine (shared with other jobs while measuring, so absolute times are noisy; the ratios come from "
-            "the same run):"
+            "Machine (shared with other jobs while measuring, so absolute times are noisy; the ratios come "
+            "from the same run):"
         ),
         "",
         *[f"- {key}: {value}" for key, value in info.items()],
@@ -200,9 +202,11 @@ def main() -> int:
                 case = run_case(kind, dim, k)
                 cases.append(case)
                 print(
-                    f"{kind:9s} D={dim:4d} k={k:3d}: edgessl {case.edgessl_s:.3f}s, sklearn brute {case.sklearn_brute_s:.3f}s "
+                    f"{kind:9s} D={dim:4d} k={k:3d}: edgessl {case.edgessl_s:.3f}s, "
+                    f"sklearn brute {case.sklearn_brute_s:.3f}s "
                     f"({case.ratio_brute:.1f}x), auto {case.sklearn_auto_s:.3f}s ({case.ratio_auto:.1f}x); "
-                    f"{case.disagreements} disagreements = {case.vote_ties} vote + {case.boundary_ties} boundary ties "
+                    f"{case.disagreements} disagreements = {case.vote_ties} vote + "
+                    f"{case.boundary_ties} boundary ties "
                     f"+ {case.unexplained} unexplained",
                     flush=True,
                 )

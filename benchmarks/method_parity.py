@@ -1,4 +1,5 @@
-"""Method parity: edgessl's SimCLR, MoCo v2, BYOL, Barlow Twins, VICReg and DINO against the same methods built from lightly's parts.
+"""Method parity: edgessl's SimCLR, MoCo v2, BYOL, Barlow Twins, VICReg and DINO against the same \
+methods built from lightly's parts.
 
 Each method is trained twice per seed at equal settings: by ``edgessl.training.train``
 (batched augmentation on the device, edgessl's heads and losses) and by a plain loop
@@ -37,7 +38,8 @@ lightly is a benchmark-only dependency (``pip install lightly --no-deps`` plus
 
 Run (alone on the machine):
     python benchmarks/method_parity.py            # full: about 3 hours on 2 CPU cores; DINO is about
-                                                  # 50 minutes of it (its lightly side makes 8 PIL views an image)
+                                                  # 50 minutes of it (its lightly side makes 8 PIL
+                                                  # views an image)
     python benchmarks/method_parity.py --methods dino --update   # DINO alone, other methods' rows kept
     python benchmarks/method_parity.py --quick    # checks the script in a few minutes
     python benchmarks/method_parity.py --render   # rewrites the .md from the committed .json
@@ -98,7 +100,8 @@ class Settings:
     queue_size: int = 4096  # MoCo v2
     momentum: float = 0.99  # MoCo v2's key-encoder EMA (constant); BYOL's base tau (cosine to 1)
     head_batch_norm: bool = False  # MoCo v2: BN in every head layer (MoCo v3's head)
-    # DINO only (facebookresearch/dino's main_dino.py defaults unless noted); hidden_dim above is its MLP width.
+    # DINO only (facebookresearch/dino's main_dino.py defaults unless noted); hidden_dim above is its MLP
+    # width.
     # Head 1024 -> 1024 -> 256 -> 4096 (DINO: 2048, 256, 65536), to fit 2 CPU cores.
     dino_out_dim: int = 4096
     bottleneck_dim: int = 256
@@ -354,11 +357,13 @@ class LightlyModel(nn.Module):
         with torch.no_grad():  # the teacher sees the global crops only
             teacher = multi_crop(self.target_encoder, self.target_projector, global_crops)
         student = multi_crop(self.encoder, self.projector, global_crops + local_crops)
-        # DINOLoss: teacher view i against every student view but i, teacher temperature by epoch; centre updated
+        # DINOLoss: teacher view i against every student view but i, teacher temperature by epoch; centre
+        # updated
         return self.criterion(teacher, student, epoch=epoch)
 
     def before_optimizer_step(self, epoch: int) -> None:
-        """DINO: each parameter's gradient norm clipped on its own, then the last layer's dropped in the first epochs."""
+        """DINO: each parameter's gradient norm clipped on its own, then the last layer's dropped in the
+        first epochs."""
         if self.method != "dino":
             return
         for param in self.parameters():
@@ -398,7 +403,8 @@ def multi_crop(encoder: nn.Module, head: nn.Module, crops: list[torch.Tensor]) -
 
 
 def cosine_schedule_at(progress: float, start: float) -> float:
-    """BYOL's tau from ``start`` to 1 by a cosine over training (lightly's ``cosine_schedule``, by progress)."""
+    """BYOL's tau from ``start`` to 1 by a cosine over training (lightly's ``cosine_schedule``, by
+    progress)."""
     return 1.0 - (1.0 - start) * (math.cos(math.pi * progress) + 1.0) / 2.0
 
 
@@ -485,7 +491,8 @@ SimCLR, MoCo v2, BYOL and VICReg, and every gap is well inside one seed-to-seed 
 deviation (about 2 points at this size). Every gap's 95% interval over the three paired seeds
 contains 0, Barlow Twins' included: "within noise" is what three seeds can say, and they could
 not detect a true gap smaller than about 6 points (the narrowest half-width, MoCo v2's 5.5).
-Barlow Twins learns in neither implementation at this budget (below). edgessl trains 1.7-2.1x more images/s end to end: batched augmentation on
+Barlow Twins learns in neither implementation at this budget (below). edgessl trains 1.7-2.1x \
+more images/s end to end: batched augmentation on
 the device against PIL transforms in 2 DataLoader workers that share the same 2 cores. SimCLR,
 MoCo v2, BYOL and VICReg beat random init by 6-17 points. At this budget (75,000-100,000 images
 seen) only SimCLR and VICReg come near raw pixels: they beat them under the study's Euclidean kNN
@@ -563,7 +570,8 @@ def write_report(record: dict) -> None:
         "# Method parity: edgessl vs the same method built from lightly's parts",
         "",
         (
-            f"CIFAR-10 JPEGs at {IMAGE_SIZE}px: {record['train_images']} pretraining images (also the kNN bank), "
+            f"CIFAR-10 JPEGs at {IMAGE_SIZE}px: {record['train_images']} pretraining images "
+            "(also the kNN bank), "
             f"{record['test_images']} held-out queries. {BACKBONE}, seeds {record['seeds']}. kNN k=20: "
             "cosine-weighted (T=0.07) and Euclidean majority vote. Mean ± standard deviation over seeds; "
             "images/s is pretraining throughput (images, two views each; DINO: 2 global + "
@@ -617,7 +625,8 @@ def side_scores(record: dict, method: str, implementation: str) -> list[float]:
 
 
 def keep_other_methods(record: dict, methods: list[str]) -> None:
-    """Carry the existing report's rows, settings and gaps of methods other than ``methods`` into ``record``."""
+    """Carry the existing report's rows, settings and gaps of methods other than ``methods`` into
+    ``record``."""
     path = RESULTS / f"{record['report']}.json"
     if not path.is_file():
         return

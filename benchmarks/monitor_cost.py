@@ -34,9 +34,10 @@ RESULTS = Path(__file__).parent / "results"
 
 def timed_run(out: Path, monitor_every: int, args: argparse.Namespace) -> float:
     config = TrainConfig(
-        method=args.method, backbone=args.backbone, data=args.data, split=args.split, image_size=args.image_size,
-        epochs=args.epochs, batch_size=args.batch, out=str(out), monitor_every=monitor_every, plots=False, seed=0,
-        save_every=args.epochs, method_overrides={"optimizer": {"name": "sgd", "lr": 0.1, "warmup_epochs": 0}},
+        method=args.method, backbone=args.backbone, data=args.data, split=args.split,
+        image_size=args.image_size, epochs=args.epochs, batch_size=args.batch, out=str(out),
+        monitor_every=monitor_every, plots=False, seed=0, save_every=args.epochs,
+        method_overrides={"optimizer": {"name": "sgd", "lr": 0.1, "warmup_epochs": 0}},
     )  # fmt: skip
     start = time.perf_counter()
     train(config, console=Console(quiet=True), progress=False)
@@ -61,9 +62,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     times: dict[int, list[float]] = {0: [], 1: []}
     with tempfile.TemporaryDirectory() as workdir:
-        timed_run(
-            Path(workdir) / "warm-up", 1, args
-        )  # untimed: first-run costs (data generation, kernel choice)
+        # untimed: first-run costs (data generation, kernel choice)
+        timed_run(Path(workdir) / "warm-up", 1, args)
         for round_index in range(args.repeats):
             order = (0, 1) if round_index % 2 == 0 else (1, 0)
             for every in order:
@@ -94,9 +94,12 @@ def main() -> None:
         for i, (off, on) in enumerate(zip(times[0], times[1], strict=True))
     )
     (RESULTS / "monitor_cost.md").write_text(
-        f"# Online monitoring cost\n\n{args.method} on {args.backbone}, {args.data} '{args.split}' at {args.image_size}px, "
-        f"batch {args.batch}, {args.epochs} epochs per run; monitor at its default (every epoch: kNN on 1,000 bank + 500 "
-        f"query images, embedding std, effective rank) vs off. Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} "
+        f"# Online monitoring cost\n\n{args.method} on {args.backbone}, {args.data} '{args.split}' "
+        f"at {args.image_size}px, "
+        f"batch {args.batch}, {args.epochs} epochs per run; "
+        "monitor at its default (every epoch: kNN on 1,000 bank + 500 "
+        "query images, embedding std, effective rank) vs off. "
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} "
         f"thread(s), torch {m['torch']}, load {m['load_average_1min']:.2f}, {m['date']}.\n\n"
         f"| round | off (s) | default (s) | cost |\n|---|---|---|---|\n{rows}\n\n"
         f"**Median cost: {result['median_cost']:+.1%}** of training wall time (target <= 3%).\n"

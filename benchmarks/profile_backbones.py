@@ -1,10 +1,10 @@
 """What the study's five encoders cost on this machine: `edgessl profile --all` as a benchmark.
 
-Side by side in one run, at 96x96 (STL-10) with batch 1 and 32, at each of --threads (default 1 and all cores):
-thop vs torch.utils.flop_counter MACs, PyTorch eager vs channels_last vs ONNX Runtime
-latency (ratio to eager, % of the CPU's assumed peak), and, when the methods are
-importable, the measured SimCLR pretraining rate projected to 100 STL-10 epochs with
-its modelled energy and CO2. Writes benchmarks/results/profile_backbones.md and .json.
+Side by side in one run, at 96x96 (STL-10) with batch 1 and 32, at each of --threads (default 1
+and all cores): thop vs torch.utils.flop_counter MACs, PyTorch eager vs channels_last vs ONNX
+Runtime latency (ratio to eager, % of the CPU's assumed peak), and, when the methods are
+importable, the measured SimCLR pretraining rate projected to 100 STL-10 epochs with its
+modelled energy and CO2. Writes benchmarks/results/profile_backbones.md and .json.
 
 Run: python benchmarks/profile_backbones.py [--repeats 30] [--method simclr]
 """
@@ -42,15 +42,22 @@ def _percent(fraction: float | None) -> str:
 
 def _compute_lines(report: dict[str, Any]) -> list[str]:
     lines = [
-        f"Per image at {report['options']['image_size']}x{report['options']['image_size']}; MACs = multiply-accumulates, FLOPs = 2 x MACs.",
+        (
+            f"Per image at {report['options']['image_size']}x{report['options']['image_size']}; "
+            "MACs = multiply-accumulates, FLOPs = 2 x MACs."
+        ),
         "",
-        "| backbone | params | MACs (thop) | FLOPs | conv/linear MACs thop | flop_counter MACs | cross-check |",
+        (
+            "| backbone | params | MACs (thop) | FLOPs | conv/linear MACs thop | flop_counter MACs "
+            "| cross-check |"
+        ),
         "|---|---|---|---|---|---|---|",
     ]
     for entry in report["backbones"]:
         compute = entry["compute"]
         lines.append(
-            f"| {entry['name']} | {entry['params']['total'] / 1e6:.3f}M | {compute['macs']:.4g} | {compute['flops']:.4g} | "
+            f"| {entry['name']} | {entry['params']['total'] / 1e6:.3f}M | {compute['macs']:.4g} | "
+            f"{compute['flops']:.4g} | "
             f"{compute['thop_matmul_conv_macs']:.4g} | {compute['flop_counter_macs']:.4g} | "
             f"{'agree' if compute['agrees'] else 'DISAGREE'} ({compute['relative_difference']:.1%}) |"
         )
@@ -62,7 +69,10 @@ def _latency_lines(report: dict[str, Any]) -> list[str]:
     lines = [
         f"### {machine['threads']} thread(s) (torch and ONNX Runtime intra-op)",
         "",
-        f"Per call: median / p90 of {options['repeats']} interleaved calls after {options['warmup']} warm-up calls.",
+        (
+            f"Per call: median / p90 of {options['repeats']} interleaved calls after "
+            f"{options['warmup']} warm-up calls."
+        ),
         "",
         "| backbone | backend | batch | median ms | p90 ms | images/s | x eager | % of peak |",
         "|---|---|---|---|---|---|---|---|",
@@ -70,8 +80,10 @@ def _latency_lines(report: dict[str, Any]) -> list[str]:
     for entry in report["backbones"]:
         for row in entry["latency"]:
             lines.append(
-                f"| {entry['name']} | {row['backend']} | {row['batch_size']} | {row['median_ms']:.2f} | {row['p90_ms']:.2f} | "
-                f"{row['images_per_second']:.0f} | {row['speedup_vs_eager']:.2f} | {_percent(row['efficiency'])} |"
+                f"| {entry['name']} | {row['backend']} | {row['batch_size']} | {row['median_ms']:.2f} | "
+                f"{row['p90_ms']:.2f} | "
+                f"{row['images_per_second']:.0f} | {row['speedup_vs_eager']:.2f} | "
+                f"{_percent(row['efficiency'])} |"
             )
     peak = machine["peak"]
     return lines + ["", f"Peak: {peak['peak_macs_per_second']:.3e} MAC/s from {peak['basis']}.", ""]
@@ -84,8 +96,10 @@ def _training_lines(reports: list[dict[str, Any]], method: str) -> list[str]:
     options = trained[0][0]["options"]
     lines = [
         (
-            f"Pretraining ({method}, batch {options['train_batch_size']}, {options['train_steps']} timed steps after "
-            f"{options['train_warmup']} warm-up, {trained[0][0]['machine']['threads']} threads), projected to "
+            f"Pretraining ({method}, batch {options['train_batch_size']}, "
+            f"{options['train_steps']} timed steps after "
+            f"{options['train_warmup']} warm-up, {trained[0][0]['machine']['threads']} threads), "
+            "projected to "
             f"{options['epochs']} STL-10 epochs of 100,000 images; energy modelled as in edgessl.energy:"
         ),
         "",
@@ -96,7 +110,8 @@ def _training_lines(reports: list[dict[str, Any]], method: str) -> list[str]:
         cost, energy = entry["training"], entry["training"]["projected_energy"]
         lines.append(
             f"| {entry['name']} | {cost['images_per_second']:.1f} | {cost['seconds_per_epoch'] / 3600:.2f} | "
-            f"{cost['projected_seconds'] / 3600:.1f} | {energy['energy_kwh']:.3f} | {energy['co2_kg']:.3f} | {energy['source']} |"
+            f"{cost['projected_seconds'] / 3600:.1f} | {energy['energy_kwh']:.3f} | {energy['co2_kg']:.3f} | "
+            f"{energy['source']} |"
         )
     return lines
 
@@ -126,7 +141,10 @@ def main() -> None:
     lines = [
         "# Profile of the study's encoders",
         "",
-        "`benchmarks/profile_backbones.py` = `edgessl profile --all --image-size 96 --batch-sizes 1,32` at each thread count.",
+        (
+            "`benchmarks/profile_backbones.py` = `edgessl profile --all --image-size 96 --batch-sizes 1,32` "
+            "at each thread count."
+        ),
         "",
         *_compute_lines(reports[0]),
         "",
@@ -142,8 +160,10 @@ def main() -> None:
         *_training_lines(reports, args.method),
         "",
         (
-            f"Machine: {machine['cpu_model']}, {machine['logical_cores']} cores (shared with other jobs: timings are noisy; {load}), "
-            f"torch {machine['torch_version']}, onnxruntime {machine['onnxruntime_version']}, {reports[0]['created'][:10]}."
+            f"Machine: {machine['cpu_model']}, {machine['logical_cores']} cores "
+            f"(shared with other jobs: timings are noisy; {load}), "
+            f"torch {machine['torch_version']}, onnxruntime {machine['onnxruntime_version']}, "
+            f"{reports[0]['created'][:10]}."
         ),
     ]
     RESULTS.mkdir(exist_ok=True)

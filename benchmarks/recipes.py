@@ -120,7 +120,8 @@ def write_report(record: dict) -> None:
         (
             f"CIFAR-10 JPEGs at {IMAGE_SIZE}px, {BACKBONE}: {record['train_images']} pretraining images "
             f"(also the kNN bank) x {record['epochs']} epochs for every run, {record['test_images']} "
-            f"held-out queries, seeds {record.get('seeds', [record.get('seed', 0)])}. kNN k=20, cosine-weighted "
+            f"held-out queries, seeds {record.get('seeds', [record.get('seed', 0)])}. "
+            "kNN k=20, cosine-weighted "
             "(T=0.07) and Euclidean majority vote, in % (mean ± standard deviation over seeds). Each "
             "method's rows differ only in the recipe (`edgessl train --recipe NAME`). The gap is short − "
             "paper paired by seed with its 95% Student-t interval; 'within noise' when the interval "
@@ -128,8 +129,8 @@ def write_report(record: dict) -> None:
         ),
         "",
         (
-            "| method | recipe | kNN cosine % | kNN Euclidean % | steps | train s | short − paper (cosine), 95% CI "
-            "| verdict |"
+            "| method | recipe | kNN cosine % | kNN Euclidean % | steps | train s "
+            "| short − paper (cosine), 95% CI | verdict |"
         ),
         "|---|---|---|---|---|---|---|---|",
     ]

@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> None:
         (
             f"`edgessl study benchmarks/seeded_study.yaml`: {', '.join(config.methods)} x "
             f"{', '.join(config.backbones)} x seeds {record['seeds']}, `short` recipes, "
-            f"{config.train.epochs} epochs over 2,500 CIFAR-10 images at {config.train.image_size} px, kNN k=20 "
+            f"{config.train.epochs} epochs over 2,500 CIFAR-10 images at {config.train.image_size} px, "
+            "kNN k=20 "
             "on 1,000 held-out images every 5 epochs (Table 1 takes each run's best checkpoint). The page: "
             "[seeded_study/report.html](seeded_study/report.html)."
         ),
@@ -80,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     for c in comparisons:
         d, p = c.difference, c.probability
         lines.append(
-            f"| {c.a} | {c.b} | {d.estimate:+.3f} | {d.bounds('+.3f')} | {p.estimate:.2f} | {p.bounds('.2f')} | "
+            f"| {c.a} | {c.b} | {d.estimate:+.3f} | {d.bounds('+.3f')} | {p.estimate:.2f} | "
+            f"{p.bounds('.2f')} | "
             f"{c.verdict} |"
         )
     finished = sorted(

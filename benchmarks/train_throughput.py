@@ -22,7 +22,8 @@ The three run interleaved, one timed step each per round, medians over rounds, s
 from other jobs hits them alike. Targets: (a)/(b) >= 0.8 on the CPU (>= 0.9 on a GPU);
 (a)/(c) >= 3 on a GPU. Writes benchmarks/results/train_throughput.md and .json.
 
-Run: python benchmarks/train_throughput.py [--methods simclr byol dino seed] [--batch 32] [--rounds 6] [--threads 1]
+Run: python benchmarks/train_throughput.py [--methods simclr byol dino seed] [--batch 32] [--rounds 6]
+     [--threads 1]
 """
 
 from __future__ import annotations
@@ -139,7 +140,8 @@ def view_recipes(method: Any, views: Any) -> list[View]:
 
 
 def as_method_views(template: Any, batches: Sequence[torch.Tensor]) -> Any:
-    """Batches of views, one per recipe, in the container the method's ``make_views`` returns (``template``)."""
+    """Batches of views, one per recipe, in the container the method's ``make_views`` returns
+    (``template``)."""
     if isinstance(template, torch.Tensor):
         (batch,) = batches
         return batch
@@ -240,7 +242,8 @@ def measure(
     warmup: int = 1,
     synchronize: Callable[[], None] = lambda: None,
 ) -> dict[str, float]:
-    """Images/s per pipeline: ``warmup`` untimed steps each, then ``rounds`` interleaved timed steps (medians).
+    """Images/s per pipeline: ``warmup`` untimed steps each, then ``rounds`` interleaved timed steps
+    (medians).
 
     ``synchronize`` (``torch.cuda.synchronize`` on a GPU) ends each timed step, so one
     pipeline's queued kernels are not billed to the next.
@@ -250,7 +253,8 @@ def measure(
 
 
 def ratios(speeds: dict[str, float]) -> dict[str, float]:
-    """(a)/(b), (a)/(c), and the (a)/(b) the view making alone would leave: 1 / (1 + rate(b) / rate(views))."""
+    """(a)/(b), (a)/(c), and the (a)/(b) the view making alone would leave: 1 / (1 + rate(b) /
+    rate(views))."""
     return {
         "a_over_b": speeds["end_to_end"] / speeds["model_only"],
         "a_over_c": speeds["end_to_end"] / speeds["torchvision"],
@@ -275,30 +279,41 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, object], args: argparse
         "# Pretraining throughput: trainer end to end vs model-only ceiling vs torchvision DataLoader",
         "",
         (
-            f"96x96 {DATA} images, batch {args.batch}, {args.threads} torch thread(s) in the training process, median of "
-            f"{args.rounds} interleaved steps after a warm-up. (a) end to end = the trainer's step with on-device batched "
-            "augmentation; (b) model-only = views made beforehand; (c) torchvision = per-sample PIL transforms in 2 DataLoader workers."
+            f"96x96 {DATA} images, batch {args.batch}, {args.threads} torch thread(s) in the training "
+            "process, median of "
+            f"{args.rounds} interleaved steps after a warm-up. "
+            "(a) end to end = the trainer's step with on-device batched "
+            "augmentation; (b) model-only = views made beforehand; (c) torchvision = per-sample PIL "
+            "transforms in 2 DataLoader workers."
         ),
         "",
-        "| method | backbone | (a) end to end img/s | (b) model-only img/s | (c) torchvision img/s | (a)/(b) | (a)/(c) | view making img/s | (b) with views, predicted (a)/(b) |",
+        (
+            "| method | backbone | (a) end to end img/s | (b) model-only img/s | (c) torchvision img/s "
+            "| (a)/(b) | (a)/(c) | view making img/s | (b) with views, predicted (a)/(b) |"
+        ),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
-            f"| {row['method']} | {row['backbone']} | {row['end_to_end']:.1f} | {row['model_only']:.1f} | {row['torchvision']:.1f} | "
-            f"{row['a_over_b']:.2f} | {row['a_over_c']:.2f} | {row['views_only']:.0f} | {row['predicted_a_over_b']:.2f} |"
+            f"| {row['method']} | {row['backbone']} | {row['end_to_end']:.1f} | {row['model_only']:.1f} | "
+            f"{row['torchvision']:.1f} | "
+            f"{row['a_over_b']:.2f} | {row['a_over_c']:.2f} | {row['views_only']:.0f} | "
+            f"{row['predicted_a_over_b']:.2f} |"
         )
     lines += [
         "",
         (
-            "Targets: (a)/(b) >= 0.8 on the CPU, >= 0.9 on a GPU; (a)/(c) >= 3 on a GPU. The last column is what (a)/(b) "
-            "would be if the trainer added nothing but the view making (timed alone, same batch): 1 / (1 + rate(b) / rate(views)). "
+            "Targets: (a)/(b) >= 0.8 on the CPU, >= 0.9 on a GPU; (a)/(c) >= 3 on a GPU. The last column is "
+            "what (a)/(b) would be if the trainer added nothing but the view making (timed alone, same "
+            "batch): 1 / (1 + rate(b) / rate(views)). "
             "Where (a)/(b) is close to it, the gap is the augmentation's cost, not the loop's."
         ),
         "",
         (
-            f"Machine: {info['cpu']}, {info['cores']} cores, device {info['device']}; torch {info['torch']}; {info['date']}. "
-            f"1-minute load average at start {info['load_average_1min']:.1f}: the cores were shared with other jobs, so absolute "
+            f"Machine: {info['cpu']}, {info['cores']} cores, device {info['device']}; torch {info['torch']}; "
+            f"{info['date']}. "
+            f"1-minute load average at start {info['load_average_1min']:.1f}: "
+            "the cores were shared with other jobs, so absolute "
             "numbers are noisy; the ratios, measured interleaved, are the result."
         ),
     ]
@@ -338,8 +353,10 @@ def main() -> None:
                 row = {"method": method, "backbone": backbone, **speeds, **ratios(speeds)}
                 rows.append(row)
                 print(
-                    f"{method:8s} {backbone:14s} (a) {speeds['end_to_end']:7.1f}  (b) {speeds['model_only']:7.1f}  "
-                    f"(c) {speeds['torchvision']:7.1f} img/s   (a)/(b) {row['a_over_b']:.2f}   (a)/(c) {row['a_over_c']:.2f}",
+                    f"{method:8s} {backbone:14s} (a) {speeds['end_to_end']:7.1f}  "
+                    f"(b) {speeds['model_only']:7.1f}  "
+                    f"(c) {speeds['torchvision']:7.1f} img/s   (a)/(b) {row['a_over_b']:.2f}   "
+                    f"(a)/(c) {row['a_over_c']:.2f}",
                     flush=True,
                 )
     RESULTS.mkdir(exist_ok=True)

@@ -47,13 +47,15 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
         if not is_disk_full(exc, path.parent):
             raise
         raise DiskFullError(
-            f"no space left to write {path} ({free_megabytes(path.parent):.0f} MB free there); free some space and "
+            f"no space left to write {path} ({free_megabytes(path.parent):.0f} MB free there); "
+            "free some space and "
             f"continue with --resume: {path.name} and the earlier checkpoints are intact"
         ) from None
 
 
 def is_disk_full(exc: BaseException, folder: Path) -> bool:
-    """Whether a failed write was for lack of space: ENOSPC/EDQUOT, or torch's writer failing on a full disk."""
+    """Whether a failed write was for lack of space: ENOSPC/EDQUOT, or torch's writer failing on a full
+    disk."""
     if isinstance(exc, OSError):
         return exc.errno in (errno.ENOSPC, errno.EDQUOT)
     return "write failed" in str(exc) or free_megabytes(folder) < 1
@@ -79,12 +81,14 @@ def load_checkpoint(
         state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception:  # noqa: BLE001 (torch raises many types for truncated, foreign or malicious files)
         raise CheckpointError(
-            f"{path} is not a loadable edgessl checkpoint: it is corrupt, truncated, not a PyTorch file, or holds "
-            "objects other than tensors and plain values (edgessl never loads those); use another checkpoint of the run"
+            f"{path} is not a loadable edgessl checkpoint: it is corrupt, truncated, not a PyTorch file, "
+            "or holds objects other than tensors and plain values (edgessl never loads those); "
+            "use another checkpoint of the run"
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(
-            f"{path} is not an edgessl checkpoint (no '{FORMAT}' marker); export and eval need one written by 'edgessl train'."
+            f"{path} is not an edgessl checkpoint (no '{FORMAT}' marker); "
+            "export and eval need one written by 'edgessl train'."
         )
     if state.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(
@@ -120,7 +124,8 @@ def checkpoint_problems(state: dict[str, Any]) -> list[str]:
 def describe_mismatch(
     expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], shown: int = 3
 ) -> str:
-    """Which keys a state dict lacks, which it has extra, and which have the wrong shape (the first few of each)."""
+    """Which keys a state dict lacks, which it has extra, and which have the wrong shape (the first few
+    of each)."""
 
     def first(names: list[str]) -> str:
         more = f" (+{len(names) - shown} more)" if len(names) > shown else ""
@@ -168,7 +173,8 @@ class LoadedRepresentation:
 
 
 def recorded_arguments(state: dict[str, Any], source: str = "the checkpoint") -> tuple[Any, tuple[Any, ...]]:
-    """The method class a loaded checkpoint records and its build arguments (backbone, config, image size, mean, std)."""
+    """The method class a loaded checkpoint records and its build arguments (backbone, config, image
+    size, mean, std)."""
     from edgessl.config import config_from_dict
     from edgessl.methods import method_class
 
@@ -184,7 +190,8 @@ def recorded_arguments(state: dict[str, Any], source: str = "the checkpoint") ->
 
 
 def recorded_method(state: dict[str, Any], source: str = "the checkpoint"):  # -> edgessl.methods.Method
-    """The method a loaded checkpoint records (method, backbone, image size, normalisation, config), untrained.
+    """The method a loaded checkpoint records (method, backbone, image size, normalisation, config),
+    untrained.
 
     A method with a frozen teacher rebuilds it from its recorded source.
     """
@@ -195,7 +202,8 @@ def recorded_method(state: dict[str, Any], source: str = "the checkpoint"):  # -
 
 
 def restore_method(state: dict[str, Any], source: str = "the checkpoint"):  # -> edgessl.methods.Method
-    """Rebuild the method recorded in a loaded checkpoint and load all its weights (pretext heads included)."""
+    """Rebuild the method recorded in a loaded checkpoint and load all its weights (pretext heads
+    included)."""
     method = recorded_method(state, source)
     meta = state["metadata"]
     load_weights(method, state["model"], f"the checkpoint of {meta['method']} on {meta['backbone']}")

@@ -174,7 +174,8 @@ def _evaluate(state: DemoState, console: Console) -> None:
                 f"{protocol} accuracy",
                 (
                     f"pretrained {ahead:.1%} vs random init {accuracy['random init']:.1%} "
-                    f"({(ahead - accuracy['random init']) * 100:+.1f} points) vs raw pixels {accuracy['raw pixels']:.1%} "
+                    f"({(ahead - accuracy['random init']) * 100:+.1f} points) "
+                    f"vs raw pixels {accuracy['raw pixels']:.1%} "
                     f"({(ahead - accuracy['raw pixels']) * 100:+.1f} points)"
                 ),
             )
@@ -190,7 +191,10 @@ def _profile(state: DemoState, console: Console) -> None:
     latency = {(row["backend"], row["batch_size"]): row for row in report["latency"]}
     eager, ort = latency.get(("eager", 1)), latency.get(("onnxruntime", 1))
     compute = report["compute"]
-    text = f"{report['params']['total'] / 1e6:.2f}M params, {compute['macs'] / 1e6:.1f}M MACs ({compute['flops'] / 1e6:.1f}M FLOPs) per {o.image_size}px image"
+    text = (
+        f"{report['params']['total'] / 1e6:.2f}M params, {compute['macs'] / 1e6:.1f}M MACs "
+        f"({compute['flops'] / 1e6:.1f}M FLOPs) per {o.image_size}px image"
+    )
     if eager and ort:
         text += f"; batch-1 latency eager {eager['median_ms']:.2f} ms, ONNX Runtime {ort['median_ms']:.2f} ms"
     state.rows.append(("profile", text))

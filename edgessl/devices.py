@@ -10,7 +10,8 @@ DEVICE_HINT = "use cpu, cuda or cuda:N"
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """The requested device, or CUDA when available, else the CPU; a name torch cannot use is a ConfigError."""
+    """The requested device, or CUDA when available, else the CPU; a name torch cannot use is a
+    ConfigError."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

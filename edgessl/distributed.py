@@ -13,9 +13,10 @@ single-process loss on the global batch:
   the processes' parameter gradients by ``N``: ``(1 / N) d(sum_s loss_s) / d theta = dL / d theta``.
   No further scaling is needed; a gather whose backward kept only the local process's
   gradient would miss the terms other processes' anchors send to this process's rows.
-- :func:`convert_sync_batchnorm` makes BatchNorm layers normalise over the global batch; its backward likewise carries
-  the gradient of the sum of all processes' losses (the batch statistics depend on every
-  process's samples), which DDP's mean turns into the global-batch gradient.
+- :func:`convert_sync_batchnorm` makes BatchNorm layers normalise over the global batch; its
+  backward likewise carries the gradient of the sum of all processes' losses (the batch
+  statistics depend on every process's samples), which DDP's mean turns into the global-batch
+  gradient.
 - :func:`gather` (no gradient) and :func:`shared_permutation` serve MoCo's shuffled BN and
   queue; :func:`mean_reduce` and :func:`average_batchnorm_statistics` keep state equal
   across processes.
@@ -42,7 +43,8 @@ from edgessl.errors import ConfigError
 
 # Devices whose tensors torch's own SyncBatchNorm accepts (its forward refuses the rest, CPU included).
 TORCH_SYNC_BN_DEVICES = ("cuda", "hpu", "xpu")
-# Environment variables a launcher sets to the number of processes (torchrun, Intel MPI / MPICH, Open MPI, MVAPICH).
+# Environment variables a launcher sets to the number of processes (torchrun, Intel MPI / MPICH,
+# Open MPI, MVAPICH).
 WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 
 
@@ -301,9 +303,11 @@ def check_launch() -> None:
     launched_by_accelerate = "ACCELERATE_DYNAMO_BACKEND" in os.environ
     if launched_by_accelerate and "MASTER_PORT" in os.environ and launcher_world_size() == 1:
         raise ConfigError(
-            "accelerate launch started 1 process although several were asked for: without GPUs, or with --cpu, "
+            "accelerate launch started 1 process although several were asked for: without GPUs, or with "
+            "--cpu, "
             "it starts one unless MPI is configured. For N processes on CPUs run "
-            "'accelerate launch --multi_gpu --num_processes N -m edgessl train ...' (gloo; edgessl uses the CPU "
+            "'accelerate launch --multi_gpu --num_processes N -m edgessl train ...' (gloo; edgessl uses the "
+            "CPU "
             "when there is no GPU) or 'torchrun --nproc-per-node N -m edgessl train ...'; for one process, "
             "drop --num_processes (or unset MASTER_PORT)"
         )
@@ -314,7 +318,8 @@ def check_process_count(num_processes: int) -> None:
     launched = launcher_world_size()
     if launched != num_processes:
         raise ConfigError(
-            f"the launcher started {launched} processes but accelerate set up {num_processes}: each would train "
+            f"the launcher started {launched} processes but accelerate set up {num_processes}: "
+            "each would train "
             "alone into the same run folder. Launch with 'accelerate launch --multi_gpu --num_processes N "
             "-m edgessl train ...' or 'torchrun --nproc-per-node N -m edgessl train ...'"
         )

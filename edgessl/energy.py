@@ -196,7 +196,8 @@ class EnergyMeter:
             if self._start_mj is None and self.gpu_tdp_w is None:
                 name = torch.cuda.get_device_name(self.device)
                 raise ConfigError(
-                    f"NVML cannot measure '{name}' and its TDP is not in the table; give it with --gpu-tdp WATTS"
+                    f"NVML cannot measure '{name}' and its TDP is not in the table; "
+                    "give it with --gpu-tdp WATTS"
                 )
         self._start = time.perf_counter()
         return self
@@ -248,7 +249,8 @@ class EnergyMeter:
 
 @contextmanager
 def optional_meter(device: str | torch.device, warn: Callable[[str], None]) -> Iterator[EnergyMeter | None]:
-    """An :class:`EnergyMeter` over the block, or ``None`` (no energy record) when it cannot measure ``device``.
+    """An :class:`EnergyMeter` over the block, or ``None`` (no energy record) when it cannot measure
+    ``device``.
 
     Training must not fail for want of a power reading (an unlisted GPU without NVML):
     ``warn`` is told why, once.

@@ -24,7 +24,8 @@ TEMP_MARK = ".tmp"
 
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` (same suffix, so readers recognise it); rename it to ``path`` on success."""
+    """Yield a temporary path beside ``path`` (same suffix, so readers recognise it); rename it to
+    ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f"{TEMP_MARK}{path.suffix}", dir=path.parent)

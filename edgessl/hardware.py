@@ -167,7 +167,8 @@ def device_peak(device: str, threads: int) -> DevicePeak:
     lanes = next((width for flag, width in SIMD_LANES_FP32 if flag in features.flags), 0)
     basis = (
         f"{threads} cores x {FMA_UNITS_PER_CORE} FMA units x {lanes} fp32 lanes"
-        f"{'' if 'fma' in features.flags else ' x 0.5 (no FMA)'} x {features.clock_mhz:.0f} MHz (assumed, see device_peak)"
+        f"{'' if 'fma' in features.flags else ' x 0.5 (no FMA)'} x {features.clock_mhz:.0f} MHz "
+        "(assumed, see device_peak)"
     )
     return DevicePeak(features.model, peak, basis)
 

@@ -48,7 +48,8 @@ class RunFolder:
 
     @classmethod
     def of(cls, target: str | Path) -> RunFolder:
-        """The run a path belongs to: the run folder itself, its ``checkpoints/`` folder, or a checkpoint in it."""
+        """The run a path belongs to: the run folder itself, its ``checkpoints/`` folder, or a checkpoint in
+        it."""
         path = Path(target)
         folder = path.parent if path.is_file() or path.suffix == ".pt" else path
         return cls(folder.parent if folder.name == CHECKPOINT_DIR else folder)
@@ -108,7 +109,8 @@ class RunFolder:
         return matching[0]
 
     def newest(self) -> Path | None:
-        """The complete checkpoint furthest along, by step: ``last.pt`` or the newest epoch file (resume uses it).
+        """The complete checkpoint furthest along, by step: ``last.pt`` or the newest epoch file (resume uses
+        it).
 
         A kill between writing ``epoch_NNNN.pt`` and ``last.pt`` leaves the epoch file newer;
         ``last.pt`` wins a tie, being the one written last. A file that does not load (a
@@ -123,7 +125,8 @@ class RunFolder:
                 steps[path] = saved_step(path)
             except CheckpointError:
                 warnings.warn(
-                    f"{path} is damaged (it does not load) and is passed over for the newest checkpoint that does",
+                    f"{path} is damaged (it does not load) and is passed over for the newest checkpoint "
+                    "that does",
                     stacklevel=2,
                 )
                 continue

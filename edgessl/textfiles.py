@@ -1,4 +1,5 @@
-"""Text users hand over (configs, study files, a dataset's names file): strict UTF-8, and YAML with bounded aliases.
+"""Text users hand over (configs, study files, a dataset's names file): strict UTF-8, and YAML with
+bounded aliases.
 
 Such a file comes from outside, so a byte that is not UTF-8 is one line naming the file
 and where, never a traceback. YAML aliases (``*name``) let a file of 1 KB expand to a

@@ -133,7 +133,8 @@ def resized_crop(
 def padded_random_crop(
     images: torch.Tensor, padding: int, flip_p: float, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """torchvision's ``RandomCrop(size, padding)`` (zero padding) then ``RandomHorizontalFlip(flip_p)``, batched.
+    """torchvision's ``RandomCrop(size, padding)`` (zero padding) then ``RandomHorizontalFlip(flip_p)``,
+    batched.
 
     Each sample is zero-padded by ``padding`` on every side and cropped back to its size at
     offsets uniform over the ``2 * padding + 1`` positions per axis; any dtype (uint8 stays uint8).

@@ -86,7 +86,8 @@ def replace_first_conv(module: nn.Module, in_channels: int) -> None:
 
 
 class Normalize(nn.Module):
-    """``(x - mean) / std`` per channel, kept inside the model so exports take [0, 1] tuple[float, float, float]."""
+    """``(x - mean) / std`` per channel, kept inside the model so exports take [0, 1] tuple[float, float,
+    float]."""
 
     def __init__(self, mean: tuple[float, float, float], std: tuple[float, float, float]) -> None:
         super().__init__()
@@ -98,7 +99,8 @@ class Normalize(nn.Module):
 
 
 class Representation(nn.Module):
-    """The learned feature extractor: float tuple[float, float, float] in [0, 1], (N, 3, H, W) -> (N, feature_dim).
+    """The learned feature extractor: float tuple[float, float, float] in [0, 1], (N, 3, H, W) ->
+    (N, feature_dim).
 
     This is what evaluation, profiling of trained models and export consume.
     """
@@ -135,7 +137,8 @@ def smallest_side(network: nn.Module, start: int, stop: int) -> int | None:
 
 
 def check_input_side(network: nn.Module, side: int, name: str) -> None:
-    """A ConfigError, before any work, when ``side`` px images are too small for ``network`` (named ``name``)."""
+    """A ConfigError, before any work, when ``side`` px images are too small for ``network`` (named
+    ``name``)."""
     if smallest_side(network, side, side) is None:
         least = smallest_side(network, side + 1, LARGEST_CHECKED_SIDE)
         raise ConfigError(

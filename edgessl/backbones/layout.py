@@ -16,15 +16,15 @@ class WeightLayout:
 
     library: str  # "torchvision resnet18", "timm efficientnet_lite0"
     to_encoder: dict[str, str]  # library key -> encoder key
-    head_prefixes: tuple[
-        str, ...
-    ]  # library modules the encoder dropped (its classifier): "fc.", "classifier."
+    # library modules the encoder dropped (its classifier): "fc.", "classifier."
+    head_prefixes: tuple[str, ...]
 
 
 def weight_layout(
     library: str, source: nn.Module, encoder: nn.Module, head_prefixes: tuple[str, ...] = ()
 ) -> WeightLayout:
-    """The layout of ``source`` (the library's whole network) as seen from ``encoder``, matched by tensor identity.
+    """The layout of ``source`` (the library's whole network) as seen from ``encoder``, matched by tensor
+    identity.
 
     Library keys whose tensor the encoder does not hold belong to modules it dropped;
     their top-level module names become ``head_prefixes`` (with any given explicitly, as

@@ -54,9 +54,8 @@ def build_timm_encoder(model_name: str, in_channels: int = 3, registered_as: str
     spec = BackboneSpec(name, f"timm {model_name}", in_study=registered_as == "efficientnet_lite0")
     # Models with a conv head (MobileNetV3/V4) pool to head_hidden_size, not num_features.
     feature_dim = getattr(model, "head_hidden_size", None) or model.num_features
-    classifier = model.pretrained_cfg.get(
-        "classifier"
-    )  # built without it (num_classes=0); its weights are skipped
+    # built without it (num_classes=0); its weights are skipped
+    classifier = model.pretrained_cfg.get("classifier")
     heads = (f"{classifier}.",) if classifier else ()
     return Encoder(
         _TimmFeatures(model), feature_dim, spec, pool=_TimmHead(model), source=model, head_prefixes=heads

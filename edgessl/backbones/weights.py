@@ -75,16 +75,19 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
     except pickle.UnpicklingError:  # torch's text suggests weights_only=False, which edgessl never uses
         raise CheckpointError(
             f"cannot read weights {path}: it holds Python objects other than tensors, which edgessl never "
-            "unpickles. Save a state dict with safetensors.torch.save_file (preferred) or torch.save(model.state_dict())."
+            "unpickles. Save a state dict with safetensors.torch.save_file (preferred) or "
+            "torch.save(model.state_dict())."
         ) from None
     except Exception as exc:  # noqa: BLE001 - safetensors and torch raise many types for foreign or truncated files
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(
-            f"cannot read weights {path}: {reason[:200]}. Save a state dict with safetensors.torch.save_file (preferred) or torch.save."
+            f"cannot read weights {path}: {reason[:200]}. "
+            "Save a state dict with safetensors.torch.save_file (preferred) or torch.save."
         ) from None
     if isinstance(state, dict) and state.get("format") == "edgessl-checkpoint":
         raise CheckpointError(
-            f"{path} is an edgessl checkpoint, not a plain state dict; pass it as the checkpoint, without --weights"
+            f"{path} is an edgessl checkpoint, not a plain state dict; "
+            "pass it as the checkpoint, without --weights"
         )
     for key in NESTING_KEYS:
         if (
@@ -110,9 +113,8 @@ def load_backbone_weights(encoder: nn.Module, path: str | Path) -> LoadedWeights
     own = encoder.state_dict()
     library: WeightLayout | None = getattr(encoder, "weight_layout", None)
     layouts = [] if library is None else [(library.library, library.to_encoder, library.head_prefixes)]
-    layouts.append(
-        ("edgessl encoder", {key: key for key in own}, ())
-    )  # second: a tie (MobileNetV2's keys agree) goes to the library
+    # second: a tie (MobileNetV2's keys agree) goes to the library
+    layouts.append(("edgessl encoder", {key: key for key in own}, ()))
     name, mapping, heads = max(layouts, key=lambda layout: sum(key in layout[1] for key in state))
     mapped, skipped, unexpected = {}, [], []
     for key, value in state.items():
@@ -137,7 +139,8 @@ def load_backbone_weights(encoder: nn.Module, path: str | Path) -> LoadedWeights
     if problems:
         raise CheckpointError(
             f"{path.name} does not fit backbone '{backbone}' (read as {name} layout): {'; '.join(problems)}. "
-            f"Check --backbone, or save the network's own state_dict() ({library.library if library else 'edgessl'} layout)."
+            "Check --backbone, or save the network's own state_dict() "
+            f"({library.library if library else 'edgessl'} layout)."
         )
     encoder.load_state_dict(mapped, strict=True)
     return LoadedWeights(path, name, len(mapped), tuple(sorted(skipped)))
@@ -146,7 +149,8 @@ def load_backbone_weights(encoder: nn.Module, path: str | Path) -> LoadedWeights
 def weights_representation(
     backbone: str, path: str | Path, mean: tuple[float, ...], std: tuple[float, ...]
 ) -> tuple[nn.Module, LoadedWeights]:
-    """``Normalize(mean, std)`` + the encoder ``backbone`` with the weights in ``path``: what eval and export consume.
+    """``Normalize(mean, std)`` + the encoder ``backbone`` with the weights in ``path``: what eval and
+    export consume.
 
     ``mean``/``std`` must be the normalisation the weights were trained with (ImageNet's for
     torchvision and timm ImageNet weights).

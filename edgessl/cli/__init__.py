@@ -27,7 +27,8 @@ from edgessl import __version__
 PACKAGE_DIR = os.path.dirname(edgessl.__file__) + os.sep  # where edgessl's own warnings come from
 
 COMMANDS = (
-    "demo", "train", "plot", "eval", "sweep", "study", "compare", "report", "explain", "profile", "export", "backbones",
+    "demo", "train", "plot", "eval", "sweep", "study", "compare", "report", "explain", "profile", "export",
+    "backbones",
 )  # fmt: skip
 
 
@@ -39,7 +40,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="edgessl",
-        description="Self-supervised pretraining, benchmarking and edge deployment of lightweight vision encoders.",
+        description="Self-supervised pretraining, benchmarking and edge deployment of lightweight vision "
+        "encoders.",
     )
     parser.add_argument("--version", action="version", version=f"edgessl {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

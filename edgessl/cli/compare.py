@@ -9,8 +9,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "compare",
         help="paired comparison of two methods of a study: difference and P(A > B) with 95%% CIs",
-        description="Pair two methods' runs by (backbone, seed) and report the paired difference of Table 1's "
-        "number with its stratified-bootstrap 95%% CI, and the probability of improvement P(A > B) (rliable's "
+        description="Pair two methods' runs by (backbone, seed) and report the paired difference of "
+        "Table 1's number with its stratified-bootstrap 95%% CI, and the probability of improvement "
+        "P(A > B) (rliable's "
         "definition). 'within noise' when the difference's interval contains 0. With --against, B is read "
         "from another study folder (two recipes, or distilled vs plain).",
     )
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     console.print(
         f"paired difference A - B over {result.difference.n} (backbone, seed) pairs: "
         f"{result.difference.estimate:+.3f} {result.difference.bounds('+.3f')}; "
-        f"P(A > B) = {result.probability.estimate:.2f} {result.probability.bounds('.2f')}: {escape(result.verdict)}",
+        f"P(A > B) = {result.probability.estimate:.2f} {result.probability.bounds('.2f')}: "
+        f"{escape(result.verdict)}",
         highlight=False,
     )
     return 0

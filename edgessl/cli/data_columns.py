@@ -1,4 +1,5 @@
-"""``--image-column`` / ``--label-column``: which columns of ``hf:`` or ``wds:`` data hold the images and labels.
+"""``--image-column`` / ``--label-column``: which columns of ``hf:`` or ``wds:`` data hold the images
+and labels.
 
 They fold into the data spec itself (``hf:PATH?image=COLUMN&label=COLUMN``), so a run's
 ``config.yaml`` and its checkpoints name the columns, and that one string given to

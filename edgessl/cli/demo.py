@@ -13,13 +13,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="the whole pipeline on the built-in dataset in a few CPU minutes",
-        description="Pretrain a small encoder, compare it with random initialisation (kNN, linear), profile it, "
-        "export it to ONNX (fp32 + int8, verified), evaluate it on ONNX Runtime alone and draw a retrieval grid.",
+        description="Pretrain a small encoder, compare it with random initialisation (kNN, linear), "
+        "profile it, export it to ONNX (fp32 + int8, verified), evaluate it on ONNX Runtime alone and draw "
+        "a retrieval grid.",
     )
     parser.add_argument(
         "--data",
         default=d.data,
-        help="dataset: shapes10 (built in), stl10, cifar10, cifar100, an image folder, hf:PATH or wds:PATTERN",
+        help="dataset: shapes10 (built in), stl10, cifar10, cifar100, an image folder, hf:PATH or "
+        "wds:PATTERN",
     )
     parser.add_argument(
         "--data-root", default=d.data_root, help="where the dataset's files are (stl10, cifar10, cifar100)"

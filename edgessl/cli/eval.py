@@ -62,9 +62,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
         help="evaluate checkpoints (knn, linear probe, fine-tuning) or an exported ONNX encoder",
-        description="Evaluate every checkpoint of a run (or one checkpoint) on a labelled dataset: train split "
+        description="Evaluate every checkpoint of a run (or one checkpoint) on a labelled dataset: "
+        "train split "
         "as kNN bank / training data, test split for accuracy (an image folder's val/ serves as test when it "
-        "has no test/; the command states which files made each). Results go to RUN/eval/*.json and are reused.",
+        "has no test/; the command states which files made each). Results go to RUN/eval/*.json and are "
+        "reused.",
     )
     parser.add_argument(
         "target", nargs="?", metavar="RUN_OR_CHECKPOINT", help="a run folder or a .pt checkpoint"
@@ -97,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     given = [args.target is not None, args.onnx is not None, args.weights is not None]
     if sum(given) != 1:
         raise ConfigError(
-            "give a run folder or checkpoint, --onnx MODEL.onnx, or --weights FILE --backbone NAME (exactly one)"
+            "give a run folder or checkpoint, --onnx MODEL.onnx, or --weights FILE --backbone NAME "
+            "(exactly one)"
         )
     if (args.weights is None) != (args.backbone is None):
         raise ConfigError(
@@ -235,7 +238,8 @@ def progress_printer(console: Any, quiet: bool):
         if not quiet:
             state = "saved result" if reused else f"{record.get('seconds', 0):.1f}s"
             console.print(
-                f"epoch {record['epoch']:>4} {record['protocol']:<8} {100 * record['accuracy']:6.2f}%  ({state})",
+                f"epoch {record['epoch']:>4} {record['protocol']:<8} {100 * record['accuracy']:6.2f}%  "
+                f"({state})",
                 markup=False,
                 highlight=False,
             )
@@ -266,7 +270,10 @@ def run_checkpoints(args: argparse.Namespace) -> int:
         print(json.dumps(records, indent=2, sort_keys=True))
         return 0
     first = records[0]
-    title = f"{first.get('method')} / {first.get('backbone')} on {args.data} (results saved in {run_eval_folder(args.target)})"
+    title = (
+        f"{first.get('method')} / {first.get('backbone')} on {args.data} "
+        f"(results saved in {run_eval_folder(args.target)})"
+    )
     console = make_console()
     console.print(records_table(records, title))
     console.print(statement, markup=False)

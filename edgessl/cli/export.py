@@ -1,4 +1,5 @@
-"""``edgessl export``: a trained encoder (or outside weights) -> verified ONNX, camera input, ORT format, accelerator report."""
+"""``edgessl export``: a trained encoder (or outside weights) -> verified ONNX, camera input, ORT format,
+accelerator report."""
 
 from __future__ import annotations
 
@@ -13,12 +14,17 @@ SHORT_PROVIDER = {"CoreML MLProgram": "CoreML MLProgram", "CoreML NeuralNetwork"
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="export a trained encoder to verified ONNX (fp32/int8, fixed batch, camera input), ORT format and classifiers",
+        help="export a trained encoder to verified ONNX (fp32/int8, fixed batch, camera input), ORT format "
+        "and classifiers",
         description=(
-            "Export a checkpoint (or a run folder's LAST epoch checkpoint, or --weights FILE --backbone NAME) to ONNX with a "
-            "dynamic batch axis. Every file is checked (onnx.checker, then ONNX Runtime against PyTorch on real images) before "
-            "it is written; past tolerance the export fails and leaves nothing behind. Every .onnx records ONNX Runtime's "
-            "mobile usability report (NNAPI, CoreML) in its metadata. Inputs: float32 RGB in [0, 1], NCHW (normalisation "
+            "Export a checkpoint (or a run folder's LAST epoch checkpoint, or --weights FILE --backbone "
+            "NAME) to ONNX with a "
+            "dynamic batch axis. Every file is checked (onnx.checker, then ONNX Runtime against PyTorch on "
+            "real images) before "
+            "it is written; past tolerance the export fails and leaves nothing behind. Every .onnx records "
+            "ONNX Runtime's "
+            "mobile usability report (NNAPI, CoreML) in its metadata. Inputs: float32 RGB in [0, 1], NCHW "
+            "(normalisation "
             "inside the graph), or with --input uint8-nhwc camera frames. Device guide: docs/MOBILE.md."
         ),
     )
@@ -46,34 +52,40 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--int8",
         action="store_true",
-        help="also write a static int8 model (QDQ, per-channel) calibrated on training images; reports kNN accuracy and latency against fp32",
+        help="also write a static int8 model (QDQ, per-channel) calibrated on training images; reports kNN "
+        "accuracy and latency against fp32",
     )
     parser.add_argument(
         "--ort",
         action="store_true",
-        help="also convert every file to ORT format (.ort) and write the operator list for a reduced mobile build",
+        help="also convert every file to ORT format (.ort) and write the operator list for a reduced mobile "
+        "build",
     )
     parser.add_argument(
         "--head",
         default="none",
-        help="none (features), knn (labelled bank in the graph) or linear (Adam-trained layer): image batch -> class scores",
+        help="none (features), knn (labelled bank in the graph) or linear (Adam-trained layer): image batch "
+        "-> class scores",
     )
     parser.add_argument(
         "--fixed-batch",
         type=int,
         metavar="N",
-        help="also write fixed-shape copies with batch N of every file (fp32, int8, head): what NNAPI and CoreML take",
+        help="also write fixed-shape copies with batch N of every file (fp32, int8, head): what NNAPI and "
+        "CoreML take",
     )
     parser.add_argument(
         "--input",
         default="float-nchw",
-        help="float-nchw (default: float32 RGB [0, 1], N,3,S,S) or uint8-nhwc: also write camera-input copies taking uint8 RGB frames N,H,W,3, "
+        help="float-nchw (default: float32 RGB [0, 1], N,3,S,S) or uint8-nhwc: also write camera-input "
+        "copies taking uint8 RGB frames N,H,W,3, "
         "converted, cropped/resized and normalised inside the graph",
     )
     parser.add_argument(
         "--frame-size",
         metavar="HxW",
-        help="frame size of the uint8-nhwc copies, e.g. 480x640 (centre-cropped to a square, resized to the model's size; default: the model's size)",
+        help="frame size of the uint8-nhwc copies, e.g. 480x640 (centre-cropped to a square, resized to the "
+        "model's size; default: the model's size)",
     )
     parser.add_argument(
         "--data", help="dataset for verification, calibration and heads (default: the checkpoint's dataset)"
@@ -149,7 +161,8 @@ def run_export(args: argparse.Namespace) -> int:
         else f"{meta.method} / {meta.backbone}, epoch {meta.epoch} from {result.checkpoint}"
     )
     console.print(
-        f"exported {source} (input {meta.input_description()}; features {meta.feature_dim}; exporter: torch.onnx dynamo)",
+        f"exported {source} (input {meta.input_description()}; features {meta.feature_dim}; "
+        "exporter: torch.onnx dynamo)",
         highlight=False,
     )
     if result.files:
@@ -158,7 +171,8 @@ def run_export(args: argparse.Namespace) -> int:
     if result.int8 is not None:
         report = result.int8
         console.print(
-            f"int8 vs fp32: kNN accuracy {report.knn_int8:.2%} vs {report.knn_fp32:.2%} (drop {report.knn_drop * 100:+.2f} points); "
+            f"int8 vs fp32: kNN accuracy {report.knn_int8:.2%} vs {report.knn_fp32:.2%} "
+            f"(drop {report.knn_drop * 100:+.2f} points); "
             + ", ".join(f"{key} {value:.2f} ms" for key, value in report.latency_ms.items())
             + " (ONNX Runtime CPU, 1 thread, median)"
         )
@@ -169,7 +183,8 @@ def run_export(args: argparse.Namespace) -> int:
         runtime = sorted(path.name for path, style in result.mobile.styles.items() if style == "Runtime")
         if runtime:
             console.print(
-                f"fixed-shape .ort files keep the basic-optimised graph for NNAPI/CoreML (Runtime style): {', '.join(runtime)}"
+                "fixed-shape .ort files keep the basic-optimised graph for NNAPI/CoreML (Runtime style): "
+                f"{', '.join(runtime)}"
             )
     for name, report in result.formats.items():
         console.print(format_table(name, report))
@@ -244,7 +259,8 @@ def providers_table(usability: dict[str, Any]) -> Any:
     from edgessl.export.usability import PROVIDERS
 
     table = Table(
-        title="execution providers: share of nodes, partitions (ONNX Runtime's mobile usability checker; XNNPACK not covered)"
+        title="execution providers: share of nodes, partitions (ONNX Runtime's mobile usability checker; "
+        "XNNPACK not covered)"
     )
     table.add_column("file", overflow="fold")
     for name in PROVIDERS:
@@ -278,6 +294,7 @@ def print_report(path: str) -> int:
     console = make_console()
     console.print(table)
     console.print(
-        "XNNPACK is not covered by the checker: it is a CPU-side provider, nodes it does not take stay on the CPU provider (docs/MOBILE.md)."
+        "XNNPACK is not covered by the checker: it is a CPU-side provider, nodes it does not take stay on "
+        "the CPU provider (docs/MOBILE.md)."
     )
     return 0

@@ -9,7 +9,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "plot",
         help="plot a run's loss, lr and online monitor curves (PNG)",
-        description="Write RUN/plots/loss.png (loss and the method's diagnostics), lr.png and, for a monitored "
+        description="Write RUN/plots/loss.png (loss and the method's diagnostics), lr.png and, for a "
+        "monitored "
         "run, monitor.png (online kNN, embedding std, effective rank), from RUN/metrics.jsonl alone: a "
         "finished, killed or still running run can be plotted. Lines that are not step records are skipped.",
     )

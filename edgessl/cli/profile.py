@@ -45,7 +45,8 @@ def _positive_ints(value: str) -> tuple[int, ...]:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "profile",
-        help="params, MACs/FLOPs (cross-checked), latency (eager / channels_last / ONNX Runtime), training time, energy, CO2",
+        help="params, MACs/FLOPs (cross-checked), latency (eager / channels_last / ONNX Runtime), training "
+        "time, energy, CO2",
         description=plain_text(__doc__),
     )
     what = parser.add_argument_group("what to profile")
@@ -293,7 +294,8 @@ def _training_table(report: dict[str, Any]) -> Any:
 
     epochs = report["options"]["epochs"]
     table = Table(
-        title=f"Pretraining cost (measured steps, projected to STL-10 epochs of 100,000 images; {epochs} epochs)"
+        title="Pretraining cost (measured steps, projected to STL-10 epochs of 100,000 images; "
+        f"{epochs} epochs)"
     )
     table.add_column("backbone", no_wrap=True)
     table.add_column("method", no_wrap=True)

@@ -9,7 +9,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "report",
         help="write a study's report page (one self-contained HTML file)",
-        description="Write STUDY/report.html: Table 1 with 95%% intervals over seeds, the best-method verdicts, "
+        description="Write STUDY/report.html: Table 1 with 95%% intervals over seeds, the best-method "
+        "verdicts, "
         "every paired comparison, the cost table, Figures 1-2 with bands, each cell's training curves per "
         "seed, the pictures 'edgessl explain' drew, and the config and library versions. Pictures are "
         "inlined, so the file opens offline.",

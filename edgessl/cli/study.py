@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.config is None:
         raise ConfigError(
-            "name a study preset or a YAML config, e.g. 'edgessl study study-quick' (list them with --list-presets)"
+            "name a study preset or a YAML config, e.g. 'edgessl study study-quick' "
+            "(list them with --list-presets)"
         )
     if args.max_cells is not None and args.max_cells < 1:
         raise ConfigError(f"--max-cells must be >= 1, got {args.max_cells}")

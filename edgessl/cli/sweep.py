@@ -15,7 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "sweep",
         help="evaluate every checkpoint of a run and plot accuracy against pretraining epochs",
-        description="Evaluate every epoch checkpoint of RUN in order; write RUN/eval/sweep_<protocol>.csv and .png.",
+        description="Evaluate every epoch checkpoint of RUN in order; write RUN/eval/sweep_<protocol>.csv "
+        "and .png.",
     )
     parser.add_argument("run", metavar="RUN", help="a run folder (with checkpoints/epoch_NNNN.pt)")
     add_data_options(parser)

@@ -30,7 +30,8 @@ LAUNCHING = """several GPUs, CPU processes or machines (one process per GPU; --b
 --precision overrides accelerate's mixed precision only when given. The start-up line says how many
 processes training got; accelerate launch --cpu starts only one (edgessl refuses it with N > 1)."""
 
-# (TrainConfig field, flag, type, help); `None` defaults so the YAML file and the run's config.yaml show through
+# (TrainConfig field, flag, type, help); `None` defaults so the YAML file and the run's config.yaml show
+# through
 FLAGS = (
     ("method", "--method", str, "self-supervised method (default simclr)"),
     ("backbone", "--backbone", str, "encoder architecture (default shufflenetv2; see 'edgessl backbones')"),
@@ -38,7 +39,10 @@ FLAGS = (
         "data",
         "--data",
         str,
-        "dataset name, image-folder path, hf:PATH_OR_NAME (Hugging Face) or wds:PATTERN (WebDataset shards); default shapes10",
+        (
+            "dataset name, image-folder path, hf:PATH_OR_NAME (Hugging Face) or wds:PATTERN "
+            "(WebDataset shards); default shapes10"
+        ),
     ),
     ("data_root", "--data-root", str, "folder holding the dataset's files (e.g. the one with stl10_binary/)"),
     ("split", "--split", str, "pretext split (default unlabeled)"),
@@ -99,8 +103,8 @@ FLAGS = (
 
 
 class _HelpNamingMethods(argparse.RawDescriptionHelpFormatter):
-    """Appends the registered method names to ``--method``'s help and their recipes to ``--recipe``'s; keeps the description's and the
-    epilog's line breaks (the launch commands are a table).
+    """Appends the registered method names to ``--method``'s help and their recipes to ``--recipe``'s;
+    keeps the description's and the epilog's line breaks (the launch commands are a table).
 
     Only when ``train --help`` is printed: the registry imports torch, which ``edgessl --help``
     and the parser itself never do.
@@ -125,8 +129,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="self-supervised pretraining of an encoder (resumable, Ctrl-C safe)",
         description=textwrap.fill(
             "Pretrain an encoder with a self-supervised method. Checkpoints go to RUN/checkpoints "
-            "(epoch_NNNN.pt every --save-every epochs, and last.pt); metrics to RUN/metrics.jsonl; the resolved "
-            "config to RUN/config.yaml. Ctrl-C saves last.pt at the current step; --resume continues from it.",
+            "(epoch_NNNN.pt every --save-every epochs, and last.pt); metrics to RUN/metrics.jsonl; the "
+            "resolved config to RUN/config.yaml. Ctrl-C saves last.pt at the current step; --resume "
+            "continues from it.",
             100,
         ),
         epilog=LAUNCHING,
@@ -157,7 +162,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     teacher.add_argument(
         "--teacher",
         metavar="RUN|CHECKPOINT|BACKBONE",
-        help="the frozen teacher: an edgessl run folder or checkpoint, or a backbone name with --teacher-weights",
+        help="the frozen teacher: an edgessl run folder or checkpoint, or a backbone name with "
+        "--teacher-weights",
     )
     teacher.add_argument(
         "--teacher-weights",
@@ -220,7 +226,8 @@ def run(args: argparse.Namespace) -> int:
     except TrainingInterrupted as stopped:
         err = make_console(stderr=True)
         err.print(
-            f"interrupted at step {stopped.step}; saved {stopped.checkpoint} — continue with: edgessl train --resume --out {config.run_dir}",
+            f"interrupted at step {stopped.step}; saved {stopped.checkpoint} — continue with: "
+            f"edgessl train --resume --out {config.run_dir}",
             markup=False,
         )
         return 130
@@ -230,7 +237,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     console.print(
         f"done: {result.progress_words()}, {result.steps} steps, {result.train_seconds:.1f} s in all "
-        f"({result.images_per_second:,.0f} images/s), final loss {result.final_loss:.4f}; checkpoints in {result.run_dir}/checkpoints",
+        f"({result.images_per_second:,.0f} images/s), final loss {result.final_loss:.4f}; "
+        f"checkpoints in {result.run_dir}/checkpoints",
         markup=False,
     )
     return 0

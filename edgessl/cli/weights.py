@@ -18,7 +18,8 @@ def add_weights_options(
     group.add_argument(
         "--weights",
         metavar="FILE",
-        help="state dict of the backbone: .safetensors (preferred) or .pth/.pt (read with torch.load(weights_only=True)); "
+        help="state dict of the backbone: .safetensors (preferred) or .pth/.pt "
+        "(read with torch.load(weights_only=True)); "
         "torchvision, timm and edgessl key names are all accepted",
     )
     if with_backbone:
@@ -29,7 +30,8 @@ def add_weights_options(
         return
     group.add_argument(
         "--mean",
-        help=f"per-channel mean the weights were trained with, R,G,B in [0, 1] (ImageNet: {IMAGENET_MEAN}; default: the dataset's)",
+        help=f"per-channel mean the weights were trained with, R,G,B in [0, 1] (ImageNet: {IMAGENET_MEAN}; "
+        "default: the dataset's)",
     )
     group.add_argument(
         "--std", help=f"per-channel std, R,G,B (ImageNet: {IMAGENET_STD}; default: the dataset's)"
@@ -47,7 +49,9 @@ def _rgb(text: str | None, flag: str) -> tuple[float, float, float] | None:
         values = ()
     if len(values) != 3 or (flag == "--std" and min(values) <= 0):
         raise ConfigError(
-            f"{flag} takes three numbers R,G,B{' above 0' if flag == '--std' else ''}, e.g. {IMAGENET_MEAN if flag == '--mean' else IMAGENET_STD}; got '{text}'"
+            f"{flag} takes three numbers R,G,B{' above 0' if flag == '--std' else ''}, "
+            f"e.g. {IMAGENET_MEAN if flag == '--mean' else IMAGENET_STD}; "
+            f"got '{text}'"
         )
     return values  # type: ignore[return-value]
 

@@ -100,7 +100,8 @@ class ImageSource(Protocol):
 
 @dataclass(frozen=True)
 class CacheStatus:
-    """How this process got the cache: ``built`` it (with how many rows resumed from a killed build) or reused it."""
+    """How this process got the cache: ``built`` it (with how many rows resumed from a killed build) or
+    reused it."""
 
     path: Path
     built: bool
@@ -108,7 +109,8 @@ class CacheStatus:
     resumed_rows: int = 0
 
     def describe(self) -> str:
-        """``"cache built in 41.2s (1,024 rows resumed)"`` or ``"cache reused in 0.3s"``: what the start line says."""
+        """``"cache built in 41.2s (1,024 rows resumed)"`` or ``"cache reused in 0.3s"``: what the start
+        line says."""
         how = "built" if self.built else "reused"
         resumed = f" ({self.resumed_rows:,} rows resumed)" if self.resumed_rows else ""
         return f"cache {how} in {self.seconds:.1f}s{resumed}"
@@ -169,7 +171,8 @@ def cache_key(source: ImageSource, size: int) -> str:
 
 
 def open_cache(source: ImageSource, size: int) -> CachedImages:
-    """The cache of ``source`` at ``size``: mapped when it exists, else built (once per machine) and mapped."""
+    """The cache of ``source`` at ``size``: mapped when it exists, else built (once per machine) and
+    mapped."""
     started = time.perf_counter()
     root = writable_root()
     final = root / cache_key(source, size)
@@ -203,7 +206,8 @@ def writable_root() -> Path:
     except OSError as exc:
         fallback = Path(tempfile.gettempdir()) / f"edgessl-images-{os.getuid()}"
         warnings.warn(
-            f"cannot write the image cache {root} ({exc}); using {fallback}: set EDGESSL_CACHE to a writable folder",
+            f"cannot write the image cache {root} ({exc}); using {fallback}: "
+            "set EDGESSL_CACHE to a writable folder",
             stacklevel=3,
         )
         fallback.mkdir(parents=True, exist_ok=True)
@@ -306,7 +310,8 @@ def remaining_chunks(count: int, done: dict[range, list[list]]) -> list[range]:
 
 
 def resume_state(partial: Path, shape: tuple[int, ...]) -> dict[range, list[list]]:
-    """The chunks a killed build finished, ``{rows: [[row, reason], ...]}``; empty (and cleared) when none are usable."""
+    """The chunks a killed build finished, ``{rows: [[row, reason], ...]}``; empty (and cleared) when
+    none are usable."""
     try:
         if json.loads((partial / "shape.json").read_text()) != list(shape):
             raise ValueError("another shape")
@@ -391,7 +396,8 @@ def start_worker(source: ImageSource, size: int, images_path: Path, shape: tuple
 
 
 def decode_chunk(rows: range) -> list[list]:
-    """Decode ``rows`` and write them as one block (one chunk in memory); ``[[row, reason]]`` of those skipped."""
+    """Decode ``rows`` and write them as one block (one chunk in memory); ``[[row, reason]]`` of those
+    skipped."""
     source, size, file = _WORKER["source"], _WORKER["size"], _WORKER["file"]
     block = np.zeros((len(rows), *file.row_shape), dtype=np.uint8)
     skipped = []

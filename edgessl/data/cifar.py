@@ -146,7 +146,8 @@ def missing_message(form: CifarFormat, path: Path, full_records: int) -> str:
     return (
         f"{form.dataset} file {path} not found (expected {full_records * form.record_bytes:,} bytes for the "
         f"full dataset, or any whole number of {form.record_bytes}-byte records for a subset): extract "
-        f"{form.archive_url} so that {path.parent} holds it, or point --data-root or EDGESSL_DATA at its parent"
+        f"{form.archive_url} so that {path.parent} holds it, "
+        "or point --data-root or EDGESSL_DATA at its parent"
     )
 
 

@@ -201,7 +201,8 @@ class HuggingFaceSource:
         values = np.asarray(dataset.with_format("arrow")[label].to_numpy(zero_copy_only=False))
         if not np.issubdtype(values.dtype, np.integer):
             raise DataError(
-                f"hf:{self.spec.location} column '{label}' holds {values.dtype} values, not class indices: {HINT}"
+                f"hf:{self.spec.location} column '{label}' holds {values.dtype} values, "
+                f"not class indices: {HINT}"
             )
         if len(values) and values.min() < 0:
             row = int(np.argmin(values))
@@ -237,7 +238,8 @@ def decode_stored(stored: dict[str, Any] | None, size: int, what: str) -> Decode
 
 @SCHEMES.register("hf")
 def read_huggingface(spec: SchemeSpec, split: str, image_size: int | None = None) -> SplitArrays:
-    """One split of a Hugging Face dataset, as views of its decode-once cache at ``image_size`` (default 96)."""
+    """One split of a Hugging Face dataset, as views of its decode-once cache at ``image_size`` (default
+    96)."""
     check_split("hf dataset", split, SPLITS)
     source = HuggingFaceSource(spec)
     chosen, _, _ = source.layout

@@ -162,7 +162,8 @@ def split_folder_parts(root: Path, found: list[str]) -> SplitParts:
 
 
 def resolved_folder(root: Path) -> Path:
-    """``root`` made absolute with its links followed; a symbolic-link loop is a DataError, not a traceback."""
+    """``root`` made absolute with its links followed; a symbolic-link loop is a DataError, not a
+    traceback."""
     try:
         return root.resolve()
     except (OSError, RuntimeError) as exc:  # RuntimeError: a link loop (Python < 3.13), OSError after
@@ -261,7 +262,8 @@ class FolderSource:
 
 
 def read_image_folder(root: Path, split: str, image_size: int | None = None) -> SplitArrays:
-    """One split of the image folder ``root``, as uint8 arrays (views of the cache's map) at ``image_size`` (default 96)."""
+    """One split of the image folder ``root``, as uint8 arrays (views of the cache's map) at
+    ``image_size`` (default 96)."""
     check_split("image-folder", split, SPLITS)
     root = resolved_folder(root)
     layout = discover(root)

@@ -1,4 +1,5 @@
-"""Which reader serves a dataset spec: a scheme's (``hf:``, ``wds:``), a registered name's, or the image-folder reader for a path.
+"""Which reader serves a dataset spec: a scheme's (``hf:``, ``wds:``), a registered name's, or the
+image-folder reader for a path.
 
 This module sits above every reader (:mod:`.cifar`, :mod:`.stl10`, :mod:`.image_folder`,
 :mod:`.synthetic`, :mod:`.huggingface`, :mod:`.webdataset_shards`), which register their
@@ -38,7 +39,8 @@ def is_folder_spec(spec: str) -> bool:
 def read_split_arrays(
     spec: str, split: str, root: str | Path | None = None, image_size: int | None = None
 ) -> SplitArrays:
-    """Read ``split`` of a scheme spec (``hf:``, ``wds:``), a registered dataset, or the image folder at path ``spec``.
+    """Read ``split`` of a scheme spec (``hf:``, ``wds:``), a registered dataset, or the image folder at
+    path ``spec``.
 
     ``root`` locates a registered dataset's files (STL-10); it is ignored for a folder
     path, a scheme spec and ``shapes10``. ``image_size`` None keeps each dataset's
@@ -64,7 +66,8 @@ def read_labelled_splits(
     for split in (train, test):
         if split.labels is None:
             raise DataError(
-                f"dataset '{spec}' split '{split.split}' has no labels; {purpose} needs labelled train and test splits"
+                f"dataset '{spec}' split '{split.split}' has no labels; "
+                f"{purpose} needs labelled train and test splits"
             )
     return train, test
 

@@ -64,7 +64,8 @@ def scheme_of(spec: str) -> str | None:
 
 
 def parse_scheme_spec(spec: str) -> SchemeSpec:
-    """``"hf:/data/x?image=img"`` -> ``SchemeSpec("hf", "/data/x", image="img")``; bad options are a DataError."""
+    """``"hf:/data/x?image=img"`` -> ``SchemeSpec("hf", "/data/x", image="img")``; bad options are a
+    DataError."""
     scheme = scheme_of(spec)
     if scheme is None:
         raise DataError(f"'{spec}' is not a scheme spec (hf:PATH_OR_NAME or wds:PATTERN)")

@@ -100,7 +100,8 @@ def check_shards(shards: list[str], pattern: str) -> None:
         raise DataError(f"wds:{pattern} matches no shard: {HINT}")
     if missing:
         raise DataError(
-            f"wds:{pattern}: shard {missing[0]} does not exist ({len(missing)} of {len(shards)} missing): {HINT}"
+            f"wds:{pattern}: shard {missing[0]} does not exist "
+            f"({len(missing)} of {len(shards)} missing): {HINT}"
         )
     compressed = [path for path in shards if not path.endswith(".tar")]
     if compressed:
@@ -275,7 +276,9 @@ def read_webdataset(spec: SchemeSpec, split: str, image_size: int | None = None)
     if arrays.labels is not None and np.any(arrays.labels < 0):
         row = int(np.argmax(arrays.labels < 0))
         raise DataError(
-            f"wds:{spec.location}: the {split} split's sample {cached.names()[cached.splits[split][0] + row]} "
-            f"has no .{spec.label or LABEL_MEMBER} label; evaluation needs a label in every train and test sample"
+            f"wds:{spec.location}: the {split} split's sample "
+            f"{cached.names()[cached.splits[split][0] + row]} "
+            f"has no .{spec.label or LABEL_MEMBER} label; "
+            "evaluation needs a label in every train and test sample"
         )
     return arrays

@@ -63,9 +63,8 @@ def run_finetune(
     """Train a copy of ``model`` with a new head on ``train``; test accuracy after every epoch."""
     model, device = features.model, features.device  # trains a copy of the model, not frozen features
     generator = torch.Generator().manual_seed(options.seed)  # head and shuffling, on the CPU
-    augment_generator = torch.Generator(device=device).manual_seed(
-        options.seed
-    )  # augmentation, on the device
+    # augmentation, on the device
+    augment_generator = torch.Generator(device=device).manual_seed(options.seed)
     augment = light_augment(options.min_crop_scale)
     head = seeded_linear(int(model.feature_dim), train.num_classes, generator)
     classifier = Classifier(copy.deepcopy(model), head).to(device)

@@ -81,9 +81,8 @@ def euclidean_majority_vote(
         counts.scatter_add_(1, votes_for, torch.ones_like(votes_for))
         nearest = torch.full(counts.shape, float("inf"), dtype=distances.dtype, device=queries.device)
         nearest.scatter_reduce_(1, votes_for, distances, reduce="amin")
-        nearest.masked_fill_(
-            counts < counts.amax(1, keepdim=True), float("inf")
-        )  # only the tied leaders compete
+        # only the tied leaders compete
+        nearest.masked_fill_(counts < counts.amax(1, keepdim=True), float("inf"))
         return nearest.argmin(1)
 
     return vote
@@ -132,18 +131,21 @@ def knn_predict(
         or train_features.shape[1] != test_features.shape[1]
     ):
         raise ValueError(
-            f"features must be (N, D) with equal D, got {tuple(train_features.shape)} and {tuple(test_features.shape)}"
+            f"features must be (N, D) with equal D, got {tuple(train_features.shape)} "
+            f"and {tuple(test_features.shape)}"
         )
     if train_labels is None or (
         len(train_labels) and not 0 <= int(train_labels.min()) <= int(train_labels.max()) < num_classes
     ):
         raise DataError(
-            f"kNN bank labels must be class indices in [0, {num_classes}); unlabelled samples (no label, or a "
+            f"kNN bank labels must be class indices in [0, {num_classes}); "
+            "unlabelled samples (no label, or a "
             "placeholder such as -1) never enter the bank: evaluate with a labelled split such as 'train'"
         )
     if len(train_labels) != len(train_features) or len(train_features) == 0:
         raise ValueError(
-            f"need one label per bank feature and a non-empty bank, got {len(train_labels)} labels for {len(train_features)}"
+            "need one label per bank feature and a non-empty bank, "
+            f"got {len(train_labels)} labels for {len(train_features)}"
         )
     device = train_features.device
     bank = train_features.float()

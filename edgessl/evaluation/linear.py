@@ -41,7 +41,8 @@ def standardizer(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def seeded_linear(in_features: int, num_classes: int, generator: torch.Generator) -> nn.Linear:
-    """A fresh ``nn.Linear`` head drawn from ``generator`` (uniform +-1/sqrt(fan_in), zero bias), not the global RNG."""
+    """A fresh ``nn.Linear`` head drawn from ``generator`` (uniform +-1/sqrt(fan_in), zero bias), not the
+    global RNG."""
     head = nn.Linear(in_features, num_classes)
     with torch.no_grad():
         bound = 1.0 / in_features**0.5

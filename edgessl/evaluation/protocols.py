@@ -100,6 +100,7 @@ def evaluate_representation(
     require_labels(test, "test")
     if train.num_classes != test.num_classes:
         raise DataError(
-            f"train has {train.num_classes} classes but test has {test.num_classes}; use two splits of one dataset"
+            f"train has {train.num_classes} classes but test has {test.num_classes}; "
+            "use two splits of one dataset"
         )
     return entry.run(features, train, test, entry.make_options(options))

@@ -43,13 +43,14 @@ from edgessl.stats import Interval, wilson_interval
 Record = dict[str, Any]
 IDENTITY_ROWS = 4096  # images hashed per update: bounded memory for a memory-mapped split
 CSV_COLUMNS = (
-    "epoch", "protocol", "accuracy", "ci_low", "ci_high", "test_images", "final", "method", "backbone", "data",
-    "checkpoint",
+    "epoch", "protocol", "accuracy", "ci_low", "ci_high", "test_images", "final", "method", "backbone",
+    "data", "checkpoint",
 )  # fmt: skip
 
 
 class SplitCache:
-    """The labelled train and test splits and their content hash, loaded once per image size for the whole sweep."""
+    """The labelled train and test splits and their content hash, loaded once per image size for the
+    whole sweep."""
 
     def __init__(self, data: str, data_root: str | Path | None) -> None:
         self.data, self.data_root = data, data_root
@@ -80,7 +81,8 @@ def splits_identity(*splits: ImageDataset) -> str:
 
 
 def evaluation_size(checkpoint: Path, image_size: int | None) -> int:
-    """The size a checkpoint is evaluated at: ``image_size``, else its pretraining size (read from its metadata)."""
+    """The size a checkpoint is evaluated at: ``image_size``, else its pretraining size (read from its
+    metadata)."""
     if image_size is not None:
         return image_size
     return int(load_checkpoint(checkpoint, mmap=True)["metadata"]["image_size"])
@@ -164,7 +166,8 @@ def evaluate_one(
     keys: dict[str, Record],
     on_record: Callable[[Record, bool], None] | None,
 ) -> dict[str, Record]:
-    """Load one checkpoint once and run (and save) each protocol on it, on ``splits`` (train, test) at its size."""
+    """Load one checkpoint once and run (and save) each protocol on it, on ``splits`` (train, test) at its
+    size."""
     loaded = load_representation(checkpoint)
     meta = loaded.metadata
     train, test = splits
@@ -272,9 +275,8 @@ def plot_sweep(records: list[Record], path: Path) -> Path:
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     epochs = [record["epoch"] for record in records]
-    trained = any(
-        "final" in record["details"] for record in records
-    )  # linear / finetune report max and final
+    # linear / finetune report max and final
+    trained = any("final" in record["details"] for record in records)
     accuracies = [100 * record["accuracy"] for record in records]
     label = "max over downstream epochs" if trained else "accuracy"
     intervals = [test_interval(record) for record in records]
@@ -282,7 +284,8 @@ def plot_sweep(records: list[Record], path: Path) -> Path:
         below = [max(0.0, a - 100 * i.low) for a, i in zip(accuracies, intervals, strict=True)]
         above = [max(0.0, 100 * i.high - a) for a, i in zip(accuracies, intervals, strict=True)]
         axes.errorbar(epochs, accuracies, yerr=[below, above], marker="o", capsize=3,
-                      label=f"{label} (95% Wilson interval over {records[0]['test_images']} test images)")  # fmt: skip
+                      label=f"{label} (95% Wilson interval over {records[0]['test_images']} "
+                            "test images)")  # fmt: skip
     else:
         axes.plot(epochs, accuracies, marker="o", label=label)
     if trained:

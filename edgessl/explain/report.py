@@ -189,7 +189,8 @@ def explain(
     train, test = load_labelled_splits(data, data_root, size, purpose="explain")
     if options.neighbours > len(train):
         raise ConfigError(
-            f"--neighbours {options.neighbours} is more than the {len(train)} training images to retrieve from"
+            f"--neighbours {options.neighbours} is more than the {len(train)} training images "
+            "to retrieve from"
         )
     with output_folder(out if out is not None else default_out(checkpoint)) as target:
         context = ExplainContext(loaded, train, test, options)

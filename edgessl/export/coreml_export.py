@@ -59,7 +59,10 @@ def convert(program: Program, path: Path) -> None:
                 )
             )
             model = ct.optimize.coreml.linear_quantize_weights(model, config=config)
-    model.short_description = f"edgessl {program.metadata.method} / {program.metadata.backbone} encoder, epoch {program.metadata.epoch}"
+    model.short_description = (
+        f"edgessl {program.metadata.method} / {program.metadata.backbone} encoder, "
+        f"epoch {program.metadata.epoch}"
+    )
     model.user_defined_metadata.update(program.metadata.to_props())
     model.save(str(path))
 

@@ -27,7 +27,8 @@ from edgessl.export.inputs import Frames
 
 
 class CameraInput(nn.Module):
-    """uint8 ``(N, H, W, 3)`` frames -> float ``(N, 3, S, S)`` in [0, 1], as :func:`~edgessl.export.inputs.camera_input`."""
+    """uint8 ``(N, H, W, 3)`` frames -> float ``(N, 3, S, S)`` in [0, 1], as
+    :func:`~edgessl.export.inputs.camera_input`."""
 
     def __init__(self, frames: Frames, channels_last: bool = True) -> None:
         super().__init__()

@@ -74,5 +74,6 @@ def require_installed(name: str) -> None:
     missing = [package for package in spec.packages if importlib.util.find_spec(package) is None]
     if missing:
         raise ConfigError(
-            f"--format {name} needs the {' and '.join(missing)} package(s): pip install 'edgessl[{spec.extra}]'"
+            f"--format {name} needs the {' and '.join(missing)} package(s): "
+            f"pip install 'edgessl[{spec.extra}]'"
         )

@@ -47,7 +47,8 @@ FLOAT_INPUT = "camera_float"  # the float NCHW [0, 1] tensor the wrapped graph u
 
 @dataclass(frozen=True)
 class Frames:
-    """What a camera-input graph takes: ``(height, width)`` uint8 RGB frames, for a model of ``image_size``."""
+    """What a camera-input graph takes: ``(height, width)`` uint8 RGB frames, for a model of
+    ``image_size``."""
 
     height: int
     width: int
@@ -65,7 +66,8 @@ class Frames:
         steps.append("NHWC -> NCHW, uint8 -> float32 / 255")
         if self.crop != self.image_size:
             steps.append(
-                f"bilinear resize (half_pixel, no antialias) {self.crop}x{self.crop} -> {self.image_size}x{self.image_size}"
+                f"bilinear resize (half_pixel, no antialias) {self.crop}x{self.crop} -> "
+                f"{self.image_size}x{self.image_size}"
             )
         steps.append("(x - mean) / std")
         return ", ".join(steps)

@@ -73,7 +73,8 @@ class ModelMetadata:
         missing = [name for name in required if name not in values]
         if missing:
             raise ExportError(
-                f"{source} has no edgessl metadata ({', '.join(missing)} missing); export it with 'edgessl export'."
+                f"{source} has no edgessl metadata ({', '.join(missing)} missing); "
+                "export it with 'edgessl export'."
             )
         values["mean"], values["std"] = tuple(values["mean"]), tuple(values["std"])
         values["class_names"] = tuple(values.get("class_names", ()))
@@ -84,8 +85,14 @@ class ModelMetadata:
         """What the ``images`` input takes, in one line (the export banner and the file's doc string)."""
         if self.input_format == "uint8-nhwc":
             height, width = self.frame_size
-            return f"uint8 {self.channel_order} frames, NHWC (N, {height}, {width}, 3); in the graph: {self.preprocessing}"
-        return f"float32 {self.channel_order} in [0, 1], NCHW (N, 3, {self.image_size}, {self.image_size}); in the graph: {self.preprocessing}"
+            return (
+                f"uint8 {self.channel_order} frames, NHWC (N, {height}, {width}, 3); "
+                f"in the graph: {self.preprocessing}"
+            )
+        return (
+            f"float32 {self.channel_order} in [0, 1], NCHW (N, 3, {self.image_size}, {self.image_size}); "
+            f"in the graph: {self.preprocessing}"
+        )
 
     def replace(self, **changes: Any) -> ModelMetadata:
         return type(self)(**{**asdict(self), **changes})

@@ -85,7 +85,8 @@ def format_operator_config(operators: dict[str, tuple[str, ...]], sources: list[
 def _convert(
     onnx_files: list[Path], scratch: Path, style_name: str
 ) -> tuple[list[Path], dict[str, tuple[str, ...]]]:
-    """Convert ``onnx_files`` in one style; returns the .ort files (named ``<stem>.ort``) and their operators."""
+    """Convert ``onnx_files`` in one style; returns the .ort files (named ``<stem>.ort``) and their
+    operators."""
     from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
 
     style = OptimizationStyle[style_name]
@@ -94,10 +95,11 @@ def _convert(
     for path in onnx_files:
         shutil.copyfile(path, source / path.name)
     try:
+        # the converter narrates every step
         with (
             contextlib.redirect_stdout(io.StringIO()),
             _quiet("ort_format_model.utils"),
-        ):  # the converter narrates every step
+        ):
             convert_onnx_models_to_ort(
                 source, output_dir=target, optimization_styles=[style], target_platform="arm"
             )

@@ -61,13 +61,15 @@ def export_proto(model: nn.Module, image_size: int) -> onnx.ModelProto:
             )
         except Exception as exc:
             raise ExportError(
-                f"torch.onnx.export failed for this encoder: {(str(exc).splitlines() or [type(exc).__name__])[0][:300]}"
+                "torch.onnx.export failed for this encoder: "
+                f"{(str(exc).splitlines() or [type(exc).__name__])[0][:300]}"
             ) from exc
     return global_average_pools(program.model_proto)
 
 
 def global_average_pools(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """``proto`` with every ``ReduceMean`` over both spatial axes of a 4-D tensor (keepdims) as ``GlobalAveragePool``.
+    """``proto`` with every ``ReduceMean`` over both spatial axes of a 4-D tensor (keepdims) as
+    ``GlobalAveragePool``.
 
     Both compute the per-channel mean of an ``(N, C, H, W)`` tensor into ``(N, C, 1, 1)``;
     the export is verified against PyTorch after this rewrite like any other.
@@ -126,7 +128,8 @@ def set_metadata(proto: onnx.ModelProto, metadata: ModelMetadata) -> None:
     onnx.helper.set_model_props(proto, metadata.to_props())
     proto.producer_name, proto.producer_version = "edgessl", metadata.edgessl_version
     proto.doc_string = (
-        f"{metadata.method} / {metadata.backbone} (epoch {metadata.epoch}), {metadata.precision}, head {metadata.head}. "
+        f"{metadata.method} / {metadata.backbone} (epoch {metadata.epoch}), {metadata.precision}, "
+        f"head {metadata.head}. "
         f"Input '{INPUT_NAME}': {metadata.input_description()}."
     )
 

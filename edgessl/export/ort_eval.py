@@ -43,30 +43,33 @@ COSINE_TEMPERATURE = 0.1
 
 
 def takes_frames(session: Any) -> bool:
-    """True for a camera-input model (``--input uint8-nhwc``): uint8 ``(N, H, W, 3)`` instead of float NCHW."""
+    """True for a camera-input model (``--input uint8-nhwc``): uint8 ``(N, H, W, 3)`` instead of float
+    NCHW."""
     return session.get_inputs()[0].type == "tensor(uint8)"
 
 
 def check_images(images: np.ndarray, session: Any) -> None:
     """Reject batches the model cannot take, in one line, before ONNX Runtime does in ten."""
-    expected = session.get_inputs()[
-        0
-    ].shape  # e.g. ['batch', 3, 96, 96], [8, 3, 96, 96] or ['batch', 480, 640, 3]
+    # e.g. ['batch', 3, 96, 96], [8, 3, 96, 96] or ['batch', 480, 640, 3]
+    expected = session.get_inputs()[0].shape
     channels = expected[3] if takes_frames(session) else (expected[1] if len(expected) == 4 else None)
     if len(expected) != 4 or channels != 3 or len(session.get_outputs()[0].shape) != 2:
         shapes = f"input {expected} -> output {session.get_outputs()[0].shape}"
         raise DataError(
-            f"this ONNX graph ({shapes}) is not an edgessl encoder (input N,3,H,W or N,H,W,3 -> features N,D), though "
+            f"this ONNX graph ({shapes}) is not an edgessl encoder "
+            "(input N,3,H,W or N,H,W,3 -> features N,D), though "
             "it may carry copied edgessl metadata; export the model again with 'edgessl export'"
         )
     if images.ndim != 4 or images.shape[1] != 3:
         raise DataError(
-            f"images must be (N, 3, H, W) RGB, got shape {tuple(images.shape)}; convert grayscale/RGBA images to RGB"
+            f"images must be (N, 3, H, W) RGB, got shape {tuple(images.shape)}; "
+            "convert grayscale/RGBA images to RGB"
         )
     height, width = expected[1:3] if takes_frames(session) else expected[2:]
     if tuple(images.shape[2:]) != (height, width):
         raise DataError(
-            f"images are {images.shape[2]}x{images.shape[3]} but the model takes {height}x{width}; pass image_size={height}"
+            f"images are {images.shape[2]}x{images.shape[3]} but the model takes {height}x{width}; "
+            f"pass image_size={height}"
         )
 
 
@@ -84,7 +87,8 @@ def run_batches(
     output: str | None = None,
     prepare: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
-    """``(N, ...)`` outputs of ``session`` (its first, or ``output``) on ``inputs`` (``prepare``-d chunk by chunk).
+    """``(N, ...)`` outputs of ``session`` (its first, or ``output``) on ``inputs`` (``prepare``-d chunk
+    by chunk).
 
     A fixed-batch model (``--fixed-batch B``) is fed exactly B rows per call, the last
     chunk zero-padded and its padding dropped.
@@ -115,7 +119,8 @@ def onnx_features(
 
 
 def latency_ms(session: Any, batch_size: int, image_size: int, repeats: int = 20, warmup: int = 5) -> float:
-    """Median wall time of one ``session.run`` on a random batch of what the model takes, after ``warmup`` untimed runs."""
+    """Median wall time of one ``session.run`` on a random batch of what the model takes, after
+    ``warmup`` untimed runs."""
     from edgessl.timing import summarise, time_calls
 
     shape = session.get_inputs()[0].shape
@@ -234,7 +239,8 @@ def _input_size(metadata: Any, onnx_path: str | Path) -> int:
     height, width = metadata.frame_size
     if height != width:
         raise ConfigError(
-            f"{onnx_path} takes {height}x{width} camera frames; evaluate the float-input file it was made from instead"
+            f"{onnx_path} takes {height}x{width} camera frames; "
+            "evaluate the float-input file it was made from instead"
         )
     return height
 
@@ -249,7 +255,8 @@ def evaluate_onnx(
     image_size: int | None = None,
     batch_size: int = 64,
 ) -> dict[str, Any]:
-    """Accuracy of the exported encoder at ``onnx_path`` on ``data`` (train split = bank / fit, test split = score).
+    """Accuracy of the exported encoder at ``onnx_path`` on ``data`` (train split = bank / fit, test
+    split = score).
 
     ``image_size`` defaults to the size recorded in the model's metadata. Returns
     ``{"onnx", "data", "image_size", "train_size", "test_size", "feature_dim",
@@ -263,7 +270,8 @@ def evaluate_onnx(
     metadata = ModelMetadata.from_props(dict(session.get_modelmeta().custom_metadata_map), str(onnx_path))
     if metadata.head != "none":
         raise ConfigError(
-            f"{onnx_path} is a classifier ({metadata.head} head); evaluate the encoder-only export (--head none) instead"
+            f"{onnx_path} is a classifier ({metadata.head} head); "
+            "evaluate the encoder-only export (--head none) instead"
         )
     size = image_size or _input_size(metadata, onnx_path)
     train, test = read_labelled_splits(data, data_root, size)

@@ -1,10 +1,12 @@
-"""What ``edgessl export`` does: a checkpoint (or outside weights) -> verified ONNX files -> optional ORT files.
+"""What ``edgessl export`` does: a checkpoint (or outside weights) -> verified ONNX files -> optional
+ORT files.
 
 A run folder exports its LAST epoch checkpoint (``list_checkpoints(run)[-1]``); pass a
 checkpoint file to export another epoch, or ``--weights FILE --backbone NAME`` for a plain
 state dict. Files (``stem`` = ``METHOD_BACKBONE_eEPOCH`` unless named):
 
-- ``stem.onnx``: fp32, dynamic batch, against PyTorch within :data:`~edgessl.export.verify.FP32_RELATIVE_TOLERANCE`;
+- ``stem.onnx``: fp32, dynamic batch, against PyTorch within
+  :data:`~edgessl.export.verify.FP32_RELATIVE_TOLERANCE`;
 - ``--int8``: ``stem_int8.onnx``, static QDQ int8, against PyTorch within the int8 tolerance;
 - ``--head knn|linear``: ``stem_HEAD.onnx``, in-graph labels equal to the Python classifier's;
 - ``--fixed-batch N``: ``stem_bN.onnx``, and ``stem_bN_int8`` / ``stem_bN_HEAD`` for the others, the same
@@ -130,7 +132,8 @@ class ExportOptions:
 
 
 def is_plain_file_stem(name: str) -> bool:
-    """A name that stays a file in ``--out``: no separator, not ``.``/``..``, no hidden or control character."""
+    """A name that stays a file in ``--out``: no separator, not ``.``/``..``, no hidden or control
+    character."""
     return (
         bool(name)
         and "/" not in name
@@ -167,9 +170,8 @@ class ExportResult:
     metadata: ModelMetadata
     files: dict[str, Path] = field(default_factory=dict)  # role -> file
     parity: dict[str, Parity] = field(default_factory=dict)  # role -> verification numbers
-    agreement: dict[str, float] = field(
-        default_factory=dict
-    )  # head role -> share of images where the graph's label = Python's
+    # head role -> share of images where the graph's label = Python's
+    agreement: dict[str, float] = field(default_factory=dict)
     usability: dict[str, UsabilityReport] = field(default_factory=dict)  # .onnx role -> ORT mobile usability
     int8: Int8Report | None = None
     mobile: MobileReport | None = None
@@ -219,7 +221,8 @@ def read_splits(
 
     if not spec:
         raise ConfigError(
-            "the checkpoint records no dataset; pass --data (e.g. --data shapes10 or --data stl10 --data-root DIR)"
+            "the checkpoint records no dataset; pass --data "
+            "(e.g. --data shapes10 or --data stl10 --data-root DIR)"
         )
     if need_labels:
         train, test = read_labelled_splits(spec, root, image_size, purpose="int8 accuracy and in-graph heads")
@@ -284,7 +287,8 @@ def export_weights(
 def export_representation(
     model: nn.Module, checkpoint_metadata: dict[str, Any], options: ExportOptions | None = None
 ) -> ExportResult:
-    """Export a Representation described by ``checkpoint_metadata`` (method, backbone, image_size, mean, std, epoch...)."""
+    """Export a Representation described by ``checkpoint_metadata`` (method, backbone, image_size, mean,
+    std, epoch...)."""
     options = options or ExportOptions()
     options.validate()
     metadata = metadata_of(checkpoint_metadata, model.feature_dim)
@@ -444,7 +448,8 @@ def usability_of(proto: onnx.ModelProto, name: str) -> UsabilityReport:
 def _publish(
     proto: onnx.ModelProto, path: Path, check: Callable[[Path], Any], result: ExportResult, role: str
 ) -> Any:
-    """Attach the usability report, write ``proto`` to ``path`` once ``check`` passed, and record it under ``role``."""
+    """Attach the usability report, write ``proto`` to ``path`` once ``check`` passed, and record it under
+    ``role``."""
     report = usability_of(proto, path.name)
     attach_report(proto, report)
     value = save_checked(proto, path, check)
@@ -455,7 +460,8 @@ def _publish(
 def _quantized(
     fp32: Path, splits: Splits, metadata: ModelMetadata, options: ExportOptions
 ) -> onnx.ModelProto:
-    """The int8 QDQ model of the published fp32 file, calibrated on training images (verified when published)."""
+    """The int8 QDQ model of the published fp32 file, calibrated on training images (verified when
+    published)."""
     with tempfile.TemporaryDirectory(prefix="edgessl-int8-") as scratch:
         path = Path(scratch) / "int8.onnx"
         quantize_int8(
@@ -518,7 +524,8 @@ def _export_heads(
         )
         if agreement < HEAD_AGREEMENT:
             raise ExportError(
-                f"the in-graph {options.head} head agrees with the Python classifier on only {agreement:.1%} of images; nothing was written"
+                f"the in-graph {options.head} head agrees with the Python classifier on only {agreement:.1%} "
+                "of images; nothing was written"
             )
         return agreement
 
@@ -530,9 +537,8 @@ def _export_heads(
         )
 
 
-Probe = tuple[
-    np.ndarray, np.ndarray
-]  # camera frames uint8 (N, H, W, 3), their float twin (N, 3, S, S) in [0, 1]
+# camera frames uint8 (N, H, W, 3), their float twin (N, 3, S, S) in [0, 1]
+Probe = tuple[np.ndarray, np.ndarray]
 
 
 def _probe_inputs(session: Any, splits: Splits, probe: Probe | None) -> np.ndarray:
@@ -545,7 +551,8 @@ def _probe_inputs(session: Any, splits: Splits, probe: Probe | None) -> np.ndarr
 def _export_camera(
     role: str, float_file: Path, frames: Frames, probe: Probe, options: ExportOptions, result: ExportResult
 ) -> None:
-    """A camera-input copy of ``float_file``, equal to it on the same images (features, or a head's labels)."""
+    """A camera-input copy of ``float_file``, equal to it on the same images (features, or a head's
+    labels)."""
     frame_batch, unit = probe
     is_head = role.split(".")[-1] == options.head
     output = heads.LABEL if is_head else None
@@ -562,7 +569,8 @@ def _export_camera(
             agreement = float((got == expected).mean())
             if agreement < HEAD_AGREEMENT:
                 raise ExportError(
-                    f"{what} gives the float file's label on only {agreement:.1%} of images; nothing was written"
+                    f"{what} gives the float file's label on only {agreement:.1%} of images; "
+                    "nothing was written"
                 )
             return agreement
         if "int8" in role:
@@ -591,7 +599,8 @@ def _export_ort(out: Path, stem: str, splits: Splits, probe: Probe | None, resul
             for written in (*report.ort_files, report.config):
                 written.unlink(missing_ok=True)
             raise ExportError(
-                f"{ort_path.name} does not reproduce {onnx_path.name} ({parity.summary()}); no .ort file was kept"
+                f"{ort_path.name} does not reproduce {onnx_path.name} ({parity.summary()}); "
+                "no .ort file was kept"
             )
         result.parity[f"{role}.ort"] = parity
         result.files[f"{role}.ort"] = ort_path

@@ -47,7 +47,8 @@ class ImageCalibration(CalibrationDataReader):
 
 
 def calibration_subset(images: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
-    """``count`` images drawn without replacement (seeded) from the whole split, not its first rows (which may be one class)."""
+    """``count`` images drawn without replacement (seeded) from the whole split, not its first rows
+    (which may be one class)."""
     if count >= len(images):
         return images
     return images[np.sort(np.random.default_rng(seed).choice(len(images), count, replace=False))]

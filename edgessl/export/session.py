@@ -26,14 +26,10 @@ def open_session(onnx_path: str | Path, threads: int | None = None):  # -> onnxr
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except (
-        Fail,
-        InvalidArgument,
-        InvalidGraph,
-        InvalidProtobuf,
-        NoSuchFile,
-    ) as exc:  # ORT's own types, not RuntimeError
+    # ORT's own types, not RuntimeError
+    except (Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile) as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise DataError(
-            f"cannot load ONNX model {path}: {reason[:200]}. The file is corrupt or truncated; export it again."
+            f"cannot load ONNX model {path}: {reason[:200]}. "
+            "The file is corrupt or truncated; export it again."
         ) from None

@@ -297,7 +297,8 @@ def write_sidecar(path: Path, metadata: ModelMetadata) -> None:
 
 @contextmanager
 def published(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` (a file or, for ``.mlpackage``, a folder), renamed over it on success."""
+    """A temporary path beside ``path`` (a file or, for ``.mlpackage``, a folder), renamed over it on
+    success."""
     scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     tmp = scratch / path.name
     try:

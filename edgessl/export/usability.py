@@ -1,4 +1,5 @@
-"""Which phone accelerators will take an exported file: ONNX Runtime's own mobile usability checker, in process.
+"""Which phone accelerators will take an exported file: ONNX Runtime's own mobile usability checker, in
+process.
 
 ``python -m onnxruntime.tools.check_onnx_model_mobile_usability`` only logs prose; the same
 analysis is a library (:mod:`onnxruntime.tools.mobile_helpers.usability_checker`), so this
@@ -81,14 +82,18 @@ class ProviderUsability:
 
     def verdict(self) -> str:
         """One line: how much the provider takes and, when not all, what stops it."""
-        share = f"{self.supported_nodes}/{self.nodes} nodes ({self.node_share:.1%}) in {self.partitions} partition{'s' * (self.partitions != 1)}"
+        share = (
+            f"{self.supported_nodes}/{self.nodes} nodes ({self.node_share:.1%}) in {self.partitions} "
+            f"partition{'s' * (self.partitions != 1)}"
+        )
         if self.supported_nodes == self.nodes and self.partitions == 1:
             return f"{self.suitability}: {share}, the whole graph runs on {self.provider}"
         reasons = []
         if self.dynamic_shape_nodes:
             reasons.append(
                 f"{self.dynamic_shape_nodes} nodes with an input of unknown shape "
-                "(a dynamic batch: export with --fixed-batch N; or an omitted optional input, which the checker counts so)"
+                "(a dynamic batch: export with --fixed-batch N; or an omitted optional input, which the "
+                "checker counts so)"
             )
         if self.unsupported_ops:
             reasons.append(f"no {self.provider} kernel for {', '.join(self.unsupported_ops)}")
@@ -154,7 +159,8 @@ def check_usability(onnx_path: str | Path) -> UsabilityReport:
     path = Path(onnx_path)
     if path.suffix == ".ort":
         raise ExportError(
-            f"{path} is in ORT format, which the usability checker cannot read; run --report on the .onnx it was converted "
+            f"{path} is in ORT format, which the usability checker cannot read; "
+            "run --report on the .onnx it was converted "
             "from (a fixed-shape .ort keeps that file's basic-optimised graph, see docs/MOBILE.md)"
         )
     if not path.is_file():
@@ -186,7 +192,8 @@ def _quiet():
 
 
 def attach_report(proto: Any, report: UsabilityReport) -> None:
-    """Store ``report`` in ``proto``'s ``metadata_props`` under :data:`METADATA_KEY` (replacing an older one)."""
+    """Store ``report`` in ``proto``'s ``metadata_props`` under :data:`METADATA_KEY` (replacing an older
+    one)."""
     kept = [(p.key, p.value) for p in proto.metadata_props if p.key != METADATA_KEY]
     del proto.metadata_props[:]
     for key, value in [*kept, (METADATA_KEY, json.dumps(report.as_dict(), sort_keys=True))]:

@@ -101,7 +101,8 @@ def require(
     failures = [message for failed, message in limits if failed]
     if failures:
         raise ExportError(
-            f"{what} failed verification ({'; '.join(failures)}; {parity.summary()}); nothing was written. Report this with the backbone name."
+            f"{what} failed verification ({'; '.join(failures)}; {parity.summary()}); "
+            "nothing was written. Report this with the backbone name."
         )
     return parity
 
@@ -130,10 +131,12 @@ def verify_against(
 def verify_fp32(
     path: Path, reference: np.ndarray, images: np.ndarray, what: str = "fp32 ONNX export"
 ) -> Parity:
-    """ONNX Runtime against PyTorch's outputs ``reference`` on real ``images``, within :data:`FP32_RELATIVE_TOLERANCE`."""
+    """ONNX Runtime against PyTorch's outputs ``reference`` on real ``images``, within
+    :data:`FP32_RELATIVE_TOLERANCE`."""
     return verify_against(path, reference, images, what, FP32_RELATIVE_TOLERANCE, FP32_MIN_COSINE)
 
 
 def verify_int8(path: Path, reference: np.ndarray, images: np.ndarray, what: str = "int8 export") -> Parity:
-    """int8 ONNX Runtime against PyTorch's fp32 outputs ``reference``: mean cosine at least :data:`INT8_MIN_MEAN_COSINE`."""
+    """int8 ONNX Runtime against PyTorch's fp32 outputs ``reference``: mean cosine at least
+    :data:`INT8_MIN_MEAN_COSINE`."""
     return verify_against(path, reference, images, what, min_mean_cosine=INT8_MIN_MEAN_COSINE)

@@ -54,9 +54,8 @@ def build_method(
 ) -> Method:
     cls = method_class(name)
     method = cls(backbone, config if config is not None else cls.Config(), image_size, mean, std)
-    check_input_side(
-        method.representation(), image_size, backbone
-    )  # before any step: one line, not a traceback
+    # before any step: one line, not a traceback
+    check_input_side(method.representation(), image_size, backbone)
     # the contract: frozen modules get no gradients and stay in eval mode, whatever built them
     for module in method.frozen_modules().values():
         module.requires_grad_(False).eval()

@@ -67,7 +67,8 @@ class BarlowTwinsConfig(MethodConfig):
 
 @METHODS.register("barlowtwins")
 class BarlowTwins(Method):
-    """Encoder + 3-layer projector; cross-correlation loss on BYOL's two views; the encoder is the representation."""
+    """Encoder + 3-layer projector; cross-correlation loss on BYOL's two views; the encoder is the
+    representation."""
 
     name = "barlowtwins"
     Config = BarlowTwinsConfig
@@ -78,7 +79,8 @@ class BarlowTwins(Method):
             {"optimizer": {"lr": 0.3, "weight_decay": 1e-4}, "hidden_dim": 2048, "out_dim": 2048},
             (
                 (
-                    "lr 0.3 x B/256, weight decay 1e-4, projector 2048-2048: solo-learn's CIFAR Barlow Twins script (LARS, 2048-wide projector, batch 256); "
+                    "lr 0.3 x B/256, weight decay 1e-4, projector 2048-2048: solo-learn's CIFAR Barlow Twins "
+                    "script (LARS, 2048-wide projector, batch 256); "
                     "the paper's 8192-wide head and 1e-6 decay are for 1000 epochs at batch 2048"
                 ),
             ),

@@ -56,7 +56,8 @@ class OptimizerConfig:
     # cosine schedule of weight decay to this value (DINO); None: constant
     weight_decay_end: NonNegativeFloat | None = None
     # Gradient clipping before each optimiser step: None is off. "total" scope clips the norm of all
-    # gradients together (torch's clip_grad_norm_); "parameter" clips each tensor's own (DINO's utils.clip_gradients).
+    # gradients together (torch's clip_grad_norm_); "parameter" clips each tensor's own (DINO's
+    # utils.clip_gradients).
     clip_grad_norm: PositiveFloat | None = None
     clip_grad_scope: str = "total"
     kwargs: dict[str, Any] = field(default_factory=dict)  # further optimiser arguments, e.g. Adam betas
@@ -75,7 +76,8 @@ class MethodConfig:
 
 @dataclass
 class ParamGroup:
-    """Parameters that share optimisation settings; a method declares its groups in :meth:`Method.param_groups`."""
+    """Parameters that share optimisation settings; a method declares its groups in
+    :meth:`Method.param_groups`."""
 
     params: list[nn.Parameter]
     lr_scale: float = 1.0  # multiplies the run's (scaled) learning rate, e.g. Barlow Twins' biases
@@ -83,7 +85,8 @@ class ParamGroup:
 
 
 def is_bias_or_norm(param: torch.Tensor) -> bool:
-    """Biases and normalisation scales/shifts are the 1-D parameters (what SimCLR, BYOL and Barlow Twins exclude)."""
+    """Biases and normalisation scales/shifts are the 1-D parameters (what SimCLR, BYOL and Barlow Twins
+    exclude)."""
     return param.ndim <= 1
 
 
@@ -147,7 +150,8 @@ class Method(nn.Module, ABC):
 
     @classmethod
     def representation_weight_names(cls, names: list[str]) -> dict[str, str]:
-        """Representation state-dict name -> the method's state-dict name, for ``names`` of the representation."""
+        """Representation state-dict name -> the method's state-dict name, for ``names`` of the
+        representation."""
         parts = sorted(cls.representation_source.items(), key=lambda item: -len(item[0]))
         mapped = {}
         for name in names:
@@ -184,7 +188,8 @@ class Method(nn.Module, ABC):
         return {name: getattr(self, name) for name in self.frozen}
 
     def frozen_provenance(self) -> dict[str, Any]:
-        """What each frozen module is and where it came from (its ``provenance`` attribute), for the checkpoint."""
+        """What each frozen module is and where it came from (its ``provenance`` attribute), for the
+        checkpoint."""
         return {
             name: dict(getattr(module, "provenance", {})) for name, module in self.frozen_modules().items()
         }
@@ -193,7 +198,8 @@ class Method(nn.Module, ABC):
         return tuple(f"{name}." for name in self.frozen)
 
     def train(self, mode: bool = True) -> Method:
-        """Train mode for everything but the frozen modules, which stay in eval mode (their BatchNorm never moves)."""
+        """Train mode for everything but the frozen modules, which stay in eval mode (their BatchNorm never
+        moves)."""
         super().train(mode)
         for module in self.frozen_modules().values():
             module.eval()
@@ -233,7 +239,8 @@ class Method(nn.Module, ABC):
         return out if isinstance(out, StepOutput) else StepOutput(out, {})
 
     def global_batchnorm_modules(self) -> list[nn.Module]:
-        """The submodules whose BatchNorm layers ``sync_batchnorm`` makes global: all but the frozen ones by default.
+        """The submodules whose BatchNorm layers ``sync_batchnorm`` makes global: all but the frozen ones by
+        default.
 
         MoCo v2 names its query side only: its key encoder's per-process statistics are its shuffled BN.
         """

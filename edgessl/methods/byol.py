@@ -42,7 +42,8 @@ def _byol_optimizer() -> OptimizerConfig:
         momentum=0.9,
         warmup_epochs=10,
         schedule="cosine",
-        exclude_bias_and_norm=True,  # BYOL appendix C.1: biases and BN parameters excluded from LARS and decay
+        # BYOL appendix C.1: biases and BN parameters excluded from LARS and decay
+        exclude_bias_and_norm=True,
     )
 
 
@@ -74,7 +75,8 @@ class BYOL(Method):
             (
                 (
                     "tau 0.99, lr 0.45 x B/256, weight decay 1e-6: DeepMind's 100-epoch preset "
-                    "(deepmind-research byol/configs/byol.py; its 300-epoch preset keeps tau 0.99 at lr 0.3); "
+                    "(deepmind-research byol/configs/byol.py; its 300-epoch preset keeps tau 0.99 at "
+                    "lr 0.3); "
                     "0.996 / 0.2 / 1.5e-6 are its 1000-epoch values"
                 ),
             ),

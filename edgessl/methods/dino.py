@@ -111,7 +111,8 @@ class DINOConfig(MethodConfig):
     # 224), raised to the smallest side the encoder accepts (SqueezeNet's unpadded pools need 17 px).
     global_crop_size: PositiveInt | None = None
     local_crop_size: PositiveInt | None = None
-    # DataAugmentationDINO: GaussianBlur(1.0) / GaussianBlur(0.1), Solarization(0.2) on the second global crop only
+    # DataAugmentationDINO: GaussianBlur(1.0) / GaussianBlur(0.1), Solarization(0.2) on the second global
+    # crop only
     global_blur_p: tuple[Fraction, Fraction] = (1.0, 0.1)
     global_solarize_p: tuple[Fraction, Fraction] = (0.0, 0.2)
     local_blur_p: Fraction = 0.5  # DataAugmentationDINO: GaussianBlur(p=0.5) on the local crops
@@ -290,18 +291,22 @@ class DINO(Method):
             },
             (
                 (
-                    "tau 0.9995, 4096 prototypes (out_dim), LARS lr 0.3 x B/256, weight decay 1e-6, batch 256: "
-                    "solo-learn's CIFAR DINO script (scripts/pretrain/cifar/dino.yaml; projector 2048 -> 256 as "
-                    "the paper); its LARS clips the trust ratio (eta 0.02, clip_lr), which edgessl's LARS does not, "
+                    "tau 0.9995, 4096 prototypes (out_dim), LARS lr 0.3 x B/256, weight decay 1e-6, "
+                    "batch 256: "
+                    "solo-learn's CIFAR DINO script (scripts/pretrain/cifar/dino.yaml; projector 2048 -> 256 "
+                    "as the paper); its LARS clips the trust ratio (eta 0.02, clip_lr), which edgessl's "
+                    "LARS does not, "
                     "so the usual eta 1e-3 is kept, as the Barlow Twins and VICReg short recipes"
                 ),
                 (
-                    "teacher temperature 0.07 without warm-up, gradient clipping off, cosine to 0: the defaults of "
+                    "teacher temperature 0.07 without warm-up, gradient clipping off, cosine to 0: "
+                    "the defaults of "
                     "solo-learn's solo/methods/dino.py (teacher_temperature 0.07, clip_grad 0) and scheduler "
                     "(min_lr 0.0), which its CIFAR script keeps"
                 ),
                 (
-                    "two 32 px crops of scale (0.08, 1), no local crops, no blur, solarisation 0 / 0.2: solo-learn's "
+                    "two 32 px crops of scale (0.08, 1), no local crops, no blur, solarisation 0 / 0.2: "
+                    "solo-learn's "
                     "CIFAR DINO augmentations (scripts/pretrain/cifar/augmentations/asymmetric.yaml)"
                 ),
             ),
@@ -346,7 +351,8 @@ class DINO(Method):
         )
 
     def _student(self, crops: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Head outputs of every crop: one encoder pass per resolution, then the head on all (MultiCropWrapper)."""
+        """Head outputs of every crop: one encoder pass per resolution, then the head on all
+        (MultiCropWrapper)."""
         features = [self.encoder(self.normalize(torch.cat(crops[a:b]))) for a, b in resolution_runs(crops)]
         return self.head(torch.cat(features))
 
@@ -359,9 +365,8 @@ class DINO(Method):
         student = self._student(views)
         temperature = self.teacher_temperature()
         loss = dino_loss(student, teacher, self.center, self.config.student_temp, temperature, GLOBAL_CROPS)
-        with (
-            torch.no_grad()
-        ):  # collapse to one dimension drives this to 0, to uniform outputs to log(out_dim)
+        # collapse to one dimension drives this to 0, to uniform outputs to log(out_dim)
+        with torch.no_grad():
             targets = dino_teacher_probabilities(teacher, self.center, temperature)
             entropy = -(targets * targets.clamp_min(1e-30).log()).sum(-1).mean()
         update_center(self.center, teacher, self.config.center_momentum)  # after the loss, as DINOLoss
@@ -376,7 +381,8 @@ class DINO(Method):
         )
 
     def before_optimizer_step(self) -> None:
-        """utils.cancel_gradients_last_layer: no last-layer update in the first ``freeze_last_layer`` epochs."""
+        """utils.cancel_gradients_last_layer: no last-layer update in the first ``freeze_last_layer``
+        epochs."""
         if self.progress.epoch < self.config.freeze_last_layer:
             for param in self.head.last_layer.parameters():
                 param.grad = None

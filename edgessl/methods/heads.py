@@ -21,7 +21,8 @@ def mlp_head(
     out_bias: bool = True,
     out_batch_norm: bool = False,
 ) -> nn.Sequential:
-    """``hidden_layers`` x ``(Linear -> [BatchNorm1d] -> ReLU)`` at ``hidden_dim``, then ``Linear(hidden, out)``.
+    """``hidden_layers`` x ``(Linear -> [BatchNorm1d] -> ReLU)`` at ``hidden_dim``, then
+    ``Linear(hidden, out)``.
 
     A hidden Linear has no bias when BatchNorm follows it (the BN shift replaces it).
     ``out_bias=False`` where the loss standardises or centres the output per dimension

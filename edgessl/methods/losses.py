@@ -105,7 +105,8 @@ def off_diagonal(matrix: torch.Tensor) -> torch.Tensor:
 def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
     if a.shape != b.shape or a.ndim != 2 or len(a) < 2:
         raise ValueError(
-            f"expected two (N, D) batches of the same shape with N >= 2, got {tuple(a.shape)} and {tuple(b.shape)}"
+            "expected two (N, D) batches of the same shape with N >= 2, "
+            f"got {tuple(a.shape)} and {tuple(b.shape)}"
         )
 
 

@@ -1,5 +1,6 @@
 """MoCo v2 (Chen, Fan, Girshick & He 2020, "Improved Baselines with Momentum Contrastive Learning"),
-on MoCo (He, Fan, Wu, Xie & Girshick 2020, "Momentum Contrast for Unsupervised Visual Representation Learning").
+on MoCo (He, Fan, Wu, Xie & Girshick 2020, "Momentum Contrast for Unsupervised Visual Representation
+Learning").
 
 A query encoder and MLP head learn by gradient; a key encoder and head follow them by
 momentum (they start as exact copies and get no gradients); a FIFO queue of past keys
@@ -79,7 +80,8 @@ class MoCoV2Config(MethodConfig):
 def positive_negative_gap(
     queries: torch.Tensor, keys: torch.Tensor, queue: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """Mean cosine of each query with its key and with the queue; their gap shrinking towards 0 means no learning.
+    """Mean cosine of each query with its key and with the queue; their gap shrinking towards 0 means no
+    learning.
 
     The mean over the queue is ``q . mean(queue)`` (a dot product is linear), so this costs
     one vector, not another (N, K) product.
@@ -123,12 +125,14 @@ class MoCoV2(Method):
                     "(SGD, weight decay 1e-4 and temperature 0.2 as the paper)"
                 ),
                 (
-                    "queue 16,384: He et al. 2020 figure 3 (accuracy nearly flat from 16,384 to 65,536 keys); "
-                    "65,536 is most of a 100,000-image set, so many queries meet an older key of their own image"
+                    "queue 16,384: He et al. 2020 figure 3 (accuracy nearly flat from 16,384 to 65,536 "
+                    "keys); 65,536 is most of a 100,000-image set, so many queries meet an older key of "
+                    "their own image"
                 ),
                 (
-                    "BN in every head layer: MoCo v3 (Chen, Xie & He 2021, section 4); without it the head's shared "
-                    "output direction collapses MoCo on ShuffleNetV2 at 32 px in short runs, in edgessl and in the "
+                    "BN in every head layer: MoCo v3 (Chen, Xie & He 2021, section 4); without it the head's "
+                    "shared output direction collapses MoCo on ShuffleNetV2 at 32 px in short runs, in "
+                    "edgessl and in the "
                     "lightly-built MoCo alike (benchmarks/results/method_parity.md)"
                 ),
             ),
@@ -163,9 +167,8 @@ class MoCoV2(Method):
         queries = self.head(self.encoder(self.normalize(query_view)))
         with torch.no_grad():
             keys = nn.functional.normalize(self._keys(self.normalize(key_view)), dim=1)
-        loss = self.criterion(
-            queries, keys, self.queue
-        )  # normalised into a new tensor: enqueue may then write
+        # normalised into a new tensor: enqueue may then write
+        loss = self.criterion(queries, keys, self.queue)
         with torch.no_grad():
             diagnostics = positive_negative_gap(nn.functional.normalize(queries, dim=1), keys, self.queue)
             enqueue(self.queue, self.queue_pointer, distributed.gather(keys))  # every process's keys

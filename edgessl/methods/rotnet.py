@@ -1,7 +1,9 @@
-"""RotNet (Gidaris, Singh & Komodakis 2018, "Unsupervised Representation Learning by Predicting Image Rotations").
+"""RotNet (Gidaris, Singh & Komodakis 2018, "Unsupervised Representation Learning by Predicting Image
+Rotations").
 
 Every image of the batch is shown at 0, 90, 180 and 270 degrees in the same step (their
-section 3, implementation details: all four rotated copies together beat one random rotation) and a linear head on
+section 3, implementation details: all four rotated copies together beat one random rotation)
+and a linear head on
 the pooled features classifies the rotation. Before rotating, each image gets the random
 crop (zero padding of 1/8 of the side) and horizontal flip of the released CIFAR-10 code
 (gidariss/FeatureLearningRotNet, ``dataloader.py``: ``RandomCrop(32, padding=4)``,

@@ -1,4 +1,5 @@
-"""SEED (Fang, Wang, Wang, Zhang, Yang & Liu 2021, "SEED: Self-supervised Distillation for Visual Representation").
+"""SEED (Fang, Wang, Wang, Zhang, Yang & Liu 2021, "SEED: Self-supervised Distillation for Visual
+Representation").
 
 A small student learns from a larger, already self-supervised and frozen teacher. Both
 embed the same augmented image; the student's L2-normalised embedding is scored against
@@ -88,7 +89,8 @@ def seed_loss(
 
 @METHODS.register("seed")
 class SEED(Method):
-    """Student encoder + MLP by gradient; a frozen teacher; a queue of teacher embeddings; soft cross-entropy."""
+    """Student encoder + MLP by gradient; a frozen teacher; a queue of teacher embeddings; soft
+    cross-entropy."""
 
     name = "seed"
     Config = SEEDConfig
@@ -100,12 +102,14 @@ class SEED(Method):
             {"queue_size": 4096, "optimizer": {"lr": 0.1, "weight_decay": 5e-4}},
             (
                 (
-                    "queue 4,096: 65,536 teacher embeddings are many passes over a 5,000-50,000-image set, so most "
-                    "of the queue would be stale copies of the batch's own images (MoCo's reasoning, He et al. 2020)"
+                    "queue 4,096: 65,536 teacher embeddings are many passes over a 5,000-50,000-image set, "
+                    "so most of the queue would be stale copies of the batch's own images (MoCo's "
+                    "reasoning, He et al. 2020)"
                 ),
                 (
-                    "SGD lr 0.1, weight decay 5e-4: the CIFAR-scale SGD setting every method's parity run uses, "
-                    "measured for SEED in benchmarks/results/distillation.md (SEED publishes only ImageNet settings)"
+                    "SGD lr 0.1, weight decay 5e-4: the CIFAR-scale SGD setting every method's parity run "
+                    "uses, measured for SEED in benchmarks/results/distillation.md (SEED publishes only "
+                    "ImageNet settings)"
                 ),
             ),
         ),

@@ -36,7 +36,8 @@ def _simclr_optimizer() -> OptimizerConfig:
         momentum=0.9,
         warmup_epochs=10,
         schedule="cosine",
-        exclude_bias_and_norm=True,  # SimCLR appendix B.1: no weight decay or LARS adaptation on biases and BN
+        # SimCLR appendix B.1: no weight decay or LARS adaptation on biases and BN
+        exclude_bias_and_norm=True,
     )
 
 
@@ -58,10 +59,8 @@ class SimCLRConfig(MethodConfig):
     # SimCLR section 2.2 ("Global BN"): BN mean and variance aggregated over all devices, so a
     # positive pair cannot be found from shard statistics.
     sync_batchnorm: bool = True
-    crop_scale: tuple[PositiveFraction, PositiveFraction] = (
-        0.08,
-        1.0,
-    )  # SimCLR appendix A.1: crop area 8%..100% of the image
+    # SimCLR appendix A.1: crop area 8%..100% of the image
+    crop_scale: tuple[PositiveFraction, PositiveFraction] = (0.08, 1.0)
 
 
 @METHODS.register("simclr")
@@ -81,10 +80,13 @@ class SimCLR(Method):
             },
             (
                 (
-                    "lr 0.075 x sqrt(BatchSize), square-root scaling: SimCLR appendix B.1 (better than the linear "
-                    "rule for small batches and fewer epochs, figure B.1)"
+                    "lr 0.075 x sqrt(BatchSize), square-root scaling: SimCLR appendix B.1 (better than the "
+                    "linear rule for small batches and fewer epochs, figure B.1)"
                 ),
-                "temperature 0.2: solo-learn's CIFAR SimCLR script; 0.5 (appendix B.9) is their 1000-epoch CIFAR setting",
+                (
+                    "temperature 0.2: solo-learn's CIFAR SimCLR script; 0.5 (appendix B.9) is their "
+                    "1000-epoch CIFAR setting"
+                ),
                 "colour strength 0.5: SimCLR appendix B.9 (CIFAR-10)",
             ),
         ),

@@ -170,9 +170,8 @@ class SplitBrainConfig(MethodConfig):
     # predictions and targets at 1/4 of the input side (Zhang et al. 2016, section 2)
     target_stride: PositiveInt = 4
     hypercolumn_levels: PositiveInt = 3  # the stride-32, -16 and -8 maps (see the module docstring)
-    crop_scale: PositiveFraction = (
-        176 / 256
-    ) ** 2  # Zhang et al. 2016: 176px crops of 256px images, as a fraction of the area
+    # Zhang et al. 2016: 176px crops of 256px images, as a fraction of the area
+    crop_scale: PositiveFraction = (176 / 256) ** 2
 
 
 @METHODS.register("splitbrain")
@@ -188,8 +187,9 @@ class SplitBrain(Method):
             {"batch_size": 256, "optimizer": {"lr": 1e-3, "reference_batch_size": 256}},
             (
                 (
-                    "no short schedule is published: Zhang et al.'s 3e-5 at batch 40 is for about 450,000 steps; "
-                    "Adam's own default lr 1e-3 (Kingma & Ba 2015) at batch 256, measured against the paper's in "
+                    "no short schedule is published: Zhang et al.'s 3e-5 at batch 40 is for about 450,000 "
+                    "steps; Adam's own default lr 1e-3 (Kingma & Ba 2015) at batch 256, measured against the "
+                    "paper's in "
                     "benchmarks/results/recipes.md"
                 ),
             ),

@@ -33,7 +33,8 @@ RGB = tuple[float, float, float]
 
 @dataclass
 class TeacherConfig:
-    """Where a distillation method's teacher comes from (``edgessl train --teacher``, ``--teacher-weights``)."""
+    """Where a distillation method's teacher comes from (``edgessl train --teacher``,
+    ``--teacher-weights``)."""
 
     source: str = ""  # an edgessl run folder or checkpoint, or a backbone name (then `weights` is required)
     weights: str | None = None  # the backbone teacher's state dict (.safetensors, or .pth with weights_only)
@@ -72,7 +73,8 @@ def weights_sha256(module: nn.Module) -> str:
 
 
 def load_teacher(config: TeacherConfig, student_image_size: int, mean: RGB, std: RGB) -> FrozenTeacher:
-    """The teacher ``config`` names; anything that does not resolve or fit is one :class:`ConfigError` line."""
+    """The teacher ``config`` names; anything that does not resolve or fit is one :class:`ConfigError`
+    line."""
     if not config.source:
         raise ConfigError(
             "this method distils from a teacher: pass --teacher RUN_FOLDER|CHECKPOINT, or --teacher BACKBONE "

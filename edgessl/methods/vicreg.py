@@ -37,7 +37,8 @@ def _vicreg_optimizer() -> OptimizerConfig:
         momentum=0.9,
         warmup_epochs=10,
         schedule="cosine",
-        final_lr_scale=2e-3,  # the released main_vicreg.py: cosine to 0.002 of the peak (end_lr = base_lr * 0.001 * 2)
+        # the released main_vicreg.py: cosine to 0.002 of the peak (end_lr = base_lr * 0.001 * 2)
+        final_lr_scale=2e-3,
         exclude_bias_and_norm=True,  # the released main_vicreg.py: biases and BN out of LARS and decay
     )
 
@@ -72,7 +73,8 @@ class VICReg(Method):
             {"optimizer": {"lr": 0.3, "weight_decay": 1e-4}, "hidden_dim": 2048, "out_dim": 2048},
             (
                 (
-                    "lr 0.3 x B/256, weight decay 1e-4, projector 2048-2048: solo-learn's CIFAR VICReg script (LARS, 2048-wide expander, batch 256); "
+                    "lr 0.3 x B/256, weight decay 1e-4, projector 2048-2048: solo-learn's CIFAR VICReg "
+                    "script (LARS, 2048-wide expander, batch 256); "
                     "the paper's 8192-wide head and 1e-6 decay are for 1000 epochs at batch 2048"
                 ),
             ),

@@ -131,7 +131,10 @@ def _ort_provider_missing(provider: str, device_type: str | None) -> Callable[[t
         if device_type is not None and device.type != device_type:
             return f"needs --device {device_type}"
         if provider not in ort.get_available_providers():
-            return f"onnxruntime has no {provider} (installed providers: {', '.join(ort.get_available_providers())})"
+            return (
+                f"onnxruntime has no {provider} "
+                f"(installed providers: {', '.join(ort.get_available_providers())})"
+            )
         return None
 
     return unavailable

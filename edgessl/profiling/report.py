@@ -11,7 +11,8 @@ change of meaning or removal bumps the version)::
               grid_intensity_kg_per_kwh}
     backbones: [{
       name, variant, in_study, feature_dim,
-      weights: null | str  # what --weights loaded (edgessl.backbones.LoadedWeights.summary()); null: random init
+      weights: null | str  # what --weights loaded (edgessl.backbones.LoadedWeights.summary());
+                           # null: random init
       params: {total, trainable},
       compute: {image_size, macs, flops, thop_matmul_conv_macs, flop_counter_macs,
                 relative_difference, agrees, tolerance}

@@ -4,9 +4,9 @@ The timed step is the trainer's own :class:`~edgessl.training.step.TrainStep`, b
 the same :func:`~edgessl.training.step.build_train_step`: the method's forward on uint8
 images (augmentation on the device, every branch), accelerate's backward, the method's
 optimiser (LARS included) and schedules, and its momentum update. The first ``warmup``
-steps are not timed (allocator, oneDNN kernel selection). The time per STL-10 pretext epoch is ``STL10_PRETEXT_IMAGES /
-images_per_second`` and N epochs take N times that: data loading is excluded (edgessl
-keeps datasets in memory as uint8, so it is small), and so are evaluation passes.
+steps are not timed (allocator, oneDNN kernel selection). The time per STL-10 pretext epoch is
+``STL10_PRETEXT_IMAGES / images_per_second`` and N epochs take N times that: data loading is
+excluded (edgessl keeps datasets in memory as uint8, so it is small), and so are evaluation passes.
 
 Energy is measured (or modelled) by :class:`EnergyMeter` over the timed steps and scaled
 to the projected time, i.e. the power drawn during the measured steps is assumed to hold.
@@ -75,9 +75,11 @@ class TrainingCost:
 
 
 def time_training_steps(step: TrainStep, steps: int, warmup: int, meter: EnergyMeter) -> None:
-    """Run ``warmup`` then ``steps`` optimiser steps of ``step`` on all its images; ``meter`` spans the timed ones."""
+    """Run ``warmup`` then ``steps`` optimiser steps of ``step`` on all its images; ``meter`` spans the
+    timed ones."""
     step.model.train()
-    # One step an "epoch", so first-epoch rules (DINO's frozen last layer) end with the warm-up as in a real run.
+    # One step an "epoch", so first-epoch rules (DINO's frozen last layer) end with the warm-up as in a
+    # real run.
     batch, total = [torch.arange(len(step.images))], max(warmup + steps, 1)
     for index in range(warmup):
         step(batch, TrainingProgress(index, 1, total), batch)

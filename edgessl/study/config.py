@@ -42,9 +42,8 @@ class StudyConfig:
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # per method: Config fields
     protocols: tuple[str, ...] = ("finetune",)
     table_protocol: str | None = None  # protocol of Table 1 / Figures 1-2; None: protocols[0]
-    eval_options: dict[str, dict[str, Any]] = field(
-        default_factory=dict
-    )  # per protocol, e.g. {"finetune": {"epochs": 30}}
+    # per protocol, e.g. {"finetune": {"epochs": 30}}
+    eval_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     out: str = "studies/study"
     device: str | None = None  # evaluation device (None: CUDA when available)
     # How often every cell is trained: N seeds from train.seed (train.seed, train.seed + 1, ...) or a list
@@ -150,7 +149,8 @@ def study_from_dict(values: dict[str, Any]) -> StudyConfig:
     missing = [key for key in _REQUIRED if key not in values]
     if missing:
         raise ConfigError(
-            f"study config lacks {', '.join(missing)}; e.g. 'methods: [simclr, rotnet]' and 'backbones: [shufflenetv2]'"
+            f"study config lacks {', '.join(missing)}; "
+            "e.g. 'methods: [simclr, rotnet]' and 'backbones: [shufflenetv2]'"
         )
     return config_from_dict(StudyConfig, values)
 

@@ -3,8 +3,9 @@
 Figure 1 has a panel per method with a curve per backbone (which network learns best
 with each method); Figure 2 a panel per backbone with a curve per method (which method
 suits each network). A curve is the mean over seeds at each checkpoint, and its band the
-95% Student-t interval over those seeds (:func:`curve_band`); one seed draws no band. Both are built as :class:`matplotlib.figure.Figure` objects without
-pyplot, so they render headless (Agg) and can be inspected before saving.
+95% Student-t interval over those seeds (:func:`curve_band`); one seed draws no band. Both are
+built as :class:`matplotlib.figure.Figure` objects without pyplot, so they render headless (Agg)
+and can be inspected before saving.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def curve_grid(
 
 
 def curve_band(runs: Sequence[CellResult], protocol: str) -> Band | None:
-    """Mean and 95% interval over ``runs`` (the seeds of one cell) at each epoch that any of them evaluated."""
+    """Mean and 95% interval over ``runs`` (the seeds of one cell) at each epoch that any of them
+    evaluated."""
     by_epoch: dict[int, list[float]] = {}
     for run in runs:
         for epoch, accuracy in run.curves.get(protocol, ()):

@@ -82,7 +82,8 @@ def render_page(root: Path, config: StudyConfig, protocol: str, units: Sequence[
         ),
         "<h2>Table 1: accuracy</h2>",
         (
-            f"<p>{_text(table.title)}. The last column is each method's interquartile mean over every backbone "
+            f"<p>{_text(table.title)}. The last column is each method's interquartile mean over every "
+            "backbone "
             "and seed, with a bootstrap interval stratified by backbone. The best row names a method only "
             "where its interval lies above every other method's; otherwise the methods whose intervals "
             "overlap the leader's are tied.</p>"
@@ -214,7 +215,8 @@ def explain_section(root: Path, config: StudyConfig) -> list[str]:
         return [
             "<h2>Retrieval and saliency</h2>",
             (
-                "<p>No run has pictures yet: <code>edgessl explain STUDY/runs/RUN --data ...</code> draws them, "
+                "<p>No run has pictures yet: <code>edgessl explain STUDY/runs/RUN --data ...</code> "
+                "draws them, "
                 "and the next report shows them.</p>"
             ),
         ]

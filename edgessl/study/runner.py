@@ -233,7 +233,8 @@ def training_done(epoch: int, step: int, config: StudyConfig) -> bool:
 
 
 def validate_names(config: StudyConfig) -> None:
-    """Fail before any training when a method, its recipe, a backbone, protocol or protocol option is wrong."""
+    """Fail before any training when a method, its recipe, a backbone, protocol or protocol option is
+    wrong."""
     from edgessl.backbones import BACKBONES, TIMM_PREFIX, backbone_names
     from edgessl.evaluation import PROTOCOLS
     from edgessl.methods import METHODS, method_names
@@ -288,7 +289,8 @@ def run_cell(
             if reason is None:
                 raise
             say(
-                f"  [yellow]diverged[/]: {reason}; kept as a diverged run (delete {run_dir} to train it again)"
+                f"  [yellow]diverged[/]: {reason}; kept as a diverged run "
+                f"(delete {run_dir} to train it again)"
             )
             return diverged_cell(config, unit, run_dir, reason)
     curves = {}
@@ -360,7 +362,8 @@ def launch_pretrain(config: Any, resume: bool, launch: list[str], console: Any) 
 
 
 def refuse_changed_cells(config: StudyConfig, root: Path) -> None:
-    """A ConfigError when a cell already trained in ``root`` was trained with other settings than ``config`` asks.
+    """A ConfigError when a cell already trained in ``root`` was trained with other settings than
+    ``config`` asks.
 
     Finished cells are skipped and unfinished ones resumed, so a changed setting (an
     image size, a learning rate, a method override) would otherwise keep the old
@@ -427,7 +430,8 @@ def training_state(run_dir: Path) -> tuple[int, int] | None:
 
 
 def train_config(config: StudyConfig, unit: Unit, run_dir: Path):  # -> TrainConfig
-    """The study's ``train`` run for one unit: its method, backbone, seed, folder, batch size and overrides."""
+    """The study's ``train`` run for one unit: its method, backbone, seed, folder, batch size and
+    overrides."""
     train = config.train
     return replace(
         train,

@@ -231,7 +231,8 @@ def diverged_entries(diverged: Sequence[CellResult], backbones: Sequence[str]) -
 
 
 def seed_scores(cells: Sequence[CellResult], protocol: str) -> dict[tuple[str, str], list[float]]:
-    """Each (method, backbone)'s Table 1 number per seed, in seed order (units without the protocol left out)."""
+    """Each (method, backbone)'s Table 1 number per seed, in seed order (units without the protocol left
+    out)."""
     scores: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for cell in cells:
         value = cell.max_accuracy(protocol)

@@ -1,4 +1,5 @@
-"""How a step's uint8 micro-batches reach the device: indexed in place, or prefetched while the previous step runs.
+"""How a step's uint8 micro-batches reach the device: indexed in place, or prefetched while the
+previous step runs.
 
 Two cases, chosen by :func:`build_feeder`:
 
@@ -149,7 +150,8 @@ def fits_on_device(images: torch.Tensor, device: torch.device) -> bool:
 
 
 def build_feeder(images: torch.Tensor, device: torch.device) -> BatchFeeder:
-    """The feeder for ``images`` on ``device``: copied once when they fit a CUDA device, prefetched when they do not."""
+    """The feeder for ``images`` on ``device``: copied once when they fit a CUDA device, prefetched when
+    they do not."""
     if device.type != "cuda":
         return InPlaceFeeder(images, device)
     if fits_on_device(images, device):

@@ -26,7 +26,10 @@ def out_template_problem(out: str) -> str | None:
         return f"out '{out}' is not a valid folder template ({exc}): {hint}"
     for field, spec, conversion in parts:
         if field is not None and (field not in OUT_FIELDS or spec or conversion):
-            return f"out '{out}' names {{{field}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}: {hint}"
+            return (
+                f"out '{out}' names {{{field}"
+                f"{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}: {hint}"
+            )
     return None
 
 

@@ -66,7 +66,8 @@ class LARS(Optimizer):
     ) -> None:
         if lr < 0 or momentum < 0 or weight_decay < 0 or trust_coefficient <= 0:
             raise ValueError(
-                f"invalid LARS hyper-parameters lr={lr} momentum={momentum} wd={weight_decay} eta={trust_coefficient}"
+                f"invalid LARS hyper-parameters lr={lr} momentum={momentum} wd={weight_decay} "
+                f"eta={trust_coefficient}"
             )
         defaults = {
             "lr": lr,
@@ -155,16 +156,14 @@ def _lars(groups: list[dict[str, Any]], config: OptimizerConfig, lr: float) -> O
 
 
 def build_optimizer(model: nn.Module, config: OptimizerConfig, batch_size: int) -> Optimizer:
-    """The method's optimiser over its parameter groups, at the linearly scaled learning rate for ``batch_size``."""
+    """The method's optimiser over its parameter groups, at the linearly scaled learning rate for
+    ``batch_size``."""
     lr = scaled_lr(config, batch_size)
     builder = OPTIMIZERS.get(config.name)
     try:
         return builder(torch_param_groups(model, config, lr), config, lr)
-    except (
-        TypeError,
-        ValueError,
-        IndexError,
-    ) as exc:  # an argument it does not take, or a bad value (betas=[0.5])
+    # an argument it does not take, or a bad value (betas=[0.5])
+    except (TypeError, ValueError, IndexError) as exc:
         raise ConfigError(f"optimizer.kwargs {config.kwargs} do not fit {config.name}: {exc}") from None
 
 
@@ -263,7 +262,8 @@ def warmup_schedule(config: OptimizerConfig, steps_per_epoch: int, total_steps: 
 
 @dataclass
 class WeightDecaySchedule:
-    """Weight-decay factor at optimiser step ``step``: a cosine from 1 to ``end / start`` (DINO's schedule)."""
+    """Weight-decay factor at optimiser step ``step``: a cosine from 1 to ``end / start`` (DINO's
+    schedule)."""
 
     total_steps: int
     end_ratio: float

@@ -32,7 +32,8 @@ class StopRequest:
         self.requested = True
 
     def agreed(self, accelerator: Any, out_of_time: bool) -> bool:
-        """Whether every process stops at this step: Ctrl-C or ``out_of_time`` on any one stops all (one reduce)."""
+        """Whether every process stops at this step: Ctrl-C or ``out_of_time`` on any one stops all (one
+        reduce)."""
         flags = torch.tensor([float(self.requested), float(out_of_time)], device=accelerator.device)
         if accelerator.num_processes > 1:
             flags = accelerator.reduce(flags, reduction="sum")
@@ -102,7 +103,8 @@ class ProgressView:
             self._last_line_step, self._last_line_time = step, time.monotonic()
             self.console.print(
                 f"epoch {epoch} step {step}/{self.total} loss {values['loss']:.4f} lr {values['lr']:.4g} "
-                f"{values['images_per_s']:,.0f} img/s eta {self._eta(step)}{' ' + monitor if monitor else ''}",
+                f"{values['images_per_s']:,.0f} img/s eta {self._eta(step)}"
+                f"{' ' + monitor if monitor else ''}",
                 markup=False,
                 highlight=False,
             )
@@ -147,21 +149,25 @@ def start_line(trainer: Any, changes: dict[str, tuple[Any, Any]] | None) -> str:
     )
     optimizer = trainer.method_config.optimizer
     return (
-        f"{what}: {config.method} ({config.recipe} recipe) on {config.backbone}{frozen_clause(trainer.method)}, "
+        f"{what}: {config.method} ({config.recipe} recipe) on {config.backbone}"
+        f"{frozen_clause(trainer.method)}, "
         f"{len(data):,} images {data.image_size}px{cache_clause(data)}, "
-        f"batch {plan.global_batch} ({accelerator.num_processes} process(es) x {config.grad_accum} accumulation), "
+        f"batch {plan.global_batch} ({accelerator.num_processes} process(es) x {config.grad_accum} "
+        "accumulation), "
         f"lr {scaled_lr(optimizer, plan.global_batch):.4g} ({optimizer.name}), "
         f"{plan.steps_per_epoch} steps/epoch x {config.epochs} epochs on {accelerator.device} -> {config.out}"
     )
 
 
 def cache_clause(data: Any) -> str:
-    """``" (cache reused in 0.3s)"`` for a decoded source (folders, hf:, wds:); nothing for in-memory datasets."""
+    """``" (cache reused in 0.3s)"`` for a decoded source (folders, hf:, wds:); nothing for in-memory
+    datasets."""
     return f" ({data.cache.describe()})" if data.cache is not None else ""
 
 
 def frozen_clause(method: Any) -> str:
-    """``", from teacher resnet18 (11.2M params, simclr run, 32px, RUN/checkpoints/last.pt)"`` per frozen module."""
+    """``", from teacher resnet18 (11.2M params, simclr run, 32px, RUN/checkpoints/last.pt)"`` per frozen
+    module."""
     parts = []
     for name, seen in method.frozen_provenance().items():
         trained = f"{seen['method']} run, " if seen.get("method") else ""

@@ -84,7 +84,8 @@ def requested_config(
             if identity in given and identity in values and given[identity] != values[identity]:
                 raise ConfigError(
                     f"--resume continues the {values[identity]} run in {saved.parent}; it cannot change "
-                    f"--{identity} to {given[identity]}: drop --{identity}, or start a new run in another --out"
+                    f"--{identity} to {given[identity]}: drop --{identity}, "
+                    "or start a new run in another --out"
                 )
     values = {**values, **given}
     values["method_overrides"] = {
@@ -140,7 +141,8 @@ def resolve_method_config(config: TrainConfig) -> MethodConfig:
 def resolved_train_config(
     config: TrainConfig, method_config: MethodConfig, image_size: int | None = None
 ) -> TrainConfig:
-    """``config`` with every default filled in; written as ``RUN/config.yaml`` and loadable by ``--config``."""
+    """``config`` with every default filled in; written as ``RUN/config.yaml`` and loadable by
+    ``--config``."""
     overrides = {k: v for k, v in config_to_dict(method_config).items() if k != "batch_size"}
     return dataclasses.replace(
         config,
@@ -172,11 +174,13 @@ def resume_changes(
         )
         raise ConfigError(
             f"--resume cannot change {', '.join(refused)} of the run in {source} ({listed}); "
-            f"a resume may change only {', '.join(RESUMABLE)}. Drop those options, or start a new run in another --out"
+            f"a resume may change only {', '.join(RESUMABLE)}. "
+            "Drop those options, or start a new run in another --out"
         )
     if resolved.epochs < epochs_done:
         raise ConfigError(
-            f"--epochs {resolved.epochs} is fewer than the {epochs_done} epoch(s) {source} has already trained"
+            f"--epochs {resolved.epochs} is fewer than the {epochs_done} epoch(s) {source} "
+            "has already trained"
         )
     return {key: pair for key, pair in differences.items() if key not in PER_CALL_LIMITS}
 
@@ -199,7 +203,8 @@ def config_differences(saved: dict[str, Any], resolved: TrainConfig) -> dict[str
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"method_overrides": {"optimizer": {"lr": 1}}}`` -> ``{"method_overrides.optimizer.lr": 1}`` (lists as tuples)."""
+    """``{"method_overrides": {"optimizer": {"lr": 1}}}`` -> ``{"method_overrides.optimizer.lr": 1}``
+    (lists as tuples)."""
     flat: dict[str, Any] = {}
     for key, value in values.items():
         if isinstance(value, dict):

@@ -63,9 +63,8 @@ def set_deterministic(enabled: bool) -> None:
     """Deterministic kernels (bit-exact resumes on the CPU) or the fastest ones (cuDNN autotuning)."""
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    if (
-        torch.are_deterministic_algorithms_enabled() != enabled
-    ):  # the call itself imports torch._dynamo (seconds)
+    # the call itself imports torch._dynamo (seconds)
+    if torch.are_deterministic_algorithms_enabled() != enabled:
         torch.use_deterministic_algorithms(enabled, warn_only=True)
     torch.backends.cudnn.deterministic = enabled
     torch.backends.cudnn.benchmark = not enabled

@@ -3,8 +3,9 @@
 ``RUN/.lock`` is held with ``fcntl.flock`` for as long as a training process writes the
 folder, and removed when it finishes. The kernel drops the lock when its process dies
 however it dies (SIGKILL, power loss), so a killed run never blocks its own ``--resume``,
-and the file records which process holds it so a refused second writer can name it. edgessl keeps this small lock
-rather than the ``filelock`` package because the refused process must read the holder's
+and the file records which process holds it so a refused second writer can name it. edgessl
+keeps this small lock rather than the ``filelock`` package because the refused process must
+read the holder's
 pid from the lock file, which ``filelock`` empties when it tries to acquire.
 
 Checkpoints are written atomically (a temporary file, then a rename), so a save killed
@@ -93,7 +94,8 @@ def lock_current_file(path: Path, wait: bool) -> int:
             holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
             raise RunFolderBusy(
-                f"{path.parent} is being written by {holder}; wait for it to finish, stop it, or choose another --out"
+                f"{path.parent} is being written by {holder}; "
+                "wait for it to finish, stop it, or choose another --out"
             ) from None
         except OSError as exc:  # e.g. ENOLCK: a network filesystem mounted without lock support
             os.close(fd)
@@ -142,6 +144,7 @@ def check_free_space(run_dir: Path, bytes_needed: int) -> None:
     free = shutil.disk_usage(folder).free
     if free < bytes_needed:
         raise EdgesslError(
-            f"{folder} has {free / 1e9:.2f} GB free but the run's checkpoints need about {bytes_needed / 1e9:.2f} GB; "
+            f"{folder} has {free / 1e9:.2f} GB free but the run's checkpoints need about "
+            f"{bytes_needed / 1e9:.2f} GB; "
             "free some space, choose another --out, or raise --save-every"
         )

@@ -34,7 +34,8 @@ class PendingStep:
 
 
 def read_back(pending: list[PendingStep], accelerator: Any, images_per_s: float) -> list[dict[str, Any]]:
-    """The records of ``pending`` steps: one device sync, averaged over processes, up to the first non-finite loss.
+    """The records of ``pending`` steps: one device sync, averaged over processes, up to the first
+    non-finite loss.
 
     A non-finite loss is recorded as ``null`` and ends the list, so the log shows where
     the run went wrong and stops there.

@@ -39,7 +39,8 @@ def plan_batches(
 ) -> BatchPlan:
     if global_batch % (num_processes * grad_accum):
         raise ConfigError(
-            f"batch size {global_batch} does not split into {num_processes} process(es) x {grad_accum} accumulation step(s); "
+            f"batch size {global_batch} does not split into {num_processes} process(es) x {grad_accum} "
+            "accumulation step(s); "
             f"use a multiple of {num_processes * grad_accum}"
         )
     steps = num_images // global_batch
@@ -51,7 +52,8 @@ def plan_batches(
 
 
 def epoch_permutation(num_images: int, seed: int, epoch: int) -> torch.Tensor:
-    """The epoch's shuffled order; a function of (seed, epoch) only, so every process and every resume agrees."""
+    """The epoch's shuffled order; a function of (seed, epoch) only, so every process and every resume
+    agrees."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(num_images, generator=generator)
 

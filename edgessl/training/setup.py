@@ -61,7 +61,8 @@ def make_accelerator(config: TrainConfig, run_dir: Path):  # -> accelerate.Accel
 
 
 def start_from_weights(method: Method, path: str) -> None:
-    """Load outside encoder weights into ``method`` and copy them into its momentum targets (they start equal)."""
+    """Load outside encoder weights into ``method`` and copy them into its momentum targets (they start
+    equal)."""
     from edgessl.backbones import load_backbone_weights
 
     load_backbone_weights(method.representation().encoder, path)
@@ -71,9 +72,9 @@ def start_from_weights(method: Method, path: str) -> None:
 
 
 def checkpoint_bytes_to_write(method: Method, config: TrainConfig, start_epoch: int) -> int:
-    """Rough disk need of the rest of the run: each checkpoint to come (the epoch files still due, ``last.pt``,
-    one temporary file during a write) holds the stored state (not the frozen modules) plus up to two
-    optimiser slots per trainable parameter."""
+    """Rough disk need of the rest of the run: each checkpoint to come (the epoch files still due,
+    ``last.pt``, one temporary file during a write) holds the stored state (not the frozen modules)
+    plus up to two optimiser slots per trainable parameter."""
     stored = sum(t.numel() * t.element_size() for t in method.state_dict().values())
     one = stored + 2 * sum(p.numel() * p.element_size() for p in method.trainable_parameters())
     remaining = range(start_epoch + 1, config.epochs + 1)
@@ -102,7 +103,8 @@ def resume_point(run_dir: Path, resume: bool, config: TrainConfig) -> ResumePoin
         writer = live_writer(run_dir)
         if writer is not None:
             raise RunFolderBusy(
-                f"{run_dir} is being written by {writer}; wait for it to finish, stop it, or choose another --out"
+                f"{run_dir} is being written by {writer}; "
+                "wait for it to finish, stop it, or choose another --out"
             )
         raise ConfigError(
             f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
@@ -123,7 +125,8 @@ def resume_point(run_dir: Path, resume: bool, config: TrainConfig) -> ResumePoin
 
 
 def check_frozen_unchanged(method: Method, resume: ResumePoint | None) -> None:
-    """A resume rebuilds the frozen modules (a teacher) from their source: refuse one whose weights changed."""
+    """A resume rebuilds the frozen modules (a teacher) from their source: refuse one whose weights
+    changed."""
     if resume is None:
         return
     recorded = resume.checkpoint["metadata"].get("frozen", {})
@@ -131,7 +134,8 @@ def check_frozen_unchanged(method: Method, resume: ResumePoint | None) -> None:
         before = recorded.get(name, {})
         if before.get("sha256") != now.get("sha256"):
             raise CheckpointError(
-                f"the {name} of {resume.path} changed since the run started: {now.get('source')} now hashes to "
+                f"the {name} of {resume.path} changed since the run started: {now.get('source')} "
+                "now hashes to "
                 f"{str(now.get('sha256'))[:12]}, the run was trained with {str(before.get('sha256'))[:12]}; "
                 f"restore that {name}, or start a new run in another --out"
             )

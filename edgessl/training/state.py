@@ -74,11 +74,13 @@ class TrainingState:
     def load_state_dict(
         self, checkpoint: dict[str, Any], source: Path, changes: dict[str, tuple[Any, Any]]
     ) -> None:
-        """Continue from ``checkpoint``; ``changes`` (what this resume changes) is recorded for the metadata."""
+        """Continue from ``checkpoint``; ``changes`` (what this resume changes) is recorded for the
+        metadata."""
         saved = checkpoint["position"]
         if saved["steps_per_epoch"] != self.steps_per_epoch:
             raise CheckpointError(
-                f"{source} was trained with {saved['steps_per_epoch']} steps per epoch, this run has {self.steps_per_epoch}; "
+                f"{source} was trained with {saved['steps_per_epoch']} steps per epoch, "
+                f"this run has {self.steps_per_epoch}; "
                 "resume with the same data and batch size"
             )
         load_weights(self.step.method, checkpoint["model"], str(source))
@@ -111,9 +113,11 @@ def checkpoint_metadata(
     from edgessl.config import config_to_dict
 
     return {
-        "method": config.method, "recipe": config.recipe, "backbone": config.backbone, "dataset": config.data, "split": config.split,
+        "method": config.method, "recipe": config.recipe, "backbone": config.backbone, "dataset": config.data,
+        "split": config.split,
         "method_config": config_to_dict(method_config), "train_config": config_to_dict(config),
-        "num_images": len(dataset), "image_size": dataset.image_size, "mean": list(dataset.mean), "std": list(dataset.std),
+        "num_images": len(dataset), "image_size": dataset.image_size, "mean": list(dataset.mean),
+        "std": list(dataset.std),
         "epoch": position.epoch, "step": position.step, "resumes": list(position.resumes),
         "num_processes": accelerator.num_processes, "mixed_precision": accelerator.mixed_precision,
         "edgessl_version": __version__,
@@ -145,4 +149,7 @@ class TrainResult:
         partial = self.steps - self.epochs_done * self.steps_per_epoch
         if partial == 0:
             return f"{self.epochs_done} epoch(s)"
-        return f"{self.epochs_done} full epoch(s) + {partial}/{self.steps_per_epoch} steps of epoch {self.epochs_done + 1}"
+        return (
+            f"{self.epochs_done} full epoch(s) + {partial}/{self.steps_per_epoch} steps of epoch "
+            f"{self.epochs_done + 1}"
+        )

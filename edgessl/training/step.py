@@ -32,7 +32,8 @@ from edgessl.training.optim import (
 
 @dataclass
 class TrainStep:
-    """What one optimiser step updates (accelerate-prepared model and optimiser, schedules) and samples from."""
+    """What one optimiser step updates (accelerate-prepared model and optimiser, schedules) and samples
+    from."""
 
     accelerator: Any  # accelerate.Accelerator
     model: torch.nn.Module  # the method, wrapped by accelerate (DDP under several processes)
@@ -94,7 +95,8 @@ def build_train_step(
     total_steps: int,
     images: torch.Tensor,
 ) -> TrainStep:
-    """The step of ``method`` on ``accelerator``'s device: optimiser at ``batch_size``'s scaled lr, schedules, images fed."""
+    """The step of ``method`` on ``accelerator``'s device: optimiser at ``batch_size``'s scaled lr,
+    schedules, images fed."""
     check_clipping(optimizer_config)
     method.to(accelerator.device)
     optimizer = build_optimizer(method, optimizer_config, batch_size)

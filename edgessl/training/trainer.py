@@ -116,7 +116,8 @@ class Trainer:
     # ----------------------------------------------------------------------- the loop
 
     def step(self, order: torch.Tensor, batch_in_epoch: int) -> StepOutput:
-        """The optimiser step of batch ``batch_in_epoch`` of the epoch's ``order``; the loss stays on the device."""
+        """The optimiser step of batch ``batch_in_epoch`` of the epoch's ``order``; the loss stays on the
+        device."""
         position = self.state.position
         chunks = micro_batches(order, self.plan, batch_in_epoch)
         progress = TrainingProgress(position.step, self.plan.steps_per_epoch, self.total_steps)
@@ -211,7 +212,8 @@ class Trainer:
         )  # fmt: skip
 
     def _advance(self, pending: list[PendingStep]) -> bool:
-        """One step at the sampler's position, queued in ``pending`` (with the monitor at due epoch ends); True at an epoch end."""
+        """One step at the sampler's position, queued in ``pending`` (with the monitor at due epoch ends);
+        True at an epoch end."""
         position, steps_per_epoch = self.state.position, self.plan.steps_per_epoch
         batch_in_epoch = position.batch_in_epoch(steps_per_epoch)
         lr = self.train_step.scheduler.get_last_lr()[0]
@@ -225,13 +227,15 @@ class Trainer:
         return epoch_end
 
     def _should_stop(self, stop: StopRequest) -> bool:
-        """Ctrl-C or the time budget on any process stops every process at this step: one reduce of one tensor."""
+        """Ctrl-C or the time budget on any process stops every process at this step: one reduce of one
+        tensor."""
         seconds = self.state.position.prior_seconds + time.perf_counter() - self.segment_start
         out_of_time = self.config.time_budget_s is not None and seconds >= self.config.time_budget_s
         return stop.agreed(self.accelerator, out_of_time)
 
     def _flush(self, pending: list[PendingStep], log: MetricsLog | None) -> dict[str, Any]:
-        """Log the pending steps (metrics.jsonl, trackers) and return the last record; a NaN/inf loss stops the run."""
+        """Log the pending steps (metrics.jsonl, trackers) and return the last record; a NaN/inf loss stops
+        the run."""
         now, elapsed = time.perf_counter(), time.perf_counter() - self.window_start
         records = read_back(
             pending, self.accelerator, len(pending) * self.plan.global_batch / max(elapsed, 1e-9)

@@ -1,4 +1,5 @@
-"""Outside weights: torchvision / timm / edgessl layouts, wrappers, and one-line errors for what does not fit."""
+"""Outside weights: torchvision / timm / edgessl layouts, wrappers, and one-line errors for what does not
+fit."""
 
 from __future__ import annotations
 
@@ -45,9 +46,8 @@ def test_torchvision_state_dict_loads_every_tensor_and_skips_the_classifier(
 
 def test_timm_state_dict_gives_timms_features(tmp_path: Path) -> None:
     torch.manual_seed(2)
-    source = timm.create_model(
-        "efficientnet_lite0", pretrained=False
-    ).eval()  # with its 1000-class classifier
+    # with its 1000-class classifier
+    source = timm.create_model("efficientnet_lite0", pretrained=False).eval()
     path = tmp_path / "lite0.safetensors"
     save_file(source.state_dict(), path)
     encoder = build_backbone("efficientnet_lite0")
@@ -98,9 +98,8 @@ def test_wrong_shape_and_unsafe_or_foreign_files_are_refused(tmp_path: Path) -> 
     ):
         load_backbone_weights(build_backbone("resnet18"), shaped)
     pickled = tmp_path / "pickled.pth"
-    torch.save(
-        {"conv1.weight": torch.nn.Conv2d(3, 64, 7)}, pickled
-    )  # a module, not a tensor: weights_only refuses it
+    # a module, not a tensor: weights_only refuses it
+    torch.save({"conv1.weight": torch.nn.Conv2d(3, 64, 7)}, pickled)
     with pytest.raises(CheckpointError, match="cannot read weights"):
         load_backbone_weights(build_backbone("resnet18"), pickled)
     edgessl = tmp_path / "run.pt"

@@ -56,7 +56,8 @@ def smoke(subset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[
     env["PYTHONPATH"] = os.pathsep.join([str(BENCHMARKS.parent), env.get("PYTHONPATH", "")])
     start = time.monotonic()
     done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "gpu_suite.py"), "--smoke", "--data", str(subset), "--out", str(out)],
+        [sys.executable, str(BENCHMARKS / "gpu_suite.py"), "--smoke", "--data", str(subset),
+         "--out", str(out)],
         capture_output=True, text=True, env=env, timeout=240, check=False,
     )  # fmt: skip
     seconds = time.monotonic() - start

@@ -1,4 +1,5 @@
-"""Every benchmark script still imports against today's package: a moved module breaks it here, not on the next run."""
+"""Every benchmark script still imports against today's package: a moved module breaks it here, not on
+the next run."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The decode-once cache: exact pixels, built by worker processes, resumed after a kill, shared, self-checking."""
+"""The decode-once cache: exact pixels, built by worker processes, resumed after a kill, shared,
+self-checking."""
 
 from __future__ import annotations
 

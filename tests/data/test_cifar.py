@@ -38,7 +38,8 @@ def real_images(cifar10_small) -> list[tuple[int, np.ndarray]]:
 
 
 def write_cifar10(root: Path, images: list[tuple[int, np.ndarray]], meta: bool = True) -> dict[str, list]:
-    """``root/cifar-10-batches-bin``: 4 records in each data_batch_N.bin (20), the other 10 in test_batch.bin."""
+    """``root/cifar-10-batches-bin``: 4 records in each data_batch_N.bin (20), the other 10 in
+    test_batch.bin."""
     folder = root / "cifar-10-batches-bin"
     folder.mkdir(parents=True)
     order = [images[i] for i in np.random.default_rng(0).permutation(len(images))]

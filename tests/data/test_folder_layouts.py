@@ -63,8 +63,8 @@ def test_train_and_val_val_serves_as_test_and_pretext_is_train(cifar10_small, tm
     assert test.mean == train.mean
     source = split_source(str(tmp_path), "test")
     assert (
-        source
-        == f"the test split: 6 files from {tmp_path / 'val'}/ (val/ serves as the test split: there is no test/)"
+        source == f"the test split: 6 files from {tmp_path / 'val'}/ "
+        "(val/ serves as the test split: there is no test/)"
     )
     assert split_source(str(tmp_path), "train") == f"the train split: 12 files from {tmp_path / 'train'}/"
     assert "without labels" in split_source(str(tmp_path), "unlabeled")

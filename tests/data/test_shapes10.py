@@ -45,9 +45,8 @@ def test_splits_share_no_image(splits) -> None:
         name: {hashlib.sha1(image.tobytes()).digest() for image in split.images}
         for name, split in splits.items()
     }
-    assert all(
-        len(d) == len(splits[name]) for name, d in digests.items()
-    )  # no duplicates inside a split either
+    # no duplicates inside a split either
+    assert all(len(d) == len(splits[name]) for name, d in digests.items())
     assert not digests["train"] & digests["test"]
     assert not digests["unlabeled"] & (digests["train"] | digests["test"])
 

@@ -72,9 +72,8 @@ def test_shards_give_the_folder_arrays(folder, tmp_path) -> None:
     counts = write_shards(folder, tmp_path / "shards")
     assert counts["train"] > 1
     braces = f"wds:{tmp_path / 'shards'}/{{split}}-{{000000..{counts['train'] - 1:06d}}}.tar"
-    with pytest.raises(
-        DataError, match=r"shard .*test-00000\d\.tar does not exist"
-    ):  # test has fewer shards than train
+    # test has fewer shards than train
+    with pytest.raises(DataError, match=r"shard .*test-00000\d\.tar does not exist"):
         read_split_arrays(braces, "train", image_size=32)
     spec = f"wds:{tmp_path / 'shards'}/{{split}}-*.tar"
     for split in ("train", "test", "unlabeled"):

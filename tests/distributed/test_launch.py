@@ -103,7 +103,8 @@ def test_a_launch_that_got_fewer_processes_than_asked_is_refused(monkeypatch: py
 
 
 def test_online_knn_under_two_processes_measures_the_checkpoint_it_saves(tmp_path: Path) -> None:
-    """RotNet keeps per-process BatchNorm: the monitor must see the averaged statistics the epoch file holds."""
+    """RotNet keeps per-process BatchNorm: the monitor must see the averaged statistics the epoch file
+    holds."""
     run = tmp_path / "run"
     launched = accelerate_launch(
         "--multi_gpu", "--num_processes", "2", "--main_process_port", "0", "-m", "edgessl", "train",

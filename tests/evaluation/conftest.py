@@ -121,5 +121,6 @@ def colour_data():
 
 @pytest.fixture
 def write_run():
-    """``write_run(folder, epochs=(10, 5, 20, 15))``: epoch checkpoints (written out of order) plus last.pt."""
+    """``write_run(folder, epochs=(10, 5, 20, 15))``: epoch checkpoints (written out of order) plus
+    last.pt."""
     return write_run_folder

@@ -1,4 +1,5 @@
-"""Export from a real checkpoint: a run folder exports its LAST epoch; int8 on briefly trained SimCLR features.
+"""Export from a real checkpoint: a run folder exports its LAST epoch; int8 on briefly trained SimCLR
+features.
 
 Needs the methods (written separately): skipped with the reason until SimCLR is registered.
 """
@@ -45,9 +46,8 @@ def run_folder(cifar10_small: Path, tmp_path_factory) -> tuple[Path, str]:
     run = tmp_path_factory.mktemp("run")
     for epoch in (1, 2):
         method.train()
-        for batch in images[torch.randperm(len(images))[:16]].split(
-            16
-        ):  # one SimCLR step per epoch (steps are slow on CPU)
+        # one SimCLR step per epoch (steps are slow on CPU)
+        for batch in images[torch.randperm(len(images))[:16]].split(16):
             loss = method(batch).loss
             optimizer.zero_grad()
             loss.backward()

@@ -133,10 +133,8 @@ def test_ort_format_loads_and_lists_operators(exported, data):
         )
     operators = exported.mobile.operators
     flat = {op for ops in operators.values() for op in ops}
-    assert {"TopK", "QuantizeLinear"} <= flat and {
-        "Conv",
-        "FusedConv",
-    } & flat  # Conv+ReLU fuses to com.microsoft FusedConv
+    # Conv+ReLU fuses to com.microsoft FusedConv
+    assert {"TopK", "QuantizeLinear"} <= flat and {"Conv", "FusedConv"} & flat
     assert exported.mobile.config.read_text().count(";") >= 2 * len(operators)
 
 
@@ -184,7 +182,7 @@ from edgessl.export.ort_eval import evaluate_onnx
 result = evaluate_onnx(sys.argv[1], sys.argv[2], protocols=("knn", "linear"), k={k})
 np.save(sys.argv[3], result["predictions"]["knn"])
 print(json.dumps({{"torch": "torch" in sys.modules, "knn": result["knn"]["accuracy"], "linear": result["linear"]["accuracy"]}}))
-"""
+"""  # noqa: E501
 
 
 def test_onnx_only_evaluation_imports_no_torch_and_matches_pytorch_knn(exported, model, data, tmp_path):

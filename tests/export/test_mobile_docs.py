@@ -143,22 +143,21 @@ def test_ort_file_carries_class_names_and_runs_with_saved_runtime_optimisations(
 ):
     path = exported.files["fixed.linear.uint8.ort"]
     plain = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    names = json.loads(
-        plain.get_modelmeta().custom_metadata_map["edgessl.class_names"]
-    )  # what the Kotlin snippet reads
+    # what the Kotlin snippet reads
+    names = json.loads(plain.get_modelmeta().custom_metadata_map["edgessl.class_names"])
     assert len(names) == 10 and names == sorted(names)
     options = ort.SessionOptions()
-    options.add_session_config_entry(
-        "session.enable_saved_runtime_optimizations", "1"
-    )  # as both snippets set it
+    # as both snippets set it
+    options.add_session_config_entry("session.enable_saved_runtime_optimizations", "1")
     replayed = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     _, height, width, _ = plain.get_inputs()[0].shape
     images = torch.from_numpy(
         read_split_arrays(str(cifar10_small), "test", image_size=SIZE).images[:4]
     ).float()
+    # real images, camera-sized
     frames = (
         torch.nn.functional.interpolate(images, size=(height, width), mode="bilinear").round().to(torch.uint8)
-    )  # real images, camera-sized
+    )
     nhwc = np.ascontiguousarray(frames.permute(0, 2, 3, 1).numpy())
     np.testing.assert_array_equal(
         run_batches(replayed, nhwc, output="label"), run_batches(plain, nhwc, output="label")

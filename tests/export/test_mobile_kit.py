@@ -145,13 +145,13 @@ def test_report_in_metadata_equals_onnxruntime_checker_command(exported):
 def test_camera_copy_gives_the_float_graphs_features_on_the_same_frames(exported, data):
     spec, _, _ = data
     height, width = FRAME
+    # real 40x48 frames
     frames = read_split_arrays(spec, "test", image_size=width).images[:10, :, (width - height) // 2 :][
         :, :, :height
-    ]  # real 40x48 frames
+    ]
     left = (width - height) // 2
-    square = (
-        torch.from_numpy(frames[:, :, :, left : left + height]).float() / 255.0
-    )  # the centre crop, done here by hand
+    # the centre crop, done here by hand
+    square = torch.from_numpy(frames[:, :, :, left : left + height]).float() / 255.0
     unit = F.interpolate(square, size=(SIZE, SIZE), mode="bilinear", align_corners=False).numpy()
     nhwc = np.ascontiguousarray(frames.transpose(0, 2, 3, 1))
     for role in ("fixed", "fixed.int8", "fp32"):
@@ -191,13 +191,8 @@ def test_fixed_shape_files_get_runtime_style_ort_and_one_operator_config(exporte
         and styles[exported.files["int8.ort"].name] == "Fixed"
     )
     ops = {op for names in exported.mobile.operators.values() for op in names}
-    assert {
-        "GlobalAveragePool",
-        "Resize",
-        "Cast",
-        "QuantizeLinear",
-        "QLinearConv",
-    } <= ops  # Runtime (QDQ kept) and Fixed (fused) files
+    # Runtime (QDQ kept) and Fixed (fused) files
+    assert {"GlobalAveragePool", "Resize", "Cast", "QuantizeLinear", "QLinearConv"} <= ops
     session = open_session(exported.files["fixed.uint8.ort"])
     assert session.get_inputs()[0].type == "tensor(uint8)"
     assert not [p for p in exported.files["fp32"].parent.iterdir() if p.name.startswith(".")], (

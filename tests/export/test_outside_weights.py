@@ -164,9 +164,8 @@ def test_profile_records_the_weights_and_bad_weights_are_one_line(weights, tmp_p
         and "missing 312 keys" in err
     )
     out = tmp_path / "never"
-    assert (
-        main(["export", "--weights", str(path), "--data", "shapes10", "--out", str(out)]) == 2
-    )  # no --backbone
+    # no --backbone
+    assert main(["export", "--weights", str(path), "--data", "shapes10", "--out", str(out)]) == 2
     assert (
         main(
             [

@@ -1,4 +1,5 @@
-"""Every numeric field of every method's config declares its valid range, and a value outside it is refused."""
+"""Every numeric field of every method's config declares its valid range, and a value outside it is
+refused."""
 
 from __future__ import annotations
 

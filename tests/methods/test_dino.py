@@ -86,9 +86,8 @@ def test_center_update_is_the_ema_of_batch_means() -> None:
 
 def test_the_method_centres_on_the_teachers_outputs_of_both_global_views(small_method: SmallMethod) -> None:
     torch.manual_seed(0)
-    method = small_dino(
-        small_method
-    )  # squeezenet, no BatchNorm: the teacher's outputs depend on the views only
+    # squeezenet, no BatchNorm: the teacher's outputs depend on the views only
+    method = small_dino(small_method)
     assert "center" in method.state_dict() and not method.center.any()  # saved and resumed; starts at 0
     center = torch.zeros(1, method.config.out_dim)
     for seed in range(3):

@@ -18,7 +18,8 @@ def cos(u: torch.Tensor, v: torch.Tensor) -> float:
 
 
 def nt_xent_by_loops(a: torch.Tensor, b: torch.Tensor, t: float) -> float:
-    """SimCLR eq. 1 literally: l(i, j) = -log exp(s_ij/t) / sum_{k != i} exp(s_ik/t), averaged over 2N anchors."""
+    """SimCLR eq. 1 literally: l(i, j) = -log exp(s_ij/t) / sum_{k != i} exp(s_ik/t), averaged over 2N
+    anchors."""
     z = torch.cat([a, b]).double()
     n = len(a)
     total = 0.0
@@ -171,7 +172,8 @@ def barlow_twins_by_loops(a: torch.Tensor, b: torch.Tensor) -> tuple[float, floa
 
 
 def vicreg_by_loops(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-4) -> tuple[float, float, float]:
-    """Bardes et al. 2022 eq. 1-5 term by term, normalised as their released code: (invariance, variance, covariance)."""
+    """Bardes et al. 2022 eq. 1-5 term by term, normalised as their released code: (invariance, variance,
+    covariance)."""
     n, d = a.shape
     invariance = sum(float(a[k, j] - b[k, j]) ** 2 for k in range(n) for j in range(d)) / (n * d)
 

@@ -1,4 +1,5 @@
-"""Recipes: every method has ``paper`` and ``short``, each resolves to a valid config, and resolution order holds."""
+"""Recipes: every method has ``paper`` and ``short``, each resolves to a valid config, and resolution
+order holds."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Barlow Twins and VICReg as methods: separate per-view passes, diagnostics, and the papers' optimiser groups."""
+"""Barlow Twins and VICReg as methods: separate per-view passes, diagnostics, and the papers' optimiser
+groups."""
 
 from __future__ import annotations
 

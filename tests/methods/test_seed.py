@@ -13,7 +13,8 @@ MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
 def released_seed_loss(s_emb, t_emb, queue_dk, t, temp):
     """jacobswan1/SEED ``seed/builder.py`` forward + ``tools/utils.py`` soft_cross_entropy, re-expressed:
-    the queue is (dim, K) there, the logits are einsums, and the loss sums over the batch then divides by N."""
+    the queue is (dim, K) there, the logits are einsums, and the loss sums over the batch then divides
+    by N."""
     s_emb = torch.nn.functional.normalize(s_emb, dim=1)
     t_emb = torch.nn.functional.normalize(t_emb, dim=1)
     logit_stu = torch.einsum("nc,ck->nk", s_emb, queue_dk)
@@ -72,7 +73,6 @@ def test_seed_step_enqueues_the_teacher_embeddings_and_never_trains_the_teacher(
 def test_seed_student_head_maps_to_the_teacher_width() -> None:
     config = SEEDConfig(teacher=teacher_config(), queue_size=8)
     method = build_method("seed", "squeezenet", 32, MEAN, STD, config)
-    assert (
-        method.head[0].in_features == method.encoder.feature_dim == method.head[0].out_features
-    )  # SEED's MLP
+    # SEED's MLP
+    assert method.head[0].in_features == method.encoder.feature_dim == method.head[0].out_features
     assert method.head[-1].out_features == method.teacher.feature_dim == method.queue.shape[1]

@@ -35,9 +35,8 @@ def test_cpu_meter_models_tdp_share_of_cores_used() -> None:
 
 
 def test_region_table_and_bad_inputs() -> None:
-    assert grid_intensity("gcp:asia-southeast1") == pytest.approx(
-        0.419
-    )  # the study's region (it rounded to 0.42)
+    # the study's region (it rounded to 0.42)
+    assert grid_intensity("gcp:asia-southeast1") == pytest.approx(0.419)
     with pytest.raises(UnknownNameError, match="asia-southeast1"):
         grid_intensity("gcp:asia-southeast")
     with pytest.raises(ConfigError, match="PUE"):

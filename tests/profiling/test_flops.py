@@ -72,7 +72,8 @@ def test_study_backbones_match_the_study_row_and_both_counters_agree(name: str) 
 
 
 class _FunctionalHead(nn.Module):
-    """A conv followed by a projection done with torch.matmul on a bare parameter: thop sees no module for it."""
+    """A conv followed by a projection done with torch.matmul on a bare parameter: thop sees no module for
+    it."""
 
     def __init__(self) -> None:
         super().__init__()

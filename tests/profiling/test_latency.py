@@ -53,9 +53,8 @@ def test_latency_rows_are_positive_ordered_by_batch_and_ratios_are_consistent(
         assert 0 < row.median_ms <= row.p90_ms and row.threads == 1
         assert row.speedup_vs_eager == pytest.approx(rows[("eager", batch_size)].median_ms / row.median_ms)
         if batch_size == 32:
-            assert (
-                row.median_ms > rows[(backend, 1)].median_ms
-            )  # a batch of 32 takes longer per call than 1 image
+            # a batch of 32 takes longer per call than 1 image
+            assert row.median_ms > rows[(backend, 1)].median_ms
     assert rows[("eager", 1)].speedup_vs_eager == 1.0
 
 

@@ -56,12 +56,12 @@ LATENCY = {
 }  # fmt: skip
 TRAINING = {
     "method", "backbone", "image_size", "batch_size", "steps", "warmup", "threads", "device", "optimizer",
-    "images_per_second", "epochs", "epoch_images", "seconds_per_step", "seconds_per_epoch", "projected_seconds",
-    "energy_per_epoch", "projected_energy",
+    "images_per_second", "epochs", "epoch_images", "seconds_per_step", "seconds_per_epoch",
+    "projected_seconds", "energy_per_epoch", "projected_energy",
 }  # fmt: skip
 ENERGY = {
-    "seconds", "energy_kwh", "co2_kg", "source", "gpu_kwh", "cpu_kwh", "gpu_tdp_w", "cpu_tdp_w", "cpu_fraction",
-    "pue", "grid_intensity_kg_per_kwh",
+    "seconds", "energy_kwh", "co2_kg", "source", "gpu_kwh", "cpu_kwh", "gpu_tdp_w", "cpu_tdp_w",
+    "cpu_fraction", "pue", "grid_intensity_kg_per_kwh",
 }  # fmt: skip
 
 _FAST = [

@@ -125,9 +125,8 @@ def test_presets_and_yaml_configs(tmp_path: Path) -> None:
     )
     quick = resolve_study("study-quick")
     assert quick.train.data == "shapes10" and quick.protocol == "knn"
-    assert (
-        full.train.recipe == quick.train.recipe == "short"
-    )  # the presets' epochs are the short recipes' regime
+    # the presets' epochs are the short recipes' regime
+    assert full.train.recipe == quick.train.recipe == "short"
     config_file = tmp_path / "mine.yaml"
     config_file.write_text(
         "methods: [simclr]\nbackbones: [squeezenet, resnet18]\nbatch_sizes: {simclr-resnet18: 8}\n"
@@ -173,10 +172,11 @@ def test_cli_lists_and_prints_presets(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["study", "study-quick", "--data-root", "/data/here", "--print-config"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["train"]["data_root"] == "/data/here" and printed["train"]["recipe"] == "short"
+    # what --print-config prints loads back as the same study
     assert study_from_dict(printed) == replace(
         resolve_study("study-quick"),
         train=replace(resolve_study("study-quick").train, data_root="/data/here"),
-    )  # what --print-config prints loads back as the same study
+    )
     assert main(["study", "study-quick", "--table-protocol", "linear"]) == 2
     assert "not one of protocols" in capsys.readouterr().err
 

@@ -24,7 +24,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def seeded_study(root: Path) -> StudyConfig:
-    """A finished 2 methods x 2 backbones x 3 seeds study folder: study.json, metrics and one explain picture."""
+    """A finished 2 methods x 2 backbones x 3 seeds study folder: study.json, metrics and one explain
+    picture."""
     config = StudyConfig(
         methods=("simclr", "rotnet"),
         backbones=("resnet18", "squeezenet"),

@@ -46,9 +46,8 @@ class FakeStudy:
         self.train_calls.append((run_dir.name, resume, epochs))
         if run_dir.name == self.fail_on:
             raise Interrupted(run_dir.name)
-        step = min(
-            10 * min(epochs, self.stop_at_epoch or epochs), max_steps or 10 * epochs
-        )  # 10 steps per epoch
+        # 10 steps per epoch
+        step = min(10 * min(epochs, self.stop_at_epoch or epochs), max_steps or 10 * epochs)
         reached = step // 10
         save_checkpoint({"metadata": {"epoch": reached, "step": step}}, run_dir / CHECKPOINT_DIR / LAST)
         if reached < epochs and step != max_steps:
@@ -109,9 +108,8 @@ def test_a_new_study_whose_first_cell_refuses_to_start_leaves_no_folder(
     monkeypatch.setattr(runner, "pretrain", refuse)
     with pytest.raises(EdgesslError, match="GB free"):
         runner.run_study(config(tmp_path))
-    assert (
-        len(fake.train_calls) == 1 and list(tmp_path.iterdir()) == []
-    )  # no study.yaml, claim or cell folder
+    # no study.yaml, claim or cell folder
+    assert len(fake.train_calls) == 1 and list(tmp_path.iterdir()) == []
     kept = tmp_path / "study"
     kept.mkdir()
     (kept / "notes.txt").write_text("mine")
@@ -225,9 +223,8 @@ def test_a_diverged_run_is_kept_as_a_result_and_the_study_goes_on(
         "rotnet seed 0",
         "rotnet seed 0",
     )
-    assert (
-        rows["Avg. training time (s)"].values[0] == 1.0
-    )  # simclr's alone: the diverged run costs nothing here
+    # simclr's alone: the diverged run costs nothing here
+    assert rows["Avg. training time (s)"].values[0] == 1.0
     again = runner.run_study(config(tmp_path))
     assert again.skipped == ["simclr-squeezenet-seed0", "rotnet-squeezenet-seed0"]  # not retried
     assert [name for name, _, _ in fake.train_calls].count("rotnet-squeezenet-seed0") == 1

@@ -1,4 +1,5 @@
-"""A study spread over workers: disjoint shares, cells claimed by a lock, one table from whatever is finished."""
+"""A study spread over workers: disjoint shares, cells claimed by a lock, one table from whatever is
+finished."""
 
 from __future__ import annotations
 
@@ -78,21 +79,25 @@ def test_two_shards_at_once_finish_every_cell_exactly_once(tmp_path: Path) -> No
     file = tmp_path / "sharded.yaml"
     file.write_text(dump_study(config))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "COLUMNS": "200",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}  # fmt: skip
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
+                                                       os.environ.get("PYTHONPATH")]))}  # fmt: skip
     study = [sys.executable, "-m", "edgessl", "study", str(file), "--no-progress"]
-    workers = [  # shard 2 runs its cells' pretraining as separate jobs, as a cluster would with accelerate launch
-        subprocess.Popen([*study, "--shard", "1/2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
-        subprocess.Popen([*study, "--shard", "2/2", "--launcher", sys.executable], env=env, stdout=subprocess.PIPE,
+    # shard 2 runs its cells' pretraining as separate jobs, as a cluster would with accelerate launch
+    workers = [
+        subprocess.Popen([*study, "--shard", "1/2"], env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True),
+        subprocess.Popen([*study, "--shard", "2/2", "--launcher", sys.executable], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
     ]  # fmt: skip
     outputs = [worker.communicate(timeout=300)[0] for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], "\n".join(outputs)[-4000:]
 
     started = [[cell for cell in runner_cells(config) if f"] {cell}" in output] for output in outputs]
+    # cells 1, 3 | 2
     assert started == [
         ["rotnet-shufflenetv2-seed0", "byol-shufflenetv2-seed0"],
         ["simclr-shufflenetv2-seed0"],
-    ]  # cells 1, 3 | 2
+    ]
     assert "-m edgessl train --config" in outputs[1] and "-m edgessl train --config" not in outputs[0]
     root = Path(config.out)
     for cell in runner_cells(config):

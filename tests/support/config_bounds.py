@@ -1,4 +1,5 @@
-"""Values just outside the ranges config fields declare (``Annotated`` bounds), for tests that walk every field."""
+"""Values just outside the ranges config fields declare (``Annotated`` bounds), for tests that walk every
+field."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The tiny run the trainer tests share: the ``tiny`` method (``tests/training/conftest.py``) on 16 px shapes10.
+"""The tiny run the trainer tests share: the ``tiny`` method (``tests/training/conftest.py``) on 16 px
+shapes10.
 
 ``TINY_FLAGS`` is it as ``edgessl train`` flags; :func:`tiny_config` as a :class:`TrainConfig`,
 each test file passing what it varies (epochs, seed, checkpoint cadence, determinism).

@@ -33,7 +33,8 @@ class TinyMethod(Method):
 
     name = "tiny"
     Config = TinyConfig
-    # Fault hooks, set per test through the `tiny_faults` fixture (not config: a resume must not change config)
+    # Fault hooks, set per test through the `tiny_faults` fixture (not config: a resume must not change
+    # config)
     nan_at_call = 0  # > 0: the loss of that forward call and later ones is NaN (divergence tests)
     ctrl_c_at_call = 0  # > 0: that forward call sends this process SIGINT, as Ctrl-C would
 

@@ -1,4 +1,5 @@
-"""The batch feeders: prefetched batches are exactly the ones asked for, and training through them is unchanged.
+"""The batch feeders: prefetched batches are exactly the ones asked for, and training through them is
+unchanged.
 
 The CUDA-only parts (pinned buffers, the side stream and its event) run where a GPU is
 present; here the prefetching feeder runs its same thread and bookkeeping on the host.

@@ -29,11 +29,8 @@ def test_print_config_precedence_flags_over_yaml_over_defaults(
     )
     assert code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert (printed["epochs"], printed["batch_size"], printed["lr"]) == (
-        9,
-        48,
-        0.05,
-    )  # flag, file, method default
+    # flag, file, method default
+    assert (printed["epochs"], printed["batch_size"], printed["lr"]) == (9, 48, 0.05)
     assert (
         printed["method_overrides"]["noise"] == 0.5
         and printed["method_overrides"]["optimizer"]["name"] == "adam"

@@ -83,9 +83,8 @@ def test_teacher_stays_in_eval_mode_outside_the_optimiser_syncbn_and_the_disk_es
     stored = sum(t.numel() * t.element_size() for t in method.state_dict().values())
     trainable = sum(p.numel() * p.element_size() for p in method.trainable_parameters())
     one_run = TrainConfig(epochs=1, save_every=1)
-    assert checkpoint_bytes_to_write(method, one_run, 0) == 3 * (
-        stored + 2 * trainable
-    )  # epoch file, last, temp
+    # epoch file, last, temp
+    assert checkpoint_bytes_to_write(method, one_run, 0) == 3 * (stored + 2 * trainable)
 
 
 def test_resume_rebuilds_the_teacher_and_refuses_one_that_changed(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Learning signal on real images: short CPU pretrainings (SimCLR, RotNet) beat the same encoder at random init.
+"""Learning signal on real images: short CPU pretrainings (SimCLR, RotNet) beat the same encoder at
+random init.
 
 ShuffleNetV2 at 32x32 on 4,000 real CIFAR-10 images (the ``cifar10_medium`` fixture's
 train split, labels unused), 3 epochs at batch 64 (186 steps, ~100 s on 2 shared
@@ -54,7 +55,8 @@ def knn_accuracy(model: torch.nn.Module, bank, queries) -> float:
 
 
 def knn_before_and_after(config: TrainConfig, bank, queries) -> tuple[float, float]:
-    """kNN accuracy of the run's encoder at its initial weights (same seed, before any step), then after training."""
+    """kNN accuracy of the run's encoder at its initial weights (same seed, before any step), then after
+    training."""
     seed_everything(config.seed)
     initial = build_method(
         config.method, config.backbone, SIZE, bank.mean, bank.std, resolve_method_config(config)

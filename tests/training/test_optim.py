@@ -37,10 +37,8 @@ def test_lars_matches_hand_computed_update_and_skips_biases_and_norms() -> None:
             w = w - lr * v
         torch.testing.assert_close(param.detach(), w, msg=name)
     assert [group["lars"] for group in optimizer.param_groups] == [True, False]
-    assert [len(group["params"]) for group in optimizer.param_groups] == [
-        1,
-        3,
-    ]  # weight | bias, BN weight, BN bias
+    # weight | bias, BN weight, BN bias
+    assert [len(group["params"]) for group in optimizer.param_groups] == [1, 3]
 
 
 def test_lars_state_round_trips_weights_only() -> None:
@@ -128,9 +126,8 @@ def test_method_param_groups_keep_their_lr_scale_and_decay_through_the_schedule(
         scheduler.step()
     lrs = [group["lr"] for group in optimizer.param_groups]
     assert lrs[1] == pytest.approx(0.1 * lrs[0]) and lrs[2] == pytest.approx(lrs[0])
-    assert lrs[0] == pytest.approx(
-        0.4 * 0.5 * (1 + math.cos(math.pi * 3 / 16))
-    )  # step 7: 3 of 16 decay steps
+    # step 7: 3 of 16 decay steps
+    assert lrs[0] == pytest.approx(0.4 * 0.5 * (1 + math.cos(math.pi * 3 / 16)))
     assert [group["weight_decay"] for group in optimizer.param_groups] == [1e-3, 1e-3, 0.0]
 
 

@@ -195,7 +195,8 @@ def test_full_disk_at_a_save_is_one_line_and_keeps_last_pt(tmp_path: Path, monke
     def full(obj, handle, *args, **kwargs):
         handle.write(b"partial")
         raise RuntimeError(
-            "[enforce fail at inline_container.cc:664] . PytorchStreamWriter failed writing file data/0: file write failed"
+            "[enforce fail at inline_container.cc:664] . PytorchStreamWriter failed writing file data/0: "
+            "file write failed"
         )
 
     monkeypatch.setattr(torch, "save", full)
@@ -354,13 +355,13 @@ def test_a_run_whose_pretext_head_changed_since_still_evaluates_but_a_broken_enc
     )
     metadata = {
         "method": "simclr", "backbone": "shufflenetv2", "method_config": {}, "train_config": {},
-        "dataset": "shapes10", "image_size": size, "mean": list(mean), "std": list(std), "epoch": 1, "step": 1,
+        "dataset": "shapes10", "image_size": size, "mean": list(mean), "std": list(std), "epoch": 1,
+        "step": 1,
     }  # fmt: skip
     path = tmp_path / "old.pt"
     save_checkpoint({"metadata": metadata, "model": old.state_dict()}, path)
-    with pytest.raises(
-        CheckpointError, match="does not fit SimCLR: missing: projector"
-    ):  # the whole method no longer does
+    # the whole method no longer does
+    with pytest.raises(CheckpointError, match="does not fit SimCLR: missing: projector"):
         restore_method(load_checkpoint(path))
     images = torch.rand(3, 3, size, size)
     loaded = load_representation(path)
@@ -392,18 +393,18 @@ def test_train_starts_from_outside_weights_and_records_them(tmp_path: Path) -> N
     path = tmp_path / "encoder.safetensors"
     save_file({k: v.contiguous() for k, v in outside.items()}, path)
     config = TrainConfig(
-        method="byol", backbone="shufflenetv2", data="shapes10", split="test", image_size=16, epochs=1, batch_size=32,
+        method="byol", backbone="shufflenetv2", data="shapes10", split="test", image_size=16, epochs=1,
+        batch_size=32,
         max_steps=1, out=str(tmp_path / "run"), weights=str(path), monitor_every=0, plots=False,
-        method_overrides={"hidden_dim": 32, "out_dim": 16, "optimizer": {"name": "sgd", "lr": 1e-12, "warmup_epochs": 0}},
+        method_overrides={"hidden_dim": 32, "out_dim": 16,
+                          "optimizer": {"name": "sgd", "lr": 1e-12, "warmup_epochs": 0}},
     )  # fmt: skip
     train(config, progress=False)
     state = load_checkpoint(tmp_path / "run" / CHECKPOINT_DIR / LAST)
     assert state["metadata"]["train_config"]["weights"] == str(path)
     conv = outside["conv1.0.weight"]
-    for prefix in (
-        "encoder",
-        "target_encoder",
-    ):  # the EMA target starts as the same weights (edgessl's key names)
+    # the EMA target starts as the same weights (edgessl's key names)
+    for prefix in ("encoder", "target_encoder"):
         torch.testing.assert_close(state["model"][f"{prefix}.features.0.0.weight"], conv, atol=1e-6, rtol=0)
     with pytest.raises(CheckpointError):
         train(

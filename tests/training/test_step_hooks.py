@@ -19,7 +19,8 @@ DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # acceler
 
 
 class _Recorder(Method):
-    """Regresses a large target so gradients are far above any clipping threshold; records what the hook sees."""
+    """Regresses a large target so gradients are far above any clipping threshold; records what the hook
+    sees."""
 
     name = "recorder"
 

@@ -34,9 +34,8 @@ def assert_same_run(straight: Path, resumed: Path) -> None:
     assert weights_a.keys() == weights_b.keys()
     for name in weights_a:
         torch.testing.assert_close(weights_b[name], weights_a[name], rtol=1e-5, atol=1e-6, msg=name)
-    assert not torch.equal(
-        weights_a["queue"], torch.zeros_like(weights_a["queue"])
-    )  # the queue was saved, not just the weights
+    # the queue was saved, not just the weights
+    assert not torch.equal(weights_a["queue"], torch.zeros_like(weights_a["queue"]))
 
 
 @pytest.fixture(scope="module")
@@ -77,16 +76,14 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path, tiny_faul
     with pytest.raises(TrainingDiverged, match=r"step 20.*--lr"):
         train(config, progress=False)
     state = load_checkpoint(tmp_path / CHECKPOINT_DIR / LAST)
-    assert (
-        state["metadata"]["step"] == 15 and state["metadata"]["epoch"] == 1
-    )  # the epoch-1 checkpoint, not NaN weights
+    # the epoch-1 checkpoint, not NaN weights
+    assert state["metadata"]["step"] == 15 and state["metadata"]["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
     assert (
         load_representation(tmp_path / CHECKPOINT_DIR / LAST).model(torch.rand(2, 3, 16, 16)).isfinite().all()
     )
-    records = read_metrics(
-        tmp_path / METRICS_FILE
-    )  # every loss up to the bad step is kept, the bad one as null
+    # every loss up to the bad step is kept, the bad one as null
+    records = read_metrics(tmp_path / METRICS_FILE)
     assert [r["step"] for r in records] == list(range(1, 21))
     assert all(r["loss"] is not None for r in records[:19]) and records[19]["loss"] is None
 

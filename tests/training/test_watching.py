@@ -99,9 +99,8 @@ def test_plain_log_lines_when_output_is_not_a_terminal(tmp_path: Path, capsys) -
     steps = [int(re.search(r"step (\d+)/30", line).group(1)) for line in lines]
     assert steps == [10, 15, 25, 30]  # losses are read back every 10 steps and at epoch ends (15, 30)
     assert all(re.search(r"loss \d+\.\d{4} lr \S+ [\d,]+ img/s eta \d+:\d\d:\d\d", line) for line in lines)
-    assert (
-        "knn " in lines[1] and "std " in lines[1] and "rank " in lines[1]
-    )  # step 15 ends epoch 1: monitored
+    # step 15 ends epoch 1: monitored
+    assert "knn " in lines[1] and "std " in lines[1] and "rank " in lines[1]
 
 
 def test_plot_writes_the_run_curves(tmp_path: Path, capsys) -> None:
@@ -150,15 +149,15 @@ def test_a_collapsing_run_shows_its_embedding_std_going_to_zero(tmp_path: Path, 
     final = {}
     for name in ("byol-collapsing", "byol"):
         config = TrainConfig(
-            method=name, backbone="shufflenetv2", data="shapes10", split="test", image_size=16, epochs=4, batch_size=32,
+            method=name, backbone="shufflenetv2", data="shapes10", split="test", image_size=16, epochs=4,
+            batch_size=32,
             max_steps=50, out=str(tmp_path / name), monitor_every=0, plots=False, seed=0,
             method_overrides={**heads, "optimizer": optimizer},
         )  # fmt: skip
         train(config, progress=False)
         records = read_metrics(tmp_path / name / METRICS_FILE)
-        assert (
-            records[0]["prediction_std"] > 0.05
-        )  # spread at initialisation (1/sqrt(64) = 0.125 on the sphere)
+        # spread at initialisation (1/sqrt(64) = 0.125 on the sphere)
+        assert records[0]["prediction_std"] > 0.05
         final[name] = sum(r["prediction_std"] for r in records[-10:]) / 10
     # from ~0.1 at initialisation to a few thousandths, several times below BYOL's own at the same settings
     assert final["byol-collapsing"] < 0.01 and final["byol-collapsing"] < 0.25 * final["byol"]
