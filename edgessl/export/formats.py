@@ -36,7 +36,7 @@ for _format in (
         ("litert_torch", "ai_edge_litert"),
         "litert",
         "LiteRT interpreter, Linux",
-        "full-integer int8 (PT2E, per-channel weights)",
+        "full-integer int8 (ai-edge-quantizer static_wi8_ai8: per-channel weights, int8 I/O)",
     ),
     FileFormat(
         "coreml",
