@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 
@@ -50,6 +53,20 @@ def converter_failure(format_name: str, role: str) -> Iterator[None]:
 
 @contextmanager
 def quiet() -> Iterator[None]:
-    """A converter's progress bars and reports kept off the export's output (its errors still raise)."""
-    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
-        yield
+    """A converter's or runtime's progress bars and logs kept off the export's output.
+
+    Python's streams are swapped, and file descriptor 2 too: the converters' C++ code
+    (TFLite's flatbuffer exporter, absl, ExecuTorch's thread pool) and torch's log handler
+    write there directly. Errors still raise, with their messages.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+                yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

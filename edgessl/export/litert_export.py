@@ -35,11 +35,11 @@ SIGNATURE = "serving_default"
 
 
 def convert(program: Program, path: Path) -> None:
-    import litert_torch
-
     named = NamedOutputs(program.module, program.output_names)
     os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")
-    with quiet():
+    with quiet():  # its import logs too (torchao's registration warning)
+        import litert_torch
+
         model = litert_torch.convert(named, sample_kwargs={INPUT_NAME: program.example})
         if not program.int8:
             model.export(str(path))
@@ -92,8 +92,9 @@ def load(path: Path) -> Runner:
     """The written file in LiteRT's interpreter (XNNPACK delegate), one thread."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(path), num_threads=1)
-    interpreter.allocate_tensors()
+    with quiet():  # "Created TensorFlow Lite XNNPACK delegate for CPU."
+        interpreter = Interpreter(model_path=str(path), num_threads=1)
+        interpreter.allocate_tensors()
     runner = interpreter.get_signature_runner(SIGNATURE)
     ((input_name, given),) = runner.get_input_details().items()
     outputs = runner.get_output_details()

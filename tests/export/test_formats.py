@@ -181,13 +181,17 @@ def test_executorch_round_trips_the_trained_encoder(trained_run: Path, tmp_path:
 
 
 def test_litert_fp32_and_int8_round_trip_with_knn_through_the_interpreter(
-    trained_run: Path, tmp_path: Path
+    trained_run: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     installed_or_skip("litert")
     from edgessl.export.litert_export import load
 
     options = ExportOptions(out_dir=tmp_path, formats=("litert",), int8=True, input="uint8-nhwc", k=K)
+    capfd.readouterr()
     report = export_checkpoint(trained_run, options).formats["litert"]
+    printed = capfd.readouterr().err
+    # the converter's C++ logs and the interpreter's delegate line stay off the export's output
+    assert "flatbuffer_export" not in printed and "XNNPACK delegate" not in printed, printed
     assert set(report.files) == {"litert", "litert.int8", "litert.uint8"}
     _, images, reference, _ = reference_and_images(trained_run)
     got = torch_formats.run_all(load(report.files["litert"]), images.astype(np.float32) / 255.0, 1)[0]
@@ -200,7 +204,7 @@ def test_litert_fp32_and_int8_round_trip_with_knn_through_the_interpreter(
 
 
 def test_coreml_package_declares_named_image_and_tensor_inputs(
-    trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    trained_run: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     installed_or_skip("coreml")
     import coremltools as ct
@@ -208,9 +212,9 @@ def test_coreml_package_declares_named_image_and_tensor_inputs(
     options = ExportOptions(
         out_dir=tmp_path, formats=("coreml",), int8=True, head="linear", input="uint8-nhwc", linear_epochs=5
     )
-    capsys.readouterr()
+    capfd.readouterr()
     report = export_checkpoint(trained_run, options).formats["coreml"]
-    printed = capsys.readouterr()
+    printed = capfd.readouterr()
     assert "MIL" not in printed.err + printed.out  # coremltools' progress bars stay off the export's output
     assert set(report.files) == {
         "coreml",
