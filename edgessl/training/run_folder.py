@@ -57,6 +57,13 @@ def locked(run_dir: Path, lock_file: str = LOCK_FILE, wait: bool = False) -> Ite
         os.close(fd)
 
 
+def being_written(run_dir: Path, writer: str) -> RunFolderBusy:
+    """The one refusal of a second writer, whether it met the lock or the live writer's record."""
+    return RunFolderBusy(
+        f"{run_dir} is being written by {writer}; wait for it to finish, stop it, or choose another --out"
+    )
+
+
 def live_writer(run_dir: Path, lock_file: str = LOCK_FILE) -> str | None:
     """Who ``run_dir``'s lock file says is writing it, when that process is alive on this machine.
 
@@ -93,10 +100,7 @@ def lock_current_file(path: Path, wait: bool) -> int:
         except BlockingIOError:
             holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise RunFolderBusy(
-                f"{path.parent} is being written by {holder}; "
-                "wait for it to finish, stop it, or choose another --out"
-            ) from None
+            raise being_written(path.parent, holder) from None
         except OSError as exc:  # e.g. ENOLCK: a network filesystem mounted without lock support
             os.close(fd)
             raise EdgesslError(

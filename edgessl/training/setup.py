@@ -22,7 +22,7 @@ from edgessl.runs import RunFolder
 from edgessl.training import tracking
 from edgessl.training.config import TrainConfig
 from edgessl.training.resolve import resume_changes
-from edgessl.training.run_folder import RunFolderBusy, live_writer
+from edgessl.training.run_folder import being_written, live_writer
 
 
 def make_accelerator(config: TrainConfig, run_dir: Path):  # -> accelerate.Accelerator
@@ -102,10 +102,7 @@ def resume_point(run_dir: Path, resume: bool, config: TrainConfig) -> ResumePoin
     if not resume:
         writer = live_writer(run_dir)
         if writer is not None:
-            raise RunFolderBusy(
-                f"{run_dir} is being written by {writer}; "
-                "wait for it to finish, stop it, or choose another --out"
-            )
+            raise being_written(run_dir, writer)
         raise ConfigError(
             f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
         )
