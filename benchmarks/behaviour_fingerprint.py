@@ -40,7 +40,7 @@ STEPS = 3
 def tensor_hash(state: object, digest: hashlib._Hash) -> None:
     """Feed every tensor and number of a (nested) checkpoint into ``digest``, keys sorted."""
     if isinstance(state, torch.Tensor):
-        digest.update(state.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(state.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
     elif isinstance(state, dict):
         for key in sorted(state, key=str):
             digest.update(str(key).encode())
