@@ -3,8 +3,8 @@
 A checkpoint is a plain dict of tensors and primitives, so it loads with
 ``torch.load(weights_only=True)`` and nothing in it is ever executed:
 
-``format``/``format_version``; ``metadata`` (method, backbone, method_config,
-train_config, dataset, split, num_images, image_size, mean, std, epoch, step,
+``format``/``format_version``; ``metadata`` (method, backbone, train_config: the resolved
+run, stored once; dataset, split, num_images, image_size, mean, std, epoch, step,
 train_seconds, energy, edgessl_version); ``model`` (the method's state dict: encoder,
 heads, momentum targets, queues); and, for resuming, ``optimizer``, ``scheduler``,
 ``position`` (epoch, step, steps_per_epoch, seed: the sampler position), ``rng`` (one
@@ -175,7 +175,6 @@ class LoadedRepresentation:
 def recorded_arguments(state: dict[str, Any], source: str = "the checkpoint") -> tuple[Any, tuple[Any, ...]]:
     """The method class a loaded checkpoint records and its build arguments (backbone, config, image
     size, mean, std)."""
-    from edgessl.config import config_from_dict
     from edgessl.methods import method_class
 
     problems = checkpoint_problems(state)
@@ -185,8 +184,24 @@ def recorded_arguments(state: dict[str, Any], source: str = "the checkpoint") ->
         )
     meta = state["metadata"]
     cls = method_class(meta["method"])
-    config = config_from_dict(cls.Config, meta.get("method_config", {}))
-    return cls, (meta["backbone"], config, meta["image_size"], tuple(meta["mean"]), tuple(meta["std"]))
+    return cls, (
+        meta["backbone"],
+        recorded_method_config(meta),
+        meta["image_size"],
+        tuple(meta["mean"]),
+        tuple(meta["std"]),
+    )
+
+
+def recorded_method_config(meta: dict[str, Any]):  # -> edgessl.methods.MethodConfig
+    """The method config a checkpoint's run was trained with: rebuilt from its resolved ``train_config``,
+    or, in checkpoints written before the run was stored once, their separate ``method_config``."""
+    from edgessl.config import config_from_dict
+    from edgessl.methods import method_class, method_config_of_run
+
+    if "method_config" in meta:
+        return config_from_dict(method_class(meta["method"]).Config, meta["method_config"])
+    return method_config_of_run(meta["train_config"])
 
 
 def recorded_method(state: dict[str, Any], source: str = "the checkpoint"):  # -> edgessl.methods.Method

@@ -24,28 +24,18 @@ single-process loss on the global batch:
 With one process (or no process group) every function is the identity or a no-op, so
 methods call them unconditionally.
 
-The launch helpers at the end make "N processes" mean N processes on CPU-only machines
-too: ``torchrun`` (and ``accelerate launch --multi_gpu``, which runs torchrun) start N
-processes, but accelerate joins them into one gloo group only when told to use the CPU;
-otherwise each process trains alone on the same run folder.
+How a run's processes are started and checked is :mod:`edgessl.training.setup`'s.
 """
 
 from __future__ import annotations
-
-import os
 
 import torch
 from torch import distributed as dist
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from edgessl.errors import ConfigError
-
 # Devices whose tensors torch's own SyncBatchNorm accepts (its forward refuses the rest, CPU included).
 TORCH_SYNC_BN_DEVICES = ("cuda", "hpu", "xpu")
-# Environment variables a launcher sets to the number of processes (torchrun, Intel MPI / MPICH,
-# Open MPI, MVAPICH).
-WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 
 
 # ----------------------------------------------------------------------------- rank and world size
@@ -267,59 +257,3 @@ def average_batchnorm_statistics(module: nn.Module) -> None:
     flat /= world_size()
     for buffer, value in zip(buffers, flat.split([b.numel() for b in buffers]), strict=True):
         buffer.copy_(value.view_as(buffer))
-
-
-# ----------------------------------------------------------------------------- launching
-
-
-def launcher_world_size() -> int:
-    """How many processes the launcher started (1 when none did), from its environment variables."""
-    for name in WORLD_SIZE_VARIABLES:
-        value = os.environ.get(name, "")
-        if value.isdigit():
-            return int(value)
-    return 1
-
-
-def _accelerator_device_available() -> bool:
-    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6: CUDA, XPU, MPS, ... in one call
-    if accelerator is not None:
-        return accelerator.is_available()
-    return torch.cuda.is_available()
-
-
-def cpu_processes_launched() -> bool:
-    """Several processes and no accelerator device: accelerate must be told to join them with gloo."""
-    return launcher_world_size() > 1 and not _accelerator_device_available()
-
-
-def check_launch() -> None:
-    """Refuse ``accelerate launch --num_processes N`` that started one process (before any setup).
-
-    Without GPUs (or with ``--cpu``) and without MPI, accelerate's launcher runs the
-    script once, whatever ``--num_processes`` says; it then still sets ``MASTER_PORT``,
-    which a launcher of one local process does not.
-    """
-    launched_by_accelerate = "ACCELERATE_DYNAMO_BACKEND" in os.environ
-    if launched_by_accelerate and "MASTER_PORT" in os.environ and launcher_world_size() == 1:
-        raise ConfigError(
-            "accelerate launch started 1 process although several were asked for: without GPUs, or with "
-            "--cpu, "
-            "it starts one unless MPI is configured. For N processes on CPUs run "
-            "'accelerate launch --multi_gpu --num_processes N -m edgessl train ...' (gloo; edgessl uses the "
-            "CPU "
-            "when there is no GPU) or 'torchrun --nproc-per-node N -m edgessl train ...'; for one process, "
-            "drop --num_processes (or unset MASTER_PORT)"
-        )
-
-
-def check_process_count(num_processes: int) -> None:
-    """Refuse to train when accelerate joined fewer processes than the launcher started."""
-    launched = launcher_world_size()
-    if launched != num_processes:
-        raise ConfigError(
-            f"the launcher started {launched} processes but accelerate set up {num_processes}: "
-            "each would train "
-            "alone into the same run folder. Launch with 'accelerate launch --multi_gpu --num_processes N "
-            "-m edgessl train ...' or 'torchrun --nproc-per-node N -m edgessl train ...'"
-        )

@@ -1,4 +1,5 @@
-"""A run folder and what is in it: the one place that knows the layout ``edgessl train`` writes.
+"""A run folder's layout and which checkpoint to read: the one place that knows what ``edgessl train`` writes
+where.
 
 ::
 

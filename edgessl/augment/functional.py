@@ -43,6 +43,7 @@ def sample_crop_boxes(
     scale: tuple[float, float],
     ratio: tuple[float, float],
     device: torch.device,
+    *,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Random-resized-crop boxes ``(n, 4)`` as ``x1, y1, x2, y2`` pixel edges (float32).

@@ -129,7 +129,9 @@ class ViewAugment:
         n, _, height, width = x.shape
         size = out_size or min(height, width)
         device = x.device
-        boxes = AF.sample_crop_boxes(n, height, width, self.crop_scale, self.crop_ratio, device, generator)
+        boxes = AF.sample_crop_boxes(
+            n, height, width, self.crop_scale, self.crop_ratio, device, generator=generator
+        )
         flips = AF.coin_flips(self.hflip_p, n, device, generator) if self.hflip_p > 0 else None
         x = AF.resized_crop(x, boxes, size, flips)
         x = self._jitter(x, generator)

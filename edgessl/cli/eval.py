@@ -125,11 +125,11 @@ def run_weights(args: argparse.Namespace) -> int:
         args.weights,
         args.data,
         protocols_of(args),
-        args.data_root,
-        args.image_size,
-        args.device,
-        mean,
-        std,
+        data_root=args.data_root,
+        image_size=args.image_size,
+        device=args.device,
+        mean=mean,
+        std=std,
         **options_of(args),
     )
     if args.json:

@@ -66,7 +66,14 @@ def run(args: argparse.Namespace) -> int:
     console = make_console()
     with console.status("explaining..."):
         paths = explain(
-            args.target, args.data, args.kind, args.out, args.data_root, args.image_size, args.epoch, options
+            args.target,
+            args.data,
+            kinds=args.kind,
+            out=args.out,
+            data_root=args.data_root,
+            image_size=args.image_size,
+            epoch=args.epoch,
+            options=options,
         )
     for path in paths:
         console.print(f"wrote {escape(str(path))}")

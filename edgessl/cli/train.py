@@ -5,7 +5,7 @@ method's paper defaults; ``--set KEY=VALUE`` changes a field of the method's con
 (``--set temperature=0.2``, ``--set optimizer.name=lars``). ``--resume`` continues the
 run in ``--out`` from its newest checkpoint and, without ``--config``, starts from the run's
 own ``config.yaml`` (without its ``max_steps``/``time_budget_s``: give them again); it may
-change only :data:`edgessl.training.resolve.RESUMABLE`: ``--epochs``, ``--save-every``,
+change only :data:`edgessl.training.config.RESUMABLE`: ``--epochs``, ``--save-every``,
 ``--data-root``, ``--deterministic``, how the run is watched (``--monitor-every``,
 ``--log-with``, ``--log-every``, ``--no-plots``) and those limits. ``--print-config``
 prints the resolved configuration and exits.
@@ -188,9 +188,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def requested(args: argparse.Namespace):  # -> TrainConfig
-    """The typed config the flags, ``--config`` and ``--set`` ask for (resolution lives in the library)."""
-    from edgessl.training.resolve import requested_config
+def requested(args: argparse.Namespace):  # -> ResolvedRun
+    """The run the flags, ``--config`` and ``--set`` ask for, resolved once (by the library)."""
+    from edgessl.training.resolve import requested_run
 
     flags = {dest: getattr(args, dest) for dest, *_ in FLAGS}
     flags["data"] = data_with_columns(args.data, args)
@@ -206,28 +206,25 @@ def requested(args: argparse.Namespace):  # -> TrainConfig
         )
         if value is not None
     }
-    return requested_config(flags, args.config, args.set, args.resume, teacher)
+    return requested_run(flags, args.config, args.set, args.resume, teacher)
 
 
 def run(args: argparse.Namespace) -> int:
     from edgessl.cli.console import make_console
-    from edgessl.training.resolve import config_yaml, resolve_method_config, resolved_train_config
     from edgessl.training.trainer import TrainingInterrupted, train
 
     console = make_console()
-    config = requested(args)
+    run = requested(args)
     if args.print_config:
-        console.print(
-            config_yaml(resolved_train_config(config, resolve_method_config(config))), markup=False, end=""
-        )
+        console.print(run.yaml(), markup=False, end="")
         return 0
     try:
-        result = train(config, resume=args.resume, console=console, progress=not args.no_progress)
+        result = train(run, resume=args.resume, console=console, progress=not args.no_progress)
     except TrainingInterrupted as stopped:
         err = make_console(stderr=True)
         err.print(
             f"interrupted at step {stopped.step}; saved {stopped.checkpoint} — continue with: "
-            f"edgessl train --resume --out {config.run_dir}",
+            f"edgessl train --resume --out {run.train.out}",
             markup=False,
         )
         return 130

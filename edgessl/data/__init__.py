@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgessl.data.arrays import DATASETS, SplitArrays
-from edgessl.data.reading import read_labelled_splits, read_split_arrays
+from edgessl.data.reading import native_image_size, read_labelled_splits, read_split_arrays
 
 if TYPE_CHECKING:
     from edgessl.data.base import ImageDataset, channel_stats
@@ -65,6 +65,7 @@ __all__ = [
     "dataset_names",
     "load_dataset",
     "load_labelled_splits",
+    "native_image_size",
     "read_labelled_splits",
     "read_split_arrays",
 ]

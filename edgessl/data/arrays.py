@@ -37,6 +37,13 @@ ArrayReader = Callable[[str, "Path | None", "int | None"], "SplitArrays"]
 DATASETS: Registry[ArrayReader] = Registry(
     "dataset", hint="A path to an image folder (root/<class>/*.png|jpg) works too."
 )
+NATIVE_SIZES: dict[str, int] = {}  # a registered dataset's side when no image size is asked
+
+
+def register_dataset(name: str, native_size: int) -> Callable[[ArrayReader], ArrayReader]:
+    """Register a reader under ``name`` with the side its files hold (what a resolved run records)."""
+    NATIVE_SIZES[name] = native_size
+    return DATASETS.register(name)
 
 
 @dataclass(frozen=True)

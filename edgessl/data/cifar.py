@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 
 from edgessl.data.arrays import (
-    DATASETS,
     RGB,
     SplitArrays,
     check_split,
     default_data_root,
+    register_dataset,
     resize_images,
     whole_records,
 )
@@ -218,4 +218,4 @@ def read_cifar(name: str, split: str, root: Path | None, image_size: int | None)
 
 
 for _name in FORMATS:
-    DATASETS.register(_name)(partial(read_cifar, _name))
+    register_dataset(_name, NATIVE_SIZE)(partial(read_cifar, _name))

@@ -20,9 +20,9 @@ import edgessl.data.huggingface
 import edgessl.data.stl10
 import edgessl.data.synthetic
 import edgessl.data.webdataset_shards  # noqa: F401
-from edgessl.data.arrays import DATASETS, SplitArrays, check_image_size, check_split
+from edgessl.data.arrays import DATASETS, NATIVE_SIZES, SplitArrays, check_image_size, check_split
+from edgessl.data.image_folder import DEFAULT_IMAGE_SIZE, discover, read_image_folder, resolved_folder
 from edgessl.data.image_folder import SPLITS as FOLDER_SPLITS
-from edgessl.data.image_folder import discover, read_image_folder, resolved_folder
 from edgessl.data.schemes import SCHEMES, parse_scheme_spec, scheme_of
 from edgessl.errors import DataError
 
@@ -34,6 +34,18 @@ def is_folder_spec(spec: str) -> bool:
         and scheme_of(spec) is None
         and (os.sep in spec or "/" in spec or spec.startswith(("~", ".")) or Path(spec).exists())
     )
+
+
+def native_image_size(spec: str) -> int:
+    """The side ``spec`` is read at when no image size is asked, without reading a file: a registered
+    dataset's own (CIFAR 32, STL-10 96), else the decode size of image files (96).
+
+    A resolved run records it, so ``--print-config`` and ``config.yaml`` say the size trained at.
+    """
+    if scheme_of(spec) is not None or is_folder_spec(spec):
+        return DEFAULT_IMAGE_SIZE
+    DATASETS.get(spec)  # an unknown name fails here, with the closest valid one
+    return NATIVE_SIZES[spec]
 
 
 def read_split_arrays(

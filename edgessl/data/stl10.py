@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from edgessl.data.arrays import (
-    DATASETS,
     SplitArrays,
     check_split,
     default_data_root,
+    register_dataset,
     resize_images,
     whole_records,
 )
@@ -153,7 +153,7 @@ def _ensure_files(folder: Path, parts: tuple[str, ...], root: Path | None) -> No
         download_stl10(root)
 
 
-@DATASETS.register("stl10")
+@register_dataset("stl10", NATIVE_SIZE)
 def read_stl10(split: str, root: Path | None, image_size: int | None) -> SplitArrays:
     """One STL-10 split at 96x96 (or resized to ``image_size`` with PIL, see :mod:`edgessl.data.arrays`)."""
     check_split("stl10", split, SPLITS)

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgessl.data.arrays import DATASETS, RGB, SplitArrays, channel_stats, check_split
+from edgessl.data.arrays import RGB, SplitArrays, channel_stats, check_split, register_dataset
 
 NATIVE_SIZE = 32
 SPLIT_SIZES = {"unlabeled": 10_000, "train": 2_000, "test": 1_000}
@@ -255,7 +255,7 @@ def shapes10_stats(size: int) -> tuple[RGB, RGB]:
     return channel_stats(images)
 
 
-@DATASETS.register("shapes10")
+@register_dataset("shapes10", NATIVE_SIZE)
 def read_shapes10(split: str, root: Path | None, image_size: int | None) -> SplitArrays:
     """One split of shapes10 at ``image_size`` (default 64); ``root`` is unused (no files)."""
     check_split("shapes10", split, SPLIT_SIZES)

@@ -110,6 +110,7 @@ def knn_predict(
     train_labels: torch.Tensor,
     test_features: torch.Tensor,
     num_classes: int,
+    *,
     k: int = 200,
     metric: str = "euclidean",
     temperature: float = 0.1,

@@ -24,6 +24,7 @@ def evaluate_weights(
     weights: str | Path,
     data: str,
     protocols: Sequence[str],
+    *,
     data_root: str | Path | None = None,
     image_size: int | None = None,
     device: str | torch.device | None = None,

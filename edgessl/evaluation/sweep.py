@@ -145,7 +145,15 @@ def evaluate_checkpoints(
         saved = {name: load_record(result_path(checkpoint, name)) for name in protocols}
         todo = [name for name in protocols if not reusable(saved[name], keys[name])]
         fresh = (
-            evaluate_one(checkpoint, todo, splits.get(size), device, per_protocol, keys, on_record)
+            evaluate_one(
+                checkpoint,
+                todo,
+                splits.get(size),
+                device,
+                per_protocol=per_protocol,
+                keys=keys,
+                on_record=on_record,
+            )
             if todo
             else {}
         )
@@ -162,6 +170,7 @@ def evaluate_one(
     protocols: list[str],
     splits: tuple[ImageDataset, ImageDataset],
     device: torch.device,
+    *,
     per_protocol: dict[str, dict[str, Any]],
     keys: dict[str, Record],
     on_record: Callable[[Record, bool], None] | None,

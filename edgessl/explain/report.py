@@ -127,7 +127,7 @@ def explain_retrieval(context: ExplainContext, out: Path) -> list[Path]:
         context.train.labels,
         distances,
         indices,
-        context.test.class_names,
+        class_names=context.test.class_names,
     )
     figure.suptitle(f"kNN retrieval (Euclidean, distance grows left to right), {context.label}", fontsize=9)
     return [_save(figure, out / "retrieval.png")]
@@ -166,6 +166,7 @@ def default_out(checkpoint: Path) -> Path:
 def explain(
     run_or_checkpoint: str | Path,
     data: str,
+    *,
     kinds: Sequence[str] = (ALL,),
     out: str | Path | None = None,
     data_root: str | Path | None = None,

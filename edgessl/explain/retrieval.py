@@ -49,6 +49,7 @@ def retrieval_figure(
     bank_labels: torch.Tensor,
     distances: torch.Tensor,
     indices: torch.Tensor,
+    *,
     class_names: Sequence[str],
     cell_inches: float = 1.3,
 ) -> Figure:

@@ -5,7 +5,11 @@ Adding a method is one module with a :class:`Method` subclass registered here.
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 from edgessl.backbones.base import check_input_side
+from edgessl.config import config_from_dict
 from edgessl.methods.base import (
     Method,
     MethodConfig,
@@ -44,6 +48,26 @@ def method_names() -> list[str]:
     return METHODS.names()
 
 
+def run_level_removed(method_config: dict[str, Any]) -> dict[str, Any]:
+    """A method config's fields without the two a run holds at its top level (``batch_size``, ``lr``).
+
+    A run's file form (``RUN/config.yaml``, a checkpoint's ``train_config``) keeps the batch
+    size and learning rate once, as the train options users set, and every other method
+    field under ``method_overrides``.
+    """
+    fields = {key: value for key, value in method_config.items() if key != "batch_size"}
+    fields["optimizer"] = {key: value for key, value in fields["optimizer"].items() if key != "lr"}
+    return fields
+
+
+def method_config_of_run(train: dict[str, Any]) -> MethodConfig:
+    """The typed method config of a resolved run's file form (the inverse of :func:`run_level_removed`)."""
+    values = copy.deepcopy(train.get("method_overrides", {}))
+    values["batch_size"] = train["batch_size"]
+    values["optimizer"] = {**values.get("optimizer", {}), "lr": train["lr"]}
+    return config_from_dict(method_class(train["method"]).Config, values, "the run's method config")
+
+
 def build_method(
     name: str,
     backbone: str,
@@ -73,5 +97,7 @@ __all__ = [
     "TrainingProgress",
     "build_method",
     "method_class",
+    "method_config_of_run",
     "method_names",
+    "run_level_removed",
 ]

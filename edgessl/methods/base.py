@@ -47,7 +47,7 @@ class OptimizerConfig:
     weight_decay: NonNegativeFloat = 0.0
     momentum: Fraction = 0.9  # SGD / LARS only
     warmup_epochs: NonNegativeInt = 0
-    # one of edgessl.training.optim.SCHEDULES ("cosine", "step", "constant"), after warmup
+    # one of edgessl.training.schedules.SCHEDULES ("cosine", "step", "constant"), after warmup
     schedule: str = "cosine"
     final_lr_scale: Fraction = 0.0  # the schedule ends at this fraction of the peak rate (Barlow Twins: 1e-3)
     # Biases and normalisation parameters (the 1-D ones) get no weight decay and no LARS

@@ -142,7 +142,13 @@ def measure_training_throughput(
         images = torch.randint(0, 256, (batch_size, 3, image_size, image_size), dtype=torch.uint8)
         accelerator = profiling_accelerator(device)
         step = build_train_step(
-            accelerator, model, model.config.optimizer, batch_size, 1, warmup + steps, images
+            accelerator,
+            model,
+            optimizer_config=model.config.optimizer,
+            batch_size=batch_size,
+            steps_per_epoch=1,
+            total_steps=warmup + steps,
+            images=images,
         )
         meter = meter if meter is not None else EnergyMeter(device)
         time_training_steps(step, steps, warmup, meter)

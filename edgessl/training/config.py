@@ -11,6 +11,10 @@ from edgessl.errors import ConfigError
 
 PRECISIONS = ("no", "bf16", "fp16")  # accelerate's mixed_precision values
 OUT_FIELDS = ("method", "backbone")  # what `out` may name in braces
+PER_CALL_LIMITS = ("max_steps", "time_budget_s")  # not taken from a run's config.yaml on --resume
+WATCHING = ("monitor_every", "log_with", "log_every", "plots")  # how the run is watched, not what it trains
+# what a resume may change (edgessl.training.resume); every other field would be recorded but not applied
+RESUMABLE = ("epochs", "save_every", "data_root", "deterministic", *WATCHING, *PER_CALL_LIMITS)
 
 
 def out_template_problem(out: str) -> str | None:

@@ -1,17 +1,12 @@
-"""From what the user asked for to the run's resolved configuration, and what a resume may change.
+"""From what the user asked for to the one resolved value of a run, :class:`ResolvedRun`.
 
 Precedence: command-line flags over a ``--config`` YAML file (or, on ``--resume``
 without one, the run's own ``config.yaml``) over the method's paper defaults;
 ``--recipe NAME`` swaps the paper defaults for a named set (:mod:`edgessl.methods.recipes`)
-and ``--set KEY=VALUE`` changes a field of the method's config on top of it. Everything is typed and
-checked here, once, before any file is read or written (:mod:`edgessl.config`).
-
-A resume continues the run its checkpoint describes. It may change only what leaves the
-trained state meaningful (:data:`RESUMABLE`): more epochs (the rest of the schedule is
-stretched), the per-call limits, how often epoch checkpoints are kept, where the data
-lives and kernel determinism. Any other difference is refused with the list of what
-differs, because the checkpoint's optimiser, schedule and sampler would silently keep
-the old values (a new ``lr`` would be recorded but not applied).
+and ``--set KEY=VALUE`` changes a field of the method's config on top of it. Everything is
+typed and checked here, once, before any file is read or written (:mod:`edgessl.config`);
+the trainer, ``--print-config``, resume checks and the study all take the resolved value
+and none resolves it again. What a resume may change is :mod:`edgessl.training.resume`'s.
 """
 
 from __future__ import annotations
@@ -24,15 +19,10 @@ import yaml
 
 from edgessl.config import config_from_dict, config_to_dict, merge_config
 from edgessl.errors import ConfigError
-from edgessl.methods import MethodConfig, method_class
+from edgessl.methods import MethodConfig, method_class, method_config_of_run, run_level_removed
 from edgessl.runs import CONFIG_FILE
 from edgessl.textfiles import load_yaml, read_text
-from edgessl.training.config import TrainConfig
-
-PER_CALL_LIMITS = ("max_steps", "time_budget_s")  # not taken from a run's config.yaml on --resume
-WATCHING = ("monitor_every", "log_with", "log_every", "plots")  # how the run is watched, not what it trains
-RESUMABLE = ("epochs", "save_every", "data_root", "deterministic", *WATCHING, *PER_CALL_LIMITS)
-MIRRORED = ("method_overrides.optimizer.lr",)  # the same value as the top-level ``lr``; reported once
+from edgessl.training.config import PER_CALL_LIMITS, TrainConfig
 
 
 def parse_sets(items: list[str]) -> dict[str, Any]:
@@ -62,14 +52,14 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return values
 
 
-def requested_config(
+def requested_run(
     flags: dict[str, Any],
     config_file: str | None = None,
     sets: list[str] = (),
     resume: bool = False,
     method_flags: dict[str, Any] | None = None,
-) -> TrainConfig:
-    """Flags over ``config_file`` (or, when resuming, the run's config.yaml) over defaults, typed.
+) -> ResolvedRun:
+    """Flags over ``config_file`` (or, when resuming, the run's config.yaml) over defaults, resolved.
 
     ``method_flags`` are method fields a flag sets (``--teacher`` is ``teacher.source``), over ``--set``.
     """
@@ -102,8 +92,53 @@ def requested_config(
             f"--teacher is for methods that distil from a teacher (seed); {config.method} has none: "
             "drop the --teacher options or choose --method seed"
         )
-    resolve_method_config(config)  # method name and --set values are checked now, not at step 0
-    return config
+    return resolve_run(config)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedRun:
+    """One run with nothing left to a default, resolved once by :func:`resolve_run`.
+
+    ``train`` is what ``RUN/config.yaml`` and the checkpoint record, loadable by ``--config``:
+    its ``method_overrides`` hold every field of the method's config except the batch size
+    and the learning rate, whose one home is ``train.batch_size`` and ``train.lr``.
+    ``method`` is the same values typed as the method's Config, built from ``train`` by
+    :func:`~edgessl.methods.method_config_of_run`, so the two cannot disagree.
+    """
+
+    train: TrainConfig
+    method: MethodConfig
+
+    def yaml(self) -> str:
+        return yaml.safe_dump(config_to_dict(self.train), sort_keys=False)
+
+
+def resolve_run(config: TrainConfig) -> ResolvedRun:
+    """``config`` resolved: method (paper) defaults < the recipe < ``method_overrides`` < the run's
+    ``batch_size`` and ``lr``; the image size is the data's native one unless asked.
+
+    Resolving a resolved run's ``train`` again gives the same run, so a run folder's
+    ``config.yaml`` reproduces it.
+    """
+    from edgessl.data import native_image_size
+
+    cls = method_class(config.method)
+    method = merge_config(
+        cls.Config,
+        cls.Config(),
+        recipe_overrides(config.method, config.recipe),
+        f"the {config.recipe} recipe",
+    )
+    method = merge_config(cls.Config, method, config.method_overrides, "--set / method_overrides")
+    train = dataclasses.replace(
+        config,
+        out=config.run_dir,
+        batch_size=config.batch_size or method.batch_size,
+        lr=config.lr or method.optimizer.lr,
+        image_size=config.image_size or native_image_size(config.data),
+        method_overrides=run_level_removed(config_to_dict(method)),
+    )
+    return ResolvedRun(train, method_config_of_run(config_to_dict(train)))
 
 
 def recipe_overrides(method: str, recipe: str) -> dict[str, Any]:
@@ -115,100 +150,3 @@ def recipe_overrides(method: str, recipe: str) -> dict[str, Any]:
             "(see 'edgessl train --help')"
         )
     return recipes[recipe].overrides
-
-
-def resolve_method_config(config: TrainConfig) -> MethodConfig:
-    """Method (paper) defaults < the recipe < ``method_overrides`` < the run's ``batch_size`` and ``lr``."""
-    cls = method_class(config.method)
-    method_config = merge_config(
-        cls.Config,
-        cls.Config(),
-        recipe_overrides(config.method, config.recipe),
-        f"the {config.recipe} recipe",
-    )
-    method_config = merge_config(
-        cls.Config, method_config, config.method_overrides, "--set / method_overrides"
-    )
-    if config.batch_size is not None:
-        method_config = dataclasses.replace(method_config, batch_size=config.batch_size)
-    if config.lr is not None:
-        method_config = dataclasses.replace(
-            method_config, optimizer=dataclasses.replace(method_config.optimizer, lr=config.lr)
-        )
-    return method_config
-
-
-def resolved_train_config(
-    config: TrainConfig, method_config: MethodConfig, image_size: int | None = None
-) -> TrainConfig:
-    """``config`` with every default filled in; written as ``RUN/config.yaml`` and loadable by
-    ``--config``."""
-    overrides = {k: v for k, v in config_to_dict(method_config).items() if k != "batch_size"}
-    return dataclasses.replace(
-        config,
-        out=config.run_dir,
-        batch_size=method_config.batch_size,
-        lr=method_config.optimizer.lr,
-        image_size=image_size if image_size is not None else config.image_size,
-        method_overrides=overrides,
-    )
-
-
-def config_yaml(config: TrainConfig) -> str:
-    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
-
-
-def resume_changes(
-    saved: dict[str, Any], resolved: TrainConfig, epochs_done: int, source: Path
-) -> dict[str, tuple[Any, Any]]:
-    """The allowed changes a resume makes to the checkpoint's ``train_config``, as ``{field: (old, new)}``.
-
-    Raises :class:`ConfigError` naming every other difference, and when ``epochs`` would
-    end the run before the epochs it has already trained.
-    """
-    differences = config_differences(saved, resolved)
-    refused = {key: pair for key, pair in differences.items() if key not in RESUMABLE}
-    if refused:
-        listed = "; ".join(
-            f"{key}: {was!r} in the checkpoint, {asked!r} asked" for key, (was, asked) in refused.items()
-        )
-        raise ConfigError(
-            f"--resume cannot change {', '.join(refused)} of the run in {source} ({listed}); "
-            f"a resume may change only {', '.join(RESUMABLE)}. "
-            "Drop those options, or start a new run in another --out"
-        )
-    if resolved.epochs < epochs_done:
-        raise ConfigError(
-            f"--epochs {resolved.epochs} is fewer than the {epochs_done} epoch(s) {source} "
-            "has already trained"
-        )
-    return {key: pair for key, pair in differences.items() if key not in PER_CALL_LIMITS}
-
-
-def config_differences(saved: dict[str, Any], resolved: TrainConfig) -> dict[str, tuple[Any, Any]]:
-    """``{dotted field: (saved, resolved)}`` for every field in which a run's saved ``train_config`` differs.
-
-    A field the run's edgessl did not have yet counts as its default (so old runs stay
-    comparable); ``out`` and the mirrored ``lr`` are not compared.
-    """
-    fresh = TrainConfig(method=resolved.method, backbone=resolved.backbone)
-    defaults = _flatten(config_to_dict(resolved_train_config(fresh, resolve_method_config(fresh))))
-    old, new = {**defaults, **_flatten(saved)}, _flatten(config_to_dict(resolved))
-    skipped = ("out", *MIRRORED)
-    return {
-        key: (old.get(key), value)
-        for key, value in new.items()
-        if key not in skipped and old.get(key) != value
-    }
-
-
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"method_overrides": {"optimizer": {"lr": 1}}}`` -> ``{"method_overrides.optimizer.lr": 1}``
-    (lists as tuples)."""
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = tuple(value) if isinstance(value, list) else value
-    return flat

@@ -1,4 +1,5 @@
-"""A run folder as the trainer owns it: one writer at a time, the newest complete checkpoint, no debris.
+"""Writing into a run folder (whose layout is :mod:`edgessl.runs`'): one writer at a time, enough room,
+no debris.
 
 ``RUN/.lock`` is held with ``fcntl.flock`` for as long as a training process writes the
 folder, and removed when it finishes. The kernel drops the lock when its process dies

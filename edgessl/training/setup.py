@@ -1,28 +1,31 @@
-"""Building a run before its first step: the Accelerator, outside start weights, room on disk, what to resume.
+"""Building a run before its first step: the launch, the Accelerator, outside start weights, room on disk.
 
 Everything here reads or checks; nothing writes a file, so :class:`~edgessl.training.trainer.Trainer`
-can build a run completely and still leave no trace when the input is rejected.
+can build a run completely and still leave no trace when the input is rejected. What a
+resume continues is :mod:`.resume`'s.
+
+The launch checks make "N processes" mean N processes on CPU-only machines too:
+``torchrun`` (and ``accelerate launch --multi_gpu``, which runs torchrun) start N
+processes, but accelerate joins them into one gloo group only when told to use the CPU;
+otherwise each process trains alone on the same run folder.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from edgessl import distributed
-from edgessl.checkpoints import load_checkpoint
-from edgessl.errors import CheckpointError, ConfigError
+from edgessl.errors import ConfigError
 from edgessl.methods import Method
-from edgessl.runs import RunFolder
 from edgessl.training import tracking
 from edgessl.training.config import TrainConfig
-from edgessl.training.resolve import resume_changes
-from edgessl.training.run_folder import being_written, live_writer
+
+# Environment variables a launcher sets to the number of processes (torchrun, Intel MPI / MPICH,
+# Open MPI, MVAPICH).
+WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 
 
 def make_accelerator(config: TrainConfig, run_dir: Path):  # -> accelerate.Accelerator
@@ -35,14 +38,14 @@ def make_accelerator(config: TrainConfig, run_dir: Path):  # -> accelerate.Accel
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
 
-    distributed.check_launch()
+    check_launch()
     # torch >= 2.13 deprecates broadcast_buffers for forward_sync_buffers, which accelerate cannot pass yet;
     # False is what is meant (buffers start equal: every process builds the model from the same seed).
     warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated", category=FutureWarning)
     try:
         accelerator = Accelerator(
             mixed_precision=config.precision,  # None: accelerate's configuration
-            cpu=distributed.cpu_processes_launched(),
+            cpu=cpu_processes_launched(),
             gradient_accumulation_steps=config.grad_accum,
             log_with=tracking.tracker_names(config.log_with) or None,
             project_dir=run_dir / tracking.TRACKER_DIR,
@@ -56,7 +59,7 @@ def make_accelerator(config: TrainConfig, run_dir: Path):  # -> accelerate.Accel
         raise ConfigError(
             f"cannot train with precision '{precision}' here: {str(exc).splitlines()[0]}; try --precision no"
         ) from None
-    distributed.check_process_count(accelerator.num_processes)
+    check_process_count(accelerator.num_processes)
     return accelerator
 
 
@@ -81,58 +84,54 @@ def checkpoint_bytes_to_write(method: Method, config: TrainConfig, start_epoch: 
     return one * (sum(1 for e in remaining if e % config.save_every == 0 or e == config.epochs) + 2)
 
 
-@dataclass(frozen=True)
-class ResumePoint:
-    """The checkpoint a resume continues, and what the resume changes (``{field: (old, new)}``)."""
+def launcher_world_size() -> int:
+    """How many processes the launcher started (1 when none did), from its environment variables."""
+    for name in WORLD_SIZE_VARIABLES:
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 1
 
-    path: Path
-    checkpoint: dict[str, Any]
-    changes: dict[str, tuple[Any, Any]]
+
+def _accelerator_device_available() -> bool:
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6: CUDA, XPU, MPS, ... in one call
+    if accelerator is not None:
+        return accelerator.is_available()
+    return torch.cuda.is_available()
 
 
-def resume_point(run_dir: Path, resume: bool, config: TrainConfig) -> ResumePoint | None:
-    """The run folder's newest complete checkpoint, after checking that ``config`` can continue it."""
-    newest = RunFolder(run_dir).newest()
-    if newest is None:
-        if resume:
-            raise ConfigError(
-                f"nothing to resume: {run_dir} holds no checkpoint; drop --resume to start a new run"
-            )
-        return None
-    if not resume:
-        writer = live_writer(run_dir)
-        if writer is not None:
-            raise being_written(run_dir, writer)
+def cpu_processes_launched() -> bool:
+    """Several processes and no accelerator device: accelerate must be told to join them with gloo."""
+    return launcher_world_size() > 1 and not _accelerator_device_available()
+
+
+def check_launch() -> None:
+    """Refuse ``accelerate launch --num_processes N`` that started one process (before any setup).
+
+    Without GPUs (or with ``--cpu``) and without MPI, accelerate's launcher runs the
+    script once, whatever ``--num_processes`` says; it then still sets ``MASTER_PORT``,
+    which a launcher of one local process does not.
+    """
+    launched_by_accelerate = "ACCELERATE_DYNAMO_BACKEND" in os.environ
+    if launched_by_accelerate and "MASTER_PORT" in os.environ and launcher_world_size() == 1:
         raise ConfigError(
-            f"{run_dir} already holds a run; pass --resume to continue it or choose another --out"
+            "accelerate launch started 1 process although several were asked for: without GPUs, or with "
+            "--cpu, "
+            "it starts one unless MPI is configured. For N processes on CPUs run "
+            "'accelerate launch --multi_gpu --num_processes N -m edgessl train ...' (gloo; edgessl uses the "
+            "CPU "
+            "when there is no GPU) or 'torchrun --nproc-per-node N -m edgessl train ...'; for one process, "
+            "drop --num_processes (or unset MASTER_PORT)"
         )
-    previous = load_checkpoint(newest)
-    meta = previous["metadata"]
-    if (meta.get("method"), meta.get("backbone")) != (config.method, config.backbone):
-        raise CheckpointError(
-            f"{newest} is a {meta.get('method')} run on {meta.get('backbone')}, not {config.method} on "
-            f"{config.backbone}; choose another --out to start a new run"
-        )
-    if "optimizer" not in previous or "position" not in previous:
-        raise CheckpointError(
-            f"{newest} holds no training state to resume from; start a new run in another --out"
-        )
-    changes = resume_changes(meta.get("train_config", {}), config, int(previous["position"]["epoch"]), newest)
-    return ResumePoint(newest, previous, changes)
 
 
-def check_frozen_unchanged(method: Method, resume: ResumePoint | None) -> None:
-    """A resume rebuilds the frozen modules (a teacher) from their source: refuse one whose weights
-    changed."""
-    if resume is None:
-        return
-    recorded = resume.checkpoint["metadata"].get("frozen", {})
-    for name, now in method.frozen_provenance().items():
-        before = recorded.get(name, {})
-        if before.get("sha256") != now.get("sha256"):
-            raise CheckpointError(
-                f"the {name} of {resume.path} changed since the run started: {now.get('source')} "
-                "now hashes to "
-                f"{str(now.get('sha256'))[:12]}, the run was trained with {str(before.get('sha256'))[:12]}; "
-                f"restore that {name}, or start a new run in another --out"
-            )
+def check_process_count(num_processes: int) -> None:
+    """Refuse to train when accelerate joined fewer processes than the launcher started."""
+    launched = launcher_world_size()
+    if launched != num_processes:
+        raise ConfigError(
+            f"the launcher started {launched} processes but accelerate set up {num_processes}: "
+            "each would train "
+            "alone into the same run folder. Launch with 'accelerate launch --multi_gpu --num_processes N "
+            "-m edgessl train ...' or 'torchrun --nproc-per-node N -m edgessl train ...'"
+        )

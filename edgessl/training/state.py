@@ -39,26 +39,26 @@ class Position:
 class TrainingState:
     """The resumable state of a run; every process holds one (RNG streams are per process)."""
 
-    def __init__(self, step: TrainStep, steps_per_epoch: int, seed: int) -> None:
-        self.step = step  # the model, optimiser, schedules and accelerator whose state this is
+    def __init__(self, train_step: TrainStep, steps_per_epoch: int, seed: int) -> None:
+        self.train_step = train_step  # the model, optimiser, schedules and accelerator whose state this is
         self.steps_per_epoch, self.seed = steps_per_epoch, seed
         self.position = Position()
 
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint body at the current step boundary (collective: every process calls it)."""
         rng = [rng_state()]
-        if self.step.accelerator.num_processes > 1:
+        if self.train_step.accelerator.num_processes > 1:
             from accelerate.utils import gather_object
 
             rng = gather_object(rng)
             # Unsynchronised BatchNorm layers hold per-process statistics: save (and continue
             # with) their mean, the same on every process.
-            average_batchnorm_statistics(self.step.model)
+            average_batchnorm_statistics(self.train_step.model)
         position = self.position
         state = {
-            "model": self.step.method.state_dict(),
-            "optimizer": self.step.optimizer.state_dict(),
-            "scheduler": self.step.scheduler.state_dict(),
+            "model": self.train_step.method.state_dict(),
+            "optimizer": self.train_step.optimizer.state_dict(),
+            "scheduler": self.train_step.scheduler.state_dict(),
             "position": {
                 "epoch": position.epoch,
                 "step": position.step,
@@ -67,8 +67,8 @@ class TrainingState:
             },
             "rng": rng,
         }
-        if self.step.accelerator.scaler is not None:
-            state["scaler"] = self.step.accelerator.scaler.state_dict()
+        if self.train_step.accelerator.scaler is not None:
+            state["scaler"] = self.train_step.accelerator.scaler.state_dict()
         return state
 
     def load_state_dict(
@@ -83,11 +83,11 @@ class TrainingState:
                 f"this run has {self.steps_per_epoch}; "
                 "resume with the same data and batch size"
             )
-        load_weights(self.step.method, checkpoint["model"], str(source))
-        self.step.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.step.scheduler.load_state_dict(checkpoint["scheduler"])
-        if "scaler" in checkpoint and self.step.accelerator.scaler is not None:
-            self.step.accelerator.scaler.load_state_dict(checkpoint["scaler"])
+        load_weights(self.train_step.method, checkpoint["model"], str(source))
+        self.train_step.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.train_step.scheduler.load_state_dict(checkpoint["scheduler"])
+        if "scaler" in checkpoint and self.train_step.accelerator.scaler is not None:
+            self.train_step.accelerator.scaler.load_state_dict(checkpoint["scaler"])
         meta, step = checkpoint["metadata"], int(saved["step"])
         resume = {"step": step, "changes": {key: list(pair) for key, pair in changes.items()}}
         self.position = Position(
@@ -98,24 +98,27 @@ class TrainingState:
             step,
             (*meta.get("resumes", ()), resume),
         )
-        index = self.step.accelerator.process_index
+        index = self.train_step.accelerator.process_index
         if index < len(checkpoint["rng"]):
             set_rng_state(checkpoint["rng"][index])
         else:  # more processes than the run had: fresh streams for the new ones
             seed_everything(self.seed + 7919 * index + step)
 
 
-def checkpoint_metadata(
-    config: Any, method_config: Any, dataset: Any, accelerator: Any, position: Position
-) -> dict[str, Any]:
-    """What a checkpoint says about its run (the trainer adds ``train_seconds`` and ``energy``)."""
+def checkpoint_metadata(config: Any, dataset: Any, accelerator: Any, position: Position) -> dict[str, Any]:
+    """What a checkpoint says about its run (the trainer adds ``train_seconds`` and ``energy``).
+
+    ``config`` is the resolved run's ``train`` (:class:`~edgessl.training.resolve.ResolvedRun`),
+    stored once as ``train_config``; its method config is rebuilt from it
+    (:func:`~edgessl.methods.method_config_of_run`).
+    """
     from edgessl import __version__
     from edgessl.config import config_to_dict
 
     return {
         "method": config.method, "recipe": config.recipe, "backbone": config.backbone, "dataset": config.data,
         "split": config.split,
-        "method_config": config_to_dict(method_config), "train_config": config_to_dict(config),
+        "train_config": config_to_dict(config),
         "num_images": len(dataset), "image_size": dataset.image_size, "mean": list(dataset.mean),
         "std": list(dataset.std),
         "epoch": position.epoch, "step": position.step, "resumes": list(position.resumes),

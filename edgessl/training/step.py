@@ -20,14 +20,8 @@ import torch
 
 from edgessl.methods import Method, StepOutput, TrainingProgress
 from edgessl.training.batches import BatchFeeder, build_feeder
-from edgessl.training.optim import (
-    OptimizerConfig,
-    Schedules,
-    build_optimizer,
-    build_scheduler,
-    check_clipping,
-    clip_gradients,
-)
+from edgessl.training.optim import OptimizerConfig, build_optimizer, check_clipping, clip_gradients
+from edgessl.training.schedules import Schedules, build_scheduler
 
 
 @dataclass
@@ -89,6 +83,7 @@ class TrainStep:
 def build_train_step(
     accelerator: Any,
     method: Method,
+    *,
     optimizer_config: OptimizerConfig,
     batch_size: int,
     steps_per_epoch: int,

@@ -42,17 +42,12 @@ from edgessl.training import run_folder, tracking
 from edgessl.training.config import TrainConfig
 from edgessl.training.monitor import run_monitor
 from edgessl.training.progress import ProgressView, StopRequest, start_line
-from edgessl.training.resolve import config_yaml, resolve_method_config, resolved_train_config
+from edgessl.training.resolve import ResolvedRun, resolve_run
+from edgessl.training.resume import check_frozen_unchanged, resume_point
 from edgessl.training.rng import seed_everything, set_deterministic
 from edgessl.training.run_log import METRICS_FILE, MetricsLog, PendingStep, diverged, read_back, read_metrics
 from edgessl.training.sampling import epoch_permutation, micro_batches, plan_batches
-from edgessl.training.setup import (
-    check_frozen_unchanged,
-    checkpoint_bytes_to_write,
-    make_accelerator,
-    resume_point,
-    start_from_weights,
-)
+from edgessl.training.setup import checkpoint_bytes_to_write, make_accelerator, start_from_weights
 from edgessl.training.state import TrainingInterrupted, TrainingState, TrainResult, checkpoint_metadata
 from edgessl.training.step import build_train_step
 
@@ -68,31 +63,31 @@ class Trainer:
     behind; :meth:`run` takes the run folder's lock and trains.
     """
 
-    def __init__(self, config: TrainConfig, resume: bool, console: Console, progress: bool) -> None:
+    def __init__(self, run: ResolvedRun, resume: bool, console: Console, progress: bool) -> None:
         from edgessl.data import load_dataset
 
         self.console, self.show_progress = console, progress
+        self.resolved, self.config, self.method_config = run, run.train, run.method
+        config = run.train
         set_deterministic(config.deterministic)
-        self.method_config = method_config = resolve_method_config(config)
-        self.accelerator = make_accelerator(config, Path(config.run_dir))
+        self.accelerator = make_accelerator(config, Path(config.out))
         self.dataset = data = load_dataset(config.data, config.split, config.data_root, config.image_size)
-        self.config = resolved_train_config(config, method_config, data.image_size)
-        self.folder = RunFolder(Path(self.config.out))
+        self.folder = RunFolder(Path(config.out))
         seed_everything(config.seed)  # identical initial weights on every process
         self.method = build_method(
-            config.method, config.backbone, data.image_size, data.mean, data.std, method_config
+            config.method, config.backbone, data.image_size, data.mean, data.std, run.method
         )
         processes, rank = self.accelerator.num_processes, self.accelerator.process_index
         if processes > 1:  # global BatchNorm where the method's paper has it
             self.method.synchronize_batchnorm(self.accelerator.device)
-        self.plan = plan_batches(len(data), method_config.batch_size, processes, rank, config.grad_accum)
+        self.plan = plan_batches(len(data), config.batch_size, processes, rank, config.grad_accum)
         self.total_steps = self.plan.steps_per_epoch * config.epochs
-        self.resume_from = resume_point(self.folder.path, resume, self.config)
+        self.resume_from = resume_point(self.folder.path, resume, config)
         check_frozen_unchanged(self.method, self.resume_from)
         if config.weights and not self.resume_from:
             start_from_weights(self.method, config.weights)
         self._prepare_optimisation()
-        self.monitor = run_monitor(self.config, self.dataset, self.accelerator, self.console)
+        self.monitor = run_monitor(config, self.dataset, self.accelerator, self.console)
         # one shuffle per epoch, a function of seed and epoch only; two are held because an
         # epoch's last step already reads the next epoch's first batch (for the feeder)
         self.epoch_order = lru_cache(maxsize=2)(partial(epoch_permutation, len(data), config.seed))
@@ -101,9 +96,14 @@ class Trainer:
         """The step (optimiser, schedules, accelerate-wrapped model) and its state, restored when resuming."""
         config, steps_per_epoch = self.method_config, self.plan.steps_per_epoch
         self.train_step = step = build_train_step(
-            self.accelerator, self.method, config.optimizer, config.batch_size, steps_per_epoch,
-            self.total_steps, self.dataset.images,
-        )  # fmt: skip
+            self.accelerator,
+            self.method,
+            optimizer_config=config.optimizer,
+            batch_size=config.batch_size,
+            steps_per_epoch=steps_per_epoch,
+            total_steps=self.total_steps,
+            images=self.dataset.images,
+        )
         self.state = TrainingState(step, steps_per_epoch, self.config.seed)
         if self.resume_from:
             self.state.load_state_dict(
@@ -141,7 +141,7 @@ class Trainer:
         needed = checkpoint_bytes_to_write(self.method, self.config, self.state.position.epoch)
         run_folder.check_free_space(run_dir, needed)
         with run_folder.locked(run_dir):
-            run_folder.prepare_for_writing(run_dir, resumes, config_yaml(self.config), CONFIG_FILE)
+            run_folder.prepare_for_writing(run_dir, resumes, self.resolved.yaml(), CONFIG_FILE)
             log = MetricsLog(run_dir / METRICS_FILE)
             log.truncate_after(self.state.position.step)
             tracking.start_trackers(
@@ -251,9 +251,7 @@ class Trainer:
 
     def _save(self, epoch_file: bool) -> None:
         position = self.state.position
-        metadata = checkpoint_metadata(
-            self.config, self.method_config, self.dataset, self.accelerator, position
-        )
+        metadata = checkpoint_metadata(self.config, self.dataset, self.accelerator, position)
         if self.method.frozen:
             metadata["frozen"] = self.method.frozen_provenance()  # where the teacher came from, and its hash
         seconds = position.prior_seconds + time.perf_counter() - self.segment_start
@@ -268,15 +266,21 @@ class Trainer:
 
 
 def train(
-    config: TrainConfig, resume: bool = False, console: Console | None = None, progress: bool = True
+    run: ResolvedRun | TrainConfig,
+    resume: bool = False,
+    console: Console | None = None,
+    progress: bool = True,
 ) -> TrainResult:
-    """Pretrain ``config.method`` on ``config.backbone``; ``resume`` continues the run's newest checkpoint.
+    """Pretrain ``run``'s method on its backbone; ``resume`` continues the run's newest checkpoint.
 
+    A :class:`TrainConfig` is resolved here (:func:`~edgessl.training.resolve.resolve_run`);
+    callers that resolved it already (the CLI, the study) pass the :class:`ResolvedRun`.
     Raises :class:`TrainingDiverged` on a NaN/inf loss (the last good checkpoint is kept),
     :class:`TrainingInterrupted` after Ctrl-C (``last.pt`` saved at the current step),
     and :class:`EdgesslError` subclasses for anything the user can fix, before any file is written.
     """
-    return Trainer(config, resume, console or Console(), progress).run()
+    resolved = run if isinstance(run, ResolvedRun) else resolve_run(run)
+    return Trainer(resolved, resume, console or Console(), progress).run()
 
 
 def last_logged_loss(log: MetricsLog | None) -> float:

@@ -11,12 +11,12 @@ import pytest
 import torch
 from rich.console import Console
 
-from edgessl import distributed
 from edgessl.checkpoints import load_checkpoint, load_representation
 from edgessl.cli import main
 from edgessl.data import load_dataset
 from edgessl.errors import ConfigError
 from edgessl.runs import CHECKPOINT_DIR, LAST
+from edgessl.training import setup
 from edgessl.training.monitor import OnlineMonitor
 from edgessl.training.run_log import METRICS_FILE, read_metrics
 
@@ -74,7 +74,7 @@ def test_two_cpu_processes_train_and_resume_from_and_into_one_process(tmp_path: 
     meta = two["metadata"]
     assert meta["num_processes"] == 2 and meta["step"] == 4
     assert meta["mixed_precision"] == "bf16" and meta["train_config"]["precision"] is None
-    assert meta["method_config"]["sync_batchnorm"] is True
+    assert meta["train_config"]["method_overrides"]["sync_batchnorm"] is True
     assert len(two["rng"]) == 2  # each process's random streams, for an exact resume on 2
     load_representation(run / CHECKPOINT_DIR / LAST)  # SyncBatchNorm weights load into plain BatchNorm
 
@@ -88,18 +88,18 @@ def test_two_cpu_processes_train_and_resume_from_and_into_one_process(tmp_path: 
 
 
 def test_a_launch_that_got_fewer_processes_than_asked_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("WORLD_SIZE", *distributed.WORLD_SIZE_VARIABLES, "MASTER_PORT"):
+    for name in ("WORLD_SIZE", *setup.WORLD_SIZE_VARIABLES, "MASTER_PORT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ACCELERATE_DYNAMO_BACKEND", "no")  # set by every accelerate launch
-    distributed.check_launch()  # `accelerate launch` of one process: fine
+    setup.check_launch()  # `accelerate launch` of one process: fine
     monkeypatch.setenv("MASTER_PORT", "29500")  # what `accelerate launch --cpu --num_processes 2` leaves
     with pytest.raises(ConfigError, match="started 1 process although several were asked for"):
-        distributed.check_launch()
+        setup.check_launch()
     monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun's two processes...
-    distributed.check_launch()
+    setup.check_launch()
     with pytest.raises(ConfigError, match="started 2 processes but accelerate set up 1"):
-        distributed.check_process_count(1)  # ...that accelerate did not join into one group
-    distributed.check_process_count(2)
+        setup.check_process_count(1)  # ...that accelerate did not join into one group
+    setup.check_process_count(2)
 
 
 def test_online_knn_under_two_processes_measures_the_checkpoint_it_saves(tmp_path: Path) -> None:
@@ -114,7 +114,10 @@ def test_online_knn_under_two_processes_measures_the_checkpoint_it_saves(tmp_pat
     )  # fmt: skip
     assert launched.returncode == 0, launched.stderr[-3000:]
     assert (
-        load_checkpoint(run / CHECKPOINT_DIR / LAST)["metadata"]["method_config"]["sync_batchnorm"] is False
+        load_checkpoint(run / CHECKPOINT_DIR / LAST)["metadata"]["train_config"]["method_overrides"][
+            "sync_batchnorm"
+        ]
+        is False
     )
     online = read_metrics(run / METRICS_FILE)[-1]
     monitor = OnlineMonitor.for_dataset(

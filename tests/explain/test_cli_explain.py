@@ -74,13 +74,17 @@ def test_ctrl_c_or_a_full_disk_mid_explain_leaves_no_output_folder(
     monkeypatch.setitem(report.EXPLAINERS._entries, "confusion", failing)
     out = tmp_path / "new" / "pictures"
     with pytest.raises(fault if isinstance(fault, type) else OSError):
-        report.explain(run_folder, "stl10", ["saliency", "confusion"], out, stl10_mini_root)
+        report.explain(
+            run_folder, "stl10", kinds=["saliency", "confusion"], out=out, data_root=stl10_mini_root
+        )
     assert not (tmp_path / "new").exists()  # every folder this call created is gone
     kept = tmp_path / "kept"
     kept.mkdir()
     (kept / "mine.txt").write_text("the user's")
     with pytest.raises(fault if isinstance(fault, type) else OSError):
-        report.explain(run_folder, "stl10", ["saliency", "confusion"], kept, stl10_mini_root)
+        report.explain(
+            run_folder, "stl10", kinds=["saliency", "confusion"], out=kept, data_root=stl10_mini_root
+        )
     # the saliency picture drawn before the fault is removed again: the folder is as it was found
     assert [p.name for p in kept.iterdir()] == ["mine.txt"] and (
         kept / "mine.txt"

@@ -91,7 +91,7 @@ def test_retrieval_figure_marks_correct_and_wrong_neighbours() -> None:
     indices = torch.tensor([[0, 1, 2], [3, 2, 1]])
     distances = torch.tensor([[0.1, 0.2, 0.3], [0.1, 0.5, 0.9]])
     figure = retrieval_figure(
-        images[:2], torch.tensor([0, 1]), images, bank_labels, distances, indices, ["cat", "dog"]
+        images[:2], torch.tensor([0, 1]), images, bank_labels, distances, indices, class_names=["cat", "dog"]
     )
     assert len(figure.axes) == 2 * 4
     titles = [ax.get_title() for ax in figure.axes]

@@ -12,8 +12,9 @@ import torch
 import yaml
 from teachers import TEACHER_BACKBONE, teacher_flags, teacher_weights_file
 
-from edgessl.checkpoints import load_representation
+from edgessl.checkpoints import load_representation, recorded_method_config
 from edgessl.cli import main
+from edgessl.config import config_to_dict
 from edgessl.errors import UnknownNameError
 from edgessl.methods import Method, method_class
 from edgessl.runs import CHECKPOINT_DIR, LAST
@@ -105,6 +106,7 @@ def test_edgessl_train_runs_every_method_and_saves_a_usable_checkpoint(
     assert all(math.isfinite(r[name]) for r in records for name in diagnostics)  # logged beside the loss
     loaded = load_representation(run / CHECKPOINT_DIR / LAST)
     assert loaded.metadata["method"] == method_name
-    assert {key: loaded.metadata["method_config"][key] for key in shrunk} == shrunk
+    recorded = config_to_dict(recorded_method_config(loaded.metadata))
+    assert {key: recorded[key] for key in shrunk} == shrunk
     features = loaded.model(torch.rand(2, 3, 32, 32))
     assert features.shape == (2, loaded.model.feature_dim) and torch.isfinite(features).all()

@@ -14,7 +14,8 @@ from edgessl.methods import Method
 from edgessl.methods.barlowtwins import BarlowTwins
 from edgessl.methods.losses import BarlowTwinsLoss, VICRegLoss
 from edgessl.methods.vicreg import VICReg
-from edgessl.training.optim import build_optimizer, build_scheduler
+from edgessl.training.optim import build_optimizer
+from edgessl.training.schedules import build_scheduler
 
 SmallMethod = Callable[..., Method]
 

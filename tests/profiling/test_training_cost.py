@@ -55,7 +55,13 @@ def test_timed_steps_are_the_trainers_steps() -> None:
     with torch.no_grad():
         loss_before = model(images).loss.item()
     step = build_train_step(
-        profiling_accelerator(torch.device("cpu")), model, OptimizerConfig(), 4, 1, 4, images
+        profiling_accelerator(torch.device("cpu")),
+        model,
+        optimizer_config=OptimizerConfig(),
+        batch_size=4,
+        steps_per_epoch=1,
+        total_steps=4,
+        images=images,
     )
     meter = EnergyMeter("cpu")
     time_training_steps(step, steps=3, warmup=1, meter=meter)

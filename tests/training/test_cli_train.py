@@ -71,7 +71,7 @@ def test_train_max_steps_then_ctrl_c_then_resume(
 
 def test_the_train_docstring_names_every_field_a_resume_may_change() -> None:
     from edgessl.cli import train as train_command
-    from edgessl.training.resolve import RESUMABLE
+    from edgessl.training.config import RESUMABLE
 
     doc = train_command.__doc__
     assert [field for field in RESUMABLE if field not in doc and field.replace("_", "-") not in doc] == []

@@ -19,6 +19,7 @@ from edgessl.methods.seed import SEEDConfig
 from edgessl.methods.teacher import TeacherConfig, load_teacher, weights_sha256
 from edgessl.runs import CHECKPOINT_DIR, LAST
 from edgessl.training import TrainConfig, train
+from edgessl.training.resolve import resolve_run
 from edgessl.training.setup import checkpoint_bytes_to_write
 from edgessl.training.trainer import Trainer
 
@@ -50,7 +51,8 @@ def backbone_teacher() -> dict:
 def test_teacher_is_bit_identical_after_training_and_absent_from_checkpoints(tmp_path: Path) -> None:
     before = build_backbone(TEACHER_BACKBONE)
     before.load_state_dict(torch.load(teacher_weights_file(), weights_only=True))
-    trainer = Trainer(seed_run(tmp_path / "run", backbone_teacher(), max_steps=4), False, Console(), False)
+    run = resolve_run(seed_run(tmp_path / "run", backbone_teacher(), max_steps=4))
+    trainer = Trainer(run, False, Console(), False)
     result = trainer.run()
     # the teacher that trained the student: every weight and BatchNorm buffer exactly as in the file
     assert not trainer.method.teacher.training

@@ -26,7 +26,7 @@ from edgessl.evaluation.features import extract_features
 from edgessl.evaluation.knn import knn_predict
 from edgessl.methods import build_method
 from edgessl.training.config import TrainConfig
-from edgessl.training.resolve import resolve_method_config
+from edgessl.training.resolve import resolve_run
 from edgessl.training.rng import seed_everything
 from edgessl.training.trainer import train
 
@@ -59,7 +59,7 @@ def knn_before_and_after(config: TrainConfig, bank, queries) -> tuple[float, flo
     training."""
     seed_everything(config.seed)
     initial = build_method(
-        config.method, config.backbone, SIZE, bank.mean, bank.std, resolve_method_config(config)
+        config.method, config.backbone, SIZE, bank.mean, bank.std, resolve_run(config).method
     ).representation()
     baseline = knn_accuracy(initial, bank, queries)
     result = train(config, progress=False)

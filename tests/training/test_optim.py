@@ -11,7 +11,8 @@ from torch import nn
 
 from edgessl.errors import ConfigError, UnknownNameError
 from edgessl.methods import Method, MethodConfig, OptimizerConfig, ParamGroup
-from edgessl.training.optim import LARS, OPTIMIZERS, build_optimizer, build_scheduler, torch_param_groups
+from edgessl.training.optim import LARS, OPTIMIZERS, build_optimizer, torch_param_groups
+from edgessl.training.schedules import build_scheduler
 
 
 def test_lars_matches_hand_computed_update_and_skips_biases_and_norms() -> None:

@@ -21,6 +21,7 @@ from edgessl.errors import CheckpointError, ConfigError
 from edgessl.runs import CHECKPOINT_DIR, LAST
 from edgessl.training import run_log
 from edgessl.training.config import TrainConfig
+from edgessl.training.resolve import resolve_run
 from edgessl.training.run_folder import RunFolderBusy, locked
 from edgessl.training.run_log import METRICS_FILE, read_metrics
 from edgessl.training.trainer import Trainer, train
@@ -83,7 +84,7 @@ def test_second_writer_is_refused_naming_the_holder_and_a_killed_holder_blocks_n
 def test_a_run_folder_that_changes_between_building_and_training_is_refused(tmp_path: Path) -> None:
     """Another process may finish a run in the folder while this one builds: neither overwrites the other."""
     run = tmp_path / "run"
-    starting = Trainer(tiny(run), resume=False, console=Console(quiet=True), progress=False)
+    starting = Trainer(resolve_run(tiny(run)), resume=False, console=Console(quiet=True), progress=False)
     train(tiny(run, max_steps=3), progress=False)  # the other writer, done before this one takes the lock
     written = (run / CHECKPOINT_DIR / LAST).read_bytes()
     with pytest.raises(RunFolderBusy, match="changed while this run started; run the command again"):
@@ -244,9 +245,11 @@ def test_wrong_types_are_one_line_exit_2(extra: list[str], expected: str, capsys
 def test_numbers_as_users_type_them(tmp_path: Path, capsys) -> None:
     sets = ["--set", "optimizer.weight_decay=5e-4", "--set", "optimizer.lr=1e-3", "--set", "temperature=2e-1"]
     assert main(["train", "--method", "simclr", *sets, "--print-config"]) == 0
-    printed = yaml.safe_load(capsys.readouterr().out)["method_overrides"]
-    assert printed["optimizer"]["weight_decay"] == 5e-4 and printed["optimizer"]["lr"] == 1e-3
-    assert printed["temperature"] == 0.2
+    run = yaml.safe_load(capsys.readouterr().out)
+    printed = run["method_overrides"]
+    assert printed["optimizer"]["weight_decay"] == 5e-4 and printed["temperature"] == 0.2
+    assert run["lr"] == 1e-3 and "lr" not in printed["optimizer"]  # the learning rate's one home
+    assert run["image_size"] == 32  # shapes10's own size, not null
     # "inf" is read as the number (and then refused by the field's range), not as a word
     assert main(["train", "--method", "simclr", "--set", "temperature=inf", "--print-config"]) == 2
     assert "temperature='inf': expected less than inf" in error_line(capsys)

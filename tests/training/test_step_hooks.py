@@ -46,7 +46,15 @@ def run_steps(config: OptimizerConfig, steps: int = 3) -> _Recorder:
     torch.manual_seed(0)
     method = _Recorder()
     images = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
-    step = build_train_step(profiling_accelerator(DEVICE), method, config, 4, 2, 6, images)
+    step = build_train_step(
+        profiling_accelerator(DEVICE),
+        method,
+        optimizer_config=config,
+        batch_size=4,
+        steps_per_epoch=2,
+        total_steps=6,
+        images=images,
+    )
     for index in range(steps):
         step([torch.arange(4)], TrainingProgress(index, 2, 6))
     return method

@@ -8,11 +8,11 @@ import pytest
 import torch
 from tiny_runs import tiny_config as tiny_run
 
-from edgessl.checkpoints import load_checkpoint, load_representation, save_checkpoint
+from edgessl.checkpoints import load_checkpoint, load_representation, recorded_method_config, save_checkpoint
 from edgessl.errors import ConfigError, DiskFullError, EdgesslError, TrainingDiverged
 from edgessl.runs import CHECKPOINT_DIR, LAST, list_checkpoints
 from edgessl.training.config import TrainConfig
-from edgessl.training.resolve import resolve_method_config, resolved_train_config
+from edgessl.training.resolve import resolve_run
 from edgessl.training.run_log import METRICS_FILE, read_metrics
 from edgessl.training.trainer import TrainingInterrupted, train
 
@@ -105,7 +105,6 @@ def test_checkpoint_loads_weights_only_with_every_key(straight_run: Path) -> Non
     expected = {
         "method",
         "backbone",
-        "method_config",
         "train_config",
         "dataset",
         "image_size",
@@ -119,7 +118,12 @@ def test_checkpoint_loads_weights_only_with_every_key(straight_run: Path) -> Non
     }
     assert expected <= meta.keys()
     assert (meta["epoch"], meta["step"], meta["image_size"]) == (2, 30, 16)
-    assert meta["train_config"]["batch_size"] == 64 and meta["method_config"]["optimizer"]["name"] == "sgd"
+    assert "method_config" not in meta  # the resolved run is stored once, as train_config
+    assert (
+        meta["train_config"]["batch_size"] == 64
+        and "lr" not in meta["train_config"]["method_overrides"]["optimizer"]
+    )
+    assert recorded_method_config(meta).optimizer.name == "sgd"
     assert meta["energy"]["seconds"] > 0 and meta["energy"]["energy_kwh"] > 0
     assert {"torch", "numpy", "python"} <= state["rng"][0].keys()
     assert {"queue", "target.0.weight", "encoder.1.running_mean"} <= state["model"].keys()
@@ -195,13 +199,18 @@ def test_config_precedence_and_validation() -> None:
         lr=0.5,
         method_overrides={"noise": 0.3, "optimizer.schedule": "constant", "batch_size": 8},
     )
-    method_config = resolve_method_config(config)
+    run = resolve_run(config)
+    method_config = run.method
     assert (method_config.batch_size, method_config.optimizer.lr, method_config.noise) == (16, 0.5, 0.3)
     assert method_config.optimizer.schedule == "constant" and method_config.optimizer.name == "sgd"
-    resolved = resolved_train_config(config, method_config)
-    assert resolve_method_config(resolved) == method_config  # the written config reproduces itself
+    assert run.train.image_size == 32  # shapes10's native size, not None
+    # lr and batch size have one home: the run's top level
+    assert (
+        "batch_size" not in run.train.method_overrides and "lr" not in run.train.method_overrides["optimizer"]
+    )
+    assert resolve_run(run.train) == run  # the written config reproduces itself
     with pytest.raises(ConfigError, match="unknown TinyConfig option"):
-        resolve_method_config(TrainConfig(method="tiny", method_overrides={"temprature": 0.1}))
+        resolve_run(TrainConfig(method="tiny", method_overrides={"temprature": 0.1}))
     with pytest.raises(ConfigError, match="precision"):
         TrainConfig(precision="fp8")
 

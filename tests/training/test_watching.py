@@ -170,7 +170,7 @@ def test_online_knn_rises_during_a_short_simclr_run(tmp_path: Path) -> None:
     from edgessl.demo import SHORT_SCHEDULE_OVERRIDES
     from edgessl.methods import build_method
     from edgessl.training.monitor import OnlineMonitor
-    from edgessl.training.resolve import resolve_method_config
+    from edgessl.training.resolve import resolve_run
     from edgessl.training.rng import seed_everything
 
     # the demo's run (its short-schedule recipe, 6-epoch schedule), stopped after its second epoch
@@ -182,7 +182,7 @@ def test_online_knn_rises_during_a_short_simclr_run(tmp_path: Path) -> None:
     pretext = load_dataset("shapes10", "unlabeled", image_size=32)
     seed_everything(config.seed)  # the trainer's initial weights, before its first step
     initial = build_method(
-        "simclr", "shufflenetv2", 32, pretext.mean, pretext.std, resolve_method_config(config)
+        "simclr", "shufflenetv2", 32, pretext.mean, pretext.std, resolve_run(config).method
     )
     monitor = OnlineMonitor.for_dataset(pretext, "shapes10", None, torch.device("cpu"), Console(quiet=True))
     at_start = monitor.measure(initial.representation())["knn_accuracy"]
