@@ -15,7 +15,8 @@ import pytest
 from edgessl.data import cache, read_split_arrays
 from edgessl.data.arrays import channel_stats
 from edgessl.data.decode import decode_image
-from edgessl.data.image_folder import FolderSource, discover
+from edgessl.data.folder_layout import discover
+from edgessl.data.image_folder import FolderSource
 
 SIZE = 24
 
