@@ -24,11 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from edgessl.data.arrays import SplitArrays, check_split
-from edgessl.data.cache import Decoded, RowPlan, open_cache
-from edgessl.data.decode import try_decode
+from edgessl.data.cache import open_cache
+from edgessl.data.decode import DEFAULT_IMAGE_SIZE, Decoded, try_decode
 from edgessl.data.folder_layout import LAYOUT_HINT, SPLITS, FolderLayout, discover, resolved_folder
-
-DEFAULT_IMAGE_SIZE = 96
+from edgessl.data.image_source import RowPlan
 
 
 @dataclass(frozen=True)
