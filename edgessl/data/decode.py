@@ -12,7 +12,9 @@ from typing import BinaryIO
 
 import numpy as np
 
-from edgessl.data.cache import Decoded
+DEFAULT_IMAGE_SIZE = 96  # what every decoded source is resized to unless told: STL-10's size
+
+Decoded = np.ndarray | str  # a (3, size, size) uint8 image, or why the input could not be decoded
 
 
 def decode_image(file: str | BinaryIO, size: int) -> np.ndarray:

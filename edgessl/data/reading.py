@@ -14,15 +14,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Importing a reader registers its dataset names in DATASETS (image_folder is imported below for its names).
+# Importing a reader registers its dataset names in DATASETS (the folder modules are imported below
+# for their names).
 import edgessl.data.cifar
 import edgessl.data.huggingface
 import edgessl.data.stl10
 import edgessl.data.synthetic
 import edgessl.data.webdataset_shards  # noqa: F401
 from edgessl.data.arrays import DATASETS, NATIVE_SIZES, SplitArrays, check_image_size, check_split
-from edgessl.data.image_folder import DEFAULT_IMAGE_SIZE, discover, read_image_folder, resolved_folder
-from edgessl.data.image_folder import SPLITS as FOLDER_SPLITS
+from edgessl.data.decode import DEFAULT_IMAGE_SIZE
+from edgessl.data.folder_layout import SPLITS as FOLDER_SPLITS
+from edgessl.data.folder_layout import discover, resolved_folder
+from edgessl.data.image_folder import read_image_folder
 from edgessl.data.schemes import SCHEMES, parse_scheme_spec, scheme_of
 from edgessl.errors import DataError
 

@@ -39,9 +39,9 @@ from typing import Any
 import numpy as np
 
 from edgessl.data.arrays import SplitArrays, check_split
-from edgessl.data.cache import Decoded, RowPlan, numbered_classes, open_cache
-from edgessl.data.decode import try_decode
-from edgessl.data.image_folder import DEFAULT_IMAGE_SIZE
+from edgessl.data.cache import open_cache
+from edgessl.data.decode import DEFAULT_IMAGE_SIZE, Decoded, try_decode
+from edgessl.data.image_source import RowPlan, numbered_classes
 from edgessl.data.schemes import SCHEMES, SchemeSpec
 from edgessl.errors import ConfigError, DataError
 

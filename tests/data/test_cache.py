@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgessl.data import cache, read_split_arrays
+from edgessl.data import cache_build, read_split_arrays
 from edgessl.data.arrays import channel_stats
 from edgessl.data.decode import decode_image
-from edgessl.data.image_folder import FolderSource, discover
+from edgessl.data.folder_layout import discover
+from edgessl.data.image_folder import FolderSource
 
 SIZE = 24
 
@@ -34,8 +35,8 @@ def only_cache_folder(private_cache: Path) -> Path:
 
 def test_worker_processes_write_exactly_what_one_decode_gives(cifar10_small, monkeypatch) -> None:
     """1,000 files in chunks of 64 over 2 forkserver workers: every row equals decoding its file alone."""
-    monkeypatch.setattr(cache, "CHUNK_ROWS", 64)
-    monkeypatch.setattr(cache, "IN_PROCESS_ROWS", 0)
+    monkeypatch.setattr(cache_build, "CHUNK_ROWS", 64)
+    monkeypatch.setattr(cache_build, "IN_PROCESS_ROWS", 0)
     monkeypatch.setenv("EDGESSL_DECODE_WORKERS", "2")
     train = read_split_arrays(str(cifar10_small), "train", image_size=SIZE)
     test = read_split_arrays(str(cifar10_small), "test", image_size=SIZE)
@@ -54,14 +55,14 @@ def test_a_killed_build_resumes_to_the_same_bytes(
     """A build SIGKILLed after 3 chunks keeps them; the next load decodes only the rest."""
     killer = (
         "import os, signal, sys\n"
-        "from edgessl.data import cache, read_split_arrays\n"
-        "cache.CHUNK_ROWS = 100\n"
-        "real, calls = cache.decode_chunk, []\n"
+        "from edgessl.data import cache_build, read_split_arrays\n"
+        "cache_build.CHUNK_ROWS = 100\n"
+        "real, calls = cache_build.decode_chunk, []\n"
         "def dying(rows):\n"
         "    if len(calls) == 3: os.kill(os.getpid(), signal.SIGKILL)\n"
         "    calls.append(rows)\n"
         "    return real(rows)\n"
-        "cache.decode_chunk = dying\n"
+        "cache_build.decode_chunk = dying\n"
         f"read_split_arrays({str(cifar10_small)!r}, 'train', image_size={SIZE})\n"
     )
     env = {**os.environ, "EDGESSL_DECODE_WORKERS": "1"}
@@ -148,7 +149,9 @@ def test_unreadable_rows_are_dropped_and_every_split_stays_a_contiguous_view(tmp
         bad.write_bytes(b"broken")
         del pixels[bad]
     with pytest.warns(UserWarning, match="skipped 2 unreadable"):
-        splits = {name: read_split_arrays(str(tmp_path), name, image_size=8) for name in cache.STATS_SPLITS}
+        splits = {
+            name: read_split_arrays(str(tmp_path), name, image_size=8) for name in cache_build.STATS_SPLITS
+        }
     source = FolderSource(tmp_path.resolve(), discover(tmp_path.resolve()))
     assert len(splits["train"]) == 9 and len(splits["unlabeled"]) == 2
     for name, arrays in splits.items():
@@ -162,5 +165,5 @@ def test_unreadable_rows_are_dropped_and_every_split_stays_a_contiguous_view(tmp
 
 def test_kept_runs_and_merged_ranges() -> None:
     keep = np.array([1, 1, 0, 1, 0, 0, 1, 1, 1], dtype=bool)
-    assert cache.kept_runs(keep) == [(0, 2), (3, 4), (6, 9)]
-    assert cache.merged([(5, 9), (0, 3), (0, 3), (2, 4), (9, 9)]) == [(0, 4), (5, 9)]
+    assert cache_build.kept_runs(keep) == [(0, 2), (3, 4), (6, 9)]
+    assert cache_build.merged([(5, 9), (0, 3), (0, 3), (2, 4), (9, 9)]) == [(0, 4), (5, 9)]

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from edgessl.data import read_split_arrays
+from edgessl.data.folder_layout import discover
 from edgessl.data.huggingface import open_splits
-from edgessl.data.image_folder import discover
 from edgessl.errors import ConfigError, DataError, UnknownNameError
 
 datasets = pytest.importorskip("datasets")

@@ -14,7 +14,7 @@ import pytest
 
 from edgessl.data import read_split_arrays
 from edgessl.data.decode import decode_image
-from edgessl.data.image_folder import discover
+from edgessl.data.folder_layout import discover
 from edgessl.data.schemes import SchemeSpec
 from edgessl.data.webdataset_shards import WebDatasetSource
 from edgessl.errors import ConfigError, DataError
