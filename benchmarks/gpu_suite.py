@@ -62,13 +62,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import functools
 import gc
 import importlib.util
 import json
 import math
-import os
 import platform
 import re
 import shutil
@@ -84,6 +82,7 @@ from typing import Any
 import torch
 from cifar_subset import DEFAULT_DEST, is_complete
 from gpu_suite_report import markdown
+from results_io import device_name, machine
 from rich.console import Console
 from timebox import Budget, paced, run_timeboxed
 from train_throughput import build_trainer, measure, method_overrides, pipelines, ratios
@@ -310,12 +309,11 @@ def environment(ctx: Context, record: Record) -> None:
     smi, smi_error = run_command(["nvidia-smi"])
     fields = "name,driver_version,memory.total,power.limit,clocks.max.sm,clocks.max.mem"
     record.update(
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        machine(),
         device=str(ctx.device),
         device_name=torch.cuda.get_device_name(ctx.device) if cuda else cpu_model(),
         compute_capability=".".join(map(str, torch.cuda.get_device_capability(ctx.device))) if cuda else None,
         device_memory_gib=torch.cuda.get_device_properties(ctx.device).total_memory / 2**30 if cuda else None,
-        torch=torch.__version__,
         cuda_available=torch.cuda.is_available(),
         cuda_runtime=torch.version.cuda,
         cudnn=torch.backends.cudnn.version() if cuda else None,
@@ -330,10 +328,6 @@ def environment(ctx: Context, record: Record) -> None:
         git_commit=run_command(["git", "-C", str(REPO), "rev-parse", "HEAD"])[0],
         python=platform.python_version(),
         platform=platform.platform(),
-        cpu=cpu_model(),
-        cores=os.cpu_count(),
-        torch_threads=torch.get_num_threads(),
-        load_average_1min=os.getloadavg()[0],
         nvidia_smi=smi,
         nvidia_smi_error=smi_error,
         nvidia_smi_query=run_command(["nvidia-smi", f"--query-gpu={fields}", "--format=csv"])[0],
@@ -671,8 +665,7 @@ def run_section(ctx: Context, name: str, slice_s: float) -> None:
 
 
 def device_slug(device: torch.device) -> str:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    return re.sub(r"[^a-z0-9]+", "_", device_name(device).lower()).strip("_")
 
 
 def run_suite(sizes: Sizes, device: torch.device, data: Path, out: Path, deadline_s: float) -> Context:

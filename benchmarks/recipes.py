@@ -29,17 +29,16 @@ from pathlib import Path
 
 from cifar_knn import (
     IMAGE_SIZE,
-    RESULTS,
     gap_cell,
     gap_interval,
     gap_verdict,
     knn_scores,
-    machine,
+    machine_line,
     prepare_data,
-    save_report,
     seed_all,
     spread,
 )
+from results_io import RESULTS, write_markdown, write_results
 
 from edgessl.checkpoints import load_representation
 from edgessl.methods import build_method, method_class
@@ -113,7 +112,7 @@ def per_seed(value: float | list[float]) -> list[float]:
     return value if isinstance(value, list) else [value]
 
 
-def write_report(record: dict) -> None:
+def report_lines(record: dict) -> list[str]:
     lines = [
         "# Recipes at one fixed budget: short vs paper vs random init",
         "",
@@ -161,7 +160,7 @@ def write_report(record: dict) -> None:
             )
     lines += ["", FINDINGS, f"Machine: {record['machine']}"]
     lines += [f"Earlier rows kept from: {machine}" for machine in record.get("earlier_runs", [])]
-    save_report(record, lines)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -180,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.render:
-        write_report(json.loads((RESULTS / "recipes.json").read_text()))
+        write_markdown("recipes", report_lines(json.loads((RESULTS / "recipes.json").read_text())))
         return
     if args.quick:
         args.train, args.test, args.epochs = 30, 10, 1
@@ -191,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
         "test_images": len(data.queries),
         "epochs": args.epochs,
         "seeds": list(range(args.seeds)),
-        "machine": machine(),
+        "machine": machine_line(),
         "methods": {},
         "settings": {},
     }
@@ -216,8 +215,8 @@ def main(argv: list[str] | None = None) -> None:
             inits = [knn_scores(random_init(method, seed, data), data) for seed in record["seeds"]]
             rows["random init"] = {key: [scores[key] for scores in inits] for key in inits[0]}
             record["methods"][method] = rows
-            write_report(record)
-    print((RESULTS / f"{record['report']}.md").read_text())
+            markdown = write_results(record["report"], record, report_lines(record))
+    print(markdown.read_text())
 
 
 if __name__ == "__main__":
