@@ -21,26 +21,22 @@ thread can beat two: OpenMP workers wait on each other).
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import kornia
 import kornia.augmentation as K
 import torch
 import torchvision
 from PIL import Image
+from results_io import device_name, machine, write_results
 from torchvision.transforms import v2
 
 from edgessl.augment import byol_views, mocov2_view, simclr_view
 from edgessl.augment.functional import blur_kernel_size
-from edgessl.hardware import cpu_model
 
-RESULTS = Path(__file__).parent / "results"
 NAME = "augment_throughput"
 BASELINE = "edgessl"
 
@@ -125,20 +121,6 @@ def median_seconds(contenders: dict[str, Pipeline], repeats: int, device: torch.
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def machine(device: torch.device) -> dict[str, object]:
-    cpu = cpu_model()
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "load_average_1min_at_start": os.getloadavg()[0],
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "kornia": kornia.__version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
-    }
-
-
 def measure(batch: int, size: int, threads: int, repeats: int, device: torch.device) -> dict[str, object]:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -194,14 +176,14 @@ def report_lines(rows: list[dict], info: dict[str, object], repeats: int) -> lis
         ),
         "",
         (
-            f"Machine: {info['cpu']}, {info['cores']} cores, device "
+            f"Machine: {info['cpu']}, {info['logical_cores']} cores, device "
             f"{info['device']}; torch {info['torch']}, torchvision {info['torchvision']}, "
             f"kornia {info['kornia']}; "
-            f"{info['date']}. 1-minute load average at start {info['load_average_1min_at_start']:.1f}"
+            f"{info['date']}. 1-minute load average at start {info['load_average_1min']:.1f}"
             + (
                 ": the cores were shared with other jobs, so absolute numbers are noisy; the ratios, "
                 "measured interleaved, are the result."
-                if info["load_average_1min_at_start"] > 0.5 * info["cores"]
+                if info["load_average_1min"] > 0.5 * info["logical_cores"]
                 else "."
             )
             + " With more threads than idle cores, OpenMP workers wait on descheduled peers and every"
@@ -220,7 +202,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
-    info = machine(device)
+    info = machine(device=device_name(device), torchvision=torchvision.__version__, kornia=kornia.__version__)
     rows = []
     for threads in args.threads:
         for size in args.sizes:
@@ -233,11 +215,8 @@ def main() -> None:
                     for name, rate in row["images_per_s"].items()
                 )
             )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{NAME}.json").write_text(
-        json.dumps({"machine": info, "repeats": args.repeats, "rows": rows}, indent=2)
-    )
-    (RESULTS / f"{NAME}.md").write_text("\n".join(report_lines(rows, info, args.repeats)) + "\n")
+    record = {"machine": info, "repeats": args.repeats, "rows": rows}
+    write_results(NAME, record, report_lines(rows, info, args.repeats))
 
 
 if __name__ == "__main__":

@@ -9,25 +9,21 @@ each class (never seen in pretraining) as the queries.
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import random
 import statistics
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import cifar_subset
 import numpy as np
 import torch
+from results_io import machine
 from torch import nn
 
 from edgessl.data import load_dataset
 from edgessl.evaluation.features import extract_features
 from edgessl.evaluation.knn import knn_predict
 
-RESULTS = Path(__file__).resolve().parent / "results"
 IMAGE_SIZE = 32
 KNN_K = 20
 KNN_METRICS = (("cosine", 0.07), ("euclidean", 0.1))  # (metric, temperature; unused by euclidean)
@@ -112,25 +108,10 @@ def gap_cell(gap) -> str:
     return f"{gap.estimate:+.1f} [{gap.low:+.1f}, {gap.high:+.1f}]"
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+def machine_line() -> str:
+    """The shared machine facts as the one line these reports end with (their JSON keeps the line)."""
+    facts = machine()
     return (
-        f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}; "
-        f"{time.strftime('%Y-%m-%dT%H:%M%z')}; 1-minute load at start {os.getloadavg()[0]:.1f}"
+        f"{facts['cpu']}, {facts['logical_cores']} cores, {facts['torch_threads']} torch threads, "
+        f"torch {facts['torch']}; {facts['date']}; 1-minute load at start {facts['load_average_1min']:.1f}"
     )
-
-
-def save_report(record: dict, lines: list[str]) -> Path:
-    """``RESULTS/<record["report"]>.json`` (the record) and ``.md`` (``lines``); returns the Markdown path."""
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{record['report']}.json").write_text(json.dumps(record, indent=2) + "\n")
-    path = RESULTS / f"{record['report']}.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path

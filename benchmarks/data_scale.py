@@ -33,7 +33,6 @@ Run alone (it times things):
 from __future__ import annotations
 
 import argparse
-import datetime
 import itertools
 import json
 import os
@@ -48,7 +47,8 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "results"
+from results_io import machine, write_results
+
 NAME = "data_scale"
 CIFAR_ZIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10" / "train.zip"
 SIZE = 96
@@ -436,18 +436,6 @@ def decode_rates(cifar: Path, workdir: Path) -> dict[str, float]:
     return rates
 
 
-def machine() -> dict[str, object]:
-    from edgessl.hardware import cpu_model
-
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "memory_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3,
-        "load_average_1min": os.getloadavg()[0],
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
-    }
-
-
 def verdicts(rows: list[dict[str, Any]]) -> list[str]:
     by_size = {row["images"]: row for row in rows}
     smallest, largest = by_size[min(by_size)], by_size[max(by_size)]
@@ -488,12 +476,12 @@ def verdicts(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def markdown(rows: list[dict[str, Any]], rates: dict[str, float], info: dict[str, object]) -> str:
+def markdown(rows: list[dict[str, Any]], rates: dict[str, float], info: dict[str, object]) -> list[str]:
     lines = [
         "# Data at scale: the decode-once memory-mapped cache",
         "",
         (
-            f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']:.0f} GiB; "
+            f"Machine: {info['cpu']}, {info['logical_cores']} cores, {info['memory_gib']:.0f} GiB; "
             f"load average {info['load_average_1min']:.2f} at the start; {info['date']}. "
             "Run alone. `python benchmarks/data_scale.py`; method in the module docstring."
         ),
@@ -557,8 +545,8 @@ def markdown(rows: list[dict[str, Any]], rates: dict[str, float], info: dict[str
     for key, value in rates.items():
         if key != "cores":
             lines.append(f"| {key.replace('_', ' ')} | {value:,.0f} |")
-    lines += ["", "## Verdicts", "", *[f"- {line}" for line in verdicts(rows)], ""]
-    return "\n".join(lines)
+    lines += ["", "## Verdicts", "", *[f"- {line}" for line in verdicts(rows)]]
+    return lines
 
 
 def main() -> None:
@@ -570,19 +558,15 @@ def main() -> None:
     if not CIFAR_ZIP.is_file():
         raise SystemExit(f"needs the CIFAR-10 images at {CIFAR_ZIP}")
     args.workdir.mkdir(parents=True, exist_ok=True)
-    info = machine()
+    info = machine(memory_gib=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3)
     cifar = extract_cifar(args.workdir)
     rates = {} if args.no_decode else decode_rates(cifar, args.workdir)
     rows = []
     for count in args.sizes:
         rows.append(measure_size(cifar, args.workdir, count, speed=count == min(args.sizes)))
         print(json.dumps(rows[-1]), flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{NAME}.md").write_text(markdown(rows, rates or {"cores": 0}, info))
-    (RESULTS / f"{NAME}.json").write_text(
-        json.dumps({"machine": info, "decode": rates, "rows": rows}, indent=2)
-    )
-    print(f"wrote {RESULTS / NAME}.md")
+    record = {"machine": info, "decode": rates, "rows": rows}
+    print(f"wrote {write_results(NAME, record, markdown(rows, rates or {'cores': 0}, info))}")
 
 
 def child_main(argv: list[str]) -> None:

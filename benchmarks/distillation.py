@@ -48,7 +48,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from cifar_knn import IMAGE_SIZE, RESULTS, Data, knn_scores, machine, prepare_data, save_report, spread
+from cifar_knn import IMAGE_SIZE, Data, knn_scores, machine_line, prepare_data, spread
 from method_parity import (
     BACKBONE,
     METHOD_SETTINGS,
@@ -57,6 +57,7 @@ from method_parity import (
     random_encoder,
     recorded_settings,
 )
+from results_io import write_results
 from torch import nn
 
 from edgessl.checkpoints import load_representation
@@ -142,7 +143,7 @@ def existing_teacher(run_dir: Path, checkpoint: Path, data: Data) -> dict:
     }
 
 
-def write_report(record: dict) -> None:
+def report_lines(record: dict) -> list[str]:
     teacher, arms = record["teacher"], record["arms"]
     lines = [
         (
@@ -248,7 +249,7 @@ def write_report(record: dict) -> None:
     ]
     lines += [f"- {name}: `{json.dumps(config)}`" for name, config in configs.items() if config]
     lines += ["", f"Machine: {record['machine']}"]
-    save_report(record, lines)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -286,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
         "seeds": list(range(args.seeds)),
         "epochs": args.epochs,
         "baseline": args.baseline,
-        "machine": machine(),
+        "machine": machine_line(),
         "teacher": {},
         "arms": {"random init": [], "raw pixels": [], args.baseline: [], "seed": []},
         "settings": {},
@@ -339,9 +340,8 @@ def main(argv: list[str] | None = None) -> None:
                 result = run_edgessl(method, BACKBONE, seed, args.epochs, overrides, data, out)
                 record["arms"][name].append(result)
                 print(name, seed, {k: v for k, v in result.items() if k != "method_config"}, flush=True)
-            write_report(record)
-    write_report(record)
-    print((RESULTS / f"{record['report']}.md").read_text())
+            write_results(record["report"], record, report_lines(record))
+    print(write_results(record["report"], record, report_lines(record)).read_text())
 
 
 if __name__ == "__main__":

@@ -24,9 +24,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
-import json
-import os
 import socket
 import statistics
 import tempfile
@@ -36,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from results_io import RESULTS, machine, write_results
 from torch import distributed as dist
 from torch import multiprocessing as mp
 from torch import nn
@@ -43,12 +41,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 from edgessl import distributed
 from edgessl.data import load_dataset
-from edgessl.hardware import cpu_model
 from edgessl.methods import Method, build_method, method_class
 from edgessl.timing import time_calls
 from edgessl.training.optim import build_optimizer
 
-RESULTS = Path(__file__).parent / "results"
 NAME = "distributed_throughput"
 WORLD = 2
 
@@ -173,73 +169,58 @@ def summary(seconds: dict[str, float], batch: int) -> dict[str, Any]:
     }
 
 
-def machine() -> dict[str, object]:
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "load_average_1min": os.getloadavg()[0],
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
-    }
-
-
-def markdown(result: dict[str, Any], info: dict[str, object], args: argparse.Namespace) -> str:
+def markdown(result: dict[str, Any], info: dict[str, object], args: argparse.Namespace) -> list[str]:
     speed, ms = result["images_per_s"], result["ms"]
-    return (
-        "\n".join(
-            [
-                "# Distributed throughput on CPUs: 1 vs 2 gloo processes at the same global batch",
-                "",
-                (
-                    f"{args.method} on {args.backbone}, shapes10 at {args.image_size}px, "
-                    f"global batch {args.batch}, median of "
-                    f"{args.rounds} interleaved steps per phase "
-                    "(views made each step, loss, backward, the method's optimiser)."
-                ),
-                "",
-                "| setting | images/s | ms per step |",
-                "|---|---|---|",
-                (
-                    f"| (a) 1 process, 1 thread | {speed['one_process_1_thread']:.1f} | "
-                    f"{ms['one_process_1_thread']:.1f} |"
-                ),
-                (
-                    f"| (b) 1 process, 2 threads | {speed['one_process_2_threads']:.1f} | "
-                    f"{ms['one_process_2_threads']:.1f} |"
-                ),
-                (
-                    f"| (c) 2 processes x 1 thread, SyncBatchNorm | {speed['two_processes_syncbn']:.1f} | "
-                    f"{ms['two_processes_syncbn']:.1f} |"
-                ),
-                (
-                    "| (d) 2 processes x 1 thread, per-process BatchNorm | "
-                    f"{speed['two_processes_local_bn']:.1f} | "
-                    f"{ms['two_processes_local_bn']:.1f} |"
-                ),
-                "",
-                (
-                    f"(c)/(a) = {result['two_over_one_thread']:.2f}, "
-                    f"(c)/(b) = {result['two_over_two_threads']:.2f}; "
-                    f"SyncBatchNorm adds {100 * result['syncbn_step_cost']:.0f}% to a step ((c) vs (d)). "
-                    "(e) the NT-Xent negatives' all-gather, forward + backward: "
-                    f"{ms['allgather_negatives']:.2f} ms "
-                    f"({100 * result['allgather_share_of_step']:.1f}% of step (c)). "
-                    "(f) one CPUSyncBatchNorm layer "
-                    f"{ms['syncbn_layer']:.2f} ms vs BatchNorm2d {ms['batchnorm_layer']:.2f} ms "
-                    f"(x{result['syncbn_layer_over_batchnorm']:.1f}), forward + backward."
-                ),
-                "",
-                (
-                    f"Machine: {info['cpu']}, {info['cores']} cores; torch {info['torch']}; {info['date']}. "
-                    "1-minute load "
-                    f"average at start {info['load_average_1min']:.1f}. "
-                    "The one- and two-process phases run one after the "
-                    "other; within each, settings are interleaved."
-                ),
-            ]
-        )
-        + "\n"
-    )
+    return [
+        "# Distributed throughput on CPUs: 1 vs 2 gloo processes at the same global batch",
+        "",
+        (
+            f"{args.method} on {args.backbone}, shapes10 at {args.image_size}px, "
+            f"global batch {args.batch}, median of "
+            f"{args.rounds} interleaved steps per phase "
+            "(views made each step, loss, backward, the method's optimiser)."
+        ),
+        "",
+        "| setting | images/s | ms per step |",
+        "|---|---|---|",
+        (
+            f"| (a) 1 process, 1 thread | {speed['one_process_1_thread']:.1f} | "
+            f"{ms['one_process_1_thread']:.1f} |"
+        ),
+        (
+            f"| (b) 1 process, 2 threads | {speed['one_process_2_threads']:.1f} | "
+            f"{ms['one_process_2_threads']:.1f} |"
+        ),
+        (
+            f"| (c) 2 processes x 1 thread, SyncBatchNorm | {speed['two_processes_syncbn']:.1f} | "
+            f"{ms['two_processes_syncbn']:.1f} |"
+        ),
+        (
+            "| (d) 2 processes x 1 thread, per-process BatchNorm | "
+            f"{speed['two_processes_local_bn']:.1f} | "
+            f"{ms['two_processes_local_bn']:.1f} |"
+        ),
+        "",
+        (
+            f"(c)/(a) = {result['two_over_one_thread']:.2f}, "
+            f"(c)/(b) = {result['two_over_two_threads']:.2f}; "
+            f"SyncBatchNorm adds {100 * result['syncbn_step_cost']:.0f}% to a step ((c) vs (d)). "
+            "(e) the NT-Xent negatives' all-gather, forward + backward: "
+            f"{ms['allgather_negatives']:.2f} ms "
+            f"({100 * result['allgather_share_of_step']:.1f}% of step (c)). "
+            "(f) one CPUSyncBatchNorm layer "
+            f"{ms['syncbn_layer']:.2f} ms vs BatchNorm2d {ms['batchnorm_layer']:.2f} ms "
+            f"(x{result['syncbn_layer_over_batchnorm']:.1f}), forward + backward."
+        ),
+        "",
+        (
+            f"Machine: {info['cpu']}, {info['logical_cores']} cores; torch {info['torch']}; {info['date']}. "
+            "1-minute load "
+            f"average at start {info['load_average_1min']:.1f}. "
+            "The one- and two-process phases run one after the "
+            "other; within each, settings are interleaved."
+        ),
+    ]
 
 
 def main() -> None:
@@ -269,12 +250,8 @@ def main() -> None:
     )
     out = args.out if args.out is not None else (None if args.quick else RESULTS)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"{NAME}.md").write_text(markdown(result, info, args))
-        (out / f"{NAME}.json").write_text(
-            json.dumps({"machine": info, "options": vars(args) | {"out": str(out)}, **result}, indent=2)
-        )
-        print(f"wrote {out / NAME}.md")
+        record = {"machine": info, "options": vars(args) | {"out": str(out)}, **result}
+        print(f"wrote {write_results(NAME, record, markdown(result, info, args), folder=out)}")
 
 
 if __name__ == "__main__":

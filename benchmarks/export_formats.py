@@ -26,9 +26,7 @@ Run: python benchmarks/export_formats.py --runs DIR  (about 20 minutes on 2 core
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from export_latency import encoder_under_test
+from results_io import RESULTS, machine, write_markdown, write_results
 
 from edgessl.backbones import STUDY_MACS_224
 from edgessl.cli.export import size_bytes
@@ -46,11 +45,11 @@ from edgessl.export.deploy import padded
 from edgessl.export.ort_eval import knn_predict, open_session
 from edgessl.export.pipeline import ExportOptions, export_representation
 from edgessl.export.verify import compare, torch_features
-from edgessl.hardware import cpu_model
 
 K = 20
 DATA = "shapes10"
-RESULTS = Path(__file__).parent / "results"
+NAME = "export_formats"
+RUNTIMES = ("onnxruntime", "litert-torch", "ai-edge-litert", "coremltools", "executorch")
 FORMAT_NAMES = ("onnx", "litert", "coreml", "executorch")
 PRECISION = {("coreml", "fp32"): "fp16", ("coreml", "int8"): "fp16, 8-bit weights"}
 
@@ -160,16 +159,11 @@ def measure_backbone(name: str, setting: Setting, runs: Path | None, workdir: Pa
     return rows
 
 
-def machine() -> dict[str, object]:
+def runtime_versions() -> dict[str, str]:
+    """The version of each converter and runtime the rows went through (torch is a shared fact)."""
     from importlib.metadata import version
 
-    packages = ("torch", "onnxruntime", "litert-torch", "ai-edge-litert", "coremltools", "executorch")
-    return {
-        "cpu": cpu_model(),
-        "logical_cores": os.cpu_count(),
-        **{package: version(package) for package in packages},
-        "date": datetime.date.today().isoformat(),
-    }
+    return {package: version(package) for package in RUNTIMES}
 
 
 def cell(row: dict, key: str, fmt: str) -> str:
@@ -180,7 +174,7 @@ def cell(row: dict, key: str, fmt: str) -> str:
     return format(row[key], fmt) if key in row else ""
 
 
-def markdown(rows: list[dict], facts: dict, setting: Setting) -> str:
+def markdown(rows: list[dict], facts: dict, setting: Setting) -> list[str]:
     lines = [
         "# Study encoders in every phone format: size, parity, kNN through the runtime, latency",
         "",
@@ -223,7 +217,7 @@ def markdown(rows: list[dict], facts: dict, setting: Setting) -> str:
     if refused:
         lines += ["", "Refused, in the exporter's own words:", ""]
         lines += [f"- {row['backbone']} / {row['format']}: {row['refused']}" for row in refused]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 FINDINGS = """What the numbers say, read by hand (2026-12-07 run):
@@ -290,8 +284,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.render:
-        saved = json.loads((RESULTS / "export_formats.json").read_text())
-        (RESULTS / "export_formats.md").write_text(markdown(saved["rows"], saved["machine"], Setting()))
+        saved = json.loads((RESULTS / f"{NAME}.json").read_text())
+        write_markdown(NAME, markdown(saved["rows"], saved["machine"], Setting()))
         return
     torch.set_num_threads(1)
     setting = QUICK if args.quick else Setting()
@@ -299,12 +293,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         for name in setting.backbones:
             rows += measure_backbone(name, setting, args.runs, Path(workdir))
-    facts = machine()
+    facts = machine(**runtime_versions())
     report = markdown(rows, facts, setting)
-    print(report)
+    print("\n".join(report))
     if not args.quick:
-        (RESULTS / "export_formats.json").write_text(json.dumps({"machine": facts, "rows": rows}, indent=1))
-        (RESULTS / "export_formats.md").write_text(report)
+        write_results(NAME, {"machine": facts, "rows": rows}, report)
 
 
 if __name__ == "__main__":

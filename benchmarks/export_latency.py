@@ -28,9 +28,7 @@ Run: python benchmarks/export_latency.py [--runs DIR]  (several minutes on 2 cor
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 import torch
+from results_io import machine, write_results
 
 from edgessl.backbones import STUDY_MACS_224, build_backbone
 from edgessl.checkpoints import load_representation
@@ -47,7 +46,7 @@ from edgessl.evaluation.knn import knn_predict
 from edgessl.export.ort_eval import latency_ms, onnx_features, open_session
 from edgessl.export.pipeline import ExportOptions, export_representation
 from edgessl.export.verify import torch_features
-from edgessl.hardware import cpu_model
+from edgessl.hardware import read_cpu_features
 from edgessl.methods.base import Normalize, Representation
 from edgessl.runs import list_checkpoints
 
@@ -55,7 +54,6 @@ K = 20
 BATCHES = (1, 32)
 THREADS = 1
 DATA = "shapes10"
-RESULTS = Path(__file__).parent / "results"
 # file role -> table column; all at batch 1 (the fixed copies take exactly one image)
 BATCH1_FILES = {
     "fp32": "ORT fp32",
@@ -199,31 +197,26 @@ def measure(name: str, train, test, workdir: Path, runs: Path | None, setting: S
     return row
 
 
-def machine() -> dict[str, object]:
-    cpu = cpu_model()
-    flags = next(
-        (line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), ""
-    )
+def int8_facts() -> dict[str, object]:
+    """What the int8 timings depend on: the CPU's VNNI dot-product instructions and ONNX Runtime's build."""
+    cpu = read_cpu_features()
+    flags = cpu.flags if cpu is not None else frozenset()
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
         "avx512_vnni": "avx512_vnni" in flags,
-        "avx_vnni": " avx_vnni" in flags,
-        "torch": torch.__version__,
+        "avx_vnni": "avx_vnni" in flags,
         "onnxruntime": onnxruntime.__version__,
         "threads": THREADS,
-        "date": datetime.date.today().isoformat(),
     }
 
 
-def render(rows: list[dict], info: dict, setting: Setting) -> str:
+def render(rows: list[dict], info: dict, setting: Setting) -> list[str]:
     size = setting.size
     (w1, r1), (w32, r32) = setting.timed(1), setting.timed(32)
     lines = [
         "# Export latency: PyTorch eager vs ONNX Runtime fp32 vs ONNX Runtime int8",
         "",
         (
-            f"Machine: {info['cpu']}, {info['cores']} logical cores "
+            f"Machine: {info['cpu']}, {info['logical_cores']} logical cores "
             "(shared with other jobs: timings are noisy), "
             f"AVX512-VNNI {'yes' if info['avx512_vnni'] else 'no'}, "
             f"AVX-VNNI {'yes' if info['avx_vnni'] else 'no'}; "
@@ -308,10 +301,10 @@ def render(rows: list[dict], info: dict, setting: Setting) -> str:
             + " | ".join(f"{ratio:.3f}" for ratio in ratios)
             + " |"
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
-def render_usability(rows: list[dict], info: dict, size: int) -> str:
+def render_usability(rows: list[dict], info: dict, size: int) -> list[str]:
     """The accelerator report of the fixed-shape files, one row per file and provider."""
     lines = [
         "# ONNX Runtime mobile usability of the fixed-shape exports (NNAPI, CoreML)",
@@ -345,7 +338,7 @@ def render_usability(rows: list[dict], info: dict, size: int) -> str:
             f"Operators that block them: {', '.join(blocked)} "
             "(see docs/MOBILE.md for why and what would fix it)."
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main() -> None:
@@ -370,7 +363,7 @@ def main() -> None:
     setting = QUICK if args.quick else Setting()
     train = read_split_arrays(DATA, "train", image_size=setting.size)
     test = read_split_arrays(DATA, "test", image_size=setting.size)
-    info = {**machine(), "train": len(train), "test": len(test)}
+    info = machine(**int8_facts(), train=len(train), test=len(test))
     rows, usability = [], []
     with tempfile.TemporaryDirectory(prefix="edgessl-export-bench-") as workdir:
         for name in setting.backbones:
@@ -384,19 +377,12 @@ def main() -> None:
             usability += rows[-1]["usability"]
             print(json.dumps(rows[-1]["latency_ms"]), rows[-1]["knn"], flush=True)
     usability_report = render_usability(usability, info, setting.size)
-    report = "" if args.usability_only else render(rows, info, setting)
+    report = [] if args.usability_only else render(rows, info, setting)
     if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "export_usability.json").write_text(
-            json.dumps({"machine": info, "rows": usability}, indent=2) + "\n"
-        )
-        (RESULTS / "export_usability.md").write_text(usability_report)
+        write_results("export_usability", {"machine": info, "rows": usability}, usability_report)
         if report:
-            (RESULTS / "export_latency.json").write_text(
-                json.dumps({"machine": info, "rows": rows}, indent=2) + "\n"
-            )
-            (RESULTS / "export_latency.md").write_text(report)
-    print(report + "\n" + usability_report)
+            write_results("export_latency", {"machine": info, "rows": rows}, report)
+    print("\n".join([*report, "", *usability_report]))
 
 
 if __name__ == "__main__":

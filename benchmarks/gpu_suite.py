@@ -44,50 +44,37 @@ What it measures, each section in its own time slice (``GPU_SLICES``, seconds in
    SimCLR on ResNet-18 over a span of several seconds (NVML's counter when it answers,
    else edgessl's stated TDP model, and the output says which).
 
-Bounded by design: a global deadline (``--deadline``, 450 s) and per-section slices that sum
-below it. Each slice is armed as a ``SIGALRM`` timer that raises :class:`OutOfTime` in
-whatever runs (a compile, a step); the section then records "stopped at its time slice"
-with the rows it has, and the next section starts. Within a section, a unit (one cell) is
-not started when the time left is shorter than the last one took. Failures of one cell
-(an unsupported kernel, out of memory) are recorded with their message and the run goes on.
-Everything the sections would import on first use is imported before the first window opens,
-so a timer never fires inside an import (that would leave a half-initialised module behind).
+Bounded by design (``benchmarks/timebox.py``): a global deadline (``--deadline``, 450 s) and
+per-section slices that sum below it. A section that overruns its slice is cut wherever it is
+and records "stopped at its time slice" with the rows it has; the next section starts. Within
+a section, a cell is not started when the time left is shorter than the last one took.
+Failures of one cell (an unsupported kernel, out of memory) are recorded with their message
+and the run goes on. Everything the sections would import on first use is imported before the
+first window opens, so a timer never fires inside an import (that would leave a half-initialised
+module behind).
 
-Images: ``python benchmarks/cifar_subset.py`` copies 400 + 100 real CIFAR-10 images per
-class (about 5 MB) into the git-ignored ``benchmarks/data/cifar10-subset``; carry that
-folder to the GPU machine (device tool: ``carry: ["benchmarks/data"]``). Nothing is downloaded.
-
-The GPU machine's image (torch 2.11, Python 3.12) lacks two of edgessl's dependencies,
-``kornia`` and ``kornia_rs`` (the Split-Brain method imports kornia, and the method registry
-imports every method). Carry their wheels (7 MB) in the git-ignored ``.whl/``, fetched here with
-``pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp
---platform manylinux_2_17_x86_64 -d .whl kornia==0.9.0 kornia_rs==0.2.0``, and install them
-there before the run:
-``python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl &&
-PYTHONPATH=/tmp/site:. python3 benchmarks/gpu_suite.py --out $OUT`` with ``carry:
-["benchmarks/data", ".whl"]``. A missing module stops the run at once with its name.
+How to prepare and run it on a lent GPU machine (the CIFAR-10 subset, the wheels its image
+lacks, what to carry): ``docs/GPU_RUNBOOK.md``. A missing module stops the run at once with
+its name.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
+import functools
 import gc
 import importlib.util
 import json
 import math
-import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,7 +82,9 @@ from typing import Any
 import torch
 from cifar_subset import DEFAULT_DEST, is_complete
 from gpu_suite_report import markdown
+from results_io import device_name, machine
 from rich.console import Console
+from timebox import Budget, paced, run_timeboxed
 from train_throughput import build_trainer, measure, method_overrides, pipelines, ratios
 
 import edgessl
@@ -189,65 +178,6 @@ SMOKE = Sizes(
 )  # fmt: skip
 
 
-# --------------------------------------------------------------------------- time
-
-
-class OutOfTime(BaseException):
-    """The innermost time window ended; a BaseException, so no ``except Exception`` swallows it."""
-
-
-@dataclass(frozen=True)
-class Window:
-    end: float  # on the time.monotonic() clock
-
-    def expired(self) -> bool:
-        """True once the end has passed, whether or not :class:`OutOfTime` reached the code inside.
-
-        (A nested window ending at the same moment may have caught it.)
-        """
-        return time.monotonic() >= self.end
-
-
-class Budget:
-    """Nested time windows under one global deadline, enforced by a ``SIGALRM`` timer.
-
-    Inside a window the timer is armed for the innermost window's end (never later than
-    any enclosing one), so a window that expires raises :class:`OutOfTime` inside it,
-    whatever runs there: a compilation, a training step, a DataLoader wait. Outside every
-    window (the bookkeeping between sections) no timer runs; that code reads :meth:`left`.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self._ends = [time.monotonic() + seconds]
-        self._previous = signal.signal(signal.SIGALRM, self._expire)
-
-    @staticmethod
-    def _expire(signum: int, frame: Any) -> None:
-        raise OutOfTime
-
-    def left(self) -> float:
-        return self._ends[-1] - time.monotonic()
-
-    def _arm(self) -> None:
-        signal.setitimer(signal.ITIMER_REAL, max(self.left(), 1e-3) if len(self._ends) > 1 else 0)
-
-    @contextmanager
-    def window(self, seconds: float) -> Iterator[Window]:
-        """At most ``seconds`` (less when an enclosing window ends sooner)."""
-        window = Window(min(time.monotonic() + seconds, self._ends[-1]))
-        self._ends.append(window.end)
-        self._arm()
-        try:
-            yield window
-        finally:
-            self._ends.pop()
-            self._arm()
-
-    def close(self) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, self._previous)
-
-
 # --------------------------------------------------------------------------- shared state
 
 
@@ -323,7 +253,7 @@ PRELOAD = (
 def preload(device: torch.device) -> None:
     """Import, before any time window opens, what the sections would import on first use.
 
-    An :class:`OutOfTime` landing inside an import leaves a half-initialised module behind,
+    An ``OutOfTime`` (``timebox``) landing inside an import leaves a half-initialised module behind,
     and its re-import can fail later (edgessl's registries refuse a second registration),
     so the imports happen here, outside the timers.
     """
@@ -345,7 +275,7 @@ def preload(device: torch.device) -> None:
         backbone_names(), dataset_names(), method_names()  # each imports and registers its modules
     except ModuleNotFoundError as exc:
         raise SystemExit(
-            f"error: edgessl needs {exc.name}, which is not installed here (see this script's docstring)"
+            f"error: edgessl needs {exc.name}, which is not installed here (see docs/GPU_RUNBOOK.md)"
         )
 
 
@@ -379,12 +309,11 @@ def environment(ctx: Context, record: Record) -> None:
     smi, smi_error = run_command(["nvidia-smi"])
     fields = "name,driver_version,memory.total,power.limit,clocks.max.sm,clocks.max.mem"
     record.update(
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        machine(),
         device=str(ctx.device),
         device_name=torch.cuda.get_device_name(ctx.device) if cuda else cpu_model(),
         compute_capability=".".join(map(str, torch.cuda.get_device_capability(ctx.device))) if cuda else None,
         device_memory_gib=torch.cuda.get_device_properties(ctx.device).total_memory / 2**30 if cuda else None,
-        torch=torch.__version__,
         cuda_available=torch.cuda.is_available(),
         cuda_runtime=torch.version.cuda,
         cudnn=torch.backends.cudnn.version() if cuda else None,
@@ -399,10 +328,6 @@ def environment(ctx: Context, record: Record) -> None:
         git_commit=run_command(["git", "-C", str(REPO), "rev-parse", "HEAD"])[0],
         python=platform.python_version(),
         platform=platform.platform(),
-        cpu=cpu_model(),
-        cores=os.cpu_count(),
-        torch_threads=torch.get_num_threads(),
-        load_average_1min=os.getloadavg()[0],
         nvidia_smi=smi,
         nvidia_smi_error=smi_error,
         nvidia_smi_query=run_command(["nvidia-smi", f"--query-gpu={fields}", "--format=csv"])[0],
@@ -506,27 +431,24 @@ def throughput(ctx: Context, record: Record) -> None:
     record["not_reached"] = [f"{variant.name} {m}-{b}" for variant in runnable for m, b in cells]
     for index, variant in enumerate(runnable):
         share = ctx.budget.left() / (len(runnable) - index)  # what a variant leaves unused goes to the next
-        last_cell_s = 0.0
+        run_timeboxed(ctx.budget, share, functools.partial(throughput_cells, ctx, record, variant, cells))
+        ctx.free_memory()
+
+
+def throughput_cells(ctx: Context, record: Record, variant: Variant, cells: list[tuple[str, str]]) -> None:
+    """One variant's cells in turn, each row or error recorded and saved as soon as it is known."""
+    for method, backbone in paced(ctx.budget, cells):
+        start, label = time.perf_counter(), f"{variant.name} {method}-{backbone}"
         try:
-            with ctx.budget.window(share):
-                for method, backbone in cells:
-                    if ctx.budget.left() <= last_cell_s:
-                        break  # the next cell would not finish in this variant's share
-                    start, label = time.perf_counter(), f"{variant.name} {method}-{backbone}"
-                    try:
-                        row = throughput_cell(ctx, variant, method, backbone)
-                        where = {"variant": variant.name, "method": method, "backbone": backbone}
-                        record["rows"].append({**where, **row, "cell_s": time.perf_counter() - start})
-                    except Exception as exc:  # noqa: BLE001 -- a cell's failure (a kernel, memory) is a result
-                        record["errors"].append(
-                            {"cell": label, "error": one_line(exc), "traceback": traceback.format_exc(8)}
-                        )
-                    record["not_reached"].remove(label)
-                    last_cell_s = time.perf_counter() - start
-                    ctx.free_memory()
-                    ctx.save()
-        except OutOfTime:
-            ctx.free_memory()
+            row = throughput_cell(ctx, variant, method, backbone)
+            where = {"variant": variant.name, "method": method, "backbone": backbone}
+            record["rows"].append({**where, **row, "cell_s": time.perf_counter() - start})
+        except Exception as exc:  # noqa: BLE001 -- a cell's failure (a kernel, memory) is a result
+            error = {"cell": label, "error": one_line(exc), "traceback": traceback.format_exc(8)}
+            record["errors"].append(error)
+        record["not_reached"].remove(label)
+        ctx.free_memory()
+        ctx.save()
 
 
 # --------------------------------------------------------------------------- 2. learning
@@ -727,13 +649,8 @@ def run_section(ctx: Context, name: str, slice_s: float) -> None:
         return
     start = time.monotonic()
     record["status"] = "running"
-    stopped = "stopped at its time slice" if slice_s < ctx.budget.left() else "stopped at the global deadline"
     try:
-        with ctx.budget.window(slice_s) as window:
-            SECTIONS.get(name)(ctx, record)
-        record["status"] = stopped if window.expired() else "complete"
-    except OutOfTime:
-        record["status"] = stopped
+        record["status"] = run_timeboxed(ctx.budget, slice_s, lambda: SECTIONS.get(name)(ctx, record))
     except Exception as exc:  # noqa: BLE001 -- a section's failure is a result; the others still run
         record["status"] = f"failed: {one_line(exc)}"
         record["traceback"] = traceback.format_exc(limit=12)
@@ -748,8 +665,7 @@ def run_section(ctx: Context, name: str, slice_s: float) -> None:
 
 
 def device_slug(device: torch.device) -> str:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    return re.sub(r"[^a-z0-9]+", "_", device_name(device).lower()).strip("_")
 
 
 def run_suite(sizes: Sizes, device: torch.device, data: Path, out: Path, deadline_s: float) -> Context:
@@ -766,17 +682,14 @@ def run_suite(sizes: Sizes, device: torch.device, data: Path, out: Path, deadlin
     }
     stem = f"{NAME}_{device_slug(device)}" + ("_smoke" if sizes.mode == "smoke" else "")
     out.mkdir(parents=True, exist_ok=True)
-    budget = Budget(deadline_s)
-    preload(device)  # counts against the deadline, outside every window
-    try:
+    with Budget(deadline_s) as budget:
+        preload(device)  # counts against the deadline, outside every window
         with tempfile.TemporaryDirectory(prefix="edgessl-gpu-suite-") as workdir:
             ctx = Context(sizes, device, data, Path(workdir), budget, document, out, stem)
             for name in SECTIONS:
                 run_section(ctx, name, sizes.slices[name])
             document["elapsed_s"] = time.monotonic() - started
             ctx.save()
-    finally:
-        budget.close()
     return ctx
 
 

@@ -44,7 +44,7 @@ def notes(record: Record) -> list[str]:
 ENVIRONMENT = (
     "date", "device_name", "compute_capability", "device_memory_gib", "bf16", "torch", "cuda_runtime",
     "cudnn", "tf32_matmul", "tf32_cudnn", "torchvision", "accelerate", "onnxruntime", "onnxruntime_providers",
-    "triton", "edgessl", "git_commit", "python", "cpu", "cores", "torch_threads", "load_average_1min",
+    "triton", "edgessl", "git_commit", "python", "cpu", "logical_cores", "torch_threads", "load_average_1min",
 )  # fmt: skip
 
 

@@ -20,29 +20,24 @@ Run: python benchmarks/knn_vs_sklearn.py  (writes benchmarks/results/knn_vs_skle
 
 from __future__ import annotations
 
-import datetime
-import json
-import os
 import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import sklearn
 import torch
+from results_io import machine, write_results
 from sklearn.neighbors import KNeighborsClassifier
 
 from edgessl.evaluation import knn_predict
-from edgessl.hardware import cpu_model
 
 BANK, QUERIES, CLASSES = 5_000, 8_000, 10
 DIMS = (512, 1024)
 KS = (200, 20)
 REPEATS = 3  # best of, after one warm-up call
 BOUNDARY_TOLERANCE = 1e-5  # relative gap between k-th and (k+1)-th distance counted as a tie
-RESULTS = Path(__file__).parent / "results"
 
 
 @dataclass
@@ -128,22 +123,7 @@ def run_case(kind: str, dim: int, k: int) -> Case:
     )
 
 
-def machine() -> dict[str, str]:
-    cpu = cpu_model()
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "torch_threads": str(torch.get_num_threads()),
-        "torch": torch.__version__,
-        "scikit-learn": sklearn.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "load_average_at_start": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    }
-
-
-def markdown(cases: list[Case], info: dict[str, str]) -> str:
+def markdown(cases: list[Case], info: dict[str, object]) -> list[str]:
     lines = [
         "# kNN evaluation: edgessl vs scikit-learn",
         "",
@@ -188,13 +168,14 @@ def markdown(cases: list[Case], info: dict[str, str]) -> str:
         ),
         "",
         *[f"- {key}: {value}" for key, value in info.items()],
-        "",
     ]
-    return "\n".join(lines)
+    return lines
 
 
 def main() -> int:
-    info = machine()
+    info = machine(
+        **{"scikit-learn": sklearn.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    )
     cases = []
     for kind in ("clustered", "random"):
         for dim in DIMS:
@@ -210,13 +191,11 @@ def main() -> int:
                     f"+ {case.unexplained} unexplained",
                     flush=True,
                 )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "knn_vs_sklearn.md").write_text(markdown(cases, info))
     payload = {
         "machine": info,
         "cases": [{**asdict(c), "ratio_brute": c.ratio_brute, "ratio_auto": c.ratio_auto} for c in cases],
     }
-    (RESULTS / "knn_vs_sklearn.json").write_text(json.dumps(payload, indent=2) + "\n")
+    write_results("knn_vs_sklearn", payload, markdown(cases, info))
     return 1 if any(c.unexplained for c in cases) else 0
 
 

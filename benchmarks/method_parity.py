@@ -62,18 +62,17 @@ from pathlib import Path
 import torch
 from cifar_knn import (
     IMAGE_SIZE,
-    RESULTS,
     Data,
     gap_cell,
     gap_interval,
     gap_verdict,
     knn_scores,
-    machine,
+    machine_line,
     prepare_data,
-    save_report,
     seed_all,
     spread,
 )
+from results_io import RESULTS, write_markdown, write_results
 from torch import nn
 
 from edgessl.backbones import build_backbone
@@ -565,7 +564,7 @@ and BYOL's; the ratio within a row pair is what to read.
 """
 
 
-def write_report(record: dict) -> None:
+def report_lines(record: dict) -> list[str]:
     lines = [
         "# Method parity: edgessl vs the same method built from lightly's parts",
         "",
@@ -612,7 +611,7 @@ def write_report(record: dict) -> None:
         lines.append(f"- {method}: `{json.dumps(settings)}`")
     lines += ["", FINDINGS, f"Machine: {record['machine']}"]
     lines += [f"Earlier rows kept from: {machine}" for machine in record.get("earlier_runs", [])]
-    save_report(record, lines)
+    return lines
 
 
 def side_scores(record: dict, method: str, implementation: str) -> list[float]:
@@ -664,7 +663,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.render:
-        write_report(json.loads((RESULTS / f"{args.report or 'method_parity'}.json").read_text()))
+        name = args.report or "method_parity"
+        write_markdown(name, report_lines(json.loads((RESULTS / f"{name}.json").read_text())))
         return
     if args.quick:
         args.seeds, args.train, args.test = 1, 60, 20
@@ -679,7 +679,7 @@ def main(argv: list[str] | None = None) -> None:
         "train_images": len(data.bank),
         "test_images": len(data.queries),
         "seeds": list(range(args.seeds)),
-        "machine": machine(),
+        "machine": machine_line(),
         "rows": [],
         "settings": {},
         "gaps": {},
@@ -734,9 +734,8 @@ def main(argv: list[str] | None = None) -> None:
                 record["gaps"][method] = statistics.mean(
                     r["cosine"] for r in results["edgessl"]
                 ) - statistics.mean(r["cosine"] for r in results["lightly"])
-            write_report(record)
-    write_report(record)
-    print((RESULTS / f"{record['report']}.md").read_text())
+            write_results(record["report"], record, report_lines(record))
+    print(write_results(record["report"], record, report_lines(record)).read_text())
 
 
 if __name__ == "__main__":

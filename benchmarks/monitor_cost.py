@@ -15,7 +15,6 @@ Writes benchmarks/results/monitor_cost.md and .json.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import statistics
@@ -24,12 +23,10 @@ import time
 from pathlib import Path
 
 import torch
+from results_io import machine, write_results
 from rich.console import Console
 
-from edgessl.hardware import cpu_model
 from edgessl.training import TrainConfig, train
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def timed_run(out: Path, monitor_every: int, args: argparse.Namespace) -> float:
@@ -74,36 +71,36 @@ def main() -> None:
         "seconds_off": times[0],
         "seconds_default": times[1],
         "median_cost": statistics.median(ratios) - 1.0,
-        "machine": {
-            "cpu": cpu_model(),
-            "cores": os.cpu_count(),
-            "threads": args.threads,
-            "torch": torch.__version__,
-            "load_average_1min": os.getloadavg()[0],
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
-        },
+        "machine": machine(),  # torch_threads: the runs' --threads
     }
     print(json.dumps(result, indent=2))
     if args.quick:
         return
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "monitor_cost.json").write_text(json.dumps(result, indent=2) + "\n")
     m = result["machine"]
     rows = "\n".join(
         f"| {i + 1} | {off:.1f} | {on:.1f} | {on / off - 1:+.1%} |"
         for i, (off, on) in enumerate(zip(times[0], times[1], strict=True))
     )
-    (RESULTS / "monitor_cost.md").write_text(
-        f"# Online monitoring cost\n\n{args.method} on {args.backbone}, {args.data} '{args.split}' "
-        f"at {args.image_size}px, "
-        f"batch {args.batch}, {args.epochs} epochs per run; "
-        "monitor at its default (every epoch: kNN on 1,000 bank + 500 "
-        "query images, embedding std, effective rank) vs off. "
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} "
-        f"thread(s), torch {m['torch']}, load {m['load_average_1min']:.2f}, {m['date']}.\n\n"
-        f"| round | off (s) | default (s) | cost |\n|---|---|---|---|\n{rows}\n\n"
-        f"**Median cost: {result['median_cost']:+.1%}** of training wall time (target <= 3%).\n"
-    )
+    lines = [
+        "# Online monitoring cost",
+        "",
+        (
+            f"{args.method} on {args.backbone}, {args.data} '{args.split}' "
+            f"at {args.image_size}px, "
+            f"batch {args.batch}, {args.epochs} epochs per run; "
+            "monitor at its default (every epoch: kNN on 1,000 bank + 500 "
+            "query images, embedding std, effective rank) vs off. "
+            f"Machine: {m['cpu']}, {m['logical_cores']} cores, {m['torch_threads']} "
+            f"thread(s), torch {m['torch']}, load {m['load_average_1min']:.2f}, {m['date']}."
+        ),
+        "",
+        "| round | off (s) | default (s) | cost |",
+        "|---|---|---|---|",
+        rows,
+        "",
+        f"**Median cost: {result['median_cost']:+.1%}** of training wall time (target <= 3%).",
+    ]
+    write_results("monitor_cost", result, lines)
 
 
 if __name__ == "__main__":

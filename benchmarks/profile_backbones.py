@@ -14,15 +14,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.util
-import json
 import os
-from pathlib import Path
 from typing import Any
+
+from results_io import write_results
 
 from edgessl.backbones import STUDY_MACS_224
 from edgessl.profiling.report import ProfileOptions, profile_backbones
 
-RESULTS = Path(__file__).parent / "results"
 NAME = "profile_backbones"
 
 
@@ -166,13 +165,9 @@ def main() -> None:
             f"{reports[0]['created'][:10]}."
         ),
     ]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{NAME}.json").write_text(
-        json.dumps({"load_average": load, "runs": reports}, indent=2) + "\n"
-    )
-    (RESULTS / f"{NAME}.md").write_text("\n".join(lines) + "\n")
+    markdown = write_results(NAME, {"load_average": load, "runs": reports}, lines)
     print("\n".join(lines))
-    print(f"(written {datetime.datetime.now():%H:%M}) -> {RESULTS / NAME}.md / .json")
+    print(f"(written {datetime.datetime.now():%H:%M}) -> {markdown} / .json")
 
 
 if __name__ == "__main__":

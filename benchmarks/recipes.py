@@ -27,19 +27,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from cifar_knn import (
-    IMAGE_SIZE,
-    RESULTS,
-    gap_cell,
-    gap_interval,
-    gap_verdict,
-    knn_scores,
-    machine,
-    prepare_data,
-    save_report,
-    seed_all,
-    spread,
-)
+import cifar_knn
+from results_io import RESULTS, write_markdown, write_results
 
 from edgessl.checkpoints import load_representation
 from edgessl.methods import build_method, method_class
@@ -58,7 +47,7 @@ def train_recipe(method: str, recipe: str, epochs: int, seed: int, data_folder: 
         backbone=BACKBONE,
         data=str(data_folder),
         split="train",
-        image_size=IMAGE_SIZE,
+        image_size=cifar_knn.IMAGE_SIZE,
         epochs=epochs,
         recipe=recipe,
         save_every=epochs,
@@ -73,8 +62,8 @@ def train_recipe(method: str, recipe: str, epochs: int, seed: int, data_folder: 
 
 
 def random_init(method: str, seed: int, data) -> object:
-    seed_all(seed)
-    return build_method(method, BACKBONE, IMAGE_SIZE, data.mean, data.std).representation().eval()
+    cifar_knn.seed_all(seed)
+    return build_method(method, BACKBONE, cifar_knn.IMAGE_SIZE, data.mean, data.std).representation().eval()
 
 
 def recipe_settings(method: str, recipe: str) -> dict:
@@ -113,12 +102,13 @@ def per_seed(value: float | list[float]) -> list[float]:
     return value if isinstance(value, list) else [value]
 
 
-def write_report(record: dict) -> None:
+def report_lines(record: dict) -> list[str]:
     lines = [
         "# Recipes at one fixed budget: short vs paper vs random init",
         "",
         (
-            f"CIFAR-10 JPEGs at {IMAGE_SIZE}px, {BACKBONE}: {record['train_images']} pretraining images "
+            f"CIFAR-10 JPEGs at {cifar_knn.IMAGE_SIZE}px, {BACKBONE}: {record['train_images']} "
+            "pretraining images "
             f"(also the kNN bank) x {record['epochs']} epochs for every run, {record['test_images']} "
             f"held-out queries, seeds {record.get('seeds', [record.get('seed', 0)])}. "
             "kNN k=20, cosine-weighted "
@@ -138,7 +128,7 @@ def write_report(record: dict) -> None:
     for method in ordered:
         rows = record["methods"][method]
         gap = (
-            gap_interval(per_seed(rows["short"]["cosine"]), per_seed(rows["paper"]["cosine"]))
+            cifar_knn.gap_interval(per_seed(rows["short"]["cosine"]), per_seed(rows["paper"]["cosine"]))
             if "short" in rows and "paper" in rows
             else None
         )
@@ -146,11 +136,11 @@ def write_report(record: dict) -> None:
             shown = recipe == "short" and gap is not None
             seconds = per_seed(row["train_seconds"]) if "train_seconds" in row else None
             lines.append(
-                f"| {method} | {recipe} | {spread(per_seed(row['cosine']))} | "
-                f"{spread(per_seed(row['euclidean']))} | {row.get('steps', '—')} | "
+                f"| {method} | {recipe} | {cifar_knn.spread(per_seed(row['cosine']))} | "
+                f"{cifar_knn.spread(per_seed(row['euclidean']))} | {row.get('steps', '—')} | "
                 f"{format(sum(seconds) / len(seconds), '.0f') if seconds else '—'} | "
-                f"{gap_cell(gap) if shown else ''} | "
-                f"{gap_verdict(gap, 'short better', 'paper better') if shown else ''} |"
+                f"{cifar_knn.gap_cell(gap) if shown else ''} | "
+                f"{cifar_knn.gap_verdict(gap, 'short better', 'paper better') if shown else ''} |"
             )
     lines += ["", "What each recipe resolves to:", ""]
     for method, recipes in record["settings"].items():
@@ -161,7 +151,7 @@ def write_report(record: dict) -> None:
             )
     lines += ["", FINDINGS, f"Machine: {record['machine']}"]
     lines += [f"Earlier rows kept from: {machine}" for machine in record.get("earlier_runs", [])]
-    save_report(record, lines)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -180,18 +170,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.render:
-        write_report(json.loads((RESULTS / "recipes.json").read_text()))
+        write_markdown("recipes", report_lines(json.loads((RESULTS / "recipes.json").read_text())))
         return
     if args.quick:
         args.train, args.test, args.epochs = 30, 10, 1
-    data = prepare_data(DATA, args.train, args.test)
+    data = cifar_knn.prepare_data(DATA, args.train, args.test)
     record = {
         "report": "recipes_quick" if args.quick else "recipes",
         "train_images": len(data.bank),
         "test_images": len(data.queries),
         "epochs": args.epochs,
         "seeds": list(range(args.seeds)),
-        "machine": machine(),
+        "machine": cifar_knn.machine_line(),
         "methods": {},
         "settings": {},
     }
@@ -210,14 +200,14 @@ def main(argv: list[str] | None = None) -> None:
                 runs = []
                 for seed in record["seeds"]:
                     model, result = train_recipe(method, recipe, args.epochs, seed, data.folder, Path(work))
-                    runs.append({**knn_scores(model, data), "train_seconds": result.train_seconds})
+                    runs.append({**cifar_knn.knn_scores(model, data), "train_seconds": result.train_seconds})
                     print(method, recipe, seed, runs[-1], flush=True)
                 rows[recipe] = {key: [run[key] for run in runs] for key in runs[0]} | {"steps": result.steps}
-            inits = [knn_scores(random_init(method, seed, data), data) for seed in record["seeds"]]
+            inits = [cifar_knn.knn_scores(random_init(method, seed, data), data) for seed in record["seeds"]]
             rows["random init"] = {key: [scores[key] for scores in inits] for key in inits[0]}
             record["methods"][method] = rows
-            write_report(record)
-    print((RESULTS / f"{record['report']}.md").read_text())
+            markdown = write_results(record["report"], record, report_lines(record))
+    print(markdown.read_text())
 
 
 if __name__ == "__main__":

@@ -15,14 +15,14 @@ and benchmarks/results/seeded_study/report.html (the page, self-contained).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import cifar_subset
-from cifar_knn import RESULTS, machine
+from cifar_knn import machine_line
+from results_io import RESULTS, write_results
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "benchmarks" / "seeded_study.yaml"
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(REPO / "studies" / "cifar10-3seeds"), help="the study folder")
     args = parser.parse_args(argv)
     cifar_subset.prepare(cifar_subset.SOURCE, DATA, 250, 100)
-    started = machine()
+    started = machine_line()
     edgessl("study", str(CONFIG), "--out", args.out, "--no-progress")
     PAGE_DIR.mkdir(parents=True, exist_ok=True)
     edgessl("report", args.out, "--out", str(PAGE_DIR / "report.html"))
@@ -98,15 +98,10 @@ def main(argv: list[str] | None = None) -> None:
             f"{when(finished[-1])} UTC (training times above are theirs)."
         ),
     ]
-    (RESULTS / "seeded_study.md").write_text("\n".join(lines) + "\n")
-    (RESULTS / "seeded_study.json").write_text(
-        json.dumps(
-            {"machine": started, **record, "comparisons": [c.to_dict() for c in comparisons]}, indent=2
-        )
-        + "\n"
-    )
+    summary = {"machine": started, **record, "comparisons": [c.to_dict() for c in comparisons]}
+    markdown = write_results("seeded_study", summary, lines)
     shutil.copy(Path(args.out) / "table1.csv", PAGE_DIR / "table1.csv")
-    print((RESULTS / "seeded_study.md").read_text())
+    print(markdown.read_text())
 
 
 if __name__ == "__main__":

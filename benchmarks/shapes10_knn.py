@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
-import json
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from results_io import machine, write_results
 from torch import nn
 
 from edgessl.checkpoints import load_representation
@@ -37,7 +35,6 @@ from edgessl.data.synthetic import generate_split
 from edgessl.demo import DemoOptions, pretrain_config
 from edgessl.evaluation import evaluate_representation
 from edgessl.evaluation.baselines import pixel_representation
-from edgessl.hardware import cpu_model
 from edgessl.methods import build_method
 from edgessl.methods.base import Normalize, Representation
 from edgessl.training import train
@@ -46,7 +43,6 @@ DEMO = DemoOptions()
 K = DEMO.knn_k
 SIZES = (DEMO.image_size, 64)
 SEEDS = (0, 1, 2)  # random initialisations of the encoder, and pretraining seeds
-RESULTS = Path(__file__).parent / "results"
 
 
 def mean_colour_representation(mean, std) -> Representation:
@@ -81,17 +77,6 @@ def generation_seconds(size: int) -> float:
     for split in ("unlabeled", "train", "test"):
         generate_split(split, size)
     return time.perf_counter() - start
-
-
-def machine() -> dict[str, object]:
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average_1min": os.getloadavg()[0],  # other jobs on the machine slow the timings
-        "torch": torch.__version__,
-        "date": datetime.date.today().isoformat(),
-    }
 
 
 def measure(quick: bool) -> list[dict[str, object]]:
@@ -146,10 +131,6 @@ def mean_cell(row: dict[str, object], key: str) -> str:
 
 
 def write(rows: list[dict[str, object]], info: dict[str, object]) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "shapes10_knn.json").write_text(
-        json.dumps({"machine": info, "k": K, "backbone": DEMO.backbone, "rows": rows}, indent=2)
-    )
     lines = [
         "# shapes10: kNN before and after the demo's pretraining",
         "",
@@ -179,14 +160,15 @@ def write(rows: list[dict[str, object]], info: dict[str, object]) -> None:
         ),
         "",
         (
-            f"Machine: {info['cpu']}, {info['cores']} cores, {info['torch_threads']} torch threads, "
+            f"Machine: {info['cpu']}, {info['logical_cores']} cores, {info['torch_threads']} torch threads, "
             "load average "
             f"{info['load_average_1min']:.1f} before the run (the accuracies are bound by steps, not time; "
             "the seconds are this run's), "
             f"torch {info['torch']}, {info['date']}."
         ),
     ]
-    (RESULTS / "shapes10_knn.md").write_text("\n".join(lines) + "\n")
+    record = {"machine": info, "k": K, "backbone": DEMO.backbone, "rows": rows}
+    write_results("shapes10_knn", record, lines)
 
 
 def main() -> None:

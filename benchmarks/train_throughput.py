@@ -29,9 +29,6 @@ Run: python benchmarks/train_throughput.py [--methods simclr byol dino seed] [--
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
 import statistics
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -39,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from results_io import device_name, machine, write_results
 from rich.console import Console
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
@@ -46,14 +44,12 @@ from torchvision.transforms import v2
 from edgessl.augment.multicrop import MultiCrop
 from edgessl.augment.views import ViewAugment
 from edgessl.backbones import build_backbone
-from edgessl.hardware import cpu_model
 from edgessl.methods import method_class
 from edgessl.timing import time_calls
 from edgessl.training.config import TrainConfig
 from edgessl.training.sampling import epoch_permutation
 from edgessl.training.trainer import Trainer
 
-RESULTS = Path(__file__).parent / "results"
 NAME = "train_throughput"
 DATA = "shapes10"
 SPLIT = "train"  # 2,000 images: enough for a few rounds of any batch size here
@@ -262,19 +258,7 @@ def ratios(speeds: dict[str, float]) -> dict[str, float]:
     }
 
 
-def machine() -> dict[str, object]:
-    cpu = cpu_model()
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-        "torch": torch.__version__,
-        "load_average_1min": os.getloadavg()[0],
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
-    }
-
-
-def markdown(rows: list[dict[str, Any]], info: dict[str, object], args: argparse.Namespace) -> str:
+def markdown(rows: list[dict[str, Any]], info: dict[str, object], args: argparse.Namespace) -> list[str]:
     lines = [
         "# Pretraining throughput: trainer end to end vs model-only ceiling vs torchvision DataLoader",
         "",
@@ -310,14 +294,15 @@ def markdown(rows: list[dict[str, Any]], info: dict[str, object], args: argparse
         ),
         "",
         (
-            f"Machine: {info['cpu']}, {info['cores']} cores, device {info['device']}; torch {info['torch']}; "
+            f"Machine: {info['cpu']}, {info['logical_cores']} cores, device {info['device']}; "
+            f"torch {info['torch']}; "
             f"{info['date']}. "
             f"1-minute load average at start {info['load_average_1min']:.1f}: "
             "the cores were shared with other jobs, so absolute "
             "numbers are noisy; the ratios, measured interleaved, are the result."
         ),
     ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main() -> None:
@@ -331,7 +316,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    info = machine()
+    info = machine(device=device_name("cuda" if torch.cuda.is_available() else "cpu"))
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         for method in args.methods:
@@ -359,12 +344,8 @@ def main() -> None:
                     f"(a)/(c) {row['a_over_c']:.2f}",
                     flush=True,
                 )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{NAME}.md").write_text(markdown(rows, info, args))
-    (RESULTS / f"{NAME}.json").write_text(
-        json.dumps({"machine": info, "options": vars(args), "rows": rows}, indent=2)
-    )
-    print(f"wrote {RESULTS / NAME}.md")
+    record = {"machine": info, "options": vars(args), "rows": rows}
+    print(f"wrote {write_results(NAME, record, markdown(rows, info, args))}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ sys.path.insert(0, str(BENCHMARKS))  # the benchmark scripts import each other b
 import cifar_subset
 import gpu_suite
 import gpu_suite_report
+import timebox
 
 TRAIN_PER_CLASS, TEST_PER_CLASS = 12, 4
 
@@ -162,7 +163,7 @@ def test_markdown_shows_every_section_and_its_numbers(smoke) -> None:
     assert "skipped onnxruntime-cuda" in text and "not known: 4 of 25 cells measured" in text
 
 
-def context(subset: Path, out: Path, budget: gpu_suite.Budget) -> gpu_suite.Context:
+def context(subset: Path, out: Path, budget: timebox.Budget) -> gpu_suite.Context:
     """What run_suite builds before its first section, preloaded modules included."""
     gpu_suite.preload(torch.device("cpu"))
     document = {"mode": "smoke", "deadline_s": 1.0, "sections": {name: {} for name in gpu_suite.SECTIONS}}
@@ -172,15 +173,12 @@ def context(subset: Path, out: Path, budget: gpu_suite.Budget) -> gpu_suite.Cont
 
 
 def test_a_section_stops_at_its_slice_and_says_what_it_did_not_reach(subset: Path, tmp_path: Path) -> None:
-    budget = gpu_suite.Budget(60)
-    try:
+    with timebox.Budget(60) as budget:
         ctx = context(subset, tmp_path, budget)
         start = time.monotonic()
         gpu_suite.run_section(ctx, "throughput", 0.05)  # far less than one cell takes
         assert time.monotonic() - start < 5
         assert budget.left() > 50  # the global clock runs on for the next section
-    finally:
-        budget.close()
     record = json.loads((tmp_path / "suite.json").read_text())["sections"]["throughput"]
     assert record["status"] == "stopped at its time slice" and record["rows"] == []
     assert record["not_reached"] == [f"fp32 {method}-shufflenetv2" for method in gpu_suite.SMOKE.methods]

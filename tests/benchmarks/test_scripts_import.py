@@ -11,7 +11,7 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 SCRIPTS = sorted(BENCHMARKS.glob("*.py"))
-HELPERS = {"cifar_knn", "gpu_suite_report"}  # imported by other scripts, not run
+HELPERS = {"cifar_knn", "gpu_suite_report", "results_io", "timebox"}  # imported by other scripts, not run
 
 
 def test_there_are_benchmarks_to_check() -> None:
