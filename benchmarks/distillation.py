@@ -60,7 +60,8 @@ from method_parity import (
 from results_io import write_results
 from torch import nn
 
-from edgessl.checkpoints import load_representation
+from edgessl.checkpoints import load_representation, recorded_method_config
+from edgessl.config import config_to_dict
 from edgessl.evaluation.baselines import pixel_representation
 from edgessl.runs import RunFolder
 from edgessl.training import TrainConfig, train
@@ -113,7 +114,7 @@ def run_edgessl(
         "images_per_second": result.images_per_second,
         "steps": result.steps,
         "parameters": parameter_count(loaded.model),
-        "method_config": loaded.metadata.get("method_config", {}),
+        "method_config": config_to_dict(recorded_method_config(loaded.metadata)),
         "run_dir": str(result.run_dir),
     }
 
@@ -135,7 +136,7 @@ def existing_teacher(run_dir: Path, checkpoint: Path, data: Data) -> dict:
         "images_per_second": int(meta["step"]) * batch / seconds if seconds else 0.0,
         "steps": int(meta["step"]),
         "parameters": parameter_count(loaded.model),
-        "method_config": meta.get("method_config", {}),
+        "method_config": config_to_dict(recorded_method_config(meta)),
         "run_dir": str(run_dir),
         "epochs": int(meta.get("epoch", 0)),
         "backbone": meta.get("backbone"),

@@ -103,7 +103,7 @@ from edgessl.registry import Registry
 from edgessl.study.presets import study_quick, study_stl10
 from edgessl.training import load_representation
 from edgessl.training.config import TrainConfig
-from edgessl.training.resolve import resolve_method_config
+from edgessl.training.resolve import resolve_run
 from edgessl.training.rng import seed_everything
 from edgessl.training.trainer import train
 
@@ -477,7 +477,7 @@ def learning(ctx: Context, record: Record) -> None:
 
     seed_everything(config.seed)  # the trainer's initial weights, before any step
     initial = build_method(
-        "simclr", "resnet18", bank.image_size, bank.mean, bank.std, resolve_method_config(config)
+        "simclr", "resnet18", bank.image_size, bank.mean, bank.std, resolve_run(config).method
     )
     record["knn_random_init"] = knn(initial.representation())
     fresh_accelerate_state()

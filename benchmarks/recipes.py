@@ -34,7 +34,7 @@ from edgessl.checkpoints import load_representation
 from edgessl.methods import build_method, method_class
 from edgessl.study.presets import STUDY_METHODS
 from edgessl.training import TrainConfig, train
-from edgessl.training.resolve import resolve_method_config
+from edgessl.training.resolve import resolve_run
 
 DATA = Path(__file__).resolve().parent / "data" / "recipes-cifar10"
 BACKBONE = "shufflenetv2"
@@ -68,7 +68,7 @@ def random_init(method: str, seed: int, data) -> object:
 
 def recipe_settings(method: str, recipe: str) -> dict:
     """What the recipe sets, as the trainer resolves it (batch, optimiser, and the recipe's own fields)."""
-    resolved = resolve_method_config(TrainConfig(method=method, recipe=recipe))
+    resolved = resolve_run(TrainConfig(method=method, recipe=recipe)).method
     changed = method_class(method).recipes[recipe].overrides
     optimizer = resolved.optimizer
     return {

@@ -47,6 +47,7 @@ from edgessl.backbones import build_backbone
 from edgessl.methods import method_class
 from edgessl.timing import time_calls
 from edgessl.training.config import TrainConfig
+from edgessl.training.resolve import resolve_run
 from edgessl.training.sampling import epoch_permutation
 from edgessl.training.trainer import Trainer
 
@@ -171,7 +172,7 @@ def loader_batches(loader: DataLoader) -> Iterator[list[torch.Tensor]]:
 
 def build_trainer(config: TrainConfig) -> Trainer:
     """The trainer of ``config``, quiet, in training mode: what every pipeline below shares."""
-    trainer = Trainer(config, resume=False, console=Console(quiet=True), progress=False)
+    trainer = Trainer(resolve_run(config), resume=False, console=Console(quiet=True), progress=False)
     trainer.train_step.model.train()
     return trainer
 

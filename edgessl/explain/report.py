@@ -166,8 +166,8 @@ def default_out(checkpoint: Path) -> Path:
 def explain(
     run_or_checkpoint: str | Path,
     data: str,
-    *,
     kinds: Sequence[str] = (ALL,),
+    *,
     out: str | Path | None = None,
     data_root: str | Path | None = None,
     image_size: int | None = None,
