@@ -12,12 +12,11 @@ import onnx
 
 from edgessl.export.heads import HEAD_AGREEMENT, LABEL
 from edgessl.export.inputs import INPUTS, Frames, camera_metadata
+from edgessl.export.job import ExportJob
 from edgessl.export.metadata import ExportError, read_metadata
 from edgessl.export.onnx_export import set_metadata
-from edgessl.export.onnx_files import onnx_file, publish
-from edgessl.export.options import ExportOptions
+from edgessl.export.onnx_files import publish
 from edgessl.export.ort_eval import open_session, run_batches
-from edgessl.export.result import ExportResult
 from edgessl.export.roles import FileRole
 from edgessl.export.verify import (
     FP32_MIN_COSINE,
@@ -36,26 +35,17 @@ CAMERA_INT8_MIN_MEAN_COSINE = (
 Probe = tuple[np.ndarray, np.ndarray]
 
 
-def publish_camera_copy(
-    role: FileRole,
-    frames: Frames,
-    probe: Probe,
-    *,
-    options: ExportOptions,
-    out: Path,
-    stem: str,
-    result: ExportResult,
-) -> None:
+def publish_camera_copy(job: ExportJob, role: FileRole, frames: Frames, probe: Probe) -> None:
     """A camera-input copy of the file of ``role``, equal to it on the same images (features, or a head's
     labels)."""
-    float_file = result.files[role.name]
+    float_file, input_format = job.result.files[role.name], job.options.input
     frame_batch, unit = probe
     output = LABEL if role.head else None
     expected = run_batches(open_session(float_file), unit, output=output)
-    graph = INPUTS.get(options.input)(onnx.load(str(float_file)), frames)
+    graph = INPUTS.get(input_format)(onnx.load(str(float_file)), frames)
     set_metadata(graph, camera_metadata(read_metadata(float_file), frames))
     camera_role = role.camera_copy()
-    what = f"camera-input ({options.input}) copy of {float_file.name}"
+    what = f"camera-input ({input_format}) copy of {float_file.name}"
 
     def check(tmp: Path) -> Parity | float:
         check_onnx(tmp)
@@ -72,10 +62,8 @@ def publish_camera_copy(
             return require(compare(expected, got), what, min_mean_cosine=CAMERA_INT8_MIN_MEAN_COSINE)
         return require(compare(expected, got), what, FP32_RELATIVE_TOLERANCE, FP32_MIN_COSINE)
 
-    checked = publish(
-        graph, onnx_file(out, stem, camera_role, options.fixed_batch), check, result, camera_role
-    )
+    checked = publish(job, graph, camera_role, check)
     if role.head:
-        result.agreement[camera_role.name] = checked
+        job.result.agreement[camera_role.name] = checked
     else:
-        result.parity[camera_role.name] = checked
+        job.result.parity[camera_role.name] = checked

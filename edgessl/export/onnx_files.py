@@ -18,14 +18,13 @@ from typing import Any
 import numpy as np
 import onnx
 
-from edgessl.export import heads
-from edgessl.export.heads import HEAD_AGREEMENT, HeadFit
+from edgessl.export.heads import HEAD_AGREEMENT, LABEL, HeadFit
+from edgessl.export.job import ExportJob
 from edgessl.export.metadata import ExportError, ModelMetadata
 from edgessl.export.onnx_export import fix_batch, save_checked, set_metadata
 from edgessl.export.options import ExportOptions
 from edgessl.export.ort_eval import onnx_features, open_session
 from edgessl.export.quantize import calibration_subset, quantize_int8
-from edgessl.export.result import ExportResult
 from edgessl.export.roles import FP32, FileRole
 from edgessl.export.splits import Splits
 from edgessl.export.usability import UsabilityReport, attach_report, check_usability
@@ -37,9 +36,10 @@ def batches(options: ExportOptions) -> list[int | None]:
     return [None] if options.fixed_batch is None else [None, options.fixed_batch]
 
 
-def onnx_file(out: Path, stem: str, role: FileRole, fixed_batch: int | None) -> Path:
+def onnx_file(job: ExportJob, role: FileRole) -> Path:
     """``out/STEM[_bN][_int8|_HEAD][_uint8].onnx``: the batch is in the name of fixed-batch files only."""
-    return out / f"{role.file_stem(stem, fixed_batch if role.fixed else None)}.onnx"
+    batch = job.options.fixed_batch if role.fixed else None
+    return job.out / f"{role.file_stem(job.stem, batch)}.onnx"
 
 
 def pinned(proto: onnx.ModelProto, batch: int | None, metadata: ModelMetadata) -> onnx.ModelProto:
@@ -59,40 +59,29 @@ def usability_of(proto: onnx.ModelProto, name: str) -> UsabilityReport:
         return dataclasses.replace(check_usability(path), file=name)
 
 
-def publish(
-    proto: onnx.ModelProto, path: Path, check: Callable[[Path], Any], result: ExportResult, role: FileRole
-) -> Any:
-    """Attach the usability report, write ``proto`` to ``path`` once ``check`` passed, and record it under
-    ``role``; returns what ``check`` measured."""
+def publish(job: ExportJob, proto: onnx.ModelProto, role: FileRole, check: Callable[[Path], Any]) -> Any:
+    """Attach the usability report, write ``proto`` as the file of ``role`` once ``check`` passed, and
+    record it; returns what ``check`` measured."""
+    path = onnx_file(job, role)
     report = usability_of(proto, path.name)
     attach_report(proto, report)
     value = save_checked(proto, path, check)
-    result.record(role, path)
-    result.usability[role.name] = report
+    job.result.record(role, path)
+    job.result.usability[role.name] = report
     return value
 
 
-def publish_encoders(
-    proto: onnx.ModelProto,
-    reference: np.ndarray,
-    *,
-    splits: Splits,
-    metadata: ModelMetadata,
-    options: ExportOptions,
-    out: Path,
-    stem: str,
-    result: ExportResult,
-) -> None:
+def publish_encoders(job: ExportJob, proto: onnx.ModelProto, reference: np.ndarray) -> None:
     """The fp32 encoder (and its fixed-batch copy), against PyTorch's ``reference`` features."""
-    for batch in batches(options):
+    verify = job.splits.verify
+    for batch in batches(job.options):
         role = FileRole(fixed=batch is not None)
         what = "fp32 ONNX export" if batch is None else f"fixed-batch ({batch}) fp32 export"
-        result.parity[role.name] = publish(
-            pinned(proto, batch, metadata),
-            onnx_file(out, stem, role, options.fixed_batch),
-            lambda tmp, what=what: verify_fp32(tmp, reference, splits.verify, what),
-            result,
+        job.result.parity[role.name] = publish(
+            job,
+            pinned(proto, batch, job.metadata),
             role,
+            lambda tmp, what=what: verify_fp32(tmp, reference, verify, what),
         )
 
 
@@ -110,68 +99,42 @@ def quantized(fp32: Path, splits: Splits, metadata: ModelMetadata, options: Expo
         return onnx.load(str(path))
 
 
-def publish_int8(
-    reference: np.ndarray,
-    *,
-    splits: Splits,
-    metadata: ModelMetadata,
-    options: ExportOptions,
-    out: Path,
-    stem: str,
-    result: ExportResult,
-) -> None:
+def publish_int8(job: ExportJob, reference: np.ndarray) -> None:
     """The int8 copy of the published fp32 file (and its fixed-batch copy), against PyTorch's features."""
-    int8 = quantized(result.files[FP32], splits, metadata, options)
-    for batch in batches(options):
+    int8 = quantized(job.result.files[FP32], job.splits, job.metadata, job.options)
+    verify = job.splits.verify
+    for batch in batches(job.options):
         role = FileRole(fixed=batch is not None, int8=True)
-        result.parity[role.name] = publish(
+        job.result.parity[role.name] = publish(
+            job,
             int8 if batch is None else fix_batch(int8, batch),
-            onnx_file(out, stem, role, options.fixed_batch),
-            lambda tmp, role=role: verify_int8(tmp, reference, splits.verify, f"{role} export"),
-            result,
             role,
+            lambda tmp, role=role: verify_int8(tmp, reference, verify, f"{role} export"),
         )
 
 
-def publish_heads(
-    fit: HeadFit,
-    encoder: onnx.ModelProto,
-    *,
-    splits: Splits,
-    metadata: ModelMetadata,
-    options: ExportOptions,
-    out: Path,
-    stem: str,
-    result: ExportResult,
-) -> None:
+def publish_heads(job: ExportJob, fit: HeadFit, encoder: onnx.ModelProto) -> None:
     """The encoder with the ``--head`` classifier in the graph, fitted on the published fp32 file's
     features; its labels must be the Python classifier's."""
-    session = open_session(result.files[FP32])
+    splits, head_name = job.splits, job.options.head
+    session = open_session(job.result.files[FP32])
     classes = splits.train.class_names
-    head = fit(onnx_features(session, splits.train.images), splits.train.labels, len(classes), options)
+    head = fit(onnx_features(session, splits.train.images), splits.train.labels, len(classes), job.options)
     head_proto = head.graph(encoder)
-    head_metadata = metadata.replace(head=options.head, class_names=tuple(classes))
+    head_metadata = job.metadata.replace(head=head_name, class_names=tuple(classes))
     expected = head.predict(onnx_features(session, splits.verify))
 
     def check(tmp: Path) -> float:
         check_onnx(tmp)
-        agreement = float(
-            (onnx_features(open_session(tmp), splits.verify, output=heads.LABEL) == expected).mean()
-        )
+        agreement = float((onnx_features(open_session(tmp), splits.verify, output=LABEL) == expected).mean())
         if agreement < HEAD_AGREEMENT:
             raise ExportError(
-                f"the in-graph {options.head} head agrees with the Python classifier on only {agreement:.1%} "
+                f"the in-graph {head_name} head agrees with the Python classifier on only {agreement:.1%} "
                 "of images; nothing was written"
             )
         return agreement
 
-    for batch in batches(options):
+    for batch in batches(job.options):
         set_metadata(head_proto, head_metadata)
-        role = FileRole(fixed=batch is not None, head=options.head)
-        result.agreement[role.name] = publish(
-            pinned(head_proto, batch, head_metadata),
-            onnx_file(out, stem, role, options.fixed_batch),
-            check,
-            result,
-            role,
-        )
+        role = FileRole(fixed=batch is not None, head=head_name)
+        job.result.agreement[role.name] = publish(job, pinned(head_proto, batch, head_metadata), role, check)

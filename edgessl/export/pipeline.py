@@ -43,14 +43,14 @@ from edgessl.export.camera_copies import publish_camera_copy
 from edgessl.export.heads import HEADS
 from edgessl.export.inputs import FLOAT_NCHW, Frames, reference_frames
 from edgessl.export.int8_report import int8_report
-from edgessl.export.metadata import ModelMetadata
+from edgessl.export.job import ExportJob
 from edgessl.export.onnx_export import encoder_proto, metadata_of
 from edgessl.export.onnx_files import publish_encoders, publish_heads, publish_int8
 from edgessl.export.options import ExportOptions
 from edgessl.export.ort_copies import publish_ort_copies
 from edgessl.export.result import ExportResult, removed_on_failure
 from edgessl.export.roles import FP32, INT8
-from edgessl.export.splits import Splits, dataset_spec, read_splits
+from edgessl.export.splits import dataset_spec, read_splits
 from edgessl.export.verify import torch_features
 from edgessl.files import output_folder
 from edgessl.registry import Registry
@@ -126,69 +126,49 @@ def export_representation(
     # checked before the work (a bad --out must not fail at the end); on any failure, Ctrl-C included,
     # the files this call wrote and any folder it created are removed
     with output_folder(options.out_dir) as out, removed_on_failure(result):
+        job = ExportJob(metadata, splits, options, out, stem, result)
         for name in options.formats:
-            EXPORTERS.get(name)(model, metadata, splits, options, out, stem, result)
+            EXPORTERS.get(name)(model, job)
     return result
 
 
-def _export_onnx(
-    model: nn.Module,
-    metadata: ModelMetadata,
-    splits: Splits,
-    options: ExportOptions,
-    out: Path,
-    stem: str,
-    result: ExportResult,
-) -> None:
+def _export_onnx(model: nn.Module, job: ExportJob) -> None:
     """The verified ONNX files (fp32, int8, heads, fixed batch, camera input) and their ORT copies."""
+    options, metadata, result = job.options, job.metadata, job.result
     fit = HEADS.get(options.head)
-    reference = torch_features(model, splits.verify)
+    reference = torch_features(model, job.splits.verify)
     proto = encoder_proto(model.eval(), metadata)
-    publish_encoders(
-        proto, reference, splits=splits, metadata=metadata, options=options, out=out, stem=stem, result=result
-    )
+    publish_encoders(job, proto, reference)
     if options.int8:
-        publish_int8(
-            reference, splits=splits, metadata=metadata, options=options, out=out, stem=stem, result=result
-        )
+        publish_int8(job, reference)
         result.int8 = int8_report(
-            result.files[FP32], result.files[INT8], splits, metadata.image_size, options.k
+            result.files[FP32], result.files[INT8], job.splits, metadata.image_size, options.k
         )
     if fit is not None:
-        publish_heads(
-            fit, proto, splits=splits, metadata=metadata, options=options, out=out, stem=stem, result=result
-        )
+        publish_heads(job, fit, proto)
     # (camera frames, the float input they stand for), made once from the verification images
     probe = None
     if options.input != FLOAT_NCHW:
         frames = Frames.of(options.frame_size, metadata.image_size)
-        probe = reference_frames(splits.verify, frames)
+        probe = reference_frames(job.splits.verify, frames)
         for role in list(result.roles.values()):
-            publish_camera_copy(role, frames, probe, options=options, out=out, stem=stem, result=result)
+            publish_camera_copy(job, role, frames, probe)
     if options.ort:
-        publish_ort_copies(out, stem, splits, probe, result)
+        publish_ort_copies(job, probe)
 
 
-def _export_torch_format(
-    name: str,
-    model: nn.Module,
-    metadata: ModelMetadata,
-    splits: Splits,
-    options: ExportOptions,
-    out: Path,
-    stem: str,
-    result: ExportResult,
-) -> None:
+def _export_torch_format(name: str, model: nn.Module, job: ExportJob) -> None:
     """LiteRT, Core ML or ExecuTorch files (:mod:`edgessl.export.torch_formats`)."""
     from edgessl.export import torch_formats
     from edgessl.export.formats import FORMATS
 
+    options, splits, result = job.options, job.splits, job.result
     converter = torch_formats.converter_for(name)
     if result.torch_head is None and options.head != "none":
-        result.torch_head = torch_formats.torch_head(model, splits, options, metadata)
-    programs = torch_formats.plan_programs(converter, model, metadata, splits, options, result.torch_head)
+        result.torch_head = torch_formats.torch_head(model, splits, options, job.metadata)
+    programs = torch_formats.plan_programs(converter, model, job.metadata, splits, options, result.torch_head)
     report = result.formats[name] = torch_formats.FormatReport()
-    torch_formats.export_programs(converter, programs, out, stem, options, report)
+    torch_formats.export_programs(converter, programs, job.out, job.stem, options, report)
     has_int8 = bool(FORMATS.get(name).int8)
     if options.int8 and has_int8 and converter.load is not None and splits.test is not None:
         encoders = [program for program in programs if not (program.role.head or program.role.camera)]
@@ -197,10 +177,10 @@ def _export_torch_format(
             report.knn[program.role.name] = torch_formats.runtime_knn(runner, program, splits, options.k)
 
 
-EXPORTERS: Registry[Callable[..., None]] = Registry("export format")
+EXPORTERS: Registry[Callable[[nn.Module, ExportJob], None]] = Registry("export format")
 EXPORTERS.register("onnx")(_export_onnx)
 for _name in ("litert", "coreml", "executorch"):
-    EXPORTERS.register(_name)(lambda *args, _name=_name: _export_torch_format(_name, *args))
+    EXPORTERS.register(_name)(lambda model, job, _name=_name: _export_torch_format(_name, model, job))
 
 
 __all__ = ["export_checkpoint", "export_representation", "export_weights"]
