@@ -201,7 +201,8 @@ def _profile(state: DemoState, console: Console) -> None:
 
 
 def _export(state: DemoState, console: Console) -> None:
-    from edgessl.export.pipeline import ExportOptions, export_checkpoint
+    from edgessl.export.options import ExportOptions
+    from edgessl.export.pipeline import export_checkpoint
 
     o = state.options
     options = ExportOptions(out_dir=o.export_dir, int8=True, data=o.data, data_root=o.data_root, k=o.knn_k)

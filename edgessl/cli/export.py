@@ -132,7 +132,8 @@ def run_export(args: argparse.Namespace) -> int:
     from edgessl.cli.console import make_console
     from edgessl.export.formats import parse_formats, skipped_options
     from edgessl.export.inputs import parse_frame_size
-    from edgessl.export.pipeline import ExportOptions, export_checkpoint, export_weights
+    from edgessl.export.options import ExportOptions
+    from edgessl.export.pipeline import export_checkpoint, export_weights
 
     mean, std = normalization(args)
     options = ExportOptions(
@@ -241,7 +242,7 @@ def files_table(result: Any) -> Any:
         parity = result.parity.get(role)
         check = parity.summary() if parity else ""
         if role in result.agreement:
-            reference = "the float file's" if role.endswith(".uint8") else "Python classifier's"
+            reference = "the float file's" if result.roles[role].camera else "Python classifier's"
             check = f"in-graph label = {reference} on {result.agreement[role]:.1%} of images"
         table.add_row(role, str(path), f"{path.stat().st_size / 1e6:.2f} MB", check)
     return table

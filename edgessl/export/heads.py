@@ -16,17 +16,33 @@ Both heads replace the ``features`` output with ``scores`` ``(N, C)`` float32 an
 
 Heads are built with ``onnx.helper`` on the verified encoder graph rather than by
 re-exporting a torch module: the encoder part stays byte-identical to the checked one.
+
+:data:`HEADS` fits each head on a labelled feature bank once and gives it in every form an
+export needs (:class:`FittedHead`): the Python classifier every file is checked against, the
+ONNX graph, and the PyTorch module (:mod:`edgessl.export.deploy`) the other formats convert.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgessl.export.onnx_export import BATCH_DIM, OUTPUT_NAME
+from edgessl.export.ort_eval import knn_predict
+from edgessl.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from edgessl.export.options import ExportOptions
 
 SCORES, LABEL = "scores", "label"
+HEAD_AGREEMENT = 0.99  # in-file head vs the Python classifier on the verification images
 
 
 def _with_head(
@@ -127,3 +143,52 @@ def linear_head(encoder: onnx.ModelProto, weight: np.ndarray, bias: np.ndarray) 
         helper.make_node("ArgMax", ["linear_logits"], [LABEL], axis=1, keepdims=0),
     ]
     return _with_head(encoder, nodes, init, weight.shape[1])
+
+
+@dataclass(frozen=True)
+class FittedHead:
+    """One head fitted on a labelled bank, in the three forms an export needs, so that every format's
+    file is the same classifier."""
+
+    predict: Callable[[np.ndarray], np.ndarray]  # features -> the Python classifier's labels
+    graph: Callable[[onnx.ModelProto], onnx.ModelProto]  # encoder graph -> the graph with this head
+    module: Callable[[], nn.Module]  # the same head as a PyTorch module, for the torch-side formats
+
+
+# (bank features, bank labels, num classes, options) -> the fitted head
+HeadFit = Callable[[np.ndarray, np.ndarray, int, "ExportOptions"], FittedHead]
+HEADS: Registry[HeadFit | None] = Registry("export head")
+HEADS.register("none")(None)
+
+
+@HEADS.register("knn")
+def fit_knn(bank: np.ndarray, labels: np.ndarray, num_classes: int, options: ExportOptions) -> FittedHead:
+    """The labelled bank itself is the classifier: nothing is trained."""
+
+    def module() -> nn.Module:
+        from edgessl.export.deploy import KnnHead
+
+        return KnnHead(bank, labels, num_classes, options.k)
+
+    return FittedHead(
+        predict=lambda features: knn_predict(bank, labels, features, num_classes, k=options.k),
+        graph=lambda encoder: knn_head(encoder, bank, labels, num_classes, options.k),
+        module=module,
+    )
+
+
+@HEADS.register("linear")
+def fit_linear(bank: np.ndarray, labels: np.ndarray, num_classes: int, options: ExportOptions) -> FittedHead:
+    """The evaluation probe, trained here once (:func:`linear_probe`)."""
+    weight, bias = linear_probe(bank, labels, num_classes, options.linear_epochs)
+
+    def module() -> nn.Module:
+        from edgessl.export.deploy import LinearHead
+
+        return LinearHead(weight, bias)
+
+    return FittedHead(
+        predict=lambda features: (features @ weight + bias).argmax(1),
+        graph=lambda encoder: linear_head(encoder, weight, bias),
+        module=module,
+    )

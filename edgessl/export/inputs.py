@@ -72,6 +72,11 @@ class Frames:
         steps.append("(x - mean) / std")
         return ", ".join(steps)
 
+    @classmethod
+    def of(cls, frame_size: tuple[int, int] | None, image_size: int) -> Frames:
+        """The frames ``--frame-size`` names, square frames of the model's size by default."""
+        return cls(*(frame_size or (image_size, image_size)), image_size)
+
 
 def parse_frame_size(text: str) -> tuple[int, int]:
     """``"480x640"`` (height x width) -> ``(480, 640)``."""

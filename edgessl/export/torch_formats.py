@@ -17,6 +17,7 @@ the runtime does not run on this OS, as Core ML's on Linux). The steps they shar
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -30,12 +31,13 @@ from typing import Any
 import numpy as np
 
 from edgessl.export.conversion import converter_failure
-from edgessl.export.deploy import CameraInput, KnnHead, LinearHead, deploy_module, padded, run_module
+from edgessl.export.deploy import CameraInput, deploy_module, padded, run_module
 from edgessl.export.formats import FORMATS
-from edgessl.export.heads import LABEL, SCORES
+from edgessl.export.heads import HEAD_AGREEMENT, HEADS, LABEL, SCORES
 from edgessl.export.inputs import FLOAT_NCHW, Frames, camera_metadata, reference_frames
 from edgessl.export.metadata import ExportError, ModelMetadata
 from edgessl.export.onnx_export import OUTPUT_NAME
+from edgessl.export.roles import FileRole
 from edgessl.export.verify import (
     FP32_MIN_COSINE,
     FP32_RELATIVE_TOLERANCE,
@@ -45,7 +47,6 @@ from edgessl.export.verify import (
     torch_features,
 )
 
-HEAD_AGREEMENT = 0.99  # in-file head vs the Python classifier on the verification images
 LATENCY_REPEATS = 20
 
 Outputs = tuple[np.ndarray, ...]
@@ -56,15 +57,18 @@ Runner = Callable[[np.ndarray], Outputs]  # one batch of exactly the program's b
 class Program:
     """One file to write: what it computes, what it takes, and what PyTorch says it should give."""
 
-    role: str  # "litert", "litert.int8", "litert.knn", "litert.uint8", ...
+    role: FileRole  # litert, litert.int8, litert.knn, litert.uint8, ...
     module: Any  # edgessl.export.deploy.DeployModule
     inputs: np.ndarray  # the verification inputs as the program takes them
     expected: Outputs  # PyTorch's outputs of ``module`` on ``inputs``
     metadata: ModelMetadata
     batch: int
-    int8: bool = False
     labels: np.ndarray | None = None  # the Python classifier's labels, for a head program
     calibration: np.ndarray | None = None  # training inputs for int8 calibration
+
+    @property
+    def int8(self) -> bool:
+        return self.role.int8
 
     @property
     def is_head(self) -> bool:
@@ -120,20 +124,20 @@ def plan_programs(
     batch = options.fixed_batch or 1
     unit = splits.verify.astype(np.float32) / 255.0
     encoder = deploy_module(model)
-    plain = Program(converter.name, encoder, unit, run_module(encoder, unit, batch), metadata, batch)
+    role = FileRole(format=converter.name)
+    plain = Program(role, encoder, unit, run_module(encoder, unit, batch), metadata, batch)
     programs = [plain]
     int8 = FORMATS.get(converter.name).int8
     if options.int8 and int8:
         calibration = splits.train.images[: options.calibration_images].astype(np.float32) / 255.0
         programs.append(
             Program(
-                f"{converter.name}.int8",
+                dataclasses.replace(role, int8=True),
                 encoder,
                 unit,
                 plain.expected,
                 metadata.replace(precision=int8),
                 batch,
-                int8=True,
                 calibration=calibration,
             )
         )
@@ -142,7 +146,7 @@ def plan_programs(
         with_head = deploy_module(model, head=module)
         programs.append(
             Program(
-                f"{converter.name}.{options.head}",
+                dataclasses.replace(role, head=options.head),
                 with_head,
                 unit,
                 run_module(with_head, unit, batch),
@@ -152,9 +156,7 @@ def plan_programs(
             )
         )
     if options.input != FLOAT_NCHW:
-        frames = Frames(
-            *(options.frame_size or (metadata.image_size, metadata.image_size)), metadata.image_size
-        )
+        frames = Frames.of(options.frame_size, metadata.image_size)
         frame_batch, unit_seen = reference_frames(splits.verify, frames)
         if not converter.camera_channels_last:  # an image input: NCHW, scaled to [0, 1] by the runtime
             frame_batch = frame_batch.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
@@ -179,7 +181,7 @@ def camera_program(
     module = deploy_module(program.module.representation, camera=camera, head=program.module.head)
     expected = run_module(program.module, unit_seen, program.batch)
     return Program(
-        f"{program.role}.uint8",
+        program.role.camera_copy(),
         module,
         frame_batch,
         expected,
@@ -191,33 +193,23 @@ def camera_program(
 
 def torch_head(model: Any, splits: Any, options: Any, metadata: ModelMetadata) -> Any:
     """``(head module, the Python classifier's labels on the verification images, metadata)`` or None."""
-    from edgessl.export import heads
-    from edgessl.export.ort_eval import knn_predict
-
-    if options.head == "none":
+    fit = HEADS.get(options.head)
+    if fit is None:
         return None
     bank = torch_features(model, splits.train.images)
-    labels, classes = splits.train.labels, splits.train.class_names
+    classes = splits.train.class_names
     queries = torch_features(model, splits.verify)
-    if options.head == "knn":
-        module = KnnHead(bank, labels, len(classes), options.k)
-        expected = knn_predict(bank, labels, queries, len(classes), k=options.k)
-    else:
-        weight, bias = heads.linear_probe(bank, labels, len(classes), options.linear_epochs)
-        module = LinearHead(weight, bias)
-        expected = (queries @ weight + bias).argmax(1)
-    return module, expected, metadata.replace(head=options.head, class_names=tuple(classes))
+    head = fit(bank, splits.train.labels, len(classes), options)
+    return (
+        head.module(),
+        head.predict(queries),
+        metadata.replace(head=options.head, class_names=tuple(classes)),
+    )
 
 
 def file_for(out: Path, stem: str, program: Program, options: Any, suffix: str) -> Path:
     """``STEM[_bN][_int8|_HEAD][_uint8].SUFFIX``, as the ONNX files are named."""
-    kind = program.role.split(".", 1)[1] if "." in program.role else ""
-    parts = (
-        [stem]
-        + ([f"b{options.fixed_batch}"] if options.fixed_batch else [])
-        + (kind.split(".") if kind else [])
-    )
-    return out / ("_".join(parts) + suffix)
+    return out / (program.role.file_stem(stem, options.fixed_batch) + suffix)
 
 
 def run_all(runner: Runner, inputs: np.ndarray, batch: int) -> Outputs:
@@ -264,23 +256,24 @@ def export_programs(
     suffix = FORMATS.get(converter.name).suffix
     try:
         for program in programs:
+            role = program.role.name
             path = file_for(out, stem, program, options, suffix)
-            what = f"{converter.name} {program.role} export ({path.name})"
+            what = f"{converter.name} {role} export ({path.name})"
             with published(path) as tmp:
-                with converter_failure(converter.name, program.role):
+                with converter_failure(converter.name, role):
                     converter.convert(program, tmp)
                 if converter.inspect is not None:
-                    report.operators[program.role] = converter.inspect(tmp, program)
+                    report.operators[role] = converter.inspect(tmp, program)
                 if converter.load is None:
-                    report.checks[program.role] = f"spec checked; not run: {converter.not_run}"
+                    report.checks[role] = f"spec checked; not run: {converter.not_run}"
                 else:
                     runner = converter.load(tmp)
-                    report.checks[program.role] = check_outputs(
+                    report.checks[role] = check_outputs(
                         program, run_all(runner, program.inputs, program.batch), what
                     )
-                    report.latency_ms[program.role] = latency_ms(runner, program.example.numpy())
+                    report.latency_ms[role] = latency_ms(runner, program.example.numpy())
             write_sidecar(path, program.metadata)
-            report.files[program.role] = path
+            report.files[role] = path
     except BaseException:
         for path in report.files.values():
             remove(path)

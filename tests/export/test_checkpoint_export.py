@@ -17,7 +17,8 @@ from edgessl.checkpoints import save_checkpoint
 from edgessl.cli import main
 from edgessl.data.reading import read_split_arrays
 from edgessl.export.metadata import read_metadata
-from edgessl.export.pipeline import ExportOptions, export_checkpoint
+from edgessl.export.options import ExportOptions
+from edgessl.export.pipeline import export_checkpoint
 from edgessl.runs import epoch_checkpoint_name
 
 SIZE = 32

@@ -25,8 +25,9 @@ from edgessl.errors import CheckpointError, DataError, EdgesslError, UnknownName
 from edgessl.evaluation.knn import knn_predict as torch_knn_predict
 from edgessl.export import verify
 from edgessl.export.metadata import ExportError, read_metadata
+from edgessl.export.options import ExportOptions
 from edgessl.export.ort_eval import knn_predict, onnx_features, open_session
-from edgessl.export.pipeline import ExportOptions, export_checkpoint, export_representation
+from edgessl.export.pipeline import export_checkpoint, export_representation
 from edgessl.methods.base import Normalize, Representation
 
 SIZE = 32
@@ -261,12 +262,12 @@ def test_failed_verification_leaves_nothing_behind(data, model, tmp_path, monkey
 @pytest.mark.parametrize("fault", [KeyboardInterrupt(), OSError(28, "No space left on device")])
 def test_a_fault_after_the_first_file_leaves_no_folder_and_no_file(data, model, tmp_path, monkeypatch, fault):
     """D8 / Ctrl-C: the fp32 file is written, then quantisation fails; nothing of this export stays."""
-    from edgessl.export import pipeline
+    from edgessl.export import onnx_files
 
     def failing(*args, **kwargs):
         raise fault
 
-    monkeypatch.setattr(pipeline, "_quantized", failing)
+    monkeypatch.setattr(onnx_files, "quantized", failing)
     spec, train, _ = data
     fresh = tmp_path / "new" / "exports"
     with pytest.raises(type(fault)):

@@ -24,8 +24,9 @@ from edgessl.export.conversion import converter_failure, first_operator
 from edgessl.export.formats import FORMATS, parse_formats, require_installed
 from edgessl.export.metadata import ExportError
 from edgessl.export.onnx_export import metadata_of
+from edgessl.export.options import ExportOptions
 from edgessl.export.ort_eval import knn_predict
-from edgessl.export.pipeline import ExportOptions, export_checkpoint
+from edgessl.export.pipeline import export_checkpoint
 from edgessl.export.verify import FP32_RELATIVE_TOLERANCE, compare, torch_features
 from edgessl.runs import pick_checkpoint
 
@@ -94,7 +95,7 @@ def torch_runtime(converter_name: str, fail_role: str = "") -> torch_formats.Con
     programs: dict[Path, torch_formats.Program] = {}
 
     def convert(program: torch_formats.Program, path: Path) -> None:
-        if program.role == fail_role:
+        if program.role.name == fail_role:
             raise RuntimeError("aten.fake_op.default is not supported")
         path.write_bytes(b"stand-in")
         programs[path.name] = program
@@ -115,7 +116,7 @@ def torch_runtime(converter_name: str, fail_role: str = "") -> torch_formats.Con
 def test_programs_are_verified_published_with_their_contract_and_all_removed_on_a_failure(
     trained_run: Path, tmp_path: Path
 ) -> None:
-    from edgessl.export.pipeline import read_splits
+    from edgessl.export.splits import read_splits
 
     loaded = load_representation(pick_checkpoint(trained_run))
     options = ExportOptions(head="knn", fixed_batch=4, input="uint8-nhwc", frame_size=(40, 48), k=K)
@@ -124,7 +125,7 @@ def test_programs_are_verified_published_with_their_contract_and_all_removed_on_
     head = torch_formats.torch_head(loaded.model, splits, options, metadata)
     converter = torch_runtime("executorch")
     programs = torch_formats.plan_programs(converter, loaded.model, metadata, splits, options, head)
-    assert [p.role for p in programs] == [
+    assert [p.role.name for p in programs] == [
         "executorch",
         "executorch.knn",
         "executorch.uint8",

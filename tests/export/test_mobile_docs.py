@@ -23,8 +23,9 @@ from edgessl.backbones import build_backbone
 from edgessl.data.reading import read_split_arrays
 from edgessl.errors import ConfigError
 from edgessl.export.formats import parse_formats, require_installed
+from edgessl.export.options import ExportOptions
 from edgessl.export.ort_eval import run_batches
-from edgessl.export.pipeline import ExportOptions, export_representation
+from edgessl.export.pipeline import export_representation
 from edgessl.methods.base import Normalize, Representation
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "MOBILE.md"

@@ -22,8 +22,9 @@ from edgessl.cli import main
 from edgessl.data.reading import read_split_arrays
 from edgessl.export import verify
 from edgessl.export.metadata import read_metadata
+from edgessl.export.options import ExportOptions
 from edgessl.export.ort_eval import onnx_features, open_session, run_batches
-from edgessl.export.pipeline import ExportOptions, export_representation
+from edgessl.export.pipeline import export_representation
 from edgessl.export.usability import check_usability, recorded_report
 from edgessl.methods.base import Normalize, Representation
 

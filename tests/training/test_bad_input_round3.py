@@ -19,7 +19,7 @@ from edgessl.data import read_split_arrays
 from edgessl.devices import resolve_device
 from edgessl.errors import ConfigError, DataError
 from edgessl.evaluation.protocols import PROTOCOLS, options_for
-from edgessl.export.pipeline import ExportOptions
+from edgessl.export.options import ExportOptions
 from edgessl.training.plots import plot_run
 from edgessl.training.run_folder import RunFolderBusy, locked
 from edgessl.training.run_log import METRICS_FILE, MetricsLog, read_metrics
@@ -102,8 +102,8 @@ def test_d16_eval_linear_with_a_negative_lr_is_one_line_before_any_work(capsys) 
 @pytest.mark.parametrize("name", ["../../escape", "a/b", "..", ".hidden", "", "tab\there"])
 def test_d18_export_names_cannot_leave_out(name: str) -> None:
     with pytest.raises(ConfigError, match="--name must be a plain file name stem"):
-        ExportOptions(name=name).validate()
-    ExportOptions(name="simclr_resnet18-v2").validate()
+        ExportOptions(name=name)
+    ExportOptions(name="simclr_resnet18-v2")
 
 
 def test_d19_d3_metrics_lines_that_are_not_step_records_are_skipped_by_plot_and_resume(
