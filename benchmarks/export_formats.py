@@ -42,8 +42,9 @@ from edgessl.data.reading import read_split_arrays
 from edgessl.errors import EdgesslError
 from edgessl.export import torch_formats
 from edgessl.export.deploy import padded
+from edgessl.export.options import ExportOptions
 from edgessl.export.ort_eval import knn_predict, open_session
-from edgessl.export.pipeline import ExportOptions, export_representation
+from edgessl.export.pipeline import export_representation
 from edgessl.export.verify import compare, torch_features
 
 K = 20

@@ -43,8 +43,9 @@ from edgessl.backbones import STUDY_MACS_224, build_backbone
 from edgessl.checkpoints import load_representation
 from edgessl.data.reading import read_split_arrays
 from edgessl.evaluation.knn import knn_predict
+from edgessl.export.options import ExportOptions
 from edgessl.export.ort_eval import latency_ms, onnx_features, open_session
-from edgessl.export.pipeline import ExportOptions, export_representation
+from edgessl.export.pipeline import export_representation
 from edgessl.export.verify import torch_features
 from edgessl.hardware import read_cpu_features
 from edgessl.methods.base import Normalize, Representation
