@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from edgessl.errors import ConfigError
     from edgessl.study.config import dump_study
     from edgessl.study.presets import PRESETS, preset_names, resolve_study
-    from edgessl.study.runner import Shard, run_study
+    from edgessl.study.runner import run_study
+    from edgessl.study.shard import Shard
 
     console = make_console()
     if args.list_presets:

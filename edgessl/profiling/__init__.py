@@ -6,6 +6,7 @@
 - :mod:`edgessl.energy` (:class:`EnergyMeter`: NVML or a stated TDP model, and CO2) and
   :mod:`edgessl.hardware` (the device's peak MAC/s) sit below profiling and training, which both use them
 - :mod:`~edgessl.profiling.report`: all of it as one JSON document with a versioned schema
+- :mod:`~edgessl.profiling.tables`: that document as rich tables, for a terminal
 """
 
 from edgessl.energy import EnergyMeter, EnergyReport

@@ -42,12 +42,15 @@ from typing import Any
 import torch
 
 from edgessl.energy import DEFAULT_GRID_INTENSITY, EnergyMeter
+from edgessl.errors import ConfigError
 from edgessl.hardware import device_peak, efficiency, read_cpu_features
 from edgessl.profiling.flops import TOLERANCE, count_compute, count_parameters
 from edgessl.profiling.latency import DEFAULT_BACKENDS, measure_latency
 from edgessl.profiling.training_cost import measure_training_throughput
 
 SCHEMA_VERSION = 1
+# counts below 1 would measure nothing (or divide by nothing); checked in this order
+AT_LEAST_ONE = ("threads", "repeats", "epochs", "image_size", "train_batch_size", "train_steps")
 
 
 @dataclass
@@ -71,6 +74,20 @@ class ProfileOptions:
     pue: float = 1.0
     grid_intensity_kg_per_kwh: float = DEFAULT_GRID_INTENSITY
     weights: str | None = None  # a state dict for the (single) backbone; recorded per backbone
+
+    def __post_init__(self) -> None:
+        """Refuse now what would otherwise fail after minutes of measuring; each field is named by
+        the ``edgessl profile`` flag that sets it."""
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"--device {self.device} but torch sees no CUDA device; use --device cpu")
+        for name in AT_LEAST_ONE:
+            value = getattr(self, name)
+            if value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+        if self.method is not None:
+            from edgessl.methods import method_class
+
+            method_class(self.method)  # a wrong name: one line naming the methods there are
 
     def as_dict(self) -> dict[str, Any]:
         values = asdict(self)

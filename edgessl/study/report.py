@@ -29,8 +29,8 @@ from edgessl.files import atomic_output
 from edgessl.study.compare import Comparison, all_pairs, read_units
 from edgessl.study.config import StudyConfig, Unit, study_from_dict
 from edgessl.study.figures import figure_by_backbone, figure_by_method
+from edgessl.study.folder import RUNS_DIR
 from edgessl.study.results import CellResult
-from edgessl.study.runner import RUNS_DIR
 from edgessl.study.table import StudyTable, build_table, format_value
 from edgessl.training.run_log import METRICS_FILE, read_metrics
 

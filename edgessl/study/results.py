@@ -16,7 +16,7 @@ from typing import Any
 from edgessl.files import write_json
 
 CELL_FILE = "study_cell.json"
-STUDY_JSON = "study.json"  # the study folder's record of every finished unit (edgessl.study.runner)
+STUDY_JSON = "study.json"  # the study folder's record of every finished unit (edgessl.study.render)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from edgessl.config import config_to_dict
 from edgessl.errors import UnknownNameError
 from edgessl.methods import Method, method_class
 from edgessl.runs import CHECKPOINT_DIR, LAST
+from edgessl.study.checks import validate_names
 from edgessl.study.presets import resolve_study
-from edgessl.study.runner import validate_names
 from edgessl.training.run_log import METRICS_FILE, read_metrics
 
 README = Path(__file__).resolve().parents[2] / "README.md"

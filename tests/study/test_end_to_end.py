@@ -10,7 +10,7 @@ import torch
 from image_folders import write_tiny_folder
 
 from edgessl.cli import main
-from edgessl.study import runner
+from edgessl.study import cell, folder, runner
 from edgessl.study.config import StudyConfig, dump_study
 from edgessl.study.results import read_cell
 from edgessl.training.config import TrainConfig
@@ -32,7 +32,7 @@ def test_quick_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         eval_options={"knn": {"k": 5}},
         out=str(tmp_path / "study"),
     )
-    real_pretrain, calls = runner.pretrain, []
+    real_pretrain, calls = cell.pretrain, []
 
     def spy(train_config, resume, console, progress):
         calls.append((train_config.method, resume))
@@ -40,7 +40,7 @@ def test_quick_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
             raise Interrupted
         return real_pretrain(train_config, resume, console, progress)
 
-    monkeypatch.setattr(runner, "pretrain", spy)
+    monkeypatch.setattr(cell, "pretrain", spy)
     with pytest.raises(Interrupted):
         runner.run_study(config, progress=False)
     first = read_cell(tmp_path / "study" / "runs" / "rotnet-squeezenet-seed0")
@@ -51,7 +51,7 @@ def test_quick_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     config_file.write_text(dump_study(config))
     assert main(["study", str(config_file), "--no-progress"]) == 0
     assert calls == [("rotnet", False), ("simclr", False), ("simclr", False)]  # rotnet was not retrained
-    table = (tmp_path / "study" / runner.TABLE_CSV).read_text().splitlines()
+    table = (tmp_path / "study" / folder.TABLE_CSV).read_text().splitlines()
     assert (
         table[0] == "row,column,estimate,ci_low,ci_high,n"
         and table[1].startswith("rotnet (paper recipe),squeezenet,0.")
@@ -61,7 +61,7 @@ def test_quick_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert main(["study", str(config_file), "--no-progress"]) == 0
     assert len(calls) == 3
     # D24: a changed setting is refused, never "already finished" with the old table under a new study.yaml
-    kept = (tmp_path / "study" / runner.STUDY_FILE).read_text()
+    kept = (tmp_path / "study" / folder.STUDY_FILE).read_text()
     config_file.write_text(
         dump_study(dataclasses.replace(config, train=dataclasses.replace(config.train, image_size=24)))
     )
@@ -72,7 +72,7 @@ def test_quick_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         and "image_size 32 then, 24 now" in err
         and len(err.strip().splitlines()) == 1
     )
-    assert (tmp_path / "study" / runner.STUDY_FILE).read_text() == kept and len(calls) == 3
+    assert (tmp_path / "study" / folder.STUDY_FILE).read_text() == kept and len(calls) == 3
 
 
 def test_wrong_names_and_options_fail_before_any_training(tmp_path: Path) -> None:

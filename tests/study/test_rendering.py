@@ -182,7 +182,8 @@ def test_cli_lists_and_prints_presets(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_a_study_passes_its_recipe_to_every_cell_and_rejects_an_unknown_one(tmp_path: Path) -> None:
-    from edgessl.study.runner import train_config, validate_names
+    from edgessl.study.cell import train_config
+    from edgessl.study.checks import validate_names
 
     study = StudyConfig(
         methods=("byol", "rotnet"),

@@ -14,9 +14,10 @@ from study_cells import SEEDED
 
 from edgessl.cli import main
 from edgessl.stats import mean_interval, paired_difference
-from edgessl.study import runner
+from edgessl.study import folder
 from edgessl.study.compare import arm, compare, read_units
 from edgessl.study.config import StudyConfig, Unit
+from edgessl.study.render import render_outputs
 from edgessl.study.report import write_report
 from edgessl.training.config import TrainConfig
 
@@ -36,7 +37,7 @@ def seeded_study(root: Path) -> StudyConfig:
         out=str(root),
     )
     for cell in SEEDED:
-        run = root / runner.RUNS_DIR / Unit(cell.method, cell.backbone, cell.seed).name
+        run = root / folder.RUNS_DIR / Unit(cell.method, cell.backbone, cell.seed).name
         run.mkdir(parents=True)
         lines = [
             {"step": step, "epoch": 1 + step // 5, "loss": 5.0 - 0.1 * step - 0.05 * cell.seed, "lr": 0.1}
@@ -46,11 +47,11 @@ def seeded_study(root: Path) -> StudyConfig:
             {"step": 10, "epoch": 2, "knn_accuracy": 0.3, "embedding_std": 0.02, "effective_rank": 12.5}
         ]
         (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
-    pictures = root / runner.RUNS_DIR / "simclr-resnet18-seed0" / "explain" / "epoch_0002"
+    pictures = root / folder.RUNS_DIR / "simclr-resnet18-seed0" / "explain" / "epoch_0002"
     pictures.mkdir(parents=True)
     (pictures / "retrieval.png").write_bytes(PNG_MAGIC + b"not really drawn")
     root.mkdir(parents=True, exist_ok=True)
-    runner.render_outputs(list(SEEDED), config, root)
+    render_outputs(list(SEEDED), config, root)
     return config
 
 
@@ -157,6 +158,6 @@ def test_report_renders_in_a_real_browser_without_console_errors(tmp_path: Path)
 
 def test_report_of_a_study_that_has_a_single_seed_says_there_is_no_interval(tmp_path: Path) -> None:
     config = replace(seeded_study(tmp_path / "study"), seeds=1)
-    runner.render_outputs([cell for cell in SEEDED if cell.seed == 0], config, tmp_path / "study")
+    render_outputs([cell for cell in SEEDED if cell.seed == 0], config, tmp_path / "study")
     page = write_report(tmp_path / "study").read_text()
     assert "<td>0.600 (1)</td>" in page and "too few seeds" in page

@@ -13,9 +13,9 @@ import pytest
 from edgessl.checkpoints import save_checkpoint
 from edgessl.errors import EdgesslError
 from edgessl.runs import CHECKPOINT_DIR, LAST
-from edgessl.study import runner
+from edgessl.study import cell, folder, runner
 from edgessl.study.config import StudyConfig
-from edgessl.study.results import CellResult
+from edgessl.study.results import STUDY_JSON, CellResult
 from edgessl.training.config import TrainConfig
 
 
@@ -32,14 +32,14 @@ class FakeStudy:
         self.fail_on: str | None = None  # cell name whose training raises
         self.stop_at_epoch: int | None = None  # training "dies" after this epoch
         monkeypatch.setattr(runner, "validate_names", lambda config: None)
-        monkeypatch.setattr(runner, "pretrain", self.train)
+        monkeypatch.setattr(cell, "pretrain", self.train)
         monkeypatch.setattr(
-            runner,
+            cell,
             "train_config",
             lambda config, unit, run_dir: (run_dir, config.train.epochs, config.train.max_steps),
         )
-        monkeypatch.setattr(runner, "evaluate_run", self.evaluate)
-        monkeypatch.setattr(runner, "measure_cell", self.measure)
+        monkeypatch.setattr(cell, "evaluate_run", self.evaluate)
+        monkeypatch.setattr(cell, "measure_cell", self.measure)
 
     def train(self, config, resume: bool, console, progress: bool) -> None:
         run_dir, epochs, max_steps = config
@@ -58,7 +58,7 @@ class FakeStudy:
         return tuple((epoch, epoch / 10) for epoch in range(1, config.train.epochs + 1))
 
     def measure(self, config, unit, run_dir, curves) -> CellResult:
-        epoch, step = runner.training_state(run_dir)
+        epoch, step = cell.training_state(run_dir)
         return CellResult(
             unit.method, unit.backbone, epoch, step, curves, 1.0, 10, 100.0, 4900.0, 32, seed=unit.seed
         )
@@ -88,11 +88,11 @@ def test_interrupted_study_skips_finished_cells(tmp_path: Path, monkeypatch: pyt
     again = runner.run_study(config(tmp_path))
     assert len(fake.train_calls) == 3 and len(fake.eval_calls) == 2  # nothing left to do
     assert again.skipped == ["simclr-squeezenet-seed0", "rotnet-squeezenet-seed0"]
-    table = (tmp_path / "study" / runner.TABLE_MD).read_text()
+    table = (tmp_path / "study" / folder.TABLE_MD).read_text()
     assert (
         "| simclr (paper recipe) | 0.200 (1) |" in table and "| rotnet (paper recipe) | 0.200 (1) |" in table
     )
-    for name in (runner.TABLE_CSV, runner.FIGURE_1, runner.FIGURE_2, runner.STUDY_FILE):
+    for name in (folder.TABLE_CSV, folder.FIGURE_1, folder.FIGURE_2, folder.STUDY_FILE):
         assert (tmp_path / "study" / name).is_file()
 
 
@@ -105,7 +105,7 @@ def test_a_new_study_whose_first_cell_refuses_to_start_leaves_no_folder(
         fake.train_calls.append((config[0].name, resume, config[1]))
         raise EdgesslError(f"{config[0]} has 0.00 GB free but the run's checkpoints need about 1.00 GB")
 
-    monkeypatch.setattr(runner, "pretrain", refuse)
+    monkeypatch.setattr(cell, "pretrain", refuse)
     with pytest.raises(EdgesslError, match="GB free"):
         runner.run_study(config(tmp_path))
     # no study.yaml, claim or cell folder
@@ -172,7 +172,7 @@ def test_more_seeds_train_only_the_new_seeds_and_study_json_keeps_each_value(
     outcome = runner.run_study(three)
     assert outcome.processed == ["simclr-squeezenet-seed2", "rotnet-squeezenet-seed2"] and outcome.complete
     assert len(fake.train_calls) == 6  # every unit trained once
-    record = json.loads((tmp_path / "study" / runner.STUDY_JSON).read_text())
+    record = json.loads((tmp_path / "study" / STUDY_JSON).read_text())
     assert record["seeds"] == [0, 1, 2] and record["config"]["seeds"] == 3
     assert sorted((u["method"], u["seed"]) for u in record["units"]) == [
         (m, s) for m in ("rotnet", "simclr") for s in range(3)
@@ -187,7 +187,7 @@ def test_a_study_folder_from_before_seeds_is_refused_not_retrained(
     from edgessl.errors import ConfigError
 
     fake = FakeStudy(monkeypatch)
-    (tmp_path / "study" / runner.RUNS_DIR / "simclr-squeezenet" / CHECKPOINT_DIR).mkdir(parents=True)
+    (tmp_path / "study" / folder.RUNS_DIR / "simclr-squeezenet" / CHECKPOINT_DIR).mkdir(parents=True)
     with pytest.raises(
         ConfigError, match="rename each runs/<method>-<backbone> to runs/<method>-<backbone>-seed0"
     ):
@@ -212,11 +212,11 @@ def test_a_diverged_run_is_kept_as_a_result_and_the_study_goes_on(
             )
         real_train(config, resume, console, progress)
 
-    monkeypatch.setattr(runner, "pretrain", train)
+    monkeypatch.setattr(cell, "pretrain", train)
     outcome = runner.run_study(config(tmp_path))
     assert outcome.complete and outcome.processed == ["simclr-squeezenet-seed0", "rotnet-squeezenet-seed0"]
-    cell = read_cell(tmp_path / "study" / runner.RUNS_DIR / "rotnet-squeezenet-seed0")
-    assert cell.diverged == "the loss became nan at step 5" and cell.curves == {}
+    diverged = read_cell(tmp_path / "study" / folder.RUNS_DIR / "rotnet-squeezenet-seed0")
+    assert diverged.diverged == "the loss became nan at step 5" and diverged.curves == {}
     rows = {row.label: row for row in outcome.table.rows}
     assert rows["rotnet (paper recipe)"].values == (None, None)  # no number from a diverged run
     assert rows["diverged runs (NaN loss; not in the numbers above)"].values == (

@@ -14,9 +14,10 @@ import pytest
 from edgessl.checkpoints import load_checkpoint
 from edgessl.errors import ConfigError
 from edgessl.runs import CHECKPOINT_DIR, LAST
-from edgessl.study import runner
+from edgessl.study import folder, runner
 from edgessl.study.config import StudyConfig, dump_study
 from edgessl.study.results import read_cell
+from edgessl.study.shard import Shard
 from edgessl.training.config import TrainConfig
 from edgessl.training.run_folder import locked
 from edgessl.training.run_log import METRICS_FILE, read_metrics
@@ -26,15 +27,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_shards_are_disjoint_cover_the_grid_and_parse_from_one() -> None:
     units = StudyConfig(tuple("abc"), tuple("xyz"), seeds=2).units()
-    shares = [runner.Shard(i, 4).share(units) for i in range(1, 5)]
+    shares = [Shard(i, 4).share(units) for i in range(1, 5)]
     assert sorted(u.name for share in shares for u in share) == sorted(u.name for u in units)
     assert len(units) == 18 and len({u.name for u in units}) == 18
     # units 1, 5, 9, 13, 17 of seed 0 then seed 1
     assert [u.name for u in shares[0]] == ["a-x-seed0", "b-y-seed0", "c-z-seed0", "b-x-seed1", "c-y-seed1"]
-    assert runner.Shard.parse("2/4") == runner.Shard(2, 4)
+    assert Shard.parse("2/4") == Shard(2, 4)
     for bad in ("0/4", "5/4", "2", "a/b"):
         with pytest.raises(ConfigError, match="--shard"):
-            runner.Shard.parse(bad)
+            Shard.parse(bad)
 
 
 def test_a_claimed_cell_is_left_to_its_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,8 +55,8 @@ def test_a_claimed_cell_is_left_to_its_worker(tmp_path: Path, monkeypatch: pytes
         protocols=("knn",),
         out=str(tmp_path),
     )
-    claim = tmp_path / runner.RUNS_DIR / "simclr-squeezenet-seed0"
-    with locked(claim, runner.CLAIM_FILE):  # another worker holds this cell
+    claim = tmp_path / folder.RUNS_DIR / "simclr-squeezenet-seed0"
+    with locked(claim, folder.CLAIM_FILE):  # another worker holds this cell
         outcome = runner.run_study(config)
     assert trained == ["rotnet-squeezenet-seed0"] and outcome.busy == ["simclr-squeezenet-seed0"]
     assert [cell.method for cell in outcome.cells] == ["rotnet"]  # the table shows what is finished
@@ -101,11 +102,11 @@ def test_two_shards_at_once_finish_every_cell_exactly_once(tmp_path: Path) -> No
     assert "-m edgessl train --config" in outputs[1] and "-m edgessl train --config" not in outputs[0]
     root = Path(config.out)
     for cell in runner_cells(config):
-        run = root / runner.RUNS_DIR / cell
+        run = root / folder.RUNS_DIR / cell
         assert read_cell(run) is not None
         assert [record["step"] for record in read_metrics(run / METRICS_FILE)] == [1, 2]  # trained once
         assert load_checkpoint(run / CHECKPOINT_DIR / LAST)["metadata"]["resumes"] == []
-    with open(root / runner.TABLE_CSV) as handle:
+    with open(root / folder.TABLE_CSV) as handle:
         rows = {(row["row"], row["column"]): row for row in csv.DictReader(handle)}
     for method in config.methods:  # the last worker to render saw every cell
         assert 0 <= float(rows[f"{method} (paper recipe)", "shufflenetv2"]["estimate"]) <= 1
