@@ -16,7 +16,7 @@ from edgessl.study.results import CellResult
 from edgessl.training.config import TrainConfig
 
 if TYPE_CHECKING:
-    from edgessl.methods.base import MethodConfig
+    from edgessl.training.resolve import ResolvedRun
 
 
 def printer(console: Any) -> Callable[[str], None]:
@@ -39,23 +39,12 @@ def train_config(config: StudyConfig, unit: Unit, run_dir: Path) -> TrainConfig:
     )
 
 
-def resolve_cell(
-    config: StudyConfig, unit: Unit, run_dir: Path, recorded_image_size: int | None = None
-) -> tuple[MethodConfig, TrainConfig]:
-    """The unit's run with every default filled in: its method's config, and the TrainConfig the
-    trainer would record in the run's checkpoints.
+def resolve_cell(config: StudyConfig, unit: Unit, run_dir: Path) -> ResolvedRun:
+    """The unit's run, resolved once: what the study checks before training, compares with a
+    trained cell's checkpoint, and hands to the trainer (or writes for a launched job)."""
+    from edgessl.training.resolve import resolve_run
 
-    The one place the study resolves a cell, so that the names it checks before training
-    and the settings it compares with a trained cell's are the trainer's own.
-    ``recorded_image_size`` stands in when the study leaves the image size to the data: the
-    size the run recorded.
-    """
-    from edgessl.training.resolve import resolve_method_config, resolved_train_config
-
-    cell = train_config(config, unit, run_dir)
-    method_config = resolve_method_config(cell)
-    size = cell.image_size or recorded_image_size
-    return method_config, resolved_train_config(cell, method_config, size)
+    return resolve_run(train_config(config, unit, run_dir))
 
 
 def training_state(run_dir: Path) -> tuple[int, int] | None:
@@ -101,12 +90,12 @@ def run_cell(
     if state is None or not training_done(*state, config):
         where = f"from epoch {state[0]} (step {state[1]})" if state else "from scratch"
         say(f"  pretraining {where} to epoch {config.train.epochs}")
-        cell_config = train_config(config, unit, run_dir)
+        run = resolve_cell(config, unit, run_dir)
         try:
             if launch is None:
-                pretrain(cell_config, resume=state is not None, console=console, progress=progress)
+                pretrain(run, resume=state is not None, console=console, progress=progress)
             else:
-                launch_pretrain(cell_config, state is not None, launch, say)
+                launch_pretrain(run, state is not None, launch, say)
         except EdgesslError as exc:
             reason = divergence(run_dir, exc)
             if reason is None:
@@ -123,11 +112,11 @@ def run_cell(
     return measure_cell(config, unit, run_dir, curves)
 
 
-def pretrain(config: TrainConfig, resume: bool, console: Any, progress: bool) -> None:
+def pretrain(run: ResolvedRun, resume: bool, console: Any, progress: bool) -> None:
     """One cell's pretext training (the trainer is imported here: it pulls in accelerate)."""
     from edgessl.training.trainer import train
 
-    train(config, resume=resume, console=console, progress=progress)
+    train(run, resume=resume, console=console, progress=progress)
 
 
 def divergence(run_dir: Path, error: EdgesslError) -> str | None:

@@ -24,8 +24,7 @@ def validate_names(config: StudyConfig) -> None:
     for name in config.methods:
         METHODS.get(name)
         first = Unit(name, config.backbones[0], config.seed_values()[0])
-        method_config, _ = resolve_cell(config, first, Path(config.out))
-        teacher = getattr(method_config, "teacher", None)
+        teacher = getattr(resolve_cell(config, first, Path(config.out)).method, "teacher", None)
         if teacher is not None and not teacher.source:
             raise ConfigError(
                 f"study: {name} distils from a teacher; name it under method_overrides, e.g. "
@@ -54,7 +53,8 @@ def refuse_changed_cells(config: StudyConfig, root: Path) -> None:
     """
     from edgessl.checkpoints import load_checkpoint
     from edgessl.runs import RunFolder
-    from edgessl.training.resolve import RESUMABLE, config_differences
+    from edgessl.training.config import RESUMABLE
+    from edgessl.training.resume import config_differences
 
     for unit in config.units():
         run_dir = root / RUNS_DIR / unit.name
@@ -64,7 +64,7 @@ def refuse_changed_cells(config: StudyConfig, root: Path) -> None:
         saved = load_checkpoint(last, mmap=True)["metadata"].get("train_config")  # metadata only
         if saved is None:  # written without one (an edgessl before checkpoints held it): nothing to compare
             continue
-        _, resolved = resolve_cell(config, unit, run_dir, recorded_image_size=saved.get("image_size"))
+        resolved = resolve_cell(config, unit, run_dir).train
         changed = {
             key: pair for key, pair in config_differences(saved, resolved).items() if key not in RESUMABLE
         }

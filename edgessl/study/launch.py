@@ -32,13 +32,12 @@ def launch_prefix(launcher: str | None) -> list[str] | None:
     return words
 
 
-def launch_pretrain(config: Any, resume: bool, launch: list[str], say: Callable[[str], None]) -> None:
-    """One cell's pretraining as its own (possibly multi-process) job: ``LAUNCHER -m edgessl train``."""
-    from edgessl.training.resolve import config_yaml
-
-    run_dir = Path(config.out)
+def launch_pretrain(run: Any, resume: bool, launch: list[str], say: Callable[[str], None]) -> None:
+    """One cell's resolved run (:class:`~edgessl.training.resolve.ResolvedRun`) as its own (possibly
+    multi-process) job: ``LAUNCHER -m edgessl train --config`` its file form."""
+    run_dir = Path(run.train.out)
     with atomic_output(run_dir / LAUNCH_CONFIG) as tmp:
-        tmp.write_text(config_yaml(config))
+        tmp.write_text(run.yaml())
     command = [*launch, "-m", "edgessl", "train", "--config", str(run_dir / LAUNCH_CONFIG), "--no-progress"]
     if resume:
         command.append("--resume")

@@ -34,11 +34,11 @@ def test_quick_study_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     )
     real_pretrain, calls = cell.pretrain, []
 
-    def spy(train_config, resume, console, progress):
-        calls.append((train_config.method, resume))
+    def spy(run, resume, console, progress):
+        calls.append((run.train.method, resume))
         if len(calls) == 2:  # the study is "killed" as the second cell starts
             raise Interrupted
-        return real_pretrain(train_config, resume, console, progress)
+        return real_pretrain(run, resume, console, progress)
 
     monkeypatch.setattr(cell, "pretrain", spy)
     with pytest.raises(Interrupted):

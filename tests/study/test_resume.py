@@ -35,7 +35,7 @@ class FakeStudy:
         monkeypatch.setattr(cell, "pretrain", self.train)
         monkeypatch.setattr(
             cell,
-            "train_config",
+            "resolve_cell",
             lambda config, unit, run_dir: (run_dir, config.train.epochs, config.train.max_steps),
         )
         monkeypatch.setattr(cell, "evaluate_run", self.evaluate)
