@@ -75,9 +75,9 @@ def test_demo_recipe_reaches_the_method(tmp_path: Path) -> None:
     """The demo's short-schedule settings arrive in the SimCLR it trains (views, head, optimiser)."""
     from edgessl.demo import pretrain_config
     from edgessl.methods import build_method
-    from edgessl.training.trainer import resolve_method_config
+    from edgessl.training.resolve import resolve_run
 
-    config = resolve_method_config(pretrain_config(DemoOptions(), str(tmp_path)))
+    config = resolve_run(pretrain_config(DemoOptions(), str(tmp_path))).method
     method = build_method("simclr", "shufflenetv2", 32, (0.5,) * 3, (0.25,) * 3, config)
     assert method.augment.crop_scale == (0.7, 1.0) and method.augment.brightness == 0.4  # 0.8 x strength 0.5
     assert (config.hidden_dim, config.out_dim, config.optimizer.name, config.optimizer.weight_decay) == (
