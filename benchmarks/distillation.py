@@ -87,7 +87,7 @@ def parameter_count(model: nn.Module) -> int:
 
 
 def run_edgessl(
-    method: str, backbone: str, seed: int, epochs: int, overrides: dict, data: Data, out: Path
+    method: str, backbone: str, seed: int, epochs: int, *, overrides: dict, data: Data, out: Path
 ) -> dict:
     """Train one run and score its representation: kNN, cost, encoder size, the resolved method config."""
     config = TrainConfig(
@@ -314,9 +314,9 @@ def main(argv: list[str] | None = None) -> None:
                     args.teacher_backbone,
                     args.teacher_seed,
                     args.teacher_epochs,
-                    teacher_overrides,
-                    data,
-                    teacher_run,
+                    overrides=teacher_overrides,
+                    data=data,
+                    out=teacher_run,
                 ),
                 "epochs": args.teacher_epochs,
                 "backbone": args.teacher_backbone,
@@ -338,7 +338,9 @@ def main(argv: list[str] | None = None) -> None:
             for name, overrides in arms.items():  # interleaved: both arms see the same machine state
                 method = "seed" if name == "seed" else args.baseline
                 out = work / f"student-{method}-{seed}"
-                result = run_edgessl(method, BACKBONE, seed, args.epochs, overrides, data, out)
+                result = run_edgessl(
+                    method, BACKBONE, seed, args.epochs, overrides=overrides, data=data, out=out
+                )
                 record["arms"][name].append(result)
                 print(name, seed, {k: v for k, v in result.items() if k != "method_config"}, flush=True)
             write_results(record["report"], record, report_lines(record))

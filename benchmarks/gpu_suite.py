@@ -546,9 +546,16 @@ def projection(ctx: Context, record: Record) -> None:
             try:
                 with ctx.autocast(precision):
                     cost = measure_training_throughput(
-                        method, backbone, sizes.projection_image_size, batch, sizes.projection_steps,
-                        sizes.warmup, ctx.device, torch.get_num_threads(), study.train.epochs,
-                    )  # fmt: skip
+                        method,
+                        backbone,
+                        image_size=sizes.projection_image_size,
+                        batch_size=batch,
+                        steps=sizes.projection_steps,
+                        warmup=sizes.warmup,
+                        device=ctx.device,
+                        threads=torch.get_num_threads(),
+                        epochs=study.train.epochs,
+                    )
             except Exception as exc:  # noqa: BLE001 -- recorded; the other cells still run
                 record["errors"].append({"cell": f"{precision} {method}-{backbone}", "error": one_line(exc)})
                 continue
@@ -577,10 +584,15 @@ def inference(ctx: Context, record: Record) -> None:
     for backbone in sizes.latency_backbones:
         torch.manual_seed(0)
         result = measure_latency(
-            build_backbone(backbone).eval(), sizes.image_size, sizes.latency_batches,
-            ("eager", "channels_last", "onnxruntime-cuda"), ctx.device, torch.get_num_threads(),
-            sizes.latency_warmup, sizes.latency_repeats,
-        )  # fmt: skip
+            build_backbone(backbone).eval(),
+            sizes.image_size,
+            batch_sizes=sizes.latency_batches,
+            backends=("eager", "channels_last", "onnxruntime-cuda"),
+            device=ctx.device,
+            threads=torch.get_num_threads(),
+            warmup=sizes.latency_warmup,
+            repeats=sizes.latency_repeats,
+        )
         record["latency"] += [{"backbone": backbone, **row.as_dict()} for row in result.rows]
         record["skipped"].update(result.skipped)
         ctx.free_memory()
@@ -597,9 +609,17 @@ def training_energy(ctx: Context) -> Record:
     def timed(steps: int) -> TrainingCost:
         with ctx.autocast(precision):
             return measure_training_throughput(
-                "simclr", "resnet18", sizes.image_size, sizes.batch, steps, sizes.warmup, ctx.device,
-                torch.get_num_threads(), 1, EnergyMeter(ctx.device),
-            )  # fmt: skip
+                "simclr",
+                "resnet18",
+                image_size=sizes.image_size,
+                batch_size=sizes.batch,
+                steps=steps,
+                warmup=sizes.warmup,
+                device=ctx.device,
+                threads=torch.get_num_threads(),
+                epochs=1,
+                meter=EnergyMeter(ctx.device),
+            )
 
     try:
         cost = timed(2)

@@ -228,7 +228,7 @@ def _onnx_eval(state: DemoState, console: Console) -> None:
     from edgessl.export.ort_eval import evaluate_onnx
 
     o = state.options
-    result = evaluate_onnx(state.onnx, o.data, o.data_root, protocols=("knn",), k=o.knn_k)
+    result = evaluate_onnx(state.onnx, o.data, data_root=o.data_root, protocols=("knn",), k=o.knn_k)
     state.rows.append(
         ("kNN on ONNX Runtime alone", f"{result['knn']['accuracy']:.1%} (no torch on this path)")
     )

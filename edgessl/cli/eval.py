@@ -167,7 +167,12 @@ def run_onnx(args: argparse.Namespace) -> int:
         raise ConfigError(f"--onnx evaluation takes only --k and --metric (it runs on the CPU); drop {given}")
     protocols = protocols_of(args)
     result = evaluate_onnx(
-        args.onnx, args.data, args.data_root, protocols=protocols, image_size=args.image_size, **options
+        args.onnx,
+        args.data,
+        data_root=args.data_root,
+        protocols=protocols,
+        image_size=args.image_size,
+        **options,
     )
     summary = {key: value for key, value in result.items() if key != "predictions"}
     console = make_console()

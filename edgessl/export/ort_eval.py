@@ -248,6 +248,7 @@ def _input_size(metadata: Any, onnx_path: str | Path) -> int:
 def evaluate_onnx(
     onnx_path: str | Path,
     data: str,
+    *,
     data_root: str | Path | None = None,
     protocols: Sequence[str] = ("knn",),
     k: int = 200,

@@ -112,6 +112,7 @@ def verify_against(
     reference: np.ndarray,
     images: np.ndarray,
     what: str,
+    *,
     max_relative: float | None = None,
     min_cosine: float = 0.0,
     min_mean_cosine: float = 0.0,
@@ -133,7 +134,9 @@ def verify_fp32(
 ) -> Parity:
     """ONNX Runtime against PyTorch's outputs ``reference`` on real ``images``, within
     :data:`FP32_RELATIVE_TOLERANCE`."""
-    return verify_against(path, reference, images, what, FP32_RELATIVE_TOLERANCE, FP32_MIN_COSINE)
+    return verify_against(
+        path, reference, images, what, max_relative=FP32_RELATIVE_TOLERANCE, min_cosine=FP32_MIN_COSINE
+    )
 
 
 def verify_int8(path: Path, reference: np.ndarray, images: np.ndarray, what: str = "int8 export") -> Parity:

@@ -181,6 +181,7 @@ class LatencyResult:
 def measure_latency(
     model: nn.Module,
     image_size: int,
+    *,
     batch_sizes: Sequence[int] = (1, 32),
     backends: Sequence[str] = DEFAULT_BACKENDS,
     device: str | torch.device = "cpu",

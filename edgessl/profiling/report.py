@@ -128,12 +128,12 @@ def profile_backbone(
     latency = measure_latency(
         encoder,
         options.image_size,
-        options.batch_sizes,
-        options.backends,
-        options.device,
-        options.threads,
-        options.warmup,
-        options.repeats,
+        batch_sizes=options.batch_sizes,
+        backends=options.backends,
+        device=options.device,
+        threads=options.threads,
+        warmup=options.warmup,
+        repeats=options.repeats,
     )
     rows = []
     for row in latency.rows:
@@ -157,14 +157,14 @@ def profile_backbone(
         training = measure_training_throughput(
             options.method,
             name,
-            options.image_size,
-            options.train_batch_size,
-            options.train_steps,
-            options.train_warmup,
-            options.device,
-            options.threads,
-            options.epochs,
-            meter,
+            image_size=options.image_size,
+            batch_size=options.train_batch_size,
+            steps=options.train_steps,
+            warmup=options.train_warmup,
+            device=options.device,
+            threads=options.threads,
+            epochs=options.epochs,
+            meter=meter,
         ).as_dict()
     return {
         "name": name,

@@ -115,6 +115,7 @@ def profiling_accelerator(device: torch.device):  # -> accelerate.Accelerator
 def measure_training_throughput(
     method: str,
     backbone: str,
+    *,
     image_size: int = 96,
     batch_size: int = 32,
     steps: int = 5,

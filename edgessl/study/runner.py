@@ -90,7 +90,16 @@ def run_study(
         tmp.write_text(dump_study(config))
     outcome = StudyOutcome(config, root, [])
     try:
-        return _run_units(config, root, outcome, console, progress, max_cells, shard, launch)
+        return _run_units(
+            config,
+            root,
+            outcome,
+            console=console,
+            progress=progress,
+            max_cells=max_cells,
+            shard=shard,
+            launch=launch,
+        )
     except EdgesslError:
         if new_study and not outcome.processed:  # refused before its first cell trained: leave nothing
             remove_unused_study(root, created_root)
@@ -101,6 +110,7 @@ def _run_units(
     config: StudyConfig,
     root: Path,
     outcome: StudyOutcome,
+    *,
     console: Any,
     progress: bool,
     max_cells: int | None,
