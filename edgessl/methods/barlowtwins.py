@@ -15,36 +15,29 @@ from typing import ClassVar
 
 import torch
 
-from edgessl.augment import byol_views
 from edgessl.config import NonNegativeFloat, PositiveInt
 from edgessl.methods import METHODS
 from edgessl.methods.base import (
     RGB,
-    Method,
     MethodConfig,
     OptimizerConfig,
     ParamGroup,
-    StepOutput,
     is_bias_or_norm,
+    lars_optimizer,
 )
-from edgessl.methods.heads import mlp_head
 from edgessl.methods.losses import BarlowTwinsLoss
 from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
+from edgessl.methods.redundancy import RedundancyReductionMethod, redundancy_head, solo_learn_short_recipe
 
 
 def _barlow_twins_optimizer() -> OptimizerConfig:
     # Barlow Twins section 2 ("Optimization"), which follows BYOL: LARS, lr 0.2 x BatchSize/256
-    # for the weights, 10 warm-up epochs, then cosine decay (to 1/1000 in the paper; to 0 here).
-    return OptimizerConfig(
-        name="lars",
+    # for the weights, 10 warm-up epochs, then cosine decay (to 1/1000 in the paper; to 0 here);
+    # biases and BN excluded from LARS and decay.
+    return lars_optimizer(
         lr=0.2,
-        reference_batch_size=256,
         weight_decay=1.5e-6,  # Barlow Twins section 2 (the released main.py defaults to 1e-6)
-        momentum=0.9,
-        warmup_epochs=10,
-        schedule="cosine",
         final_lr_scale=1e-3,  # Barlow Twins section 2: cosine decay "by a factor of 1000"
-        exclude_bias_and_norm=True,  # Barlow Twins section 2: biases and BN excluded from LARS and decay
     )
 
 
@@ -66,7 +59,7 @@ class BarlowTwinsConfig(MethodConfig):
 
 
 @METHODS.register("barlowtwins")
-class BarlowTwins(Method):
+class BarlowTwins(RedundancyReductionMethod):
     """Encoder + 3-layer projector; cross-correlation loss on BYOL's two views; the encoder is the
     representation."""
 
@@ -74,46 +67,19 @@ class BarlowTwins(Method):
     Config = BarlowTwinsConfig
     recipes: ClassVar[dict[str, Recipe]] = {
         PAPER: PAPER_RECIPE,
-        SHORT: Recipe(
-            "100-300 epochs at batch 256 on 32-96 px images",
-            {"optimizer": {"lr": 0.3, "weight_decay": 1e-4}, "hidden_dim": 2048, "out_dim": 2048},
-            (
-                (
-                    "lr 0.3 x B/256, weight decay 1e-4, projector 2048-2048: solo-learn's CIFAR Barlow Twins "
-                    "script (LARS, 2048-wide projector, batch 256); "
-                    "the paper's 8192-wide head and 1e-6 decay are for 1000 epochs at batch 2048"
-                ),
-            ),
-        ),
+        SHORT: solo_learn_short_recipe("Barlow Twins", "projector"),
     }
 
     def __init__(
         self, backbone: str, config: BarlowTwinsConfig, image_size: int, mean: RGB, std: RGB
     ) -> None:
-        super().__init__(backbone, config, image_size, mean, std)
-        self.encoder = self.build_encoder(backbone)
+        super().__init__(backbone, config, image_size, mean, std)  # Barlow Twins section 2: BYOL's views
         # The released code: no bias in any projector Linear (BN follows, or the loss standardises).
-        self.projector = mlp_head(
-            self.encoder.feature_dim,
-            config.hidden_dim,
-            config.out_dim,
-            batch_norm=True,
-            hidden_layers=2,
-            out_bias=False,
-        )
+        self.projector = redundancy_head(self.encoder.feature_dim, config.hidden_dim, config.out_dim)
         self.criterion = BarlowTwinsLoss(config.off_diagonal_weight)
-        self.augment_first, self.augment_second = byol_views()  # Barlow Twins section 2: BYOL's augmentations
 
-    def make_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.augment_first(images, self.image_size), self.augment_second(images, self.image_size)
-
-    def _embed(self, view: torch.Tensor) -> torch.Tensor:
-        return self.projector(self.encoder(self.normalize(view)))
-
-    def loss(self, views: tuple[torch.Tensor, torch.Tensor]) -> StepOutput:
-        first, second = views
-        # Each view through the network separately (per-view BN statistics), as the released code.
-        return self.criterion(self._embed(first), self._embed(second))
+    def embed(self, view: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.features(view))
 
     def param_groups(self) -> list[ParamGroup]:
         trainable = [p for p in self.parameters() if p.requires_grad]

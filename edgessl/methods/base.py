@@ -16,6 +16,7 @@ checkpoint's metadata instead, so a resume can refuse a teacher that changed.
 
 from __future__ import annotations
 
+import copy
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -61,6 +62,27 @@ class OptimizerConfig:
     clip_grad_norm: PositiveFloat | None = None
     clip_grad_scope: str = "total"
     kwargs: dict[str, Any] = field(default_factory=dict)  # further optimiser arguments, e.g. Adam betas
+
+
+def lars_optimizer(*, lr: float, weight_decay: float, final_lr_scale: float = 0.0) -> OptimizerConfig:
+    """LARS as BYOL set it up and SimCLR, Barlow Twins and VICReg kept it: lr for batch 256, scaled
+    linearly; momentum 0.9; 10 warm-up epochs, then cosine decay; biases and normalisation parameters
+    out of the trust ratio and the weight decay.
+
+    What the papers differ in (the rate, the decay, where the cosine ends) are the arguments, cited
+    where each method calls it.
+    """
+    return OptimizerConfig(
+        name="lars",
+        lr=lr,
+        reference_batch_size=256,
+        weight_decay=weight_decay,
+        momentum=0.9,
+        warmup_epochs=10,
+        schedule="cosine",
+        final_lr_scale=final_lr_scale,
+        exclude_bias_and_norm=True,
+    )
 
 
 @dataclass
@@ -297,3 +319,9 @@ class Method(nn.Module, ABC):
 def cosine_momentum(base: float, progress: float) -> float:
     """BYOL's schedule: tau = 1 - (1 - base) * (cos(pi * progress) + 1) / 2, from base to 1."""
     return 1.0 - (1.0 - base) * (math.cos(math.pi * progress) + 1.0) / 2.0
+
+
+def momentum_target(online: nn.Module) -> nn.Module:
+    """A target that follows ``online`` by EMA (BYOL's, MoCo's keys, DINO's teacher): an exact copy, never
+    initialised on its own, that gets no gradients."""
+    return copy.deepcopy(online).requires_grad_(False)

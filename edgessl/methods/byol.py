@@ -8,7 +8,6 @@ from 0.996 to 1 on a cosine schedule. The loss is symmetric, its two terms summe
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -20,31 +19,23 @@ from edgessl.config import Fraction, PositiveInt
 from edgessl.methods import METHODS
 from edgessl.methods.base import (
     RGB,
-    Method,
     MethodConfig,
     OptimizerConfig,
     StepOutput,
     cosine_momentum,
+    lars_optimizer,
+    momentum_target,
 )
 from edgessl.methods.heads import mlp_head
 from edgessl.methods.losses import normalized_regression_loss
-from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
+from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, SHORT_REGIME, Recipe
+from edgessl.methods.two_view import TwoViewMethod
 
 
 def _byol_optimizer() -> OptimizerConfig:
-    # BYOL section 3.3 / appendix C: LARS, lr 0.2 x BatchSize/256, weight decay 1.5e-6
-    # (biases and BN excluded), 10 warm-up epochs, then cosine decay.
-    return OptimizerConfig(
-        name="lars",
-        lr=0.2,
-        reference_batch_size=256,
-        weight_decay=1.5e-6,
-        momentum=0.9,
-        warmup_epochs=10,
-        schedule="cosine",
-        # BYOL appendix C.1: biases and BN parameters excluded from LARS and decay
-        exclude_bias_and_norm=True,
-    )
+    # BYOL section 3.3 / appendix C: LARS, lr 0.2 x BatchSize/256, weight decay 1.5e-6, 10 warm-up
+    # epochs, then cosine decay; appendix C.1: biases and BN parameters excluded from LARS and decay.
+    return lars_optimizer(lr=0.2, weight_decay=1.5e-6)
 
 
 @dataclass
@@ -62,7 +53,7 @@ class BYOLConfig(MethodConfig):
 
 
 @METHODS.register("byol")
-class BYOL(Method):
+class BYOL(TwoViewMethod):
     """Online encoder + projector + predictor; EMA target encoder + projector; symmetric summed loss."""
 
     name = "byol"
@@ -70,7 +61,7 @@ class BYOL(Method):
     recipes: ClassVar[dict[str, Recipe]] = {
         PAPER: PAPER_RECIPE,
         SHORT: Recipe(
-            "100-300 epochs at batch 256 on 32-96 px images",
+            SHORT_REGIME,
             {"base_momentum": 0.99, "optimizer": {"lr": 0.45, "weight_decay": 1e-6}},
             (
                 (
@@ -84,29 +75,23 @@ class BYOL(Method):
     }
 
     def __init__(self, backbone: str, config: BYOLConfig, image_size: int, mean: RGB, std: RGB) -> None:
-        super().__init__(backbone, config, image_size, mean, std)
-        self.encoder = self.build_encoder(backbone)
+        super().__init__(backbone, config, image_size, mean, std, views=byol_views())
         # BYOL section 3.3: Linear(4096) -> BN -> ReLU -> Linear(256), for both MLPs.
         self.projector = mlp_head(
             self.encoder.feature_dim, config.hidden_dim, config.out_dim, batch_norm=True
         )
         self.predictor = mlp_head(config.out_dim, config.hidden_dim, config.out_dim, batch_norm=True)
-        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
-        self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
-        self.augment_first, self.augment_second = byol_views()
-
-    def make_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.augment_first(images, self.image_size), self.augment_second(images, self.image_size)
+        self.target_encoder = momentum_target(self.encoder)
+        self.target_projector = momentum_target(self.projector)
 
     def _online(self, view: torch.Tensor) -> torch.Tensor:
-        return self.predictor(self.projector(self.encoder(self.normalize(view))))
+        return self.predictor(self.projector(self.features(view)))
 
     @torch.no_grad()
     def _target(self, view: torch.Tensor) -> torch.Tensor:
         return self.target_projector(self.target_encoder(self.normalize(view)))
 
-    def loss(self, views: tuple[torch.Tensor, torch.Tensor]) -> StepOutput:
-        first, second = views
+    def pair_loss(self, first: torch.Tensor, second: torch.Tensor) -> StepOutput:
         # Each view through each network separately (per-view BN statistics), as the paper.
         predictions = self._online(first), self._online(second)
         # BYOL eq. 2-3: L + L~, summed — averaging them would halve the effective learning rate.

@@ -23,14 +23,12 @@ The defaults are the ResNet-50 run of the DINO README (SGD, lr 0.03 x B/256, wei
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from edgessl import distributed
 from edgessl.augment import MultiCrop, dino_multicrop, local_crop_side
@@ -46,12 +44,13 @@ from edgessl.methods.base import (
     OptimizerConfig,
     StepOutput,
     cosine_momentum,
+    momentum_target,
 )
+from edgessl.methods.heads import DINOHead
 from edgessl.methods.losses import dino_loss, dino_teacher_probabilities
-from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
+from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, SHORT_REGIME, Recipe
 
 GLOBAL_CROPS = 2  # main_dino.py: the teacher sees the 2 global views only (teacher(images[:2]))
-HEAD_LAYERS = 3  # vision_transformer.py DINOHead: nlayers=3 (main_dino.py sets no other)
 DINO_LR = 0.03  # the DINO README's ResNet-50 run: --lr 0.03 (for batch 256, linearly scaled)
 DINO_MIN_LR = 1e-6  # main_dino.py --min_lr: the cosine ends at 1e-6 (an absolute rate)
 
@@ -148,74 +147,6 @@ def update_center(center: torch.Tensor, teacher: torch.Tensor, momentum: float) 
     center.mul_(momentum).add_(batch_mean, alpha=1.0 - momentum)
 
 
-class NormalizedLinear(nn.Module):
-    """A linear layer without bias whose rows are l2-normalised, then scaled: ``weight_norm(Linear, dim=0)``.
-
-    ``y = x @ (g * v / ||v||).T`` with ``v`` the ``weight`` and ``g`` the per-row ``scale``. With
-    ``learn_scale=False`` (DINO's ``norm_last_layer``) ``g`` is 1 and not a tensor at all; otherwise a
-    parameter of shape ``(out, 1)`` started at 1 (DINOHead fills ``weight_g`` with 1), 2-D as
-    ``weight_g``, so weight decay treats it as DINO's ``get_params_groups`` does.
-
-    Why not ``torch.nn.utils.parametrizations.weight_norm``: the fixed ``g`` would be a parameter
-    with ``requires_grad=False`` inside the student, which edgessl reads as "a momentum target";
-    here it does not exist, so nothing has to skip it. The state-dict names stay plain
-    (``last_layer.weight``), and the forward is the same function of ``v`` (the same gradients).
-    """
-
-    def __init__(self, in_dim: int, out_dim: int, learn_scale: bool) -> None:
-        super().__init__()
-        # DINOHead wraps a default-initialised nn.Linear (its truncated-normal init runs before the
-        # last layer exists): the direction starts as torch's Linear weight.
-        self.weight = nn.Parameter(nn.Linear(in_dim, out_dim, bias=False).weight.detach().clone())
-        self.scale = nn.Parameter(torch.ones(out_dim, 1)) if learn_scale else None
-
-    def normalized_weight(self) -> torch.Tensor:
-        weight = F.normalize(self.weight, dim=1)
-        return weight if self.scale is None else weight * self.scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.normalized_weight())
-
-
-class DINOHead(nn.Module):
-    """DINO's projection head (vision_transformer.py ``DINOHead``): MLP -> l2-normalise -> normalised linear.
-
-    ``HEAD_LAYERS`` Linear layers (hidden, hidden, bottleneck) with GELU between them and
-    optional BatchNorm before each GELU, truncated-normal weights (std 0.02) and zero
-    biases; the bottleneck is l2-normalised and the last layer's output is the ``out_dim``
-    logits over which the two networks' distributions are taken.
-    """
-
-    def __init__(
-        self,
-        in_dim: int,
-        hidden_dim: int,
-        bottleneck_dim: int,
-        out_dim: int,
-        batch_norm: bool,
-        norm_last_layer: bool,
-    ) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        width = in_dim
-        for _ in range(HEAD_LAYERS - 1):
-            layers.append(nn.Linear(width, hidden_dim))  # DINOHead keeps the bias even before BatchNorm
-            if batch_norm:
-                layers.append(nn.BatchNorm1d(hidden_dim))
-            layers.append(nn.GELU())
-            width = hidden_dim
-        layers.append(nn.Linear(width, bottleneck_dim))
-        self.mlp = nn.Sequential(*layers)
-        for layer in self.mlp:
-            if isinstance(layer, nn.Linear):  # DINOHead._init_weights
-                nn.init.trunc_normal_(layer.weight, std=0.02)
-                nn.init.zeros_(layer.bias)
-        self.last_layer = NormalizedLinear(bottleneck_dim, out_dim, learn_scale=not norm_last_layer)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.last_layer(F.normalize(self.mlp(features), dim=-1))
-
-
 def resolution_runs(crops: Sequence[torch.Tensor]) -> list[tuple[int, int]]:
     """``(start, end)`` of each run of consecutive crops with the same side (DINO's ``MultiCropWrapper``)."""
     runs: list[tuple[int, int]] = []
@@ -273,7 +204,7 @@ class DINO(Method):
     recipes: ClassVar[dict[str, Recipe]] = {
         PAPER: PAPER_RECIPE,
         SHORT: Recipe(
-            "100-300 epochs at batch 256 on 32-96 px images",
+            SHORT_REGIME,
             {
                 "momentum_teacher": 0.9995,
                 "teacher_temp": 0.07,
@@ -326,8 +257,8 @@ class DINO(Method):
             norm_last_layer=config.norm_last_layer,
         )
         # main_dino.py: the teacher starts with the student's weights and gets no gradients.
-        self.teacher_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
-        self.teacher_head = copy.deepcopy(self.head).requires_grad_(False)
+        self.teacher_encoder = momentum_target(self.encoder)
+        self.teacher_head = momentum_target(self.head)
         self.register_buffer("center", torch.zeros(1, config.out_dim))  # DINOLoss.center: saved, resumed
         global_size, local_size = crop_sizes(config, image_size, self.encoder)
         self.augment: MultiCrop = dino_multicrop(

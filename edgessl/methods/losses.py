@@ -110,6 +110,12 @@ def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:
         )
 
 
+def _global_float32(z: torch.Tensor) -> torch.Tensor:
+    """A view's embeddings over the global batch (with gradient to this process's part), in float32: what
+    both batch-statistics losses regularise."""
+    return distributed.gather_with_grad(at_least_float32(z))
+
+
 class BarlowTwinsLoss(nn.Module):
     """Barlow Twins (Zbontar et al. 2021, eq. 1-2): the views' cross-correlation pulled towards identity.
 
@@ -129,10 +135,7 @@ class BarlowTwinsLoss(nn.Module):
         """``a``, ``b``: ``(N, D)`` projections of the two views (this process's part of the batch)."""
         _check_pair(a, b)
         with torch.autocast(a.device.type, enabled=False):
-            a, b = (
-                distributed.gather_with_grad(at_least_float32(a)),
-                distributed.gather_with_grad(at_least_float32(b)),
-            )
+            a, b = _global_float32(a), _global_float32(b)
             c = _standardize(a).T @ _standardize(b) / len(a)
             on = (torch.diagonal(c) - 1).pow(2).sum()
             off = off_diagonal(c).pow(2).sum()
@@ -169,10 +172,7 @@ class VICRegLoss(nn.Module):
         """``a``, ``b``: ``(N, D)`` embeddings (expander outputs) of the two views."""
         _check_pair(a, b)
         with torch.autocast(a.device.type, enabled=False):
-            a, b = (
-                distributed.gather_with_grad(at_least_float32(a)),
-                distributed.gather_with_grad(at_least_float32(b)),
-            )
+            a, b = _global_float32(a), _global_float32(b)
             terms = {
                 "invariance": F.mse_loss(a, b),
                 "variance": (_variance_hinge(a, self.eps) + _variance_hinge(b, self.eps)) / 2,

@@ -27,7 +27,6 @@ so it stays identical on every process.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -38,10 +37,11 @@ from edgessl import distributed
 from edgessl.augment import mocov2_view
 from edgessl.config import Fraction, PositiveFloat, PositiveInt
 from edgessl.methods import METHODS
-from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, StepOutput
+from edgessl.methods.base import RGB, MethodConfig, OptimizerConfig, StepOutput, momentum_target
 from edgessl.methods.heads import mlp_head
 from edgessl.methods.losses import InfoNCELoss
-from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
+from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, SHORT_REGIME, Recipe
+from edgessl.methods.two_view import TwoViewMethod
 
 
 def mocov2_optimizer() -> OptimizerConfig:
@@ -109,7 +109,7 @@ def enqueue(queue: torch.Tensor, pointer: torch.Tensor, keys: torch.Tensor) -> N
 
 
 @METHODS.register("mocov2")
-class MoCoV2(Method):
+class MoCoV2(TwoViewMethod):
     """Query encoder + MLP head by gradient, key encoder + head by momentum, negatives from a queue."""
 
     name = "mocov2"
@@ -117,7 +117,7 @@ class MoCoV2(Method):
     recipes: ClassVar[dict[str, Recipe]] = {
         PAPER: PAPER_RECIPE,
         SHORT: Recipe(
-            "100-300 epochs at batch 256 on 32-96 px images",
+            SHORT_REGIME,
             {"queue_size": 16384, "momentum": 0.99, "head_batch_norm": True, "optimizer": {"lr": 0.3}},
             (
                 (
@@ -140,8 +140,8 @@ class MoCoV2(Method):
     }
 
     def __init__(self, backbone: str, config: MoCoV2Config, image_size: int, mean: RGB, std: RGB) -> None:
-        super().__init__(backbone, config, image_size, mean, std)
-        self.encoder = self.build_encoder(backbone)
+        augment = mocov2_view()  # query and key views drawn alike
+        super().__init__(backbone, config, image_size, mean, std, views=(augment, augment))
         self.head = mlp_head(
             self.encoder.feature_dim,
             config.hidden_dim,
@@ -149,22 +149,17 @@ class MoCoV2(Method):
             batch_norm=config.head_batch_norm,
             out_batch_norm=config.head_batch_norm,
         )
-        self.key_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
-        self.key_head = copy.deepcopy(self.head).requires_grad_(False)
+        self.key_encoder = momentum_target(self.encoder)
+        self.key_head = momentum_target(self.head)
         self.criterion = InfoNCELoss(config.temperature)
-        self.augment = mocov2_view()
         # He et al. 2020: the queue starts as random unit vectors; buffers so a resume restores it.
         self.register_buffer(
             "queue", nn.functional.normalize(torch.randn(config.queue_size, config.out_dim), dim=1)
         )
         self.register_buffer("queue_pointer", torch.zeros((), dtype=torch.long))
 
-    def make_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.augment(images, self.image_size), self.augment(images, self.image_size)
-
-    def loss(self, views: tuple[torch.Tensor, torch.Tensor]) -> StepOutput:
-        query_view, key_view = views
-        queries = self.head(self.encoder(self.normalize(query_view)))
+    def pair_loss(self, query_view: torch.Tensor, key_view: torch.Tensor) -> StepOutput:
+        queries = self.head(self.features(query_view))
         with torch.no_grad():
             keys = nn.functional.normalize(self._keys(self.normalize(key_view)), dim=1)
         # normalised into a new tensor: enqueue may then write

@@ -24,7 +24,7 @@ from edgessl.augment.functional import padded_random_crop
 from edgessl.config import Fraction, PositiveInt
 from edgessl.methods import METHODS
 from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig
-from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
+from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, SHORT_REGIME, Recipe
 
 NUM_ROTATIONS = 4  # 0/90/180/270 degrees: the best rotation set in Gidaris et al. 2018, section 3.1
 
@@ -65,7 +65,7 @@ class RotNet(Method):
     recipes: ClassVar[dict[str, Recipe]] = {
         PAPER: PAPER_RECIPE,
         SHORT: Recipe(
-            "100-300 epochs at batch 256 on 32-96 px images: the paper's own CIFAR-10 recipe, unchanged",
+            f"{SHORT_REGIME}: the paper's own CIFAR-10 recipe, unchanged",
             {},
             (
                 (

@@ -35,7 +35,7 @@ from edgessl.methods import METHODS
 from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, StepOutput
 from edgessl.methods.heads import mlp_head
 from edgessl.methods.mocov2 import enqueue, mocov2_optimizer
-from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
+from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, SHORT_REGIME, Recipe
 from edgessl.methods.teacher import TeacherConfig, load_teacher
 
 
@@ -98,7 +98,7 @@ class SEED(Method):
     recipes: ClassVar[dict[str, Recipe]] = {
         PAPER: PAPER_RECIPE,
         SHORT: Recipe(
-            "100-300 epochs at batch 256 on 32-96 px images",
+            SHORT_REGIME,
             {"queue_size": 4096, "optimizer": {"lr": 0.1, "weight_decay": 5e-4}},
             (
                 (

@@ -19,26 +19,11 @@ import torch
 from edgessl.augment import simclr_view
 from edgessl.config import NonNegativeFloat, PositiveFloat, PositiveFraction, PositiveInt
 from edgessl.methods import METHODS
-from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig
+from edgessl.methods.base import RGB, MethodConfig, OptimizerConfig, lars_optimizer
 from edgessl.methods.heads import mlp_head
 from edgessl.methods.losses import InfoNCELoss
-from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
-
-
-def _simclr_optimizer() -> OptimizerConfig:
-    # SimCLR section 4 ("Default setting"): LARS, lr 0.3 x BatchSize/256, weight decay 1e-6,
-    # 10 warm-up epochs, then cosine decay without restarts.
-    return OptimizerConfig(
-        name="lars",
-        lr=0.3,
-        reference_batch_size=256,
-        weight_decay=1e-6,
-        momentum=0.9,
-        warmup_epochs=10,
-        schedule="cosine",
-        # SimCLR appendix B.1: no weight decay or LARS adaptation on biases and BN
-        exclude_bias_and_norm=True,
-    )
+from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, SHORT_REGIME, Recipe
+from edgessl.methods.two_view import TwoViewMethod
 
 
 @dataclass
@@ -46,7 +31,10 @@ class SimCLRConfig(MethodConfig):
     # SimCLR trains at 4096 (section 4) but reports batches down to 256 (figure 9); 256 fits
     # one edge-class GPU at 96x96, as the study's other methods.
     batch_size: PositiveInt = 256
-    optimizer: OptimizerConfig = field(default_factory=_simclr_optimizer)
+    # SimCLR section 4 ("Default setting"): LARS, lr 0.3 x BatchSize/256, weight decay 1e-6, 10 warm-up
+    # epochs, then cosine decay without restarts; appendix B.1: no weight decay or LARS adaptation on
+    # biases and BN.
+    optimizer: OptimizerConfig = field(default_factory=lambda: lars_optimizer(lr=0.3, weight_decay=1e-6))
     # 0.5: the best temperature of their CIFAR-10 study (appendix B.9), the small-image,
     # small-batch setting closest to 96px STL-10 at batch 256; 0.1 is their ImageNet choice at 4096.
     temperature: PositiveFloat = 0.5
@@ -64,7 +52,7 @@ class SimCLRConfig(MethodConfig):
 
 
 @METHODS.register("simclr")
-class SimCLR(Method):
+class SimCLR(TwoViewMethod):
     """Encoder + MLP projection head trained by NT-Xent on two views; the encoder is the representation."""
 
     name = "simclr"
@@ -72,12 +60,9 @@ class SimCLR(Method):
     recipes: ClassVar[dict[str, Recipe]] = {
         PAPER: PAPER_RECIPE,
         SHORT: Recipe(
-            "100-300 epochs at batch 256 on 32-96 px images",
-            {
-                "optimizer": {"lr": 1.2, "lr_scaling": "sqrt"},  # 0.075 x sqrt(B): 1.2 at B = 256
-                "temperature": 0.2,
-                "colour_strength": 0.5,
-            },
+            SHORT_REGIME,
+            # lr 0.075 x sqrt(B): 1.2 at B = 256
+            {"optimizer": {"lr": 1.2, "lr_scaling": "sqrt"}, "temperature": 0.2, "colour_strength": 0.5},
             (
                 (
                     "lr 0.075 x sqrt(BatchSize), square-root scaling: SimCLR appendix B.1 (better than the "
@@ -93,8 +78,8 @@ class SimCLR(Method):
     }
 
     def __init__(self, backbone: str, config: SimCLRConfig, image_size: int, mean: RGB, std: RGB) -> None:
-        super().__init__(backbone, config, image_size, mean, std)
-        self.encoder = self.build_encoder(backbone)
+        augment = simclr_view(config.colour_strength, config.crop_scale)  # both views drawn alike
+        super().__init__(backbone, config, image_size, mean, std, views=(augment, augment))
         # BN in the hidden layer, as the official implementation (google-research/simclr).
         self.projector = mlp_head(
             self.encoder.feature_dim,
@@ -104,13 +89,8 @@ class SimCLR(Method):
             out_batch_norm=config.output_batch_norm,
         )
         self.criterion = InfoNCELoss(config.temperature)
-        self.augment = simclr_view(config.colour_strength, config.crop_scale)
 
-    def make_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.augment(images, self.image_size), self.augment(images, self.image_size)
-
-    def loss(self, views: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        n = len(views[0])
+    def pair_loss(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         # One pass over both views: BN statistics over all 2N images, as the paper's global BN.
-        z = self.projector(self.encoder(self.normalize(torch.cat(views))))
-        return self.criterion(z[:n], z[n:])
+        z = self.projector(self.features(torch.cat((first, second))))
+        return self.criterion(z[: len(first)], z[len(first) :])

@@ -50,7 +50,7 @@ from edgessl.augment import ViewAugment
 from edgessl.config import PositiveFraction, PositiveInt
 from edgessl.methods import METHODS
 from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, Representation
-from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
+from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, SHORT_REGIME, Recipe
 
 AB_BIN_SIZE = 10.0  # Zhang et al. 2017, section 3.2 (from Zhang et al. 2016): ab grid of size 10
 L_BIN_SIZE = 2.0  # Zhang et al. 2017, section 3.2: L in 50 bins of size 2
@@ -183,7 +183,7 @@ class SplitBrain(Method):
     recipes: ClassVar[dict[str, Recipe]] = {
         PAPER: PAPER_RECIPE,
         SHORT: Recipe(
-            "100-300 epochs at batch 256 on 32-96 px images",
+            SHORT_REGIME,
             {"batch_size": 256, "optimizer": {"lr": 1e-3, "reference_batch_size": 256}},
             (
                 (

@@ -16,30 +16,23 @@ from typing import ClassVar
 
 import torch
 
-from edgessl.augment import byol_views
 from edgessl.config import NonNegativeFloat, PositiveFloat, PositiveInt
 from edgessl.methods import METHODS
-from edgessl.methods.base import RGB, Method, MethodConfig, OptimizerConfig, StepOutput
-from edgessl.methods.heads import mlp_head
+from edgessl.methods.base import RGB, MethodConfig, OptimizerConfig, lars_optimizer
 from edgessl.methods.losses import VICRegLoss
 from edgessl.methods.recipes import PAPER, PAPER_RECIPE, SHORT, Recipe
+from edgessl.methods.redundancy import RedundancyReductionMethod, redundancy_head, solo_learn_short_recipe
 
 
 def _vicreg_optimizer() -> OptimizerConfig:
     # VICReg section 4 ("Implementation details"), following BYOL and Barlow Twins: LARS,
     # lr 0.2 x BatchSize/256, weight decay 1e-6, 10 warm-up epochs, then cosine decay
-    # (to 0.002 in the paper; to 0 here).
-    return OptimizerConfig(
-        name="lars",
+    # (to 0.002 in the paper; to 0 here); the released main_vicreg.py: biases and BN out of LARS and decay.
+    return lars_optimizer(
         lr=0.2,
-        reference_batch_size=256,
         weight_decay=1e-6,
-        momentum=0.9,
-        warmup_epochs=10,
-        schedule="cosine",
         # the released main_vicreg.py: cosine to 0.002 of the peak (end_lr = base_lr * 0.001 * 2)
         final_lr_scale=2e-3,
-        exclude_bias_and_norm=True,  # the released main_vicreg.py: biases and BN out of LARS and decay
     )
 
 
@@ -61,50 +54,23 @@ class VICRegConfig(MethodConfig):
 
 
 @METHODS.register("vicreg")
-class VICReg(Method):
+class VICReg(RedundancyReductionMethod):
     """Encoder + 3-layer expander; variance-invariance-covariance loss on BYOL's two views."""
 
     name = "vicreg"
     Config = VICRegConfig
     recipes: ClassVar[dict[str, Recipe]] = {
         PAPER: PAPER_RECIPE,
-        SHORT: Recipe(
-            "100-300 epochs at batch 256 on 32-96 px images",
-            {"optimizer": {"lr": 0.3, "weight_decay": 1e-4}, "hidden_dim": 2048, "out_dim": 2048},
-            (
-                (
-                    "lr 0.3 x B/256, weight decay 1e-4, projector 2048-2048: solo-learn's CIFAR VICReg "
-                    "script (LARS, 2048-wide expander, batch 256); "
-                    "the paper's 8192-wide head and 1e-6 decay are for 1000 epochs at batch 2048"
-                ),
-            ),
-        ),
+        SHORT: solo_learn_short_recipe("VICReg", "expander"),
     }
 
     def __init__(self, backbone: str, config: VICRegConfig, image_size: int, mean: RGB, std: RGB) -> None:
-        super().__init__(backbone, config, image_size, mean, std)
-        self.encoder = self.build_encoder(backbone)
+        super().__init__(backbone, config, image_size, mean, std)  # BYOL's views: VICReg section 4
         # The released code's hidden Linears keep a bias that their BN cancels; the last has none.
-        self.expander = mlp_head(
-            self.encoder.feature_dim,
-            config.hidden_dim,
-            config.out_dim,
-            batch_norm=True,
-            hidden_layers=2,
-            out_bias=False,
-        )
+        self.expander = redundancy_head(self.encoder.feature_dim, config.hidden_dim, config.out_dim)
         self.criterion = VICRegLoss(
             config.invariance_weight, config.variance_weight, config.covariance_weight, config.variance_eps
         )
-        self.augment_first, self.augment_second = byol_views()  # VICReg section 4 / released code: BYOL's
 
-    def make_views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.augment_first(images, self.image_size), self.augment_second(images, self.image_size)
-
-    def _embed(self, view: torch.Tensor) -> torch.Tensor:
-        return self.expander(self.encoder(self.normalize(view)))
-
-    def loss(self, views: tuple[torch.Tensor, torch.Tensor]) -> StepOutput:
-        first, second = views
-        # Each view through the network separately (per-view BN statistics), as the released code.
-        return self.criterion(self._embed(first), self._embed(second))
+    def embed(self, view: torch.Tensor) -> torch.Tensor:
+        return self.expander(self.features(view))

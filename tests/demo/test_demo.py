@@ -79,7 +79,8 @@ def test_demo_recipe_reaches_the_method(tmp_path: Path) -> None:
 
     config = resolve_run(pretrain_config(DemoOptions(), str(tmp_path))).method
     method = build_method("simclr", "shufflenetv2", 32, (0.5,) * 3, (0.25,) * 3, config)
-    assert method.augment.crop_scale == (0.7, 1.0) and method.augment.brightness == 0.4  # 0.8 x strength 0.5
+    view = method.augment_first  # SimCLR draws both views from one recipe
+    assert view.crop_scale == (0.7, 1.0) and view.brightness == 0.4  # 0.8 x strength 0.5
     assert (config.hidden_dim, config.out_dim, config.optimizer.name, config.optimizer.weight_decay) == (
         256,
         64,
