@@ -68,6 +68,7 @@ def local_crop_side(image_size: int) -> int:
 def dino_multicrop(
     global_size: int,
     local_size: int,
+    *,
     local_crops: int = 8,
     global_scale: tuple[float, float] = (0.4, 1.0),
     local_scale: tuple[float, float] = (0.05, 0.4),

@@ -264,12 +264,12 @@ class DINO(Method):
         self.augment: MultiCrop = dino_multicrop(
             global_size,
             local_size,
-            config.local_crops_number,
-            config.global_crops_scale,
-            config.local_crops_scale,
-            config.global_blur_p,
-            config.global_solarize_p,
-            config.local_blur_p,
+            local_crops=config.local_crops_number,
+            global_scale=config.global_crops_scale,
+            local_scale=config.local_crops_scale,
+            global_blur_p=config.global_blur_p,
+            global_solarize_p=config.global_solarize_p,
+            local_blur_p=config.local_blur_p,
         )
 
     def make_views(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:

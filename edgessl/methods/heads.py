@@ -22,6 +22,7 @@ def mlp_head(
     hidden_dim: int,
     out_dim: int,
     batch_norm: bool,
+    *,
     hidden_layers: int = 1,
     out_bias: bool = True,
     out_batch_norm: bool = False,

@@ -279,7 +279,7 @@ def test_crop_sizes_follow_the_image_and_the_backbone(small_method: SmallMethod)
     assert (configured.augment.global_size, configured.augment.local_size) == (24, 10)
     with pytest.raises(ConfigError, match="local_crop_size 12"):
         small_dino(small_method, "squeezenet", size=32, local_crop_size=12)
-    expected = dino_multicrop(32, 14, 8, (0.14, 1.0), (0.05, 0.14))
+    expected = dino_multicrop(32, 14, local_crops=8, global_scale=(0.14, 1.0), local_scale=(0.05, 0.14))
     assert small_dino(small_method, "shufflenetv2", size=32).augment == expected
 
 

@@ -20,10 +20,10 @@ from edgessl.study.table import build_table
 from edgessl.training.config import TrainConfig
 
 CELLS = [
-    cell("simclr", "resnet18", [(1, 0.25), (2, 0.625), (3, 0.5)], 100.0, 4.0e7, 11_000_000, 0.5),
-    cell("simclr", "squeezenet", [(1, 0.125), (2, 0.375)], 30.0, 1.0e7, 700_000, 0.25),
-    cell("rotnet", "resnet18", [(1, 0.75)], 300.0, 6.0e7, 12_000_000, None),
-    cell("byol", "squeezenet", [(1, 0.0625), (2, 0.1875)], 50.0, 3.0e7, 900_000, 0.75, recipe="short"),
+    cell("simclr", "resnet18", [(1, 0.25), (2, 0.625), (3, 0.5)], 100.0, 4.0e7, 11_000_000, kwh=0.5),
+    cell("simclr", "squeezenet", [(1, 0.125), (2, 0.375)], 30.0, 1.0e7, 700_000, kwh=0.25),
+    cell("rotnet", "resnet18", [(1, 0.75)], 300.0, 6.0e7, 12_000_000, kwh=None),
+    cell("byol", "squeezenet", [(1, 0.0625), (2, 0.1875)], 50.0, 3.0e7, 900_000, kwh=0.75, recipe="short"),
 ]
 
 

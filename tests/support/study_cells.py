@@ -14,6 +14,7 @@ def cell(
     seconds: float,
     macs: float,
     params: int,
+    *,
     kwh: float | None = None,
     recipe: str = "paper",
 ) -> CellResult:
